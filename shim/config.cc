@@ -1,0 +1,638 @@
+// config.cc — environment text → validated, immutable keepalive_config.
+//
+// The only parser of the project: the shim, the `keepalive` command and the
+// tests all come through keepalive_config_load. Pure: the values arrive via a
+// lookup function; nothing here does I/O (keepalive_config_from_environment
+// only adds getenv and the kernel's default interval). No allocation: every
+// result lands in the fixed-size keepalive_config.
+
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keepalive/keepalive.h"
+
+namespace {
+
+constexpr long long kMsPerSecond = 1000;
+
+// Accepted forms, quoted in every message about a value.
+constexpr const char kSecondsForm[] =
+    "whole seconds from 1 to 32767, as a number or with units h, m, s, ms (e.g. 270, 4m30s)";
+constexpr const char kCountForm[] = "a whole number from 1 to 127";
+constexpr const char kTimeoutForm[] =
+    "a duration up to 2147483647ms, as seconds or with units h, m, s, ms "
+    "(e.g. 30, 1m30s, 2500ms); 0 = kernel default";
+constexpr const char kSwitchForm[] = "on, off, 1, 0, yes, no, true or false";
+constexpr const char kLogForm[] = "quiet, info or debug";
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// A view of part of a string: never NUL-terminated, never owned.
+struct Text {
+  const char *begin;
+  const char *end;
+  size_t size() const { return static_cast<size_t>(end - begin); }
+  bool empty() const { return begin == end; }
+  bool equals(const char *word) const {
+    size_t n = strlen(word);
+    return size() == n && memcmp(begin, word, n) == 0;
+  }
+  bool equals_ignoring_case(const char *word) const {
+    size_t n = strlen(word);
+    if (size() != n) return false;
+    for (size_t i = 0; i < n; ++i) {
+      char c = begin[i];
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+      if (c != word[i]) return false;
+    }
+    return true;
+  }
+  bool starts_with(const char *prefix) const {
+    size_t n = strlen(prefix);
+    return size() >= n && memcmp(begin, prefix, n) == 0;
+  }
+};
+
+Text trimmed(const char *begin, const char *end) {
+  while (begin < end && is_space(*begin)) ++begin;
+  while (end > begin && is_space(end[-1])) --end;
+  return Text{begin, end};
+}
+
+// Parses a duration in [text.begin, text.end) (already trimmed). See the
+// contract of keepalive_parse_duration_ms.
+bool parse_duration(Text text, long long *out_ms) {
+  struct Unit {
+    const char *name;
+    long long ms;
+    int rank;  // units must appear in strictly decreasing rank
+  };
+  static const Unit kUnits[] = {
+      {"h", 3600 * kMsPerSecond, 4}, {"m", 60 * kMsPerSecond, 3}, {"min", 60 * kMsPerSecond, 3},
+      {"s", kMsPerSecond, 2},        {"ms", 1, 1},
+  };
+  if (text.empty()) return false;
+  long long total = 0;
+  int last_rank = 5;
+  const char *p = text.begin;
+  bool first = true;
+  while (p < text.end) {
+    long long whole = 0;
+    const char *digits = p;
+    while (p < text.end && is_digit(*p)) {
+      whole = whole * 10 + (*p - '0');
+      if (whole > KEEPALIVE_USER_TIMEOUT_MAX_MS) return false;
+      ++p;
+    }
+    if (p == digits) return false;
+    long long fraction = 0, scale = 1;
+    if (p < text.end && *p == '.') {
+      ++p;
+      const char *fraction_digits = p;
+      while (p < text.end && is_digit(*p)) {
+        if (scale >= 1000000000LL) return false;  // finer than anything we can use
+        fraction = fraction * 10 + (*p - '0');
+        scale *= 10;
+        ++p;
+      }
+      if (p == fraction_digits) return false;
+    }
+    const char *unit_begin = p;
+    while (p < text.end && *p >= 'a' && *p <= 'z') ++p;
+    Text unit_name{unit_begin, p};
+    long long unit_ms = 0;
+    int rank = 0;
+    if (unit_name.empty()) {
+      // A bare number means seconds, and only as the whole value.
+      if (!first || p != text.end) return false;
+      unit_ms = kMsPerSecond;
+      rank = 2;
+    } else {
+      for (const Unit &unit : kUnits) {
+        if (unit_name.equals(unit.name)) {
+          unit_ms = unit.ms;
+          rank = unit.rank;
+        }
+      }
+      if (unit_ms == 0) return false;
+    }
+    if (rank >= last_rank) return false;
+    last_rank = rank;
+    if (whole > KEEPALIVE_USER_TIMEOUT_MAX_MS / unit_ms) return false;
+    if ((fraction * unit_ms) % scale != 0) return false;  // below a millisecond
+    total += whole * unit_ms + fraction * unit_ms / scale;
+    if (total > KEEPALIVE_USER_TIMEOUT_MAX_MS) return false;
+    first = false;
+  }
+  *out_ms = total;
+  return true;
+}
+
+bool parse_count(Text text, int *out) {
+  if (text.empty() || text.size() > 3) return false;
+  int value = 0;
+  for (const char *p = text.begin; p < text.end; ++p) {
+    if (!is_digit(*p)) return false;
+    value = value * 10 + (*p - '0');
+  }
+  if (value < 1 || value > KEEPALIVE_CNT_MAX) return false;
+  *out = value;
+  return true;
+}
+
+bool parse_seconds(Text text, int *out) {
+  long long ms = 0;
+  if (!parse_duration(text, &ms) || ms % kMsPerSecond != 0) return false;
+  long long seconds = ms / kMsPerSecond;
+  if (seconds < 1 || seconds > KEEPALIVE_IDLE_MAX_S) return false;
+  *out = static_cast<int>(seconds);
+  return true;
+}
+
+bool parse_timeout(Text text, long long *out) { return parse_duration(text, out); }
+
+// Returns 1 for on, 0 for off, -1 for anything else.
+int parse_switch(Text text) {
+  static const char *const kOn[] = {"on", "1", "yes", "true"};
+  static const char *const kOff[] = {"off", "0", "no", "false"};
+  for (const char *word : kOn)
+    if (text.equals_ignoring_case(word)) return 1;
+  for (const char *word : kOff)
+    if (text.equals_ignoring_case(word)) return 0;
+  return -1;
+}
+
+bool parse_port(Text text, uint16_t *out) {
+  if (text.empty() || text.size() > 5) return false;
+  long value = 0;
+  for (const char *p = text.begin; p < text.end; ++p) {
+    if (!is_digit(*p)) return false;
+    value = value * 10 + (*p - '0');
+  }
+  if (value < 1 || value > 65535) return false;
+  *out = static_cast<uint16_t>(value);
+  return true;
+}
+
+bool parse_port_range(Text text, keepalive_port_range *out) {
+  const char *dash = static_cast<const char *>(memchr(text.begin, '-', text.size()));
+  if (dash == nullptr) {
+    if (!parse_port(text, &out->first)) return false;
+    out->last = out->first;
+    return true;
+  }
+  return parse_port(Text{text.begin, dash}, &out->first) &&
+         parse_port(Text{dash + 1, text.end}, &out->last) && out->first <= out->last;
+}
+
+// Collects problems into the configuration, formatting each into one line.
+class Problems {
+ public:
+  explicit Problems(keepalive_config *cfg) : cfg_(cfg) {}
+
+  __attribute__((format(printf, 2, 3))) void add(const char *format, ...) {
+    int index = cfg_->nproblems++;
+    if (index >= KEEPALIVE_MAX_PROBLEMS) return;
+    va_list args;
+    va_start(args, format);
+    vsnprintf(cfg_->problems[index], KEEPALIVE_PROBLEM_LEN, format, args);
+    va_end(args);
+  }
+
+ private:
+  keepalive_config *cfg_;
+};
+
+// Writes `text` quoted into buf, escaping control and non-ASCII bytes and
+// shortening long values, so that a message stays one readable line.
+const char *quote(Text text, char *buf, size_t size) {
+  constexpr size_t kShown = 64;
+  size_t n = 0;
+  buf[n++] = '"';
+  size_t shown = 0;
+  for (const char *p = text.begin; p < text.end; ++p, ++shown) {
+    if (shown == kShown || n + 8 >= size) {
+      n += static_cast<size_t>(snprintf(buf + n, size - n, "...(%zu bytes)", text.size()));
+      break;
+    }
+    unsigned char c = static_cast<unsigned char>(*p);
+    if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+      n += static_cast<size_t>(snprintf(buf + n, size - n, "\\x%02x", c));
+    } else {
+      buf[n++] = static_cast<char>(c);
+    }
+  }
+  if (n + 2 > size) n = size - 2;
+  buf[n++] = '"';
+  buf[n] = '\0';
+  return buf;
+}
+
+// Values of one rule or of the globals, before fallback and the INTVL rule.
+struct Values {
+  int idle_s = KEEPALIVE_UNSET;
+  int intvl_s = KEEPALIVE_UNSET;
+  int cnt = KEEPALIVE_UNSET;
+  long long user_timeout_ms = KEEPALIVE_UNSET;
+};
+
+// Effective settings: own values, then the fallback, then the INTVL rule
+// (idle given, interval not: interval = min(idle, kernel default), because an
+// idle connection stays silent for max(idle, interval) between probes).
+keepalive_settings resolve(const Values &own, const Values &fallback, int kernel_intvl_s,
+                           int *intvl_derived) {
+  keepalive_settings s;
+  s.enable = 1;
+  s.rule = KEEPALIVE_RULE_GLOBAL;
+  s.idle_s = own.idle_s != KEEPALIVE_UNSET ? own.idle_s : fallback.idle_s;
+  s.intvl_s = own.intvl_s != KEEPALIVE_UNSET ? own.intvl_s : fallback.intvl_s;
+  s.cnt = own.cnt != KEEPALIVE_UNSET ? own.cnt : fallback.cnt;
+  s.user_timeout_ms =
+      own.user_timeout_ms != KEEPALIVE_UNSET ? own.user_timeout_ms : fallback.user_timeout_ms;
+  *intvl_derived = 0;
+  if (s.idle_s != KEEPALIVE_UNSET && s.intvl_s == KEEPALIVE_UNSET) {
+    s.intvl_s = s.idle_s < kernel_intvl_s ? s.idle_s : kernel_intvl_s;
+    *intvl_derived = 1;
+  }
+  return s;
+}
+
+// One setting word's parser, shared by KEEPALIVE_* variables and rule words.
+enum class Setting { kIdle, kIntvl, kCnt, kUserTimeout };
+
+const char *form_of(Setting setting) {
+  switch (setting) {
+    case Setting::kIdle:
+    case Setting::kIntvl:
+      return kSecondsForm;
+    case Setting::kCnt:
+      return kCountForm;
+    case Setting::kUserTimeout:
+      return kTimeoutForm;
+  }
+  return "";
+}
+
+bool parse_setting(Setting setting, Text text, Values *values) {
+  switch (setting) {
+    case Setting::kIdle:
+      return parse_seconds(text, &values->idle_s);
+    case Setting::kIntvl:
+      return parse_seconds(text, &values->intvl_s);
+    case Setting::kCnt:
+      return parse_count(text, &values->cnt);
+    case Setting::kUserTimeout:
+      return parse_timeout(text, &values->user_timeout_ms);
+  }
+  return false;
+}
+
+bool is_set(Setting setting, const Values &values) {
+  switch (setting) {
+    case Setting::kIdle:
+      return values.idle_s != KEEPALIVE_UNSET;
+    case Setting::kIntvl:
+      return values.intvl_s != KEEPALIVE_UNSET;
+    case Setting::kCnt:
+      return values.cnt != KEEPALIVE_UNSET;
+    case Setting::kUserTimeout:
+      return values.user_timeout_ms != KEEPALIVE_UNSET;
+  }
+  return false;
+}
+
+struct SettingName {
+  Setting setting;
+  const char *variable;   // KEEPALIVE_IDLE
+  const char *rule_word;  // idle=
+};
+
+constexpr SettingName kSettings[] = {
+    {Setting::kIdle, "KEEPALIVE_IDLE", "idle="},
+    {Setting::kIntvl, "KEEPALIVE_INTVL", "intvl="},
+    {Setting::kCnt, "KEEPALIVE_CNT", "cnt="},
+    {Setting::kUserTimeout, "KEEPALIVE_USER_TIMEOUT", "user_timeout="},
+};
+
+// Parses one KEEPALIVE_RULES rule into cfg->rules[cfg->nrules]; problems name
+// the rule by number and text, and the word at fault.
+class RuleParser {
+ public:
+  RuleParser(keepalive_config *cfg, Problems *problems, int number, Text text)
+      : cfg_(cfg), problems_(problems), number_(number), text_(text) {}
+
+  // Returns false when a problem was reported.
+  bool parse(keepalive_rule *rule, Values *values, bool *off) {
+    memset(rule, 0, sizeof *rule);
+    *off = false;
+    quote(text_, rule_text_, sizeof rule_text_);
+    size_t n = text_.size() < KEEPALIVE_RULE_TEXT_LEN - 1 ? text_.size()
+                                                          : KEEPALIVE_RULE_TEXT_LEN - 1;
+    memcpy(rule->text, text_.begin, n);
+    rule->text[n] = '\0';
+    bool any_setting = false;
+    const char *p = text_.begin;
+    while (p < text_.end) {
+      while (p < text_.end && is_space(*p)) ++p;
+      const char *word_begin = p;
+      while (p < text_.end && !is_space(*p)) ++p;
+      Text word{word_begin, p};
+      if (word.empty()) break;
+      if (!parse_word(word, rule, values, off, &any_setting)) return false;
+    }
+    if (*off && any_setting) {
+      fail(Text{text_.begin, text_.begin}, "\"off\" cannot be combined with settings");
+      return false;
+    }
+    return true;
+  }
+
+ private:
+  bool parse_word(Text word, keepalive_rule *rule, Values *values, bool *off, bool *any_setting) {
+    if (word.equals("in") || word.equals("out")) {
+      int bit = word.equals("in") ? KEEPALIVE_IN : KEEPALIVE_OUT;
+      if (rule->directions != 0) {
+        return fail(word, "a rule takes one direction (leave it out to match both)");
+      }
+      rule->directions = bit;
+      return true;
+    }
+    if (word.equals("off")) {
+      if (*off) return fail(word, "given twice");
+      *off = true;
+      return true;
+    }
+    if (word.starts_with("port=")) {
+      if (rule->nports != 0) return fail(word, "given twice");
+      return parse_list(word, 5, rule, /*ports=*/true);
+    }
+    if (word.starts_with("peer=")) {
+      if (rule->npeers != 0) return fail(word, "given twice");
+      return parse_list(word, 5, rule, /*ports=*/false);
+    }
+    for (const SettingName &name : kSettings) {
+      if (!word.starts_with(name.rule_word)) continue;
+      if (is_set(name.setting, *values)) return fail(word, "given twice");
+      Text value{word.begin + strlen(name.rule_word), word.end};
+      if (!parse_setting(name.setting, value, values)) {
+        char form[160];
+        snprintf(form, sizeof form, "expected %s%s", name.rule_word, form_of(name.setting));
+        return fail(word, form);
+      }
+      *any_setting = true;
+      return true;
+    }
+    return fail(word,
+                "unknown word: expected in, out, port=, peer=, idle=, intvl=, cnt=, "
+                "user_timeout= or off");
+  }
+
+  bool parse_list(Text word, size_t prefix, keepalive_rule *rule, bool ports) {
+    const char *p = word.begin + prefix;
+    int count = 0;
+    for (;;) {
+      const char *comma = static_cast<const char *>(memchr(p, ',', static_cast<size_t>(word.end - p)));
+      const char *item_end = comma != nullptr ? comma : word.end;
+      Text item{p, item_end};
+      if (count == KEEPALIVE_MAX_ITEMS) {
+        char why[96];
+        snprintf(why, sizeof why, "more than %d items in one list", KEEPALIVE_MAX_ITEMS);
+        return fail(word, why);
+      }
+      bool ok = ports ? parse_port_range(item, &rule->ports[count])
+                      : keepalive_parse_cidr(item.begin, item.size(), &rule->peers[count]) == 1;
+      if (!ok) {
+        char item_text[96];
+        char why[256];
+        snprintf(why, sizeof why, "%s is not %s", quote(item, item_text, sizeof item_text),
+                 ports ? "a port 1-65535 or a range such as 5000-5999"
+                       : "an IPv4/IPv6 address or CIDR such as 127.0.0.0/8, ::1, 2001:db8::/32");
+        return fail(word, why);
+      }
+      ++count;
+      if (comma == nullptr) break;
+      p = comma + 1;
+    }
+    if (ports) {
+      rule->nports = count;
+    } else {
+      rule->npeers = count;
+    }
+    return true;
+  }
+
+  bool fail(Text word, const char *why) {
+    char word_text[96];
+    if (word.empty()) {
+      problems_->add("KEEPALIVE_RULES rule %d (%s): %s", number_, rule_text_, why);
+    } else {
+      problems_->add("KEEPALIVE_RULES rule %d (%s): %s: %s", number_, rule_text_,
+                     quote(word, word_text, sizeof word_text), why);
+    }
+    (void)cfg_;
+    return false;
+  }
+
+  keepalive_config *cfg_;
+  Problems *problems_;
+  int number_;
+  Text text_;
+  char rule_text_[96];
+};
+
+// The facts decide() may need for one direction: those of the rules that can
+// be reached, i.e. up to the first rule that matches every such socket.
+unsigned facts_needed(const keepalive_config *cfg, keepalive_direction direction) {
+  unsigned needs = 0;
+  for (int i = 0; i < cfg->nrules; ++i) {
+    const keepalive_rule &rule = cfg->rules[i];
+    if (rule.directions != 0 && (rule.directions & direction) == 0) continue;
+    if (rule.nports != 0) needs |= KEEPALIVE_NEED_PORT;
+    if (rule.npeers != 0) needs |= KEEPALIVE_NEED_PEER;
+    if (rule.nports == 0 && rule.npeers == 0) break;
+  }
+  return needs;
+}
+
+Text value_of(keepalive_lookup_fn lookup, void *context, const char *name, bool *present) {
+  const char *value = lookup(name, context);
+  if (value == nullptr) {
+    *present = false;
+    return Text{nullptr, nullptr};
+  }
+  Text text = trimmed(value, value + strlen(value));
+  // An empty value counts as not set (systemd's `Environment=NAME=` form).
+  *present = !text.empty();
+  return text;
+}
+
+void parse_rules(keepalive_config *cfg, Problems *problems, Text rules, const Values &globals,
+                 int enabled) {
+  const char *p = rules.begin;
+  int number = 0;
+  while (p <= rules.end) {
+    const char *semicolon =
+        static_cast<const char *>(memchr(p, ';', static_cast<size_t>(rules.end - p)));
+    const char *rule_end = semicolon != nullptr ? semicolon : rules.end;
+    Text text = trimmed(p, rule_end);
+    p = rule_end + 1;
+    if (text.empty()) {
+      if (semicolon == nullptr) break;
+      continue;  // empty rules (";;" or a trailing ";") are ignored
+    }
+    ++number;
+    if (cfg->nrules == KEEPALIVE_MAX_RULES) {
+      problems->add("KEEPALIVE_RULES has more than %d rules", KEEPALIVE_MAX_RULES);
+      return;
+    }
+    keepalive_rule *rule = &cfg->rules[cfg->nrules];
+    Values values;
+    bool off = false;
+    RuleParser parser(cfg, problems, number, text);
+    if (!parser.parse(rule, &values, &off)) continue;
+    int derived = 0;
+    rule->settings = resolve(values, globals, cfg->kernel_intvl_s, &derived);
+    rule->settings.rule = cfg->nrules;
+    if (off || !enabled) rule->settings.enable = 0;
+    ++cfg->nrules;
+    if (semicolon == nullptr) break;
+  }
+}
+
+}  // namespace
+
+extern "C" {
+
+int keepalive_parse_duration_ms(const char *text, long long *out_ms) {
+  if (text == nullptr || out_ms == nullptr) return 0;
+  return parse_duration(trimmed(text, text + strlen(text)), out_ms) ? 1 : 0;
+}
+
+int keepalive_parse_cidr(const char *text, size_t len, keepalive_cidr *out) {
+  char address[64];
+  const char *slash = static_cast<const char *>(memchr(text, '/', len));
+  size_t address_len = slash != nullptr ? static_cast<size_t>(slash - text) : len;
+  if (address_len == 0 || address_len >= sizeof address) return 0;
+  memcpy(address, text, address_len);
+  address[address_len] = '\0';
+  keepalive_cidr cidr;
+  memset(&cidr, 0, sizeof cidr);
+  int max_prefix = 0;
+  if (memchr(address, ':', address_len) != nullptr) {
+    if (inet_pton(AF_INET6, address, cidr.net.addr) != 1) return 0;
+    cidr.net.family = 6;
+    max_prefix = 128;
+  } else {
+    if (inet_pton(AF_INET, address, cidr.net.addr) != 1) return 0;
+    cidr.net.family = 4;
+    max_prefix = 32;
+  }
+  int prefix = max_prefix;
+  if (slash != nullptr) {
+    Text digits{slash + 1, text + len};
+    if (digits.empty() || digits.size() > 3) return 0;
+    prefix = 0;
+    for (const char *p = digits.begin; p < digits.end; ++p) {
+      if (!is_digit(*p)) return 0;
+      prefix = prefix * 10 + (*p - '0');
+    }
+    if (prefix > max_prefix) return 0;
+  }
+  static const uint8_t kMappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (cidr.net.family == 6 && memcmp(cidr.net.addr, kMappedPrefix, 12) == 0) {
+    // ::ffff:a.b.c.d is an IPv4 peer; a prefix must keep the mapped part.
+    if (prefix < 96) return 0;
+    memmove(cidr.net.addr, cidr.net.addr + 12, 4);
+    memset(cidr.net.addr + 4, 0, 12);
+    cidr.net.family = 4;
+    prefix -= 96;
+  }
+  // Clear host bits: 10.1.2.3/8 means 10.0.0.0/8.
+  for (int bit = prefix; bit < 128; ++bit) {
+    cidr.net.addr[bit / 8] = static_cast<uint8_t>(cidr.net.addr[bit / 8] & ~(0x80u >> (bit % 8)));
+  }
+  cidr.prefix = static_cast<uint8_t>(prefix);
+  *out = cidr;
+  return 1;
+}
+
+int keepalive_config_load(keepalive_config *cfg, keepalive_lookup_fn lookup, void *context,
+                          int kernel_intvl_s) {
+  memset(cfg, 0, sizeof *cfg);
+  Problems problems(cfg);
+  cfg->kernel_intvl_s = kernel_intvl_s > 0 ? kernel_intvl_s : KEEPALIVE_FALLBACK_KERNEL_INTVL_S;
+  char shown[96];
+  bool present = false;
+
+  int enabled = 1;
+  Text text = value_of(lookup, context, "KEEPALIVE", &present);
+  if (present) {
+    enabled = parse_switch(text);
+    if (enabled < 0) {
+      problems.add("KEEPALIVE=%s is invalid: expected %s", quote(text, shown, sizeof shown),
+                   kSwitchForm);
+    }
+  }
+  text = value_of(lookup, context, "KEEPALIVE_STRICT", &present);
+  if (present) {
+    int strict = parse_switch(text);
+    if (strict < 0) {
+      problems.add("KEEPALIVE_STRICT=%s is invalid: expected %s",
+                   quote(text, shown, sizeof shown), kSwitchForm);
+    }
+    cfg->strict = strict == 1;
+  }
+  cfg->log_level = KEEPALIVE_LOG_QUIET;
+  text = value_of(lookup, context, "KEEPALIVE_LOG", &present);
+  if (present) {
+    if (text.equals_ignoring_case("quiet")) {
+      cfg->log_level = KEEPALIVE_LOG_QUIET;
+    } else if (text.equals_ignoring_case("info")) {
+      cfg->log_level = KEEPALIVE_LOG_INFO;
+    } else if (text.equals_ignoring_case("debug")) {
+      cfg->log_level = KEEPALIVE_LOG_DEBUG;
+    } else {
+      problems.add("KEEPALIVE_LOG=%s is invalid: expected %s", quote(text, shown, sizeof shown),
+                   kLogForm);
+    }
+  }
+
+  Values globals;
+  for (const SettingName &name : kSettings) {
+    text = value_of(lookup, context, name.variable, &present);
+    if (present && !parse_setting(name.setting, text, &globals)) {
+      problems.add("%s=%s is invalid: expected %s", name.variable,
+                   quote(text, shown, sizeof shown), form_of(name.setting));
+    }
+  }
+  cfg->global = resolve(globals, Values(), cfg->kernel_intvl_s, &cfg->intvl_derived);
+  if (enabled != 1) cfg->global.enable = 0;
+
+  text = value_of(lookup, context, "KEEPALIVE_RULES", &present);
+  if (present) parse_rules(cfg, &problems, text, globals, enabled == 1);
+
+  cfg->valid = cfg->nproblems == 0;
+  cfg->enabled = cfg->valid && enabled == 1;
+  if (!cfg->valid) {
+    // Never half-applied: an invalid configuration configures nothing.
+    cfg->global.enable = 0;
+    cfg->nrules = 0;
+  }
+  cfg->needs[KEEPALIVE_IN] = cfg->enabled ? facts_needed(cfg, KEEPALIVE_IN) : 0;
+  cfg->needs[KEEPALIVE_OUT] = cfg->enabled ? facts_needed(cfg, KEEPALIVE_OUT) : 0;
+  return cfg->valid;
+}
+
+static const char *lookup_environment(const char *name, void *) { return getenv(name); }
+
+int keepalive_config_from_environment(keepalive_config *cfg) {
+  return keepalive_config_load(cfg, lookup_environment, nullptr, keepalive_kernel_default_intvl());
+}
+
+const char *keepalive_version(void) { return KEEPALIVE_VERSION_STRING; }
+
+}  // extern "C"

@@ -1,0 +1,37 @@
+// hook_connect.cc — connect(): the socket is configured before the real call,
+// so that non-blocking connects are covered too. When a rule needs the
+// destination (port= or peer= for outgoing sockets), the settings are applied
+// right after the real call instead: the destination is then read back from
+// the kernel, because the library never reads the application's sockaddr
+// itself (a bad pointer must reach the kernel and come back as EFAULT).
+
+#include <errno.h>
+
+#include "init.h"
+#include "real_calls.h"
+
+extern "C" __attribute__((visibility("default"))) int connect(int fd, const sockaddr *addr,
+                                                              socklen_t addrlen) {
+  keepalive::ConnectFn real = keepalive::real_connect();
+  if (real == nullptr) {
+    errno = ENOSYS;
+    return -1;
+  }
+  const keepalive_config *cfg = keepalive::active_config();
+  if (cfg == nullptr || !keepalive_socket_is_tcp(fd)) return real(fd, addr, addrlen);
+
+  if (keepalive_needs(cfg, KEEPALIVE_OUT) != 0) {
+    int result = real(fd, addr, addrlen);
+    // Connected, or connecting in the background (EINTR: the connect goes on).
+    if (result == 0 || errno == EINPROGRESS || errno == EINTR) {
+      keepalive::configure_socket(cfg, fd, KEEPALIVE_OUT);
+    }
+    return result;
+  }
+  keepalive_settings settings;
+  keepalive_apply_failure failure;
+  keepalive::decide_and_apply(cfg, fd, KEEPALIVE_OUT, &settings, &failure);
+  int result = real(fd, addr, addrlen);
+  keepalive::log_socket(cfg, fd, KEEPALIVE_OUT, settings, failure);
+  return result;
+}

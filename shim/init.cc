@@ -1,0 +1,125 @@
+// init.cc — see init.h. The only place that decides whether the shim is
+// active: secure execution, the off switch and invalid configurations all
+// end here, and KEEPALIVE_STRICT=1 turns an invalid configuration into exit 1.
+
+#include "init.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <unistd.h>
+
+#include "log.h"
+
+namespace keepalive {
+namespace {
+
+enum State : int { kUnloaded = 0, kLoading = 1, kActive = 2, kInert = 3 };
+
+keepalive_config config;  // written once by load(), read-only afterwards
+int state = kUnloaded;
+
+void report_loaded(const keepalive_config &cfg) {
+  char global[160];
+  keepalive_format_settings(&cfg.global, global, sizeof global);
+  log_line("active (pid %d): %s%s; %d rule%s", static_cast<int>(getpid()), global,
+           cfg.intvl_derived ? " (intvl from idle)" : "", cfg.nrules, cfg.nrules == 1 ? "" : "s");
+}
+
+void load() {
+  int expected = kUnloaded;
+  if (!__atomic_compare_exchange_n(&state, &expected, kLoading, false, __ATOMIC_ACQ_REL,
+                                   __ATOMIC_ACQUIRE)) {
+    return;  // loaded, or being loaded by another thread
+  }
+  int saved = errno;
+  State result = kInert;
+  // Under secure execution (setuid, setgid, file capabilities) the
+  // environment is not the caller's to trust: stay inert and silent.
+  if (getauxval(AT_SECURE) == 0) {
+    keepalive_config_from_environment(&config);
+    if (!config.valid) {
+      int shown = config.nproblems < KEEPALIVE_MAX_PROBLEMS ? config.nproblems
+                                                            : KEEPALIVE_MAX_PROBLEMS;
+      const char *outcome = config.strict ? "exiting because KEEPALIVE_STRICT=1"
+                                          : "libkeepalive is inactive in this process";
+      for (int i = 0; i < shown; ++i) log_line("%s (%s)", config.problems[i], outcome);
+      if (config.nproblems > shown) {
+        log_line("%d more problems not shown (%s)", config.nproblems - shown, outcome);
+      }
+      if (config.strict) _exit(1);
+    } else if (!config.enabled) {
+      if (config.log_level >= KEEPALIVE_LOG_INFO) log_line("disabled by KEEPALIVE=off");
+    } else {
+      if (config.log_level >= KEEPALIVE_LOG_INFO) report_loaded(config);
+      result = kActive;
+    }
+  }
+  __atomic_store_n(&state, result, __ATOMIC_RELEASE);
+  errno = saved;
+}
+
+__attribute__((constructor)) void load_at_startup() { load(); }
+
+const char *direction_name(keepalive_direction direction) {
+  return direction == KEEPALIVE_IN ? "in" : "out";
+}
+
+}  // namespace
+
+const keepalive_config *active_config() {
+  int current = __atomic_load_n(&state, __ATOMIC_ACQUIRE);
+  if (current == kUnloaded) {
+    load();
+    current = __atomic_load_n(&state, __ATOMIC_ACQUIRE);
+  }
+  return current == kActive ? &config : nullptr;
+}
+
+void decide_and_apply(const keepalive_config *cfg, int fd, keepalive_direction direction,
+                      keepalive_settings *settings, keepalive_apply_failure *failure) {
+  keepalive_socket_facts facts;
+  keepalive_read_facts(fd, direction, keepalive_needs(cfg, direction), &facts);
+  keepalive_decide(cfg, &facts, settings);
+  keepalive_apply(fd, settings, failure);
+}
+
+void log_socket(const keepalive_config *cfg, int fd, keepalive_direction direction,
+                const keepalive_settings &settings, const keepalive_apply_failure &failure) {
+  if (cfg->log_level < KEEPALIVE_LOG_DEBUG) return;
+  // Read as an outgoing socket's facts: the peer address and the peer's port.
+  keepalive_socket_facts facts;
+  keepalive_read_facts(fd, KEEPALIVE_OUT, KEEPALIVE_NEED_PEER | KEEPALIVE_NEED_PORT, &facts);
+  char peer[INET6_ADDRSTRLEN + 8] = "unknown";
+  if (facts.has_peer) {
+    char address[INET6_ADDRSTRLEN];
+    inet_ntop(facts.peer.family == 4 ? AF_INET : AF_INET6, facts.peer.addr, address,
+              sizeof address);
+    snprintf(peer, sizeof peer, facts.peer.family == 4 ? "%s:%u" : "[%s]:%u", address,
+             static_cast<unsigned>(facts.port));
+  }
+  char rule[KEEPALIVE_RULE_TEXT_LEN + 16] = "global";
+  if (settings.rule != KEEPALIVE_RULE_GLOBAL) {
+    snprintf(rule, sizeof rule, "%d (%s)", settings.rule + 1, cfg->rules[settings.rule].text);
+  }
+  char values[160];
+  keepalive_format_settings(&settings, values, sizeof values);
+  if (failure.option != nullptr) {
+    log_line("%s fd=%d peer=%s rule=%s: %s; setting %s failed: %s",
+             direction_name(direction), fd, peer, rule, values, failure.option,
+             strerrorname_np(failure.error) ? strerrorname_np(failure.error) : "unknown error");
+  } else {
+    log_line("%s fd=%d peer=%s rule=%s: %s", direction_name(direction), fd, peer, rule, values);
+  }
+}
+
+void configure_socket(const keepalive_config *cfg, int fd, keepalive_direction direction) {
+  keepalive_settings settings;
+  keepalive_apply_failure failure;
+  decide_and_apply(cfg, fd, direction, &settings, &failure);
+  log_socket(cfg, fd, direction, settings, failure);
+}
+
+}  // namespace keepalive

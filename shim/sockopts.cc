@@ -1,0 +1,195 @@
+// sockopts.cc — the only place that talks to sockets: classify a socket, read
+// the facts a rule needs, apply settings, read settings back. Every function
+// preserves errno, so that nothing here is visible to the host program.
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "keepalive/keepalive.h"
+
+namespace {
+
+class ErrnoGuard {
+ public:
+  ErrnoGuard() : saved_(errno) {}
+  ~ErrnoGuard() { errno = saved_; }
+  ErrnoGuard(const ErrnoGuard &) = delete;
+  ErrnoGuard &operator=(const ErrnoGuard &) = delete;
+
+ private:
+  int saved_;
+};
+
+bool get_int(int fd, int level, int option, int *value) {
+  socklen_t len = sizeof *value;
+  return getsockopt(fd, level, option, value, &len) == 0 && len == sizeof *value;
+}
+
+bool set_int(int fd, int level, int option, int value) {
+  return setsockopt(fd, level, option, &value, sizeof value) == 0;
+}
+
+// Fills address (IPv4-mapped IPv6 becomes IPv4) and port from a sockaddr.
+bool from_sockaddr(const sockaddr_storage &storage, keepalive_address *address, uint16_t *port) {
+  if (storage.ss_family == AF_INET) {
+    const auto &in = reinterpret_cast<const sockaddr_in &>(storage);
+    address->family = 4;
+    memcpy(address->addr, &in.sin_addr, 4);
+    *port = ntohs(in.sin_port);
+    return true;
+  }
+  if (storage.ss_family == AF_INET6) {
+    const auto &in6 = reinterpret_cast<const sockaddr_in6 &>(storage);
+    static const uint8_t kMappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (memcmp(in6.sin6_addr.s6_addr, kMappedPrefix, 12) == 0) {
+      address->family = 4;
+      memcpy(address->addr, in6.sin6_addr.s6_addr + 12, 4);
+    } else {
+      address->family = 6;
+      memcpy(address->addr, in6.sin6_addr.s6_addr, 16);
+    }
+    *port = ntohs(in6.sin6_port);
+    return true;
+  }
+  return false;
+}
+
+// The peer of a socket. While a non-blocking connect() is still in progress
+// getpeername() says ENOTCONN; SO_PEERNAME answers then, but only into a
+// buffer no longer than the address (else EINVAL): ask for an IPv4 address,
+// and again for IPv6 when the family says so.
+bool read_peer(int fd, keepalive_address *address, uint16_t *port) {
+  sockaddr_storage storage;
+  memset(&storage, 0, sizeof storage);
+  socklen_t len = sizeof storage;
+  if (getpeername(fd, reinterpret_cast<sockaddr *>(&storage), &len) == 0) {
+    return from_sockaddr(storage, address, port);
+  }
+  if (errno != ENOTCONN) return false;
+  len = sizeof(sockaddr_in);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERNAME, &storage, &len) != 0) return false;
+  if (storage.ss_family == AF_INET6) {
+    len = sizeof(sockaddr_in6);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERNAME, &storage, &len) != 0) return false;
+  }
+  return from_sockaddr(storage, address, port);
+}
+
+bool read_local_port(int fd, uint16_t *port) {
+  sockaddr_storage storage;
+  socklen_t len = sizeof storage;
+  memset(&storage, 0, sizeof storage);
+  if (getsockname(fd, reinterpret_cast<sockaddr *>(&storage), &len) != 0) return false;
+  keepalive_address ignored;
+  return from_sockaddr(storage, &ignored, port);
+}
+
+}  // namespace
+
+extern "C" {
+
+int keepalive_socket_is_tcp(int fd) {
+  ErrnoGuard guard;
+  // SO_PROTOCOL first: it rules out Unix, UDP, SCTP and MPTCP sockets in one
+  // call. Other families reuse the number 6 (netlink, CAN, Bluetooth), hence
+  // the domain check.
+  int protocol = 0, domain = 0;
+  if (!get_int(fd, SOL_SOCKET, SO_PROTOCOL, &protocol) || protocol != IPPROTO_TCP) return 0;
+  if (!get_int(fd, SOL_SOCKET, SO_DOMAIN, &domain)) return 0;
+  return domain == AF_INET || domain == AF_INET6 ? 1 : 0;
+}
+
+void keepalive_read_facts(int fd, keepalive_direction direction, unsigned needs,
+                          keepalive_socket_facts *facts) {
+  ErrnoGuard guard;
+  memset(facts, 0, sizeof *facts);
+  facts->direction = direction;
+  if (needs == 0) return;
+  uint16_t peer_port = 0;
+  bool need_peer = (needs & KEEPALIVE_NEED_PEER) != 0 ||
+                   (direction == KEEPALIVE_OUT && (needs & KEEPALIVE_NEED_PORT) != 0);
+  if (need_peer && read_peer(fd, &facts->peer, &peer_port)) {
+    facts->has_peer = (needs & KEEPALIVE_NEED_PEER) != 0;
+    if (direction == KEEPALIVE_OUT) {
+      facts->port = peer_port;
+      facts->has_port = (needs & KEEPALIVE_NEED_PORT) != 0;
+    }
+  }
+  if (direction == KEEPALIVE_IN && (needs & KEEPALIVE_NEED_PORT) != 0 &&
+      read_local_port(fd, &facts->port)) {
+    facts->has_port = 1;
+  }
+}
+
+int keepalive_apply(int fd, const keepalive_settings *s, keepalive_apply_failure *failure) {
+  ErrnoGuard guard;
+  if (failure != nullptr) {
+    failure->option = nullptr;
+    failure->error = 0;
+  }
+  if (!s->enable) return 0;
+  struct Option {
+    const char *name;
+    int level;
+    int option;
+    long long value;
+  };
+  const Option options[] = {
+      {"SO_KEEPALIVE", SOL_SOCKET, SO_KEEPALIVE, 1},
+      {"TCP_KEEPIDLE", IPPROTO_TCP, TCP_KEEPIDLE, s->idle_s},
+      {"TCP_KEEPINTVL", IPPROTO_TCP, TCP_KEEPINTVL, s->intvl_s},
+      {"TCP_KEEPCNT", IPPROTO_TCP, TCP_KEEPCNT, s->cnt},
+      {"TCP_USER_TIMEOUT", IPPROTO_TCP, TCP_USER_TIMEOUT, s->user_timeout_ms},
+  };
+  int failures = 0;
+  for (const Option &option : options) {
+    if (option.value == KEEPALIVE_UNSET) continue;
+    if (!set_int(fd, option.level, option.option, static_cast<int>(option.value))) {
+      if (failures++ == 0 && failure != nullptr) {
+        failure->option = option.name;
+        failure->error = errno;
+      }
+    }
+  }
+  return failures;
+}
+
+int keepalive_read_settings(int fd, keepalive_settings *out) {
+  ErrnoGuard guard;
+  int enable = 0, idle = 0, intvl = 0, cnt = 0, timeout = 0;
+  bool ok = get_int(fd, SOL_SOCKET, SO_KEEPALIVE, &enable) &&
+            get_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle) &&
+            get_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl) &&
+            get_int(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt) &&
+            get_int(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout);
+  out->enable = enable != 0;
+  out->idle_s = idle;
+  out->intvl_s = intvl;
+  out->cnt = cnt;
+  out->user_timeout_ms = static_cast<unsigned>(timeout);
+  out->rule = KEEPALIVE_RULE_GLOBAL;
+  return ok ? 1 : 0;
+}
+
+int keepalive_kernel_default_intvl(void) {
+  ErrnoGuard guard;
+  int fd = open("/proc/sys/net/ipv4/tcp_keepalive_intvl", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return KEEPALIVE_FALLBACK_KERNEL_INTVL_S;
+  char buf[16];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return KEEPALIVE_FALLBACK_KERNEL_INTVL_S;
+  int value = 0;
+  for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; ++i) {
+    value = value * 10 + (buf[i] - '0');
+    if (value > KEEPALIVE_INTVL_MAX_S) return KEEPALIVE_FALLBACK_KERNEL_INTVL_S;
+  }
+  return value > 0 ? value : KEEPALIVE_FALLBACK_KERNEL_INTVL_S;
+}
+
+}  // extern "C"
