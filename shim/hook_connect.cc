@@ -1,11 +1,17 @@
-// hook_connect.cc — connect(): the socket is configured before the real call,
-// so that non-blocking connects are covered too. When a rule needs the
-// destination (port= or peer= for outgoing sockets), the settings are applied
-// right after the real call instead: the destination is then read back from
-// the kernel, because the library never reads the application's sockaddr
-// itself (a bad pointer must reach the kernel and come back as EFAULT).
+// hook_connect.cc — connect(): a TCP socket that is not yet connecting is
+// configured before the real call, so that non-blocking connects are covered
+// too. Sockets already connecting, connected or listening are left alone:
+// a program that polls a non-blocking connect by calling connect() again, or
+// sets its own options in between, must not see our values come back.
+//
+// When a rule needs the destination (port= or peer= for outgoing sockets),
+// the settings are applied right after the real call instead: the
+// destination is then read back from the kernel, because the library never
+// reads the application's sockaddr itself (a bad pointer must reach the
+// kernel and come back as EFAULT).
 
 #include <errno.h>
+#include <netinet/tcp.h>
 
 #include "init.h"
 #include "real_calls.h"
@@ -18,8 +24,9 @@ extern "C" __attribute__((visibility("default"))) int connect(int fd, const sock
     return -1;
   }
   const keepalive_config *cfg = keepalive::active_config();
-  if (cfg == nullptr || !keepalive_socket_is_tcp(fd)) return real(fd, addr, addrlen);
-
+  if (cfg == nullptr || !keepalive_socket_is_tcp(fd) || keepalive_tcp_state(fd) != TCP_CLOSE) {
+    return real(fd, addr, addrlen);
+  }
   if (keepalive_needs(cfg, KEEPALIVE_OUT) != 0) {
     int result = real(fd, addr, addrlen);
     // Connected, or connecting in the background (EINTR: the connect goes on).

@@ -104,6 +104,16 @@ int keepalive_socket_is_tcp(int fd) {
   return domain == AF_INET || domain == AF_INET6 ? 1 : 0;
 }
 
+int keepalive_tcp_state(int fd) {
+  ErrnoGuard guard;
+  // The state is the first byte of struct tcp_info; the kernel copies as
+  // much as asked for.
+  uint8_t state = 0;
+  socklen_t len = sizeof state;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &state, &len) != 0 || len != sizeof state) return -1;
+  return state;
+}
+
 void keepalive_read_facts(int fd, keepalive_direction direction, unsigned needs,
                           keepalive_socket_facts *facts) {
   ErrnoGuard guard;

@@ -180,6 +180,11 @@ KEEPALIVE_API int keepalive_parse_cidr(const char *text, size_t len, keepalive_c
  * Preserves errno. */
 KEEPALIVE_API int keepalive_socket_is_tcp(int fd);
 
+/* The TCP state of a TCP socket (TCP_ESTABLISHED, TCP_CLOSE, TCP_LISTEN, ...
+ * as in <netinet/tcp.h>), read with TCP_INFO; -1 when it cannot be read.
+ * Preserves errno. */
+KEEPALIVE_API int keepalive_tcp_state(int fd);
+
 /* Fills `facts` for fd: only the facts named in `needs` are read
  * (getsockname/getpeername). Facts that cannot be read stay absent.
  * Preserves errno. */

@@ -1,0 +1,79 @@
+// hygiene_test.cc — the built libkeepalive.so as a preloaded library must
+// be: NEEDED libc only (`readelf -d`), no reference to the C++ runtime, and
+// exports exactly the three hooks and the public C API declared in
+// include/keepalive/keepalive.h (`nm -D --defined-only`).
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+
+#include "harness.h"
+
+namespace ka_test {
+namespace {
+
+// Symbol names of `nm -D --defined-only` output, without their @VERSION.
+std::set<std::string> Symbols(const std::string &nm_output) {
+  std::set<std::string> names;
+  std::istringstream in(nm_output);
+  for (std::string line; std::getline(in, line);) {
+    std::string name = line.substr(line.find_last_of(' ') + 1);
+    names.insert(name.substr(0, name.find('@')));
+  }
+  names.erase("");
+  return names;
+}
+
+// The functions the public header declares with KEEPALIVE_API.
+std::set<std::string> PublicApi() {
+  std::ifstream in(SourceDir() + "/include/keepalive/keepalive.h");
+  std::stringstream text;
+  text << in.rdbuf();
+  std::set<std::string> names;
+  std::string header = text.str();
+  static const std::regex declaration(R"(KEEPALIVE_API\s[^;(]*?\b(keepalive_\w+)\s*\()");
+  for (std::sregex_iterator it(header.begin(), header.end(), declaration), end; it != end; ++it)
+    names.insert((*it)[1].str());
+  return names;
+}
+
+TEST(Hygiene, NeedsOnlyLibc) {
+  std::string dynamic = RunTool({"readelf", "-d", LibraryPath()});
+  std::set<std::string> needed;
+  static const std::regex entry(R"(\(NEEDED\)\s+Shared library: \[([^\]]+)\])");
+  for (std::sregex_iterator it(dynamic.begin(), dynamic.end(), entry), end; it != end; ++it)
+    needed.insert((*it)[1].str());
+  EXPECT_EQ(needed, std::set<std::string>{"libc.so.6"}) << dynamic;
+}
+
+TEST(Hygiene, ReferencesNothingOfTheCxxRuntime) {
+  // `nm -D --undefined-only` lines: "U memcpy@GLIBC_2.14", "w __gmon_start__".
+  std::istringstream in(RunTool({"nm", "-D", "--undefined-only", LibraryPath()}));
+  int from_libc = 0;
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream words(line);
+    std::string type, symbol;
+    words >> type >> symbol;
+    bool versioned_libc = symbol.find("@GLIBC_") != std::string::npos;
+    from_libc += versioned_libc;
+    // Strong references must all be libc's (libstdc++ would be GLIBCXX_ or CXXABI_).
+    if (type == "U") {
+      EXPECT_TRUE(versioned_libc) << line;
+    }
+    EXPECT_FALSE(std::regex_search(symbol, std::regex("^(_Z|__gxx_|_Unwind_)"))) << line;
+  }
+  EXPECT_GT(from_libc, 0) << "nm listed no libc symbol at all";
+}
+
+TEST(Hygiene, ExportsOnlyTheHooksAndThePublicApi) {
+  std::set<std::string> expected = PublicApi();
+  ASSERT_GE(expected.size(), 10u) << "could not read the API from keepalive.h";
+  expected.insert({"accept", "accept4", "connect"});
+  EXPECT_EQ(Symbols(RunTool({"nm", "-D", "--defined-only", LibraryPath()})), expected);
+}
+
+}  // namespace
+}  // namespace ka_test

@@ -1,0 +1,164 @@
+// rules_test.cc — KEEPALIVE_RULES (issue 5) in a running server: ka_peer
+// accepts on three listeners (IPv4 port A, IPv6 port B, dual-stack port M;
+// inherited from the test, as with systemd socket activation) and connects
+// out to three ports of the test (C on IPv4, D on IPv6, and E, whose full
+// accept queue drops the SYN so that a non-blocking connect stays in
+// progress: its peer is then unknown to getpeername). Clients come from
+// 127.0.0.1, 127.0.0.2 and 127.0.0.3 (all loopback), so that peer rules,
+// port rules, directions, v4-mapped peers and the global fallback each decide
+// some socket. Values are checked inside, outside (ss -tnoe) and in the
+// debug log, which names each socket's rule.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "harness.h"
+
+namespace ka_test {
+namespace {
+
+struct ServerRun {
+  int status = -1;
+  Report report;
+  std::string err;
+  SsTable ss;
+  double elapsed = 0;
+};
+
+// `rules` is KEEPALIVE_RULES with {A}, {B}, {C}, {E} standing for the ports.
+ServerRun RunServer(const std::string &rules, const Env &globals) {
+  ServerRun run;
+  const int a = TestListener("127.0.0.1"), b = TestListener("::1"),
+            m = TestListener("::ffff:127.0.0.1");
+  const int c = TestListener("127.0.0.1"), d = TestListener("::1"),
+            e = TestListener("127.0.0.1", 0);
+  auto with_ports = [&](std::string text) {
+    for (auto [name, fd] : {std::pair{"{A}", a}, {"{B}", b}, {"{C}", c}, {"{D}", d}, {"{E}", e}}) {
+      for (size_t at; (at = text.find(name)) != std::string::npos;)
+        text.replace(at, 3, std::to_string(PortOf(fd)));
+    }
+    return text;
+  };
+  // Waiting in the listeners' queues, in this order, before ka_peer starts;
+  // the last one fills E's queue (backlog 0).
+  std::vector<int> clients = {TestConnect("127.0.0.1", "127.0.0.1", PortOf(a)),
+                              TestConnect("127.0.0.2", "127.0.0.1", PortOf(a)),
+                              TestConnect("::1", "::1", PortOf(b)),
+                              TestConnect("127.0.0.3", "127.0.0.1", PortOf(m)),
+                              TestConnect("127.0.0.1", "127.0.0.1", PortOf(m)),
+                              TestConnect("127.0.0.1", "127.0.0.1", PortOf(e))};
+  Env env = globals;
+  env.emplace_back("KEEPALIVE_RULES", with_ports(rules));
+  env.emplace_back("KEEPALIVE_LOG", "debug");
+  const std::string script =
+      "script inherit a 3  inherit b 4  inherit m 5  "
+      "accept a1 a accept  accept a2 a accept4  accept b1 b accept  "
+      "accept m1 m accept4+cloexec  accept m2 m accept  "
+      "connect out_c 127.0.0.1 {C}  connect out_c_nb 127.0.0.1 {C} nonblock  "
+      "connect out_d ::1 {D}  connect out_pending 127.0.0.1 {E} nonblock nowait  show";
+  auto peer = StartPeer(Words(with_ports(script)), env, Preload::kYes, {a, b, m});
+  EXPECT_TRUE(peer->WaitForLine("ready")) << peer->out() << peer->err();
+  run.ss = ReadSs();
+  run.elapsed = peer->Elapsed();
+  run.status = peer->Finish();
+  run.report = peer->report();
+  run.err = peer->err();
+  for (int fd : clients) close(fd);
+  for (int fd : {a, b, m, c, d, e}) close(fd);
+  return run;
+}
+
+// The debug line of one socket of the run.
+std::string LogLineOf(const ServerRun &run, const std::string &name) {
+  std::regex fd("\\bfd=" + Get(run.report, "sock." + name + ".fd") + "\\b");
+  std::string found;
+  for (const auto &line : LibraryLines(run.err)) {
+    if (!std::regex_search(line, fd)) continue;
+    EXPECT_EQ(found, "") << "two debug lines for " << name << ":\n" << run.err;
+    found = line;
+  }
+  EXPECT_NE(found, "") << "no debug line for " << name << ":\n" << run.err;
+  return found;
+}
+
+// The TCP state of out_pending as ss saw it.
+std::string PendingState(const ServerRun &run) {
+  auto it =
+      run.ss.find(std::strtoull(Get(run.report, "sock.out_pending.ino").c_str(), nullptr, 10));
+  return it == run.ss.end() ? "<not in ss>" : it->second.state;
+}
+
+const Env kGlobals = {
+    {"KEEPALIVE_IDLE", "300"}, {"KEEPALIVE_CNT", "5"}, {"KEEPALIVE_USER_TIMEOUT", "20s"}};
+
+TEST(Rules, EachSocketGetsItsFirstMatchingRule) {
+  ServerRun run = RunServer(
+      "peer=127.0.0.2,127.0.0.3 idle=120 cnt=3; in port={A} idle=180 cnt=4; in port={B} off; "
+      "out port={C},{E} idle=240 intvl=7",
+      kGlobals);
+  ASSERT_EQ(run.status, 0) << run.err;
+  const Report &r = run.report;
+  // Which client each accepted socket is (the queues are first in, first out).
+  EXPECT_EQ(Get(r, "sock.a1.peer").rfind("127.0.0.1:", 0), 0u) << Get(r, "sock.a1.peer");
+  EXPECT_EQ(Get(r, "sock.a2.peer").rfind("127.0.0.2:", 0), 0u) << Get(r, "sock.a2.peer");
+  EXPECT_EQ(Get(r, "sock.m1.peer").rfind("[::ffff:127.0.0.3]:", 0), 0u) << Get(r, "sock.m1.peer");
+  EXPECT_EQ(Get(r, "sock.m2.peer").rfind("[::ffff:127.0.0.1]:", 0), 0u) << Get(r, "sock.m2.peer");
+
+  const int k = ReadKernelDefaults().intvl_s;  // the INTVL rule: min(IDLE, kernel)
+  struct Expected {
+    const char *socket;
+    Keepalive values;
+    const char *rule;  // as the debug line names it
+  };
+  const Expected expected[] = {
+      {"a2", {true, 120, std::min(120, k), 3, 20000}, "rule=1 "},      // peer 127.0.0.2
+      {"m1", {true, 120, std::min(120, k), 3, 20000}, "rule=1 "},      // v4-mapped peer 127.0.0.3
+      {"a1", {true, 180, std::min(180, k), 4, 20000}, "rule=2 "},      // in port=A
+      {"b1", Untouched(), "rule=3 "},                                  // in port=B off
+      {"out_c", {true, 240, 7, 5, 20000}, "rule=4 "},                  // out port=C
+      {"out_c_nb", {true, 240, 7, 5, 20000}, "rule=4 "},               // out port=C, non-blocking
+      {"m2", {true, 300, std::min(300, k), 5, 20000}, "rule=global"},  // in, no rule
+      {"out_d", {true, 300, std::min(300, k), 5, 20000}, "rule=global"},  // out, no rule
+  };
+  for (const Expected &e : expected) {
+    SCOPED_TRACE(e.socket);
+    ExpectSocket(r, run.ss, e.socket, e.values, run.elapsed);
+    std::string line = LogLineOf(run, e.socket);
+    EXPECT_NE(line.find(e.rule), std::string::npos) << line;
+  }
+  // A connect still in progress (its timer is the SYN retransmission, so
+  // only the inside view): out port={E} decided by the peer's port.
+  EXPECT_EQ(Get(r, "call.out_pending.errno"), "EINPROGRESS");
+  EXPECT_EQ(PendingState(run), "SYN-SENT");
+  ExpectInside(r, "out_pending", {true, 240, 7, 5, 20000});
+  EXPECT_NE(LogLineOf(run, "out_pending").find("rule=4 "), std::string::npos);
+}
+
+TEST(Rules, LoopbackOffRuleLeavesEveryLoopbackSocketUntouched) {
+  const char *sockets[] = {"a1",    "a2",       "b1",    "m1",         "m2",
+                           "out_c", "out_c_nb", "out_d", "out_pending"};
+  // The control: without the loopback rule, every socket is configured.
+  ServerRun control = RunServer("in port={A} idle=180", kGlobals);
+  ASSERT_EQ(control.status, 0) << control.err;
+  for (const char *name : sockets)
+    EXPECT_EQ(Get(control.report, std::string("sock.") + name + ".keepalive"), "1") << name;
+
+  ServerRun run = RunServer("peer=127.0.0.0/8,::1 off; in port={A} idle=180", kGlobals);
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_EQ(PendingState(run), "SYN-SENT");
+  for (const char *name : sockets) {
+    SCOPED_TRACE(name);
+    ExpectInside(run.report, name, Untouched());
+    if (std::string(name) != "out_pending")
+      ExpectOutside(run.ss, run.report, name, false, 0, run.elapsed);
+    std::string line = LogLineOf(run, name);
+    EXPECT_NE(line.find("rule=1 "), std::string::npos) << line;
+  }
+}
+
+}  // namespace
+}  // namespace ka_test
