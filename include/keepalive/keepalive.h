@@ -208,8 +208,9 @@ KEEPALIVE_API int keepalive_apply(int fd, const keepalive_settings *s,
  * Returns 1 on success, 0 when any read failed. Preserves errno. */
 KEEPALIVE_API int keepalive_read_settings(int fd, keepalive_settings *out);
 
-/* Writes "idle=270s intvl=75s cnt=9 user_timeout=default" (unset values
- * read "kernel") into buf, or "off" when s->enable is 0. Returns the length
+/* Writes "idle=270s intvl=75s cnt=kernel user_timeout=3000ms" into buf:
+ * unset values read "kernel", a user timeout of 0 reads "0ms" (the kernel
+ * default, set explicitly); "off" when s->enable is 0. Returns the length
  * snprintf would have written. */
 KEEPALIVE_API int keepalive_format_settings(const keepalive_settings *s, char *buf, size_t size);
 

@@ -1,0 +1,463 @@
+// cli.cc — see cli.h.
+
+#include "cli.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmath>
+
+// Set by tools/CMakeLists.txt: where the library lies relative to the
+// command, in the build tree and in every install tree alike.
+#ifndef KEEPALIVE_BIN_TO_LIB_DIR
+#error "KEEPALIVE_BIN_TO_LIB_DIR must be defined (relative path from bin/ to lib/)"
+#endif
+#ifndef KEEPALIVE_LIBRARY_FILE
+#error "KEEPALIVE_LIBRARY_FILE must be defined (file name of the preloaded library)"
+#endif
+
+namespace keepalive_cli {
+namespace {
+
+struct FlagSpec {
+  const char *flag;
+  const char *variable;
+  const char *metavar;  // nullptr: a switch without value
+  const char *help;
+};
+
+constexpr FlagSpec kFlags[] = {
+    {"--idle", "KEEPALIVE_IDLE", "DURATION",
+     "idle time before the first probe, 1s..32767s (270, 4m30s)"},
+    {"--intvl", "KEEPALIVE_INTVL", "DURATION", "time between probes, 1s..32767s"},
+    {"--cnt", "KEEPALIVE_CNT", "N", "unanswered probes before the connection is dropped, 1..127"},
+    {"--user-timeout", "KEEPALIVE_USER_TIMEOUT", "DURATION",
+     "TCP_USER_TIMEOUT (30s, 2500ms; 0 = kernel default)"},
+    {"--rules", "KEEPALIVE_RULES", "RULES",
+     "per direction/port/peer rules, e.g. 'in port=5222 idle=270; off'"},
+    {"--log", "KEEPALIVE_LOG", "LEVEL", "library diagnostics on stderr: quiet, info or debug"},
+    {"--strict", "KEEPALIVE_STRICT", nullptr,
+     "an invalid configuration makes the program exit 1 at start"},
+};
+
+const FlagSpec *find_flag(std::string_view name) {
+  for (const FlagSpec &spec : kFlags) {
+    if (name == spec.flag) return &spec;
+  }
+  return nullptr;
+}
+
+bool starts_with_variable(const char *problem, const char *variable) {
+  size_t n = strlen(variable);
+  return strncmp(problem, variable, n) == 0 && (problem[n] == '=' || problem[n] == ' ');
+}
+
+// realpath() of the directory part, the file name kept as given, so that a
+// symlink such as lib/libkeepalive.so stays the name shown to the user.
+bool normalize_file_path(const std::string &path, std::string *out) {
+  std::string dir = ".";
+  std::string base = path;
+  size_t slash = path.rfind('/');
+  if (slash != std::string::npos) {
+    dir = slash == 0 ? "/" : path.substr(0, slash);
+    base = path.substr(slash + 1);
+  }
+  if (base.empty()) return false;
+  char resolved[PATH_MAX];
+  if (realpath(dir.c_str(), resolved) == nullptr) return false;
+  std::string full = resolved;
+  if (full != "/") full += '/';
+  full += base;
+  struct stat st;
+  if (stat(full.c_str(), &st) != 0) return false;
+  if (!S_ISREG(st.st_mode)) {
+    errno = EISDIR;
+    return false;
+  }
+  *out = full;
+  return true;
+}
+
+}  // namespace
+
+void print_error(std::string_view subcommand, std::string_view message) {
+  std::string line = "keepalive";
+  if (!subcommand.empty()) {
+    line += ' ';
+    line += subcommand;
+  }
+  line += ": ";
+  line += message;
+  line += '\n';
+  fputs(line.c_str(), stderr);
+}
+
+const std::vector<const char *> &configuration_variables() {
+  static const std::vector<const char *> kVariables = {
+      "KEEPALIVE",     "KEEPALIVE_IDLE",         "KEEPALIVE_INTVL",
+      "KEEPALIVE_CNT", "KEEPALIVE_USER_TIMEOUT", "KEEPALIVE_RULES",
+      "KEEPALIVE_LOG", "KEEPALIVE_STRICT",
+  };
+  return kVariables;
+}
+
+ConfigFlags::Parse ConfigFlags::parse(int argc, char **argv, int *index, std::string *error) {
+  std::string_view arg = argv[*index];
+  std::string_view name = arg;
+  const char *inline_value = nullptr;
+  size_t equals = arg.find('=');
+  if (arg.rfind("--", 0) == 0 && equals != std::string_view::npos) {
+    name = arg.substr(0, equals);
+    inline_value = argv[*index] + equals + 1;
+  }
+  const FlagSpec *spec = find_flag(name);
+  if (spec == nullptr) return Parse::kNotMine;
+  for (const Given &given : given_) {
+    if (given.variable == spec->variable) {
+      *error = std::string(spec->flag) + " is given twice";
+      return Parse::kError;
+    }
+  }
+  std::string value;
+  if (spec->metavar == nullptr) {
+    if (inline_value != nullptr) {
+      *error = std::string(spec->flag) + " takes no value (write " + spec->flag + " alone)";
+      return Parse::kError;
+    }
+    value = "1";
+  } else if (inline_value != nullptr) {
+    value = inline_value;
+  } else if (*index + 1 < argc) {
+    ++*index;
+    value = argv[*index];
+  } else {
+    *error = std::string(spec->flag) + " needs a value: " + spec->flag + " " + spec->metavar +
+             ", " + spec->help;
+    return Parse::kError;
+  }
+  given_.push_back(Given{spec->variable, spec->flag, std::move(value)});
+  return Parse::kConsumed;
+}
+
+const char *ConfigFlags::flag_value(const char *variable) const {
+  for (const Given &given : given_) {
+    if (strcmp(given.variable, variable) == 0) return given.value.c_str();
+  }
+  return nullptr;
+}
+
+const char *ConfigFlags::flag_name(const char *variable) const {
+  for (const Given &given : given_) {
+    if (strcmp(given.variable, variable) == 0) return given.flag;
+  }
+  return nullptr;
+}
+
+const char *ConfigFlags::value(const char *variable) const {
+  const char *given = flag_value(variable);
+  return given != nullptr ? given : getenv(variable);
+}
+
+const char *ConfigFlags::lookup(const char *name, void *context) {
+  return static_cast<const ConfigFlags *>(context)->value(name);
+}
+
+bool ConfigFlags::export_to_environment(std::string *error) const {
+  for (const Given &given : given_) {
+    if (setenv(given.variable, given.value.c_str(), 1) != 0) {
+      *error = std::string("cannot set ") + given.variable + ": " + strerror(errno);
+      return false;
+    }
+  }
+  return true;
+}
+
+const char *ConfigFlags::usage() {
+  static const std::string text = [] {
+    std::string lines;
+    for (const FlagSpec &spec : kFlags) {
+      std::string left = std::string("  ") + spec.flag;
+      if (spec.metavar != nullptr) left += std::string(" ") + spec.metavar;
+      if (left.size() < 28) left.resize(28, ' ');
+      lines += left + spec.help + " [" + spec.variable + "]\n";
+    }
+    return lines;
+  }();
+  return text.c_str();
+}
+
+LoadedConfig load_config(const ConfigFlags &flags) {
+  LoadedConfig loaded;
+  loaded.config = std::make_unique<keepalive_config>();
+  loaded.kernel_intvl_s = keepalive_kernel_default_intvl();
+  // The lookup only reads through its context; the C API takes it as void *.
+  keepalive_config_load(loaded.config.get(), ConfigFlags::lookup, const_cast<ConfigFlags *>(&flags),
+                        loaded.kernel_intvl_s);
+  return loaded;
+}
+
+std::vector<std::string> describe_problems(const keepalive_config &config,
+                                           const ConfigFlags &flags) {
+  std::vector<std::string> lines;
+  int shown = config.nproblems < KEEPALIVE_MAX_PROBLEMS ? config.nproblems : KEEPALIVE_MAX_PROBLEMS;
+  for (int i = 0; i < shown; ++i) {
+    std::string line = config.problems[i];
+    for (const char *variable : configuration_variables()) {
+      const char *flag = flags.flag_name(variable);
+      if (flag != nullptr && starts_with_variable(config.problems[i], variable)) {
+        line += std::string(" (given as ") + flag + ")";
+      }
+    }
+    lines.push_back(std::move(line));
+  }
+  if (config.nproblems > shown) {
+    lines.push_back(std::to_string(config.nproblems - shown) + " more problems not shown");
+  }
+  return lines;
+}
+
+std::string locate_library(std::string *error) {
+  std::string path;
+  const char *override_path = getenv("KEEPALIVE_LIBRARY");
+  if (override_path != nullptr && *override_path != '\0') {
+    if (!normalize_file_path(override_path, &path)) {
+      *error = std::string("KEEPALIVE_LIBRARY=") + override_path + ": " + strerror(errno);
+      return "";
+    }
+    return path;
+  }
+  char exe[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0) {
+    *error = std::string("cannot read /proc/self/exe to find the library: ") + strerror(errno) +
+             "; set KEEPALIVE_LIBRARY=/path/to/" KEEPALIVE_LIBRARY_FILE;
+    return "";
+  }
+  exe[n] = '\0';
+  std::string dir(exe);
+  dir.resize(dir.rfind('/') + 1);
+  std::string expected = dir + KEEPALIVE_BIN_TO_LIB_DIR "/" KEEPALIVE_LIBRARY_FILE;
+  if (!normalize_file_path(expected, &path)) {
+    *error = std::string(KEEPALIVE_LIBRARY_FILE " not found at ") + expected + " (" +
+             strerror(errno) +
+             "); it is installed beside the command, or set "
+             "KEEPALIVE_LIBRARY=/path/to/" KEEPALIVE_LIBRARY_FILE;
+    return "";
+  }
+  return path;
+}
+
+std::string format_duration_ms(long long ms) {
+  if (ms <= 0) return "0s";
+  if (ms < 1000) return std::to_string(ms) + "ms";
+  std::string text;
+  long long hours = ms / 3600000;
+  long long minutes = ms / 60000 % 60;
+  long long seconds = ms / 1000 % 60;
+  long long millis = ms % 1000;
+  if (hours > 0) text += std::to_string(hours) + "h";
+  if (minutes > 0) text += std::to_string(minutes) + "m";
+  if (seconds > 0 || millis > 0) {
+    text += std::to_string(seconds);
+    if (millis > 0) {
+      char fraction[8];
+      snprintf(fraction, sizeof fraction, ".%03lld", millis);
+      std::string f = fraction;
+      while (f.back() == '0') f.pop_back();
+      text += f;
+    }
+    text += "s";
+  }
+  return text;
+}
+
+std::string format_endpoint(const sockaddr_storage &address) {
+  char host[INET6_ADDRSTRLEN];
+  if (address.ss_family == AF_INET) {
+    const auto &in = reinterpret_cast<const sockaddr_in &>(address);
+    inet_ntop(AF_INET, &in.sin_addr, host, sizeof host);
+    return std::string(host) + ":" + std::to_string(ntohs(in.sin_port));
+  }
+  if (address.ss_family == AF_INET6) {
+    const auto &in6 = reinterpret_cast<const sockaddr_in6 &>(address);
+    inet_ntop(AF_INET6, &in6.sin6_addr, host, sizeof host);
+    return std::string("[") + host + "]:" + std::to_string(ntohs(in6.sin6_port));
+  }
+  return "";
+}
+
+std::string format_cidr(const keepalive_cidr &cidr) {
+  char host[INET6_ADDRSTRLEN];
+  inet_ntop(cidr.net.family == 4 ? AF_INET : AF_INET6, cidr.net.addr, host, sizeof host);
+  return std::string(host) + "/" + std::to_string(cidr.prefix);
+}
+
+namespace {
+
+// Length of the valid UTF-8 sequence starting at text[i], or 0.
+size_t utf8_sequence_length(std::string_view text, size_t i) {
+  unsigned char c = static_cast<unsigned char>(text[i]);
+  size_t length = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 && c <= 0xdf ? 2 : 0;
+  if (c >= 0xf5 || length == 0 || i + length > text.size()) return 0;
+  unsigned long code = c & (0x7fu >> length);
+  for (size_t k = 1; k < length; ++k) {
+    unsigned char next = static_cast<unsigned char>(text[i + k]);
+    if ((next & 0xc0) != 0x80) return 0;
+    code = code << 6 | (next & 0x3fu);
+  }
+  static const unsigned long kMinimum[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (code < kMinimum[length] || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) return 0;
+  return length;
+}
+
+}  // namespace
+
+std::string json_quote(std::string_view text) {
+  std::string out = "\"";
+  for (size_t i = 0; i < text.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        continue;
+      case '\\':
+        out += "\\\\";
+        continue;
+      case '\n':
+        out += "\\n";
+        continue;
+      case '\r':
+        out += "\\r";
+        continue;
+      case '\t':
+        out += "\\t";
+        continue;
+      default:
+        break;
+    }
+    if (c >= 0x80) {
+      size_t length = utf8_sequence_length(text, i);
+      if (length > 0) {
+        out.append(text.substr(i, length));
+        i += length - 1;
+        continue;
+      }
+    }
+    if (c < 0x20 || c >= 0x7f) {
+      // Control bytes, and bytes that are not UTF-8 (environments and paths
+      // from /proc need not be): shown as U+00XX so the document stays valid.
+      char escaped[8];
+      snprintf(escaped, sizeof escaped, "\\u%04x", c);
+      out += escaped;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  out += '"';
+  return out;
+}
+
+void JsonWriter::before_value() {
+  if (after_key_) {
+    after_key_ = false;
+    return;
+  }
+  if (!has_items_.empty()) {
+    if (has_items_.back()) out_ += ',';
+    has_items_.back() = true;
+    out_ += '\n';
+    out_.append(2 * has_items_.size(), ' ');
+  }
+}
+
+void JsonWriter::open(char bracket) {
+  before_value();
+  out_ += bracket;
+  has_items_.push_back(false);
+}
+
+void JsonWriter::close(char bracket) {
+  bool had_items = has_items_.back();
+  has_items_.pop_back();
+  if (had_items) {
+    out_ += '\n';
+    out_.append(2 * has_items_.size(), ' ');
+  }
+  out_ += bracket;
+}
+
+JsonWriter &JsonWriter::begin_object() {
+  open('{');
+  return *this;
+}
+JsonWriter &JsonWriter::end_object() {
+  close('}');
+  return *this;
+}
+JsonWriter &JsonWriter::begin_array() {
+  open('[');
+  return *this;
+}
+JsonWriter &JsonWriter::end_array() {
+  close(']');
+  return *this;
+}
+
+JsonWriter &JsonWriter::key(std::string_view name) {
+  before_value();
+  out_ += json_quote(name);
+  out_ += ": ";
+  after_key_ = true;
+  return *this;
+}
+
+JsonWriter &JsonWriter::string(std::string_view value) {
+  before_value();
+  out_ += json_quote(value);
+  return *this;
+}
+
+JsonWriter &JsonWriter::number(long long value) {
+  before_value();
+  out_ += std::to_string(value);
+  return *this;
+}
+
+JsonWriter &JsonWriter::number(double value) {
+  if (!std::isfinite(value)) return null();
+  before_value();
+  char text[64];
+  snprintf(text, sizeof text, "%.3f", value);
+  std::string s = text;
+  while (s.back() == '0') s.pop_back();
+  if (s.back() == '.') s.pop_back();
+  if (s == "-0") s = "0";
+  out_ += s;
+  return *this;
+}
+
+JsonWriter &JsonWriter::boolean(bool value) {
+  before_value();
+  out_ += value ? "true" : "false";
+  return *this;
+}
+
+JsonWriter &JsonWriter::null() {
+  before_value();
+  out_ += "null";
+  return *this;
+}
+
+JsonWriter &JsonWriter::optional_field(std::string_view name, long long value) {
+  key(name);
+  return value == KEEPALIVE_UNSET ? null() : number(value);
+}
+
+}  // namespace keepalive_cli

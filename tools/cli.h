@@ -1,0 +1,150 @@
+// cli.h — pieces shared by the `keepalive` subcommands: exit codes, the
+// configuration flags (--idle … --strict) turned into a lookup for
+// keepalive_config_load, loading and reporting a configuration, finding the
+// library to preload, a small JSON writer and duration formatting.
+//
+// Nothing here parses a duration, a count or a rule: every value goes to the
+// core (keepalive_config_load), which is the project's only parser.
+#ifndef KEEPALIVE_TOOLS_CLI_H
+#define KEEPALIVE_TOOLS_CLI_H
+
+#include <sys/socket.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "keepalive/keepalive.h"
+
+namespace keepalive_cli {
+
+// Exit codes shared by the subcommands (see keepalive(1), EXIT STATUS).
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;  // check: invalid configuration; inspect: cannot inspect
+inline constexpr int kExitUsage = 2;    // bad command line; run: invalid configuration
+
+// Prints "keepalive SUBCOMMAND: MESSAGE" to stderr.
+void print_error(std::string_view subcommand, std::string_view message);
+
+// The KEEPALIVE_* variables the core reads, in the order they are reported.
+const std::vector<const char *> &configuration_variables();
+
+// The configuration flags shared by run, check (and apply): each one stands
+// for one KEEPALIVE_* variable and wins over the environment.
+class ConfigFlags {
+ public:
+  enum class Parse { kConsumed, kNotMine, kError };
+
+  // Looks at argv[*index]. "--idle D" and "--idle=D" are accepted. On
+  // kConsumed, *index points at the last argument used; on kError, *error
+  // names the flag and its accepted form.
+  Parse parse(int argc, char **argv, int *index, std::string *error);
+
+  // The value given by a flag for `variable`, or nullptr.
+  const char *flag_value(const char *variable) const;
+  // The flag that set `variable` ("--idle"), or nullptr.
+  const char *flag_name(const char *variable) const;
+  // The value the core sees: the flag's when given, else getenv(variable).
+  const char *value(const char *variable) const;
+
+  // keepalive_lookup_fn: the flag's value when given, else getenv(name).
+  // `context` is the ConfigFlags.
+  static const char *lookup(const char *name, void *context);
+
+  // Puts every flag's value into the environment (for `run`).
+  // Returns false with *error set when setenv fails.
+  bool export_to_environment(std::string *error) const;
+
+  // Usage lines for --help, one flag a line.
+  static const char *usage();
+
+ private:
+  struct Given {
+    const char *variable;
+    const char *flag;
+    std::string value;
+  };
+  std::vector<Given> given_;
+};
+
+// A loaded configuration with the facts needed to report it.
+struct LoadedConfig {
+  std::unique_ptr<keepalive_config> config;  // large: kept on the heap
+  int kernel_intvl_s = 0;
+};
+
+// Loads the configuration from flags and environment with the core.
+LoadedConfig load_config(const ConfigFlags &flags);
+
+// The configuration's problems, one line each, with " (given as --idle)"
+// after a problem about a variable that came from a flag.
+std::vector<std::string> describe_problems(const keepalive_config &config,
+                                           const ConfigFlags &flags);
+
+// Finds libkeepalive.so: $KEEPALIVE_LIBRARY when set, else the library
+// installed beside the command (<dir of /proc/self/exe>/<bin→lib>/libkeepalive.so).
+// Returns an absolute, normalized path, or "" with *error set.
+std::string locate_library(std::string *error);
+
+// "4m30s", "1h", "75s", "1.5s", "250ms" for a duration in milliseconds.
+std::string format_duration_ms(long long ms);
+
+// Address and port of a socket address: "192.0.2.1:5222", "[2001:db8::1]:5222".
+// Returns "" for a family other than AF_INET/AF_INET6.
+std::string format_endpoint(const sockaddr_storage &address);
+
+// A CIDR as text: "127.0.0.0/8", "::1/128".
+std::string format_cidr(const keepalive_cidr &cidr);
+
+// A JSON string literal, quotes included.
+std::string json_quote(std::string_view text);
+
+// Writes indented JSON into a string. Keys and values are written in order;
+// commas and indentation are handled here, so output is always well formed
+// when begin/end calls are balanced.
+class JsonWriter {
+ public:
+  JsonWriter() = default;
+
+  JsonWriter &begin_object();
+  JsonWriter &end_object();
+  JsonWriter &begin_array();
+  JsonWriter &end_array();
+  JsonWriter &key(std::string_view name);
+  JsonWriter &string(std::string_view value);
+  JsonWriter &number(long long value);
+  JsonWriter &number(double value);  // up to 3 decimals, trailing zeros dropped
+  JsonWriter &boolean(bool value);
+  JsonWriter &null();
+
+  // Convenience: key + value.
+  JsonWriter &field(std::string_view name, std::string_view value) {
+    return key(name).string(value);
+  }
+  JsonWriter &field(std::string_view name, const char *value) { return key(name).string(value); }
+  JsonWriter &field(std::string_view name, long long value) { return key(name).number(value); }
+  JsonWriter &field(std::string_view name, int value) {
+    return key(name).number(static_cast<long long>(value));
+  }
+  JsonWriter &field(std::string_view name, double value) { return key(name).number(value); }
+  JsonWriter &field(std::string_view name, bool value) { return key(name).boolean(value); }
+  // A count or duration that may be KEEPALIVE_UNSET: null when unset.
+  JsonWriter &optional_field(std::string_view name, long long value);
+
+  // The document, with a final newline.
+  std::string str() const { return out_ + "\n"; }
+
+ private:
+  void before_value();
+  void open(char bracket);
+  void close(char bracket);
+
+  std::string out_;
+  std::vector<bool> has_items_;  // one entry per open object/array
+  bool after_key_ = false;
+};
+
+}  // namespace keepalive_cli
+
+#endif  // KEEPALIVE_TOOLS_CLI_H

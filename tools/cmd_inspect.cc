@@ -1,0 +1,309 @@
+// cmd_inspect.cc — `keepalive inspect PID [--json]`: a running process's TCP
+// sockets with state, addresses, direction and keepalive settings (read via
+// pidfd_getfd + getsockopt, process.h), whether libkeepalive is mapped in it,
+// its KEEPALIVE_* environment and whether the core accepts that environment.
+// Exit 0 shown, 1 cannot inspect (no such process, permission, kernel), 2 usage.
+
+#include <stdio.h>
+#include <string.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "cli.h"
+#include "commands.h"
+#include "process.h"
+
+namespace {
+
+using keepalive_cli::JsonWriter;
+using keepalive_cli::TcpSocket;
+using Environment = std::vector<std::pair<std::string, std::string>>;
+
+constexpr char kName[] = "inspect";
+
+void print_help() {
+  fputs(
+      "Usage: keepalive inspect PID [--json]\n"
+      "Shows the TCP sockets of process PID with their state, local and peer address,\n"
+      "direction (in: local port is one the process listens on) and keepalive settings as\n"
+      "the kernel reports them; whether libkeepalive is loaded in the process; and its\n"
+      "KEEPALIVE_* environment as it was when the process started.\n"
+      "\n"
+      "Reading another process's sockets needs ptrace access to it (pidfd_getfd): the same\n"
+      "user where the ptrace policy allows it, otherwise root or CAP_SYS_PTRACE.\n"
+      "\n"
+      "  --json    one JSON object on stdout instead of a table\n"
+      "\n"
+      "Exit status: 0 shown; 1 no such process, permission denied or kernel too old\n"
+      "(Linux 5.6 is needed); 2 usage error.\n"
+      "\n"
+      "Example: keepalive inspect $(systemctl show -p MainPID --value prosody)\n",
+      stdout);
+}
+
+// What is known about the process besides its sockets; each part may be
+// unavailable (error set) without making the inspection fail.
+struct ProcessFacts {
+  std::string command;
+  bool maps_read = false;
+  std::vector<std::string> libraries;
+  std::string maps_error;
+  bool environment_read = false;
+  Environment environment;
+  std::string environment_error;
+  std::unique_ptr<keepalive_config> config;  // from its environment, when read
+};
+
+const char *environment_lookup(const char *name, void *context) {
+  const auto *environment = static_cast<const Environment *>(context);
+  for (const auto &[key, value] : *environment) {
+    if (key == name) return value.c_str();
+  }
+  return nullptr;
+}
+
+const char *direction_name(const TcpSocket &socket) {
+  if (socket.listening) return "listen";
+  if (!socket.connected) return "-";
+  return socket.direction == KEEPALIVE_IN ? "in" : "out";
+}
+
+// keepalive_format_settings, with a user timeout of 0 shown as the kernel
+// default it is.
+std::string keepalive_text(const TcpSocket &socket) {
+  if (!socket.keepalive_read) return "unreadable";
+  keepalive_settings shown = socket.keepalive;
+  if (shown.user_timeout_ms == 0) shown.user_timeout_ms = KEEPALIVE_UNSET;
+  char text[160];
+  keepalive_format_settings(&shown, text, sizeof text);
+  return text;
+}
+
+std::string text_report(pid_t pid, const ProcessFacts &facts,
+                        const std::vector<TcpSocket> &sockets) {
+  std::string out = "Process " + std::to_string(pid);
+  if (!facts.command.empty()) out += " (" + facts.command + ")";
+  out += "\n";
+  out += "libkeepalive: ";
+  if (!facts.maps_read) {
+    out += "unknown (" + facts.maps_error + ")\n";
+  } else if (facts.libraries.empty()) {
+    out += "not loaded\n";
+  } else {
+    out += "loaded";
+    for (const std::string &path : facts.libraries) out += " " + path;
+    out += "\n";
+  }
+  out += "Environment at start: ";
+  if (!facts.environment_read) {
+    out += "unknown (" + facts.environment_error + ")\n";
+  } else if (facts.environment.empty()) {
+    out += "no KEEPALIVE_* variable, no LD_PRELOAD\n";
+  } else {
+    bool first = true;
+    for (const auto &[name, value] : facts.environment) {
+      out += (first ? "" : "                      ") + name + "=" + value + "\n";
+      first = false;
+    }
+  }
+  if (facts.config != nullptr && !facts.libraries.empty()) {
+    const keepalive_config &config = *facts.config;
+    if (!config.valid) {
+      out += "Configuration in that environment: invalid, so libkeepalive is inactive in it:\n";
+      int shown =
+          config.nproblems < KEEPALIVE_MAX_PROBLEMS ? config.nproblems : KEEPALIVE_MAX_PROBLEMS;
+      for (int i = 0; i < shown; ++i) out += std::string("  ") + config.problems[i] + "\n";
+    } else if (!config.enabled) {
+      out += "Configuration in that environment: KEEPALIVE is off, libkeepalive is inactive\n";
+    } else {
+      out += "Configuration in that environment: valid, " + std::to_string(config.nrules) +
+             (config.nrules == 1 ? " rule" : " rules") + " (keepalive check explains it)\n";
+    }
+  }
+  out += "\n";
+  if (sockets.empty()) {
+    out += "No TCP sockets.\n";
+    return out;
+  }
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"FD", "STATE", "DIR", "LOCAL", "PEER", "KEEPALIVE"});
+  for (const TcpSocket &socket : sockets) {
+    rows.push_back({std::to_string(socket.fd), keepalive_cli::tcp_state_name(socket.state),
+                    direction_name(socket),
+                    socket.has_local ? keepalive_cli::format_endpoint(socket.local) : "-",
+                    socket.has_peer ? keepalive_cli::format_endpoint(socket.peer) : "-",
+                    keepalive_text(socket)});
+  }
+  std::vector<size_t> widths(rows[0].size(), 0);
+  for (const auto &row : rows) {
+    for (size_t column = 0; column < row.size(); ++column) {
+      if (row[column].size() > widths[column]) widths[column] = row[column].size();
+    }
+  }
+  for (const auto &row : rows) {
+    std::string line;
+    for (size_t column = 0; column < row.size(); ++column) {
+      std::string cell = row[column];
+      if (column + 1 < row.size()) cell.resize(widths[column] + 2, ' ');
+      line += cell;
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
+std::string json_report(pid_t pid, const ProcessFacts &facts,
+                        const std::vector<TcpSocket> &sockets) {
+  JsonWriter json;
+  json.begin_object();
+  json.field("pid", static_cast<long long>(pid));
+  json.field("command", facts.command);
+  json.key("library").begin_object();
+  json.key("loaded");
+  if (facts.maps_read) {
+    json.boolean(!facts.libraries.empty());
+  } else {
+    json.null();
+    json.field("error", facts.maps_error);
+  }
+  json.key("paths").begin_array();
+  for (const std::string &path : facts.libraries) json.string(path);
+  json.end_array();
+  json.end_object();
+  json.key("environment");
+  if (facts.environment_read) {
+    json.begin_object();
+    for (const auto &[name, value] : facts.environment) json.field(name, value);
+    json.end_object();
+  } else {
+    json.null();
+    json.field("environment_error", facts.environment_error);
+  }
+  json.key("configuration");
+  if (facts.config != nullptr) {
+    json.begin_object();
+    json.field("valid", facts.config->valid != 0);
+    json.field("enabled", facts.config->enabled != 0);
+    json.field("rules", facts.config->nrules);
+    json.key("problems").begin_array();
+    int shown = facts.config->nproblems < KEEPALIVE_MAX_PROBLEMS ? facts.config->nproblems
+                                                                 : KEEPALIVE_MAX_PROBLEMS;
+    for (int i = 0; i < shown; ++i) json.string(facts.config->problems[i]);
+    json.end_array();
+    json.end_object();
+  } else {
+    json.null();
+  }
+  json.key("sockets").begin_array();
+  for (const TcpSocket &socket : sockets) {
+    json.begin_object();
+    json.field("fd", socket.fd);
+    json.field("inode", static_cast<long long>(socket.inode));
+    json.field("family", socket.family == AF_INET6 ? "ipv6" : "ipv4");
+    json.field("state", keepalive_cli::tcp_state_name(socket.state));
+    json.key("direction");
+    if (socket.listening || socket.connected) {
+      json.string(direction_name(socket));
+    } else {
+      json.null();
+    }
+    json.key("local");
+    if (socket.has_local) {
+      json.string(keepalive_cli::format_endpoint(socket.local));
+    } else {
+      json.null();
+    }
+    json.key("peer");
+    if (socket.has_peer) {
+      json.string(keepalive_cli::format_endpoint(socket.peer));
+    } else {
+      json.null();
+    }
+    json.key("keepalive");
+    if (socket.keepalive_read) {
+      json.begin_object();
+      json.field("enabled", socket.keepalive.enable != 0);
+      json.field("idle_s", socket.keepalive.idle_s);
+      json.field("intvl_s", socket.keepalive.intvl_s);
+      json.field("cnt", socket.keepalive.cnt);
+      json.field("user_timeout_ms", socket.keepalive.user_timeout_ms);
+      json.end_object();
+    } else {
+      json.null();
+    }
+    json.end_object();
+  }
+  json.end_array();
+  json.end_object();
+  return json.str();
+}
+
+}  // namespace
+
+int keepalive_cmd_inspect(int argc, char **argv) {
+  bool as_json = false;
+  const char *pid_text = nullptr;
+  for (int index = 1; index < argc; ++index) {
+    std::string_view arg = argv[index];
+    if (arg == "-h" || arg == "--help") {
+      print_help();
+      return keepalive_cli::kExitOk;
+    }
+    if (arg == "--json") {
+      as_json = true;
+    } else if (arg.size() > 1 && arg[0] == '-') {
+      keepalive_cli::print_error(kName, std::string("unknown option ") + argv[index] +
+                                            " (usage: keepalive inspect PID [--json])");
+      return keepalive_cli::kExitUsage;
+    } else if (pid_text == nullptr) {
+      pid_text = argv[index];
+    } else {
+      keepalive_cli::print_error(kName, std::string("one PID only, got also ") + argv[index] +
+                                            " (usage: keepalive inspect PID [--json])");
+      return keepalive_cli::kExitUsage;
+    }
+  }
+  if (pid_text == nullptr) {
+    keepalive_cli::print_error(kName, "no PID given (usage: keepalive inspect PID [--json])");
+    return keepalive_cli::kExitUsage;
+  }
+  pid_t pid = 0;
+  if (!keepalive_cli::parse_pid(pid_text, &pid)) {
+    keepalive_cli::print_error(kName, std::string("PID must be a process ID (a positive number), "
+                                                  "not '") +
+                                          pid_text + "'");
+    return keepalive_cli::kExitUsage;
+  }
+
+  keepalive_cli::TargetProcess target;
+  std::string error;
+  if (!target.open(pid, &error)) {
+    keepalive_cli::print_error(kName, error);
+    return keepalive_cli::kExitFailure;
+  }
+  std::vector<TcpSocket> sockets;
+  if (!target.read_tcp_sockets(&sockets, &error)) {
+    keepalive_cli::print_error(kName, error);
+    return keepalive_cli::kExitFailure;
+  }
+  keepalive_cli::classify_directions(&sockets);
+
+  ProcessFacts facts;
+  facts.command = target.command_name();
+  facts.maps_read = target.loaded_keepalive_libraries(&facts.libraries, &facts.maps_error);
+  facts.environment_read =
+      target.keepalive_environment(&facts.environment, &facts.environment_error);
+  if (facts.environment_read) {
+    facts.config = std::make_unique<keepalive_config>();
+    keepalive_config_load(facts.config.get(), environment_lookup, &facts.environment,
+                          keepalive_kernel_default_intvl());
+  }
+  std::string report =
+      as_json ? json_report(pid, facts, sockets) : text_report(pid, facts, sockets);
+  fputs(report.c_str(), stdout);
+  return keepalive_cli::kExitOk;
+}

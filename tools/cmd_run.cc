@@ -1,0 +1,213 @@
+// cmd_run.cc — `keepalive run [FLAGS] [--] CMD [ARGS...]`: validates the
+// configuration (flags over environment) with the core, exports it, puts the
+// library first in LD_PRELOAD and execs CMD, so that CMD's exit status and
+// signals are the caller's to see. Nothing is started when anything is wrong.
+
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <string>
+#include <string_view>
+
+#include "cli.h"
+#include "commands.h"
+
+namespace {
+
+using keepalive_cli::kExitOk;
+using keepalive_cli::kExitUsage;
+
+constexpr char kName[] = "run";
+
+// Exit statuses of a CMD that could not be started, as env(1) and the shell use.
+constexpr int kExitCannotExecute = 126;
+constexpr int kExitNotFound = 127;
+
+void print_help() {
+  std::string text =
+      "Usage: keepalive run [FLAGS] [--] CMD [ARGS...]\n"
+      "Runs CMD with libkeepalive preloaded: every TCP connection it accepts or opens gets\n"
+      "the keepalive settings of the configuration (KEEPALIVE_* environment, FLAGS win).\n"
+      "\n"
+      "The configuration is validated first; when it is invalid, nothing is started (exit 2).\n"
+      "The library's absolute path is put first in LD_PRELOAD, other entries are kept.\n"
+      "CMD replaces keepalive (exec): its exit status and signals are CMD's own.\n"
+      "\n"
+      "FLAGS:\n";
+  text += keepalive_cli::ConfigFlags::usage();
+  text +=
+      "\n"
+      "The library is libkeepalive.so in the lib directory beside the command's bin directory,\n"
+      "or taken from KEEPALIVE_LIBRARY.\n"
+      "Exit status: CMD's; 2 invalid configuration or usage; 126 CMD cannot be executed;\n"
+      "127 CMD not found.\n"
+      "\n"
+      "Example: keepalive run --idle 270 -- prosody\n";
+  fputs(text.c_str(), stdout);
+}
+
+// The LD_PRELOAD value with `library` first. The loader separates entries by
+// spaces and colons; an entry equal to `library` means it is preloaded already.
+std::string preload_with(const std::string &library, const char *existing) {
+  std::string_view rest = existing != nullptr ? existing : "";
+  bool has_entries = false;
+  while (!rest.empty()) {
+    size_t end = rest.find_first_of(": ");
+    std::string_view entry = rest.substr(0, end);
+    if (entry == library) return existing;
+    if (!entry.empty()) has_entries = true;
+    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+  }
+  return has_entries ? library + ":" + existing : library;
+}
+
+// The file execvp would run for `name`, or "" when it finds none.
+std::string find_program(const char *name) {
+  if (strchr(name, '/') != nullptr) return name;
+  const char *path = getenv("PATH");
+  std::string_view dirs = path != nullptr ? path : "/bin:/usr/bin";
+  for (;;) {
+    size_t colon = dirs.find(':');
+    std::string dir(dirs.substr(0, colon));
+    std::string candidate = (dir.empty() ? std::string(".") : dir) + "/" + name;
+    struct stat st;
+    if (stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        access(candidate.c_str(), X_OK) == 0) {
+      return candidate;
+    }
+    if (colon == std::string_view::npos) return "";
+    dirs.remove_prefix(colon + 1);
+  }
+}
+
+// Why the loader will not preload the library into `program`, or "" when
+// nothing stands in the way that can be seen from outside.
+std::string preload_obstacle(const std::string &program) {
+  struct stat st;
+  if (stat(program.c_str(), &st) != 0) return "";
+  if (((st.st_mode & S_ISUID) != 0 && st.st_uid != getuid()) ||
+      ((st.st_mode & S_ISGID) != 0 && (st.st_mode & S_IXGRP) != 0 && st.st_gid != getgid())) {
+    return "is set-user-ID or set-group-ID: under secure execution the loader ignores "
+           "LD_PRELOAD paths and libkeepalive stays inactive";
+  }
+  if (getxattr(program.c_str(), "security.capability", nullptr, 0) > 0) {
+    return "has file capabilities: under secure execution the loader ignores LD_PRELOAD paths "
+           "and libkeepalive stays inactive";
+  }
+  int fd = open(program.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  Elf64_Ehdr header;
+  std::string obstacle;
+  if (pread(fd, &header, sizeof header, 0) == static_cast<ssize_t>(sizeof header) &&
+      memcmp(header.e_ident, ELFMAG, SELFMAG) == 0) {
+    if (header.e_ident[EI_CLASS] != ELFCLASS64 || sizeof(void *) != 8) {
+      obstacle =
+          "is not a 64-bit program: the loader cannot preload this build of libkeepalive "
+          "into it";
+    } else if (header.e_type == ET_EXEC || header.e_type == ET_DYN) {
+      bool has_interpreter = false;
+      for (unsigned i = 0; i < header.e_phnum && header.e_phentsize == sizeof(Elf64_Phdr); ++i) {
+        Elf64_Phdr program_header;
+        off_t offset = static_cast<off_t>(header.e_phoff + i * sizeof program_header);
+        if (pread(fd, &program_header, sizeof program_header, offset) !=
+            static_cast<ssize_t>(sizeof program_header)) {
+          has_interpreter = true;  // unreadable: do not guess
+          break;
+        }
+        if (program_header.p_type == PT_INTERP) has_interpreter = true;
+      }
+      if (!has_interpreter) {
+        obstacle =
+            "is statically linked: LD_PRELOAD cannot reach it, so libkeepalive has no "
+            "effect (set the options in the program itself)";
+      }
+    }
+  }
+  close(fd);
+  return obstacle;
+}
+
+}  // namespace
+
+int keepalive_cmd_run(int argc, char **argv) {
+  keepalive_cli::ConfigFlags flags;
+  int index = 1;
+  for (; index < argc; ++index) {
+    std::string_view arg = argv[index];
+    if (arg == "--") {
+      ++index;
+      break;
+    }
+    if (arg == "-h" || arg == "--help") {
+      print_help();
+      return kExitOk;
+    }
+    std::string error;
+    auto parsed = flags.parse(argc, argv, &index, &error);
+    if (parsed == keepalive_cli::ConfigFlags::Parse::kConsumed) continue;
+    if (parsed == keepalive_cli::ConfigFlags::Parse::kError) {
+      keepalive_cli::print_error(kName, error + "; nothing started");
+      return kExitUsage;
+    }
+    if (arg.size() > 1 && arg[0] == '-') {
+      keepalive_cli::print_error(
+          kName, std::string("unknown option ") + argv[index] +
+                     " (see keepalive run --help; put -- before a CMD that starts with -); "
+                     "nothing started");
+      return kExitUsage;
+    }
+    break;  // CMD
+  }
+  if (index >= argc) {
+    keepalive_cli::print_error(kName, "no command given: keepalive run [FLAGS] [--] CMD [ARGS...]");
+    return kExitUsage;
+  }
+  char **command = argv + index;
+
+  keepalive_cli::LoadedConfig loaded = keepalive_cli::load_config(flags);
+  if (!loaded.config->valid) {
+    std::string message = std::string("invalid configuration, ") + command[0] + " not started:";
+    for (const std::string &problem : keepalive_cli::describe_problems(*loaded.config, flags)) {
+      message += "\n  " + problem;
+    }
+    keepalive_cli::print_error(kName, message);
+    return kExitUsage;
+  }
+
+  std::string error;
+  std::string library = keepalive_cli::locate_library(&error);
+  if (library.empty()) {
+    keepalive_cli::print_error(kName, error + "; " + command[0] + " not started");
+    return kExitUsage;
+  }
+  if (!flags.export_to_environment(&error)) {
+    keepalive_cli::print_error(kName, error);
+    return kExitUsage;
+  }
+  std::string preload = preload_with(library, getenv("LD_PRELOAD"));
+  if (setenv("LD_PRELOAD", preload.c_str(), 1) != 0) {
+    keepalive_cli::print_error(kName, std::string("cannot set LD_PRELOAD: ") + strerror(errno));
+    return kExitUsage;
+  }
+
+  std::string program = find_program(command[0]);
+  if (!program.empty()) {
+    std::string obstacle = preload_obstacle(program);
+    if (!obstacle.empty()) {
+      keepalive_cli::print_error(kName, "warning: " + program + " " + obstacle);
+    }
+  }
+  fflush(stdout);
+  execvp(command[0], command);
+  int saved = errno;
+  keepalive_cli::print_error(kName,
+                             std::string("cannot run ") + command[0] + ": " + strerror(saved));
+  return saved == ENOENT ? kExitNotFound : kExitCannotExecute;
+}

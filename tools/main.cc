@@ -1,0 +1,109 @@
+// main.cc — the `keepalive` command: dispatches to a subcommand, and answers
+// --help and --version. The command links the core statically
+// (keepalive_core), never the preloaded library, so it is not hooked itself.
+
+#include <stdio.h>
+#include <string.h>
+
+#include <string>
+
+#include "cli.h"
+#include "commands.h"
+#include "keepalive/keepalive.h"
+
+namespace {
+
+struct Command {
+  const char *name;
+  int (*run)(int argc, char **argv);
+  const char *synopsis;
+  const char *summary;
+};
+
+constexpr Command kCommands[] = {
+    {"run", keepalive_cmd_run, "run [FLAGS] [--] CMD [ARGS...]",
+     "run CMD with libkeepalive preloaded and configured"},
+    {"check", keepalive_cmd_check, "check [FLAGS] [--json]",
+     "validate the configuration and explain what it does"},
+    {"inspect", keepalive_cmd_inspect, "inspect PID [--json]",
+     "show a process's TCP sockets and keepalive settings"},
+};
+
+void print_usage(FILE *out) {
+  std::string text =
+      "Usage: keepalive COMMAND [ARGS...]\n"
+      "Per-socket TCP keepalive for any dynamically linked program, by LD_PRELOAD.\n"
+      "\n"
+      "Commands:\n";
+  for (const Command &command : kCommands) {
+    std::string line = "  keepalive " + std::string(command.synopsis);
+    if (line.size() < 46) line.resize(46, ' ');
+    text += line + command.summary + "\n";
+  }
+  text +=
+      "  keepalive help COMMAND                      help on one command\n"
+      "\n"
+      "FLAGS stand for KEEPALIVE_* variables and win over the environment:\n";
+  text += keepalive_cli::ConfigFlags::usage();
+  text +=
+      "\n"
+      "Options: -h, --help    this help;  --version    print the version\n"
+      "See keepalive(1) and libkeepalive(7).\n";
+  fputs(text.c_str(), out);
+}
+
+std::string command_names() {
+  std::string names;
+  for (const Command &command : kCommands) {
+    if (!names.empty()) names += ", ";
+    names += command.name;
+  }
+  return names;
+}
+
+const Command *find_command(const char *name) {
+  for (const Command &command : kCommands) {
+    if (strcmp(command.name, name) == 0) return &command;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    print_usage(stderr);
+    return keepalive_cli::kExitUsage;
+  }
+  const char *first = argv[1];
+  if (strcmp(first, "-h") == 0 || strcmp(first, "--help") == 0) {
+    print_usage(stdout);
+    return keepalive_cli::kExitOk;
+  }
+  if (strcmp(first, "--version") == 0 || strcmp(first, "-V") == 0) {
+    printf("keepalive %s\n", keepalive_version());
+    return keepalive_cli::kExitOk;
+  }
+  if (strcmp(first, "help") == 0) {
+    if (argc < 3) {
+      print_usage(stdout);
+      return keepalive_cli::kExitOk;
+    }
+    const Command *command = find_command(argv[2]);
+    if (command == nullptr) {
+      keepalive_cli::print_error("help", std::string("unknown command '") + argv[2] +
+                                             "' (commands: " + command_names() + ")");
+      return keepalive_cli::kExitUsage;
+    }
+    char help[] = "--help";
+    char *help_argv[] = {argv[2], help, nullptr};
+    return command->run(2, help_argv);
+  }
+  const Command *command = find_command(first);
+  if (command == nullptr) {
+    keepalive_cli::print_error("", std::string("unknown command '") + first + "' (commands: " +
+                                       command_names() + "; see keepalive --help)");
+    return keepalive_cli::kExitUsage;
+  }
+  return command->run(argc - 1, argv + 1);
+}

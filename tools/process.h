@@ -1,0 +1,117 @@
+// process.h — a running process seen from outside: a pidfd on it, its TCP
+// sockets (each duplicated with pidfd_getfd, read with getsockopt, closed at
+// once), the libraries it has mapped and its KEEPALIVE_* environment.
+//
+// Used by `keepalive inspect`; `keepalive apply` reuses read_tcp_sockets,
+// classify_directions and duplicate_socket to set options on the sockets.
+// Nothing here changes the target: duplicates share its sockets, and only
+// getsockopt/getsockname/getpeername are called on them.
+#ifndef KEEPALIVE_TOOLS_PROCESS_H
+#define KEEPALIVE_TOOLS_PROCESS_H
+
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "keepalive/keepalive.h"
+
+namespace keepalive_cli {
+
+// Owns a file descriptor; closes it when destroyed.
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  UniqueFd(UniqueFd &&other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  UniqueFd &operator=(UniqueFd &&other) noexcept;
+  UniqueFd(const UniqueFd &) = delete;
+  UniqueFd &operator=(const UniqueFd &) = delete;
+  ~UniqueFd() { reset(); }
+
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  void reset();
+
+ private:
+  int fd_ = -1;
+};
+
+// Parses a command-line PID ("1234"): a positive number that fits pid_t.
+bool parse_pid(const char *text, pid_t *out);
+
+// One TCP socket of the target process, as read through a duplicate.
+struct TcpSocket {
+  int fd = -1;                   // descriptor number in the target process
+  unsigned long long inode = 0;  // socket inode (the N of socket:[N], ss's ino:N)
+  int family = 0;                // AF_INET or AF_INET6
+  int state = 0;                 // TCP_ESTABLISHED, TCP_LISTEN, ... (tcpi_state)
+  bool has_local = false;
+  bool has_peer = false;
+  sockaddr_storage local{};
+  sockaddr_storage peer{};
+  bool keepalive_read = false;     // false: the options could not be read
+  keepalive_settings keepalive{};  // enable = SO_KEEPALIVE; kernel values when never set
+  // Set by classify_directions.
+  bool listening = false;
+  bool connected = false;
+  keepalive_direction direction = KEEPALIVE_OUT;
+};
+
+// ss-style name of a TCP state: "ESTAB", "LISTEN", "SYN-SENT", ...
+const char *tcp_state_name(int state);
+
+// A pidfd on a process, and what can be read about it from outside.
+class TargetProcess {
+ public:
+  // Opens a pidfd. On failure, *error says why (no such process, kernel too
+  // old, ...) and false is returned.
+  bool open(pid_t pid, std::string *error);
+
+  pid_t pid() const { return pid_; }
+  int pidfd() const { return pidfd_.get(); }
+
+  // Short command name from /proc/PID/comm ("" when unreadable).
+  std::string command_name() const;
+
+  // Every TCP socket of the process, sorted by descriptor number. Fails with
+  // a message naming the missing permission (ptrace access: same user under
+  // the ptrace policy, or CAP_SYS_PTRACE), the exited process or the kernel
+  // lacking pidfd_getfd.
+  bool read_tcp_sockets(std::vector<TcpSocket> *out, std::string *error) const;
+
+  // A duplicate of the target's descriptor for `socket`, checked to still
+  // be the same socket (inode); invalid with *error set otherwise.
+  UniqueFd duplicate_socket(const TcpSocket &socket, std::string *error) const;
+
+  // Paths of mapped files named libkeepalive.so* (from /proc/PID/maps).
+  // Returns false with *error set when the maps cannot be read.
+  bool loaded_keepalive_libraries(std::vector<std::string> *out, std::string *error) const;
+
+  // NAME=VALUE pairs of the process's initial environment whose name starts
+  // with KEEPALIVE, plus LD_PRELOAD. Returns false with *error set when
+  // /proc/PID/environ cannot be read.
+  bool keepalive_environment(std::vector<std::pair<std::string, std::string>> *out,
+                             std::string *error) const;
+
+  // True when the process has exited since open().
+  bool exited() const;
+
+ private:
+  std::string proc_path(const char *leaf) const;
+  std::string access_denied(const char *what) const;
+
+  pid_t pid_ = 0;
+  UniqueFd pidfd_;
+};
+
+// Marks listening sockets, and sets each connected socket's direction: one
+// whose local port is a port the process listens on is incoming (accepted),
+// any other is outgoing.
+void classify_directions(std::vector<TcpSocket> *sockets);
+
+}  // namespace keepalive_cli
+
+#endif  // KEEPALIVE_TOOLS_PROCESS_H
