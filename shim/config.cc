@@ -8,11 +8,13 @@
 
 #include <arpa/inet.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "keepalive/keepalive.h"
+#include "rule_index.h"
 
 namespace {
 
@@ -562,7 +564,13 @@ int keepalive_parse_cidr(const char *text, size_t len, keepalive_cidr *out) {
 
 int keepalive_config_load(keepalive_config *cfg, keepalive_lookup_fn lookup, void *context,
                           int kernel_intvl_s) {
-  memset(cfg, 0, sizeof *cfg);
+  // Clears the header only: rules and problems are written as they are
+  // parsed, and nothing reads past nrules or nproblems. Clearing all of the
+  // ~105 KiB would make every page of the shim's static configuration
+  // resident in every preloaded process, although few rules are used.
+  memset(cfg, 0, offsetof(keepalive_config, rules));
+  memset(cfg->needs, 0, sizeof cfg->needs);
+  cfg->nproblems = 0;
   Problems problems(cfg);
   cfg->kernel_intvl_s = kernel_intvl_s > 0 ? kernel_intvl_s : KEEPALIVE_FALLBACK_KERNEL_INTVL_S;
   char shown[96];
@@ -624,6 +632,7 @@ int keepalive_config_load(keepalive_config *cfg, keepalive_lookup_fn lookup, voi
   }
   cfg->needs[KEEPALIVE_IN] = cfg->enabled ? facts_needed(cfg, KEEPALIVE_IN) : 0;
   cfg->needs[KEEPALIVE_OUT] = cfg->enabled ? facts_needed(cfg, KEEPALIVE_OUT) : 0;
+  keepalive::build_rule_index(cfg);
   return cfg->valid;
 }
 

@@ -4,6 +4,7 @@
 
 #include "init.h"
 #include "real_calls.h"
+#include "sockopts.h"
 
 extern "C" __attribute__((visibility("default"))) int accept(int fd, sockaddr *addr,
                                                              socklen_t *addrlen) {
@@ -15,7 +16,7 @@ extern "C" __attribute__((visibility("default"))) int accept(int fd, sockaddr *a
   int client = real(fd, addr, addrlen);
   if (client >= 0) {
     const keepalive_config *cfg = keepalive::active_config();
-    if (cfg != nullptr && keepalive_socket_is_tcp(client)) {
+    if (cfg != nullptr && keepalive::has_tcp_protocol(client)) {
       keepalive::configure_socket(cfg, client, KEEPALIVE_IN);
     }
   }

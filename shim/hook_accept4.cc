@@ -5,6 +5,7 @@
 
 #include "init.h"
 #include "real_calls.h"
+#include "sockopts.h"
 
 extern "C" __attribute__((visibility("default"))) int accept4(int fd, sockaddr *addr,
                                                               socklen_t *addrlen, int flags) {
@@ -16,7 +17,7 @@ extern "C" __attribute__((visibility("default"))) int accept4(int fd, sockaddr *
   int client = real(fd, addr, addrlen, flags);
   if (client >= 0) {
     const keepalive_config *cfg = keepalive::active_config();
-    if (cfg != nullptr && keepalive_socket_is_tcp(client)) {
+    if (cfg != nullptr && keepalive::has_tcp_protocol(client)) {
       keepalive::configure_socket(cfg, client, KEEPALIVE_IN);
     }
   }

@@ -15,6 +15,7 @@
 
 #include "init.h"
 #include "real_calls.h"
+#include "sockopts.h"
 
 extern "C" __attribute__((visibility("default"))) int connect(int fd, const sockaddr *addr,
                                                               socklen_t addrlen) {
@@ -24,7 +25,9 @@ extern "C" __attribute__((visibility("default"))) int connect(int fd, const sock
     return -1;
   }
   const keepalive_config *cfg = keepalive::active_config();
-  if (cfg == nullptr || !keepalive_socket_is_tcp(fd) || keepalive_tcp_state(fd) != TCP_CLOSE) {
+  // TCP_INFO is read at the IPPROTO_TCP level, which other families that
+  // reuse protocol number 6 reject: the state check also rules them out.
+  if (cfg == nullptr || !keepalive::has_tcp_protocol(fd) || keepalive_tcp_state(fd) != TCP_CLOSE) {
     return real(fd, addr, addrlen);
   }
   if (keepalive_needs(cfg, KEEPALIVE_OUT) != 0) {
@@ -37,8 +40,8 @@ extern "C" __attribute__((visibility("default"))) int connect(int fd, const sock
   }
   keepalive_settings settings;
   keepalive_apply_failure failure;
-  keepalive::decide_and_apply(cfg, fd, KEEPALIVE_OUT, &settings, &failure);
+  bool applied = keepalive::decide_and_apply(cfg, fd, KEEPALIVE_OUT, &settings, &failure);
   int result = real(fd, addr, addrlen);
-  keepalive::log_socket(cfg, fd, KEEPALIVE_OUT, settings, failure);
+  if (applied) keepalive::log_socket(cfg, fd, KEEPALIVE_OUT, settings, failure);
   return result;
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "sockopts.h"
 
 namespace keepalive {
 namespace {
@@ -78,12 +79,18 @@ const keepalive_config *active_config() {
   return current == kActive ? &config : nullptr;
 }
 
-void decide_and_apply(const keepalive_config *cfg, int fd, keepalive_direction direction,
+bool decide_and_apply(const keepalive_config *cfg, int fd, keepalive_direction direction,
                       keepalive_settings *settings, keepalive_apply_failure *failure) {
   keepalive_socket_facts facts;
   keepalive_read_facts(fd, direction, keepalive_needs(cfg, direction), &facts);
   keepalive_decide(cfg, &facts, settings);
-  keepalive_apply(fd, settings, failure);
+  if (!settings->enable) {
+    // Nothing to set, so nothing to classify by; only a debug line needs it.
+    failure->option = nullptr;
+    failure->error = 0;
+    return cfg->log_level >= KEEPALIVE_LOG_DEBUG && has_inet_domain(fd);
+  }
+  return apply_if_inet(fd, settings, failure);
 }
 
 void log_socket(const keepalive_config *cfg, int fd, keepalive_direction direction,
@@ -118,8 +125,9 @@ void log_socket(const keepalive_config *cfg, int fd, keepalive_direction directi
 void configure_socket(const keepalive_config *cfg, int fd, keepalive_direction direction) {
   keepalive_settings settings;
   keepalive_apply_failure failure;
-  decide_and_apply(cfg, fd, direction, &settings, &failure);
-  log_socket(cfg, fd, direction, settings, failure);
+  if (decide_and_apply(cfg, fd, direction, &settings, &failure)) {
+    log_socket(cfg, fd, direction, settings, failure);
+  }
 }
 
 }  // namespace keepalive

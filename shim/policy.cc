@@ -1,13 +1,16 @@
 // policy.cc — (configuration, socket facts) → the settings to apply.
 //
 // Pure and cheap: the effective settings of every rule were resolved when the
-// configuration was loaded, so deciding is a first-match scan over the rules.
+// configuration was loaded, and so was the rule index (rule_index.h), so
+// deciding is two binary searches; a configuration too large for the index
+// is decided by a first-match scan over the rules.
 // No allocation, no lock, no syscall.
 
 #include <stdio.h>
 #include <string.h>
 
 #include "keepalive/keepalive.h"
+#include "rule_index.h"
 
 namespace {
 
@@ -20,14 +23,30 @@ bool port_matches(const keepalive_rule &rule, const keepalive_socket_facts &fact
   return false;
 }
 
+// Whole-word comparisons under a mask: no memcmp call per CIDR, which
+// dominated the scan (a call and a variable-length compare for 2-4 bytes).
+uint64_t load_be64(const uint8_t *p) {
+  uint64_t v;
+  memcpy(&v, p, sizeof v);
+  return __builtin_bswap64(v);
+}
+
+uint64_t prefix_mask64(int bits) {  // the top `bits` (0..64) bits set
+  return bits <= 0 ? 0 : bits >= 64 ? ~uint64_t{0} : ~uint64_t{0} << (64 - bits);
+}
+
 bool cidr_contains(const keepalive_cidr &cidr, const keepalive_address &address) {
   if (cidr.net.family != address.family) return false;
-  int whole_bytes = cidr.prefix / 8;
-  if (memcmp(cidr.net.addr, address.addr, static_cast<size_t>(whole_bytes)) != 0) return false;
-  int rest = cidr.prefix % 8;
-  if (rest == 0) return true;
-  unsigned mask = (0xffu << (8 - rest)) & 0xffu;
-  return (address.addr[whole_bytes] & mask) == cidr.net.addr[whole_bytes];
+  if (address.family == 4) {
+    uint32_t net, addr;
+    memcpy(&net, cidr.net.addr, 4);
+    memcpy(&addr, address.addr, 4);
+    uint32_t mask = static_cast<uint32_t>(prefix_mask64(cidr.prefix) >> 32);
+    return ((__builtin_bswap32(net) ^ __builtin_bswap32(addr)) & mask) == 0;
+  }
+  uint64_t high = load_be64(cidr.net.addr) ^ load_be64(address.addr);
+  uint64_t low = load_be64(cidr.net.addr + 8) ^ load_be64(address.addr + 8);
+  return (high & prefix_mask64(cidr.prefix)) == 0 && (low & prefix_mask64(cidr.prefix - 64)) == 0;
 }
 
 bool peer_matches(const keepalive_rule &rule, const keepalive_socket_facts &facts) {
@@ -59,13 +78,18 @@ void keepalive_decide(const keepalive_config *cfg, const keepalive_socket_facts 
     out->enable = 0;
     return;
   }
-  for (int i = 0; i < cfg->nrules; ++i) {
-    if (keepalive_rule_matches(&cfg->rules[i], facts)) {
-      *out = cfg->rules[i].settings;
-      return;
+  int rule = KEEPALIVE_RULE_GLOBAL;
+  if (cfg->nrules == 0) {
+    // The global settings: nothing to look up.
+  } else if (cfg->index.usable &&
+      (facts->direction == KEEPALIVE_IN || facts->direction == KEEPALIVE_OUT)) {
+    rule = keepalive::indexed_first_match(cfg, facts);
+  } else {
+    for (int i = 0; i < cfg->nrules && rule == KEEPALIVE_RULE_GLOBAL; ++i) {
+      if (keepalive_rule_matches(&cfg->rules[i], facts)) rule = i;
     }
   }
-  *out = cfg->global;
+  *out = rule == KEEPALIVE_RULE_GLOBAL ? cfg->global : cfg->rules[rule].settings;
 }
 
 int keepalive_format_settings(const keepalive_settings *s, char *buf, size_t size) {

@@ -10,6 +10,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "sockopts.h"
+
 #include "keepalive/keepalive.h"
 
 namespace {
@@ -89,19 +91,80 @@ bool read_local_port(int fd, uint16_t *port) {
   return from_sockaddr(storage, &ignored, port);
 }
 
+// Sets the options of `s`, TCP-level ones first: SO_KEEPALIVE, set last,
+// arms the keepalive timer once with the final idle time (set before it,
+// TCP_KEEPIDLE would re-arm it), and the first TCP-level option can serve as
+// the family check. Returns the number of failed calls, or -1 when the family
+// was not known and the socket is not AF_INET/AF_INET6 (nothing was set).
+int apply_options(int fd, const keepalive_settings *s, keepalive_apply_failure *failure,
+                  bool family_known) {
+  ErrnoGuard guard;
+  if (failure != nullptr) {
+    failure->option = nullptr;
+    failure->error = 0;
+  }
+  if (!s->enable) return 0;
+  struct Option {
+    const char *name;
+    int level;
+    int option;
+    long long value;
+  };
+  const Option options[] = {
+      {"TCP_KEEPIDLE", IPPROTO_TCP, TCP_KEEPIDLE, s->idle_s},
+      {"TCP_KEEPINTVL", IPPROTO_TCP, TCP_KEEPINTVL, s->intvl_s},
+      {"TCP_KEEPCNT", IPPROTO_TCP, TCP_KEEPCNT, s->cnt},
+      {"TCP_USER_TIMEOUT", IPPROTO_TCP, TCP_USER_TIMEOUT, s->user_timeout_ms},
+      {"SO_KEEPALIVE", SOL_SOCKET, SO_KEEPALIVE, 1},
+  };
+  int failures = 0;
+  for (const Option &option : options) {
+    if (option.value == KEEPALIVE_UNSET) continue;
+    if (!family_known && option.level != IPPROTO_TCP) {
+      if (!keepalive::has_inet_domain(fd)) return -1;  // no TCP-level value to try
+      family_known = true;
+    }
+    bool ok = set_int(fd, option.level, option.option, static_cast<int>(option.value));
+    if (!family_known) {
+      // Other families reject the IPPROTO_TCP level; a TCP socket refuses
+      // a valid value only in odd cases (a BPF sockopt filter): ask then.
+      if (!ok && !keepalive::has_inet_domain(fd)) return -1;
+      family_known = true;
+    }
+    if (!ok && failures++ == 0 && failure != nullptr) {
+      failure->option = option.name;
+      failure->error = errno;
+    }
+  }
+  return failures;
+}
+
 }  // namespace
+
+namespace keepalive {
+
+bool has_tcp_protocol(int fd) {
+  ErrnoGuard guard;
+  int protocol = 0;
+  return get_int(fd, SOL_SOCKET, SO_PROTOCOL, &protocol) && protocol == IPPROTO_TCP;
+}
+
+bool has_inet_domain(int fd) {
+  ErrnoGuard guard;
+  int domain = 0;
+  return get_int(fd, SOL_SOCKET, SO_DOMAIN, &domain) && (domain == AF_INET || domain == AF_INET6);
+}
+
+bool apply_if_inet(int fd, const keepalive_settings *s, keepalive_apply_failure *failure) {
+  return apply_options(fd, s, failure, /*family_known=*/false) >= 0;
+}
+
+}  // namespace keepalive
 
 extern "C" {
 
 int keepalive_socket_is_tcp(int fd) {
-  ErrnoGuard guard;
-  // SO_PROTOCOL first: it rules out Unix, UDP, SCTP and MPTCP sockets in one
-  // call. Other families reuse the number 6 (netlink, CAN, Bluetooth), hence
-  // the domain check.
-  int protocol = 0, domain = 0;
-  if (!get_int(fd, SOL_SOCKET, SO_PROTOCOL, &protocol) || protocol != IPPROTO_TCP) return 0;
-  if (!get_int(fd, SOL_SOCKET, SO_DOMAIN, &domain)) return 0;
-  return domain == AF_INET || domain == AF_INET6 ? 1 : 0;
+  return keepalive::has_tcp_protocol(fd) && keepalive::has_inet_domain(fd) ? 1 : 0;
 }
 
 int keepalive_tcp_state(int fd) {
@@ -137,36 +200,7 @@ void keepalive_read_facts(int fd, keepalive_direction direction, unsigned needs,
 }
 
 int keepalive_apply(int fd, const keepalive_settings *s, keepalive_apply_failure *failure) {
-  ErrnoGuard guard;
-  if (failure != nullptr) {
-    failure->option = nullptr;
-    failure->error = 0;
-  }
-  if (!s->enable) return 0;
-  struct Option {
-    const char *name;
-    int level;
-    int option;
-    long long value;
-  };
-  const Option options[] = {
-      {"SO_KEEPALIVE", SOL_SOCKET, SO_KEEPALIVE, 1},
-      {"TCP_KEEPIDLE", IPPROTO_TCP, TCP_KEEPIDLE, s->idle_s},
-      {"TCP_KEEPINTVL", IPPROTO_TCP, TCP_KEEPINTVL, s->intvl_s},
-      {"TCP_KEEPCNT", IPPROTO_TCP, TCP_KEEPCNT, s->cnt},
-      {"TCP_USER_TIMEOUT", IPPROTO_TCP, TCP_USER_TIMEOUT, s->user_timeout_ms},
-  };
-  int failures = 0;
-  for (const Option &option : options) {
-    if (option.value == KEEPALIVE_UNSET) continue;
-    if (!set_int(fd, option.level, option.option, static_cast<int>(option.value))) {
-      if (failures++ == 0 && failure != nullptr) {
-        failure->option = option.name;
-        failure->error = errno;
-      }
-    }
-  }
-  return failures;
+  return apply_options(fd, s, failure, /*family_known=*/true);
 }
 
 int keepalive_read_settings(int fd, keepalive_settings *out) {

@@ -109,6 +109,38 @@ typedef struct keepalive_socket_facts {
   keepalive_address peer; /* IPv4-mapped IPv6 already turned into family 4 */
 } keepalive_socket_facts;
 
+/* Capacity of the rule index: key boundaries per kind (ports, IPv4, IPv6).
+ * A configuration that needs more is decided by scanning its rules. */
+#define KEEPALIVE_INDEX_BOUNDS 512
+
+/* From `key` up to the next boundary's key, exactly the rules in `rules`
+ * (bit i: rule i) contain the key. A port or an IPv4 address is in lo; an
+ * IPv6 address is hi:lo, both in host byte order. */
+typedef struct keepalive_index_bound {
+  uint64_t hi, lo;
+  uint64_t rules;
+} keepalive_index_bound;
+
+typedef enum keepalive_index_kind {
+  KEEPALIVE_INDEX_PORTS = 0,
+  KEEPALIVE_INDEX_IPV4 = 1,
+  KEEPALIVE_INDEX_IPV6 = 2
+} keepalive_index_kind;
+
+/* The rules by the facts they accept, built at load: keepalive_decide then
+ * intersects three bit sets and takes the lowest rule, with two binary
+ * searches, however many rules there are. */
+typedef struct keepalive_rule_index {
+  int usable;               /* 0: too many boundaries; the rules are scanned */
+  uint64_t by_direction[3]; /* indexed by keepalive_direction */
+  uint64_t any_port;        /* rules without port= */
+  uint64_t any_peer;        /* rules without peer= */
+  int nbounds[3];           /* indexed by keepalive_index_kind */
+  /* Sorted by key; only the first nbounds[kind] are written, so that the
+   * pages of an unused capacity are never touched. */
+  keepalive_index_bound bounds[3][KEEPALIVE_INDEX_BOUNDS];
+} keepalive_rule_index;
+
 /* The whole configuration: load it once, then only read it. */
 typedef struct keepalive_config {
   int valid;   /* 1 when no problem was found */
@@ -121,6 +153,7 @@ typedef struct keepalive_config {
   int nrules;
   keepalive_rule rules[KEEPALIVE_MAX_RULES];
   unsigned needs[3]; /* indexed by keepalive_direction: facts decide() may need */
+  keepalive_rule_index index;
   int nproblems;     /* problems found; only the first KEEPALIVE_MAX_PROBLEMS are kept */
   char problems[KEEPALIVE_MAX_PROBLEMS][KEEPALIVE_PROBLEM_LEN];
 } keepalive_config;

@@ -1,0 +1,28 @@
+// sockopts.h — the shim's own socket calls (beyond the public API of
+// keepalive.h): classification and configuration in the fewest syscalls.
+#ifndef KEEPALIVE_SHIM_SOCKOPTS_H
+#define KEEPALIVE_SHIM_SOCKOPTS_H
+
+#include "keepalive/keepalive.h"
+
+namespace keepalive {
+
+// True when fd's SO_PROTOCOL is IPPROTO_TCP: one getsockopt. Rules out Unix,
+// UDP, SCTP and MPTCP sockets, but not other families that reuse the number
+// 6 (netlink, CAN, Bluetooth); apply_if_inet finishes the classification.
+// Preserves errno.
+bool has_tcp_protocol(int fd);
+
+// True when fd is AF_INET or AF_INET6 (SO_DOMAIN). Preserves errno.
+bool has_inet_domain(int fd);
+
+// keepalive_apply for a socket that passed has_tcp_protocol: the first
+// IPPROTO_TCP-level option doubles as the family check (only AF_INET and
+// AF_INET6 TCP sockets accept it; SO_DOMAIN is asked only when it fails, or
+// when no TCP-level value is set). Returns false, having set nothing, when
+// the socket is not AF_INET/AF_INET6. Preserves errno.
+bool apply_if_inet(int fd, const keepalive_settings *s, keepalive_apply_failure *failure);
+
+}  // namespace keepalive
+
+#endif
