@@ -8,5 +8,7 @@
 int keepalive_cmd_run(int argc, char **argv);
 int keepalive_cmd_check(int argc, char **argv);
 int keepalive_cmd_inspect(int argc, char **argv);
+int keepalive_cmd_apply(int argc, char **argv);
+int keepalive_cmd_natprobe(int argc, char **argv);
 
 #endif  // KEEPALIVE_TOOLS_COMMANDS_H

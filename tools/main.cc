@@ -27,6 +27,10 @@ constexpr Command kCommands[] = {
      "validate the configuration and explain what it does"},
     {"inspect", keepalive_cmd_inspect, "inspect PID [--json]",
      "show a process's TCP sockets and keepalive settings"},
+    {"apply", keepalive_cmd_apply, "apply PID [FLAGS] [--dry-run]",
+     "set a running process's connections now, no restart"},
+    {"natprobe", keepalive_cmd_natprobe, "natprobe server|client ...",
+     "measure a NAT's idle timeout, recommend KEEPALIVE_IDLE"},
 };
 
 void print_usage(FILE *out) {

@@ -95,6 +95,8 @@ bool describe_socket(int dup, int target_fd, TcpSocket *socket) {
   return true;
 }
 
+}  // namespace
+
 uint16_t port_of(const sockaddr_storage &address) {
   if (address.ss_family == AF_INET) {
     return ntohs(reinterpret_cast<const sockaddr_in &>(address).sin_port);
@@ -104,8 +106,6 @@ uint16_t port_of(const sockaddr_storage &address) {
   }
   return 0;
 }
-
-}  // namespace
 
 UniqueFd &UniqueFd::operator=(UniqueFd &&other) noexcept {
   if (this != &other) {
@@ -305,16 +305,23 @@ bool TargetProcess::read_tcp_sockets(std::vector<TcpSocket> *out, std::string *e
   return true;
 }
 
-UniqueFd TargetProcess::duplicate_socket(const TcpSocket &socket, std::string *error) const {
+UniqueFd TargetProcess::duplicate_socket(const TcpSocket &socket, std::string *error,
+                                         bool *gone) const {
+  if (gone != nullptr) *gone = false;
   UniqueFd dup(sys_pidfd_getfd(pidfd_.get(), socket.fd));
   if (!dup.valid()) {
-    *error = errno == EPERM || errno == EACCES
+    int error_number = errno;
+    if (gone != nullptr) *gone = error_number == EBADF;
+    *error = error_number == EPERM || error_number == EACCES
                  ? access_denied("duplicating the sockets (pidfd_getfd)")
-                 : "fd " + std::to_string(socket.fd) + ": " + strerror(errno);
+             : error_number == EBADF ? "fd " + std::to_string(socket.fd) + " was closed meanwhile"
+                                     : "fd " + std::to_string(socket.fd) + ": " +
+                                           strerror(error_number);
     return UniqueFd();
   }
   struct stat st;
   if (fstat(dup.get(), &st) != 0 || st.st_ino != socket.inode) {
+    if (gone != nullptr) *gone = true;
     *error = "fd " + std::to_string(socket.fd) + " is no longer the same socket";
     return UniqueFd();
   }

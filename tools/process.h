@@ -83,8 +83,11 @@ class TargetProcess {
   bool read_tcp_sockets(std::vector<TcpSocket> *out, std::string *error) const;
 
   // A duplicate of the target's descriptor for `socket`, checked to still
-  // be the same socket (inode); invalid with *error set otherwise.
-  UniqueFd duplicate_socket(const TcpSocket &socket, std::string *error) const;
+  // be the same socket (inode); invalid with *error set otherwise. *gone
+  // (may be null) tells whether that was because the process closed the
+  // descriptor, or reused it for another file, since it was read.
+  UniqueFd duplicate_socket(const TcpSocket &socket, std::string *error,
+                            bool *gone = nullptr) const;
 
   // Paths of mapped files named libkeepalive.so* (from /proc/PID/maps).
   // Returns false with *error set when the maps cannot be read.
@@ -106,6 +109,9 @@ class TargetProcess {
   pid_t pid_ = 0;
   UniqueFd pidfd_;
 };
+
+// The port of an AF_INET/AF_INET6 address in host order; 0 for other families.
+uint16_t port_of(const sockaddr_storage &address);
 
 // Marks listening sockets, and sets each connected socket's direction: one
 // whose local port is a port the process listens on is incoming (accepted),

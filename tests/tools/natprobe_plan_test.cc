@@ -1,0 +1,507 @@
+// natprobe_plan_test.cc — unit tests of the pure parts of `keepalive
+// natprobe` (tools/natprobe.*): the line protocol, the bracket the trials
+// give, the idle periods each round probes (also against simulated NATs of
+// many timeouts), the time-left estimate, the recommendation and the report.
+// No sockets, no clock.
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "natprobe.h"
+
+namespace keepalive_natprobe {
+namespace {
+
+// ---- protocol ---------------------------------------------------------------
+
+TEST(NatprobeProtocol, LinesOnTheWire) {
+  EXPECT_EQ(greeting_line(), "KEEPALIVE-NATPROBE 1\n");
+  EXPECT_EQ(idle_line(4550), "IDLE 4550\n");
+  EXPECT_EQ(armed_line(4550), "ARMED 4550\n");
+  EXPECT_EQ(wake_line(4561), "WAKE 4561\n");
+  EXPECT_EQ(error_line("busy"), "ERROR busy\n");
+  EXPECT_EQ(error_line("two\nlines\r"), "ERROR twolines\n");
+  std::string long_error = error_line(std::string(500, 'x'));
+  EXPECT_LE(long_error.size(), kMaxLineBytes);
+  EXPECT_EQ(long_error.back(), '\n');
+}
+
+struct ServerLineCase {
+  const char *line;
+  ServerLine::Kind kind;
+  int version;
+  long long ms;
+  const char *text;
+};
+
+class ServerLineTest : public ::testing::TestWithParam<ServerLineCase> {};
+
+TEST_P(ServerLineTest, Parses) {
+  const ServerLineCase &c = GetParam();
+  ServerLine parsed = parse_server_line(c.line);
+  EXPECT_EQ(static_cast<int>(parsed.kind), static_cast<int>(c.kind)) << c.line;
+  EXPECT_EQ(parsed.version, c.version) << c.line;
+  EXPECT_EQ(parsed.ms, c.ms) << c.line;
+  EXPECT_EQ(parsed.text, c.text) << c.line;
+}
+
+using Kind = ServerLine::Kind;
+INSTANTIATE_TEST_SUITE_P(
+    Table, ServerLineTest,
+    ::testing::Values(ServerLineCase{"KEEPALIVE-NATPROBE 1", Kind::kGreeting, 1, 0, ""},
+                      ServerLineCase{"KEEPALIVE-NATPROBE 2", Kind::kGreeting, 2, 0, ""},
+                      ServerLineCase{"KEEPALIVE-NATPROBE", Kind::kUnknown, 0, 0, ""},
+                      ServerLineCase{"KEEPALIVE-NATPROBE one", Kind::kUnknown, 0, 0, ""},
+                      ServerLineCase{"KEEPALIVE-NATPROBE 1 ", Kind::kUnknown, 0, 0, ""},
+                      ServerLineCase{"ARMED 4550", Kind::kArmed, 0, 4550, ""},
+                      ServerLineCase{"ARMED -1", Kind::kUnknown, 0, 0, ""},
+                      ServerLineCase{"ARMED 12a", Kind::kUnknown, 0, 0, ""},
+                      ServerLineCase{"ARMED  5", Kind::kUnknown, 0, 0, ""},
+                      ServerLineCase{"ARMED 1234567890123456", Kind::kUnknown, 0, 0, ""},
+                      ServerLineCase{"WAKE 4561", Kind::kWake, 0, 4561, ""},
+                      ServerLineCase{"WAKE", Kind::kUnknown, 0, 0, ""},
+                      ServerLineCase{"ERROR busy", Kind::kError, 0, 0, "busy"},
+                      ServerLineCase{"ERROR", Kind::kError, 0, 0, ""},
+                      ServerLineCase{"ERRORS", Kind::kUnknown, 0, 0, ""},
+                      ServerLineCase{"SSH-2.0-OpenSSH_9.2p1\r", Kind::kUnknown, 0, 0, ""},
+                      ServerLineCase{"", Kind::kUnknown, 0, 0, ""}));
+
+struct IdleLineCase {
+  const char *line;
+  bool ok;
+  long long ms;
+  const char *error;
+};
+
+class IdleLineTest : public ::testing::TestWithParam<IdleLineCase> {};
+
+TEST_P(IdleLineTest, Parses) {
+  const IdleLineCase &c = GetParam();
+  long long ms = -1;
+  std::string error;
+  EXPECT_EQ(parse_idle_line(c.line, &ms, &error), c.ok) << c.line;
+  if (c.ok) {
+    EXPECT_EQ(ms, c.ms) << c.line;
+  } else {
+    EXPECT_EQ(error, c.error) << c.line;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, IdleLineTest,
+    ::testing::Values(IdleLineCase{"IDLE 1", true, 1, ""},
+                      IdleLineCase{"IDLE 270000", true, 270000, ""},
+                      IdleLineCase{"IDLE 86400000", true, 86400000, ""},
+                      IdleLineCase{"IDLE 86400001", false, 0,
+                                   "idle time out of range: 1 to 86400000 ms"},
+                      IdleLineCase{"IDLE 0", false, 0, "idle time out of range: 1 to 86400000 ms"},
+                      IdleLineCase{"IDLE", false, 0, "expected IDLE <milliseconds>"},
+                      IdleLineCase{"IDLE -5", false, 0, "expected IDLE <milliseconds>"},
+                      IdleLineCase{"IDLE 5 ", false, 0, "expected IDLE <milliseconds>"},
+                      IdleLineCase{"idle 5", false, 0, "expected IDLE <milliseconds>"},
+                      IdleLineCase{"GET / HTTP/1.0\r", false, 0, "expected IDLE <milliseconds>"}));
+
+TEST(NatprobeProtocol, PrintableEscapesAndCuts) {
+  EXPECT_EQ(printable("SSH-2.0\r\n"), "SSH-2.0\\r\\n");
+  EXPECT_EQ(printable("a\tb\\c"), "a\\tb\\\\c");
+  EXPECT_EQ(printable(std::string("\x01\xff", 2)), "\\x01\\xff");
+  EXPECT_EQ(printable("abcdef", 3), "abc...");
+  EXPECT_EQ(printable("abc", 3), "abc");
+}
+
+// ---- the bracket --------------------------------------------------------------
+
+Trial trial(long long idle_ms, Outcome outcome) {
+  Trial t;
+  t.round = 1;
+  t.idle_ms = idle_ms;
+  t.outcome = outcome;
+  t.silence_ms = outcome == Outcome::kSurvived ? idle_ms + 10 : -1;
+  return t;
+}
+
+TEST(NatprobeBracket, FromTrials) {
+  Bracket none = bracket_of({});
+  EXPECT_EQ(none.lower_ms, 0);
+  EXPECT_FALSE(none.has_upper());
+
+  Bracket survived = bracket_of({trial(1000, Outcome::kSurvived), trial(3000, Outcome::kSurvived)});
+  EXPECT_EQ(survived.lower_ms, 3000);
+  EXPECT_FALSE(survived.has_upper());
+
+  Bracket mixed = bracket_of({trial(5539, Outcome::kSilent), trial(3611, Outcome::kSurvived),
+                              trial(4575, Outcome::kSilent), trial(1000, Outcome::kSurvived)});
+  EXPECT_EQ(mixed.lower_ms, 3611);
+  EXPECT_EQ(mixed.upper_ms, 4575);
+  EXPECT_EQ(mixed.contradicting, 0);
+
+  // A reset, a close and another error are losses like silence.
+  for (Outcome lost : {Outcome::kReset, Outcome::kClosed, Outcome::kFailed}) {
+    Bracket b = bracket_of({trial(2000, Outcome::kSurvived), trial(3000, lost)});
+    EXPECT_EQ(b.upper_ms, 3000) << outcome_name(lost);
+  }
+
+  // A survivor above the shortest loss contradicts it: it is counted and the
+  // bracket keeps the shortest loss, with the longest survivor below it.
+  Bracket contradicted =
+      bracket_of({trial(2000, Outcome::kSurvived), trial(3000, Outcome::kSilent),
+                  trial(3000, Outcome::kSurvived), trial(4000, Outcome::kSurvived)});
+  EXPECT_EQ(contradicted.lower_ms, 2000);
+  EXPECT_EQ(contradicted.upper_ms, 3000);
+  EXPECT_EQ(contradicted.contradicting, 2);
+}
+
+TEST(NatprobeBracket, StillNeededAndProgress) {
+  Bracket b{3611, 5539, 0};
+  EXPECT_FALSE(still_needed(b, 3611));
+  EXPECT_TRUE(still_needed(b, 3612));
+  EXPECT_TRUE(still_needed(b, 5538));
+  EXPECT_FALSE(still_needed(b, 5539));
+  EXPECT_TRUE(still_needed(Bracket{1000, -1, 0}, 20000));
+
+  Settings s;
+  s.max_ms = 20000;
+  s.resolution_ms = 1000;
+  EXPECT_EQ(progress_of(b, s), Progress::kNarrowing);
+  EXPECT_EQ(progress_of(Bracket{3611, 4611, 0}, s), Progress::kMeasured);  // width == resolution
+  EXPECT_EQ(progress_of(Bracket{3611, 4612, 0}, s), Progress::kNarrowing);
+  EXPECT_EQ(progress_of(Bracket{0, 1000, 0}, s), Progress::kMeasured);
+  EXPECT_EQ(progress_of(Bracket{20000, -1, 0}, s), Progress::kNoTimeoutUpToMax);
+  EXPECT_EQ(progress_of(Bracket{13037, -1, 0}, s), Progress::kNarrowing);
+}
+
+// ---- the plan -----------------------------------------------------------------
+
+Settings settings(long long max_ms, long long resolution_ms, int parallel = 8,
+                  long long grace_ms = 2000) {
+  Settings s;
+  s.max_ms = max_ms;
+  s.resolution_ms = resolution_ms;
+  s.parallel = parallel;
+  s.grace_ms = grace_ms;
+  return s;
+}
+
+struct PlanCase {
+  const char *name;
+  Bracket bracket;
+  Settings settings;
+  std::vector<long long> expected;
+};
+
+class PlanTest : public ::testing::TestWithParam<PlanCase> {};
+
+TEST_P(PlanTest, ProbesTheseIdlePeriods) {
+  const PlanCase &c = GetParam();
+  EXPECT_EQ(plan_round(c.bracket, c.settings), c.expected);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, PlanTest,
+    ::testing::Values(
+        // First round, 20 s at 1 s: 8 probes would leave steps over 1 s, so
+        // a geometric spread from the resolution to --max.
+        PlanCase{"spread_geometric",
+                 {0, -1, 0},
+                 settings(20000, 1000),
+                 {1000, 1534, 2354, 3611, 5539, 8498, 13037, 20000}},
+        // 3 s at 1 s: three probes finish the job in one round.
+        PlanCase{"spread_linear", {0, -1, 0}, settings(3000, 1000), {1000, 2000, 3000}},
+        PlanCase{"spread_one_probe", {0, -1, 0}, settings(20000, 1000, 1), {20000}},
+        PlanCase{"max_equals_resolution", {0, -1, 0}, settings(10000, 10000), {10000}},
+        // Nothing lost up to a lower bound: the spread continues above it.
+        PlanCase{"spread_above_lower",
+                 {8000, -1, 0},
+                 settings(20000, 1000, 4),
+                 {10059, 12649, 15905, 20000}},
+        // Bisection: no more probes than the resolution needs...
+        PlanCase{"bisect_one", {3611, 5539, 0}, settings(20000, 1000), {4575}},
+        PlanCase{
+            "bisect_four", {8498, 13037, 0}, settings(20000, 1000), {9406, 10314, 11221, 12129}},
+        // ... and no more than --parallel: 9 equal parts.
+        PlanCase{"bisect_parallel",
+                 {0, 90000, 0},
+                 settings(1800000, 1000),
+                 {10000, 20000, 30000, 40000, 50000, 60000, 70000, 80000}},
+        PlanCase{"bisect_single_probe", {0, 90000, 0}, settings(1800000, 1000, 1), {45000}},
+        // Done: nothing to probe.
+        PlanCase{"measured", {3611, 4575, 0}, settings(20000, 1000), {}},
+        PlanCase{"no_timeout_up_to_max", {20000, -1, 0}, settings(20000, 1000), {}}),
+    [](const ::testing::TestParamInfo<PlanCase> &case_info) {
+      return std::string(case_info.param.name);
+    });
+
+TEST(NatprobePlan, DefaultFirstRoundIsGeometricFromResolutionToMax) {
+  std::vector<long long> plan = plan_round(Bracket{}, Settings{});  // 30m, 10s, 8
+  ASSERT_EQ(plan.size(), 8u);
+  EXPECT_EQ(plan.front(), 10000);
+  EXPECT_EQ(plan.back(), 1800000);
+  for (size_t i = 2; i < plan.size(); ++i) {
+    double ratio = static_cast<double>(plan[i]) / static_cast<double>(plan[i - 1]);
+    double previous = static_cast<double>(plan[i - 1]) / static_cast<double>(plan[i - 2]);
+    EXPECT_NEAR(ratio, previous, 0.01) << i;
+  }
+}
+
+// Runs whole measurements against simulated NATs that forget after exactly
+// T ms (idle >= T is lost): the plan must end, within few rounds, with a
+// bracket lower < T <= upper no wider than the resolution — or report no
+// timeout when T is beyond --max.
+TEST(NatprobePlan, SimulatedNatsAreBracketedWithinTheResolution) {
+  const std::vector<Settings> all = {settings(20000, 1000),       settings(1800000, 10000),
+                                     settings(1800000, 10000, 1), settings(3600000, 1000, 64),
+                                     settings(5000, 1000, 2),     settings(86400000, 1000, 8)};
+  const std::vector<long long> timeouts = {1,      500,    999,     1000,    1001,    3999,
+                                           4000,   9000,   20000,   20001,   29999,   270000,
+                                           299999, 300000, 1799999, 1800000, 1800001, 86399999};
+  for (const Settings &s : all) {
+    for (long long t : timeouts) {
+      std::vector<Trial> trials;
+      int rounds = 0;
+      for (std::vector<long long> plan; !(plan = plan_round(bracket_of(trials), s)).empty();) {
+        ASSERT_LT(++rounds, 40) << "no end: T=" << t << " max=" << s.max_ms;
+        const Bracket before = bracket_of(trials);
+        for (long long idle : plan) {
+          EXPECT_TRUE(still_needed(before, idle)) << idle;
+          trials.push_back(trial(idle, idle < t ? Outcome::kSurvived : Outcome::kSilent));
+        }
+      }
+      Bracket b = bracket_of(trials);
+      std::string where = "T=" + std::to_string(t) + " max=" + std::to_string(s.max_ms) +
+                          " resolution=" + std::to_string(s.resolution_ms) +
+                          " parallel=" + std::to_string(s.parallel);
+      if (t > s.max_ms) {
+        EXPECT_EQ(progress_of(b, s), Progress::kNoTimeoutUpToMax) << where;
+        EXPECT_EQ(b.lower_ms, s.max_ms) << where;
+      } else {
+        ASSERT_EQ(progress_of(b, s), Progress::kMeasured) << where;
+        EXPECT_LT(b.lower_ms, t) << where;
+        EXPECT_GE(b.upper_ms, t) << where;
+        EXPECT_LE(b.upper_ms - b.lower_ms, s.resolution_ms) << where;
+      }
+      EXPECT_EQ(b.contradicting, 0) << where;
+    }
+  }
+}
+
+TEST(NatprobePlan, LaterRoundsEstimate) {
+  Settings s = settings(20000, 1000);
+  // Measured: nothing left.
+  EXPECT_EQ(later_rounds_ms(Bracket{3611, 4575, 0}, {}, s), 0);
+  // One more round of one probe (4.575 s) plus the grace period.
+  EXPECT_EQ(later_rounds_ms(Bracket{3611, 5539, 0}, {}, s), 4575 + 2000);
+  // During the first round: if 20 s is the first loss, one more round up
+  // to 20 s finishes the bracket [13.037 s, 20 s].
+  EXPECT_EQ(later_rounds_ms(Bracket{1000, -1, 0}, {1534, 2354, 3611, 5539, 8498, 13037, 20000}, s),
+            20000 + 2000);
+  // Probes outside the bracket do not count.
+  EXPECT_EQ(later_rounds_ms(Bracket{3611, 4575, 0}, {8498, 13037, 20000}, s), 0);
+}
+
+// ---- the recommendation -------------------------------------------------------
+
+struct RecommendCase {
+  const char *name;
+  Bracket bracket;
+  long long resolution_ms;
+  long long idle_s;
+  long long margin_ms;
+  bool raised, capped;
+};
+
+class RecommendTest : public ::testing::TestWithParam<RecommendCase> {};
+
+TEST_P(RecommendTest, LowerBoundMinusMargin) {
+  const RecommendCase &c = GetParam();
+  Settings s = settings(86400000, c.resolution_ms);
+  Recommendation r = recommend(c.bracket, s);
+  ASSERT_TRUE(r.available);
+  EXPECT_EQ(r.idle_s, c.idle_s);
+  EXPECT_EQ(r.margin_ms, c.margin_ms);
+  EXPECT_EQ(r.raised_to_minimum, c.raised);
+  EXPECT_EQ(r.capped, c.capped);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, RecommendTest,
+    ::testing::Values(
+        // The emulated 4 s NAT: 3.611 s - 1 s (the resolution) = 2.611 s → 2 s.
+        RecommendCase{"emulated_4s", {3611, 4575, 0}, 1000, 2, 1000, false, false},
+        // A 5-minute carrier: 10 % of 295 s is more than the resolution.
+        RecommendCase{"carrier_300s", {295000, 305000, 0}, 10000, 265, 29500, false, false},
+        // 10 % rounds up to a whole millisecond: 12.345 s → margin 1.235 s.
+        RecommendCase{"ten_percent_rounds_up", {12345, 13000, 0}, 1000, 11, 1235, false, false},
+        RecommendCase{"exactly_one_second", {2000, 2500, 0}, 1000, 1, 1000, false, false},
+        // Below 1 s: raised to the shortest KEEPALIVE_IDLE, and said so.
+        RecommendCase{"raised", {1500, 2000, 0}, 1000, 1, 1000, true, false},
+        RecommendCase{"nothing_survived", {0, 1000, 0}, 1000, 1, 1000, true, false},
+        // Above what the kernel accepts: capped.
+        RecommendCase{"capped", {40000000, 40001000, 0}, 1000, 32767, 4000000, false, true}),
+    [](const ::testing::TestParamInfo<RecommendCase> &case_info) {
+      return std::string(case_info.param.name);
+    });
+
+TEST(NatprobeRecommend, NoneWithoutALoss) {
+  EXPECT_FALSE(recommend(Bracket{20000, -1, 0}, settings(20000, 1000)).available);
+}
+
+// ---- the report -------------------------------------------------------------
+
+Report measured_report() {
+  Report report;
+  report.server = "198.51.100.2:7200";
+  report.settings = settings(20000, 1000);
+  report.trials = {trial(3611, Outcome::kSurvived), trial(5539, Outcome::kSilent)};
+  report.trials.push_back(trial(4575, Outcome::kSilent));
+  report.trials.back().round = 2;
+  report.rounds = 2;
+  report.elapsed_s = 14.1234;
+  return report;
+}
+
+TEST(NatprobeReport, Json) {
+  EXPECT_EQ(format_json(measured_report()),
+            R"({
+  "server": "198.51.100.2:7200",
+  "status": "measured",
+  "interrupted": false,
+  "error": null,
+  "timeout_lower_s": 3.611,
+  "timeout_upper_s": 4.575,
+  "recommended_idle_s": 2,
+  "safety_margin_s": 1,
+  "systemd": "Environment=KEEPALIVE_IDLE=2",
+  "max_s": 20,
+  "resolution_s": 1,
+  "grace_s": 2,
+  "parallel": 8,
+  "rounds": 2,
+  "elapsed_s": 14.123,
+  "contradicting_trials": 0,
+  "trials": [
+    {
+      "round": 1,
+      "idle_s": 3.611,
+      "survived": true,
+      "outcome": "survived",
+      "server_silence_s": 3.621
+    },
+    {
+      "round": 1,
+      "idle_s": 5.539,
+      "survived": false,
+      "outcome": "silent",
+      "server_silence_s": null
+    },
+    {
+      "round": 2,
+      "idle_s": 4.575,
+      "survived": false,
+      "outcome": "silent",
+      "server_silence_s": null
+    }
+  ]
+}
+)");
+}
+
+TEST(NatprobeReport, JsonWithoutATimeoutAndWithAnError) {
+  Report report;
+  report.server = "[2001:db8::1]:7200";
+  report.settings = settings(2000, 1000);
+  report.trials = {trial(1000, Outcome::kSurvived), trial(2000, Outcome::kSurvived)};
+  report.rounds = 1;
+  std::string json = format_json(report);
+  EXPECT_NE(json.find("\"status\": \"no_timeout_up_to_max\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"timeout_lower_s\": 2,"), std::string::npos) << json;
+  for (const char *key : {"timeout_upper_s", "recommended_idle_s", "safety_margin_s", "systemd"}) {
+    EXPECT_NE(json.find(std::string("\"") + key + "\": null"), std::string::npos) << key;
+  }
+
+  report.trials.push_back(trial(1500, Outcome::kFailed));
+  report.trials.back().detail = "EHOSTUNREACH";
+  report.error = "cannot connect to [2001:db8::1]:7200: Connection refused";
+  json = format_json(report);
+  EXPECT_NE(json.find("\"status\": \"measured\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"error\": \"cannot connect to [2001:db8::1]:7200: Connection refused\""),
+            std::string::npos)
+      << json;
+  EXPECT_NE(json.find("\"outcome\": \"failed\",\n      \"error\": \"EHOSTUNREACH\""),
+            std::string::npos)
+      << json;
+}
+
+TEST(NatprobeReport, TextMeasured) {
+  std::string text = format_text(measured_report());
+  EXPECT_NE(text.find("NAT idle timeout on the path to 198.51.100.2:7200: 3 probes in 2 rounds, "
+                      "14.123s\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("  survived   3.611s\n  lost       4.575s 5.539s\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("Timeout between 3.611s (longest silence that survived) and 4.575s "
+                      "(shortest that was lost): bracket [3.611s, 4.575s], width 964ms.\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("Recommended KEEPALIVE_IDLE=2: the lower bound 3.611s minus a safety "
+                      "margin of 1s"),
+            std::string::npos)
+      << text;
+  // The systemd line stands alone, last.
+  const std::string last = "\nEnvironment=KEEPALIVE_IDLE=2\n";
+  ASSERT_GE(text.size(), last.size());
+  EXPECT_EQ(text.substr(text.size() - last.size()), last) << text;
+}
+
+TEST(NatprobeReport, TextNoTimeoutInterruptedResetsContradictions) {
+  Report none;
+  none.server = "127.0.0.1:7200";
+  none.settings = settings(3000, 1000);
+  none.trials = {trial(1000, Outcome::kSurvived), trial(2000, Outcome::kSurvived),
+                 trial(3000, Outcome::kSurvived)};
+  none.rounds = 1;
+  std::string text = format_text(none);
+  EXPECT_NE(text.find("No timeout up to --max 3s: every idle period up to 3s survived."),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("No KEEPALIVE_IDLE recommendation"), std::string::npos) << text;
+  EXPECT_EQ(text.find("Environment="), std::string::npos) << text;
+
+  Report stopped = none;
+  stopped.settings = settings(1800000, 10000);
+  stopped.interrupted = true;
+  text = format_text(stopped);
+  EXPECT_NE(text.find("Interrupted: this is what was learned so far.\n"), std::string::npos);
+  EXPECT_NE(text.find("No loss yet: the timeout is longer than 3s (--max 30m was not reached)."),
+            std::string::npos)
+      << text;
+
+  Report reset = measured_report();
+  reset.trials[1].outcome = Outcome::kReset;
+  text = format_text(reset);
+  EXPECT_NE(text.find("  lost       4.575s 5.539s (reset)\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("Note: 1 probe connection was reset or closed instead of staying silent, "
+                      "counted as lost"),
+            std::string::npos)
+      << text;
+
+  Report contradicting = measured_report();
+  contradicting.trials.push_back(trial(6000, Outcome::kSurvived));
+  text = format_text(contradicting);
+  EXPECT_NE(text.find("Note: 1 probe survived an idle period at or above the shortest loss "
+                      "(4.575s)"),
+            std::string::npos)
+      << text;
+
+  Report empty;
+  empty.server = "127.0.0.1:7200";
+  empty.error = "lost contact";
+  text = format_text(empty);
+  EXPECT_NE(text.find("Stopped early (lost contact)"), std::string::npos) << text;
+  EXPECT_NE(text.find("No probe finished: nothing was learned.\n"), std::string::npos) << text;
+}
+
+}  // namespace
+}  // namespace keepalive_natprobe

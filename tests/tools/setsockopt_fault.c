@@ -1,0 +1,39 @@
+/* setsockopt_fault.c — a fault-injection library for apply_test.py, preloaded
+ * into the `keepalive` command itself (never into a target): setsockopt of
+ * TCP_KEEPCNT fails with EPERM on sockets whose local port is
+ * $KEEPALIVE_TEST_FAULT_PORT, so that `keepalive apply` meets a socket it
+ * cannot set next to sockets it can. Every other call goes to libc. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+
+typedef int (*setsockopt_fn)(int, int, int, const void *, socklen_t);
+
+static int local_port(int fd) {
+  struct sockaddr_storage address;
+  socklen_t len = sizeof address;
+  if (getsockname(fd, (struct sockaddr *)&address, &len) != 0) return -1;
+  if (address.ss_family == AF_INET) return ntohs(((struct sockaddr_in *)&address)->sin_port);
+  if (address.ss_family == AF_INET6) return ntohs(((struct sockaddr_in6 *)&address)->sin6_port);
+  return -1;
+}
+
+__attribute__((visibility("default"))) int setsockopt(int fd, int level, int option,
+                                                      const void *value, socklen_t len) {
+  const char *port = getenv("KEEPALIVE_TEST_FAULT_PORT");
+  if (level == IPPROTO_TCP && option == TCP_KEEPCNT && port != NULL &&
+      local_port(fd) == atoi(port)) {
+    errno = EPERM;
+    return -1;
+  }
+  setsockopt_fn real = (setsockopt_fn)dlsym(RTLD_NEXT, "setsockopt");
+  if (real == NULL) {
+    errno = ENOSYS;
+    return -1;
+  }
+  return real(fd, level, option, value, len);
+}

@@ -1,0 +1,743 @@
+// cmd_apply.cc — `keepalive apply PID [FLAGS] [--listeners] [--dry-run] [--json]`:
+// gives the established TCP connections of a running process (and, with
+// --listeners, its listening sockets) the keepalive settings the library
+// would have given them, without a restart. Each socket is duplicated with
+// pidfd_getfd (process.h), decided by the core exactly as the preloaded
+// library decides (direction from the socket, keepalive_read_facts,
+// keepalive_decide), set with keepalive_apply and read back; socket options
+// belong to the socket, so the process's own descriptor is changed in place.
+// Exit 0 done, 1 some socket could not be set, 2 usage or invalid
+// configuration (nothing changed), 3 cannot reach the process.
+
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "cli.h"
+#include "commands.h"
+#include "process.h"
+
+namespace {
+
+using keepalive_cli::JsonWriter;
+using keepalive_cli::TcpSocket;
+
+constexpr char kName[] = "apply";
+constexpr char kUsage[] = "usage: keepalive apply PID [FLAGS] [--listeners] [--dry-run] [--json]";
+
+constexpr int kExitSomeNotSet = 1;  // some socket could not be set
+constexpr int kExitNoAccess = 3;    // no such process, permission denied, kernel too old
+
+void print_help() {
+  std::string text =
+      "Usage: keepalive apply PID [FLAGS] [--listeners] [--dry-run] [--json]\n"
+      "Gives the TCP connections that process PID holds now the keepalive settings that\n"
+      "libkeepalive would have given them, without restarting it. The configuration comes from\n"
+      "the KEEPALIVE_* environment and FLAGS (FLAGS win), as for `keepalive run`.\n"
+      "\n"
+      "Every established TCP connection of PID is decided as the library decides: incoming when\n"
+      "its local port is one the process listens on, else outgoing; then KEEPALIVE_RULES by\n"
+      "direction, service port and peer, else the global settings. The options are set on the\n"
+      "process's own socket (a duplicate taken with pidfd_getfd shares it); the process is not\n"
+      "stopped, and nothing but TCP sockets is touched. A socket a rule turns `off` is left as\n"
+      "it is: apply never switches keepalive off.\n"
+      "\n"
+      "FLAGS:\n";
+  text += keepalive_cli::ConfigFlags::usage();
+  text +=
+      "  (--log and --strict are checked like the others but change nothing here)\n"
+      "\n"
+      "Options:\n"
+      "  --listeners   also set the listening sockets: connections accepted from now on\n"
+      "                inherit their options, even without the library (a listener cannot\n"
+      "                tell peers apart: rules with peer= are pointed out)\n"
+      "  --dry-run     show what would be set, set nothing\n"
+      "  --json        one JSON object on stdout instead of a table\n"
+      "\n"
+      "Setting another process's socket options needs ptrace access to it: the same user where\n"
+      "the ptrace policy allows it, otherwise root or CAP_SYS_PTRACE. Linux 5.6 or later.\n"
+      "\n"
+      "Exit status: 0 done (or nothing to do); 1 some socket could not be set (named on\n"
+      "stderr; the others were set); 2 usage error or invalid configuration (nothing changed);\n"
+      "3 no such process, permission denied or kernel too old (nothing changed).\n"
+      "\n"
+      "Example (pidof does not find Prosody: its process is lua5.4):\n"
+      "  sudo keepalive apply $(systemctl show -p MainPID --value prosody) --listeners \\\n"
+      "      --rules 'peer=127.0.0.0/8,::1 off; in port=5222,5223 idle=270 cnt=4; off'\n";
+  fputs(text.c_str(), stdout);
+}
+
+struct Options {
+  keepalive_cli::ConfigFlags flags;
+  pid_t pid = 0;
+  bool listeners = false;
+  bool dry_run = false;
+  bool json = false;
+};
+
+// What happened to one socket.
+enum class Action {
+  kSet,           // options set and read back
+  kWouldSet,      // --dry-run: what kSet would do
+  kLeft,          // the decision is off: left as it is
+  kListener,      // a listening socket, and no --listeners
+  kNotConnected,  // neither established nor listening
+  kGone,          // closed (or its descriptor reused) since it was listed
+  kFailed,        // a setsockopt, or reaching the socket, failed
+};
+
+struct Outcome {
+  TcpSocket socket;
+  std::vector<int> same_socket_fds;  // further descriptors of the very same socket
+  Action action = Action::kLeft;
+  bool decided = false;  // `settings` holds the core's decision
+  keepalive_settings settings{};
+  bool before_read = false;
+  keepalive_settings before{};
+  bool after_read = false;
+  keepalive_settings after{};  // read back; for --dry-run, what would be read back
+  std::string error;           // kFailed, kGone
+  keepalive_apply_failure failure{};
+  std::vector<int> peer_rules;  // listeners: rules by peer= the listener cannot honour
+};
+
+// Fills `options`; returns false when the command ends here with *status
+// (help printed, or a usage error reported).
+bool parse_arguments(int argc, char **argv, Options *options, int *status) {
+  const char *pid_text = nullptr;
+  for (int index = 1; index < argc; ++index) {
+    std::string_view arg = argv[index];
+    if (arg == "-h" || arg == "--help") {
+      print_help();
+      *status = keepalive_cli::kExitOk;
+      return false;
+    }
+    std::string error;
+    auto parsed = options->flags.parse(argc, argv, &index, &error);
+    if (parsed == keepalive_cli::ConfigFlags::Parse::kConsumed) continue;
+    if (parsed == keepalive_cli::ConfigFlags::Parse::kError) {
+      keepalive_cli::print_error(kName, error + "; nothing changed");
+      *status = keepalive_cli::kExitUsage;
+      return false;
+    }
+    if (arg == "--listeners") {
+      options->listeners = true;
+    } else if (arg == "--dry-run") {
+      options->dry_run = true;
+    } else if (arg == "--json") {
+      options->json = true;
+    } else if (arg.size() > 1 && arg[0] == '-') {
+      keepalive_cli::print_error(
+          kName, std::string("unknown option ") + argv[index] + " (" + kUsage + ")");
+      *status = keepalive_cli::kExitUsage;
+      return false;
+    } else if (pid_text == nullptr) {
+      pid_text = argv[index];
+    } else {
+      keepalive_cli::print_error(
+          kName, std::string("one PID only, got also ") + argv[index] + " (" + kUsage + ")");
+      *status = keepalive_cli::kExitUsage;
+      return false;
+    }
+  }
+  if (pid_text == nullptr) {
+    keepalive_cli::print_error(kName, std::string("no PID given (") + kUsage + ")");
+    *status = keepalive_cli::kExitUsage;
+    return false;
+  }
+  if (!keepalive_cli::parse_pid(pid_text, &options->pid)) {
+    keepalive_cli::print_error(
+        kName, std::string("PID must be a process ID (a positive number), not '") + pid_text + "'");
+    *status = keepalive_cli::kExitUsage;
+    return false;
+  }
+  return true;
+}
+
+bool same_settings(const keepalive_settings &a, const keepalive_settings &b) {
+  return a.enable == b.enable && a.idle_s == b.idle_s && a.intvl_s == b.intvl_s && a.cnt == b.cnt &&
+         a.user_timeout_ms == b.user_timeout_ms;
+}
+
+// What keepalive_read_settings returns after keepalive_apply(decision) on a
+// socket that reads `before`: SO_KEEPALIVE on, the values the decision sets,
+// the others as they were.
+keepalive_settings predicted_after(const keepalive_settings &before,
+                                   const keepalive_settings &decision) {
+  keepalive_settings after = before;
+  after.enable = 1;
+  if (decision.idle_s != KEEPALIVE_UNSET) after.idle_s = decision.idle_s;
+  if (decision.intvl_s != KEEPALIVE_UNSET) after.intvl_s = decision.intvl_s;
+  if (decision.cnt != KEEPALIVE_UNSET) after.cnt = decision.cnt;
+  if (decision.user_timeout_ms != KEEPALIVE_UNSET) after.user_timeout_ms = decision.user_timeout_ms;
+  return after;
+}
+
+bool rule_takes_direction(const keepalive_rule &rule, keepalive_direction direction) {
+  return rule.directions == 0 || (rule.directions & direction) != 0;
+}
+
+bool rule_takes_port(const keepalive_rule &rule, uint16_t port) {
+  if (rule.nports == 0) return true;
+  for (int i = 0; i < rule.nports; ++i) {
+    if (port >= rule.ports[i].first && port <= rule.ports[i].last) return true;
+  }
+  return false;
+}
+
+// Rules by peer= that come before the listener's deciding rule and could
+// match a connection accepted on `port`, with other settings: with the
+// library, such a connection would get that rule's settings; inheriting from
+// the listener, it gets the listener's.
+std::vector<int> peer_rules_a_listener_cannot_honour(const keepalive_config &config, uint16_t port,
+                                                     const keepalive_settings &decision) {
+  std::vector<int> rules;
+  int end = decision.rule == KEEPALIVE_RULE_GLOBAL ? config.nrules : decision.rule;
+  for (int i = 0; i < end; ++i) {
+    const keepalive_rule &rule = config.rules[i];
+    if (rule.npeers == 0 || !rule_takes_direction(rule, KEEPALIVE_IN) ||
+        !rule_takes_port(rule, port)) {
+      continue;
+    }
+    bool both_off = !rule.settings.enable && !decision.enable;
+    if (!both_off && !same_settings(rule.settings, decision)) rules.push_back(i);
+  }
+  return rules;
+}
+
+// Decides one socket, and sets it unless `dry_run`. `socket` comes from the
+// listing; the socket is read again through a fresh duplicate, which is
+// closed before this returns.
+Outcome process_socket(const keepalive_cli::TargetProcess &target, const keepalive_config &config,
+                       const TcpSocket &socket, const Options &options) {
+  Outcome outcome;
+  outcome.socket = socket;
+  outcome.before_read = socket.keepalive_read;
+  outcome.before = socket.keepalive;
+  if (socket.listening && !options.listeners) {
+    outcome.action = Action::kListener;
+    return outcome;
+  }
+  if (!socket.listening && socket.state != TCP_ESTABLISHED) {
+    outcome.action = Action::kNotConnected;
+    return outcome;
+  }
+  bool gone = false;
+  keepalive_cli::UniqueFd dup = target.duplicate_socket(socket, &outcome.error, &gone);
+  if (!dup.valid()) {
+    outcome.action = gone ? Action::kGone : Action::kFailed;
+    return outcome;
+  }
+  outcome.before_read = keepalive_read_settings(dup.get(), &outcome.before) == 1;
+
+  // As the library: the facts the rules need, read from the socket itself.
+  // A listener stands for the connections it will accept: incoming, on its
+  // port, from a peer no one knows yet.
+  keepalive_direction direction = socket.listening ? KEEPALIVE_IN : socket.direction;
+  unsigned needs = keepalive_needs(&config, direction);
+  if (socket.listening) needs &= ~KEEPALIVE_NEED_PEER;
+  keepalive_socket_facts facts;
+  keepalive_read_facts(dup.get(), direction, needs, &facts);
+  keepalive_decide(&config, &facts, &outcome.settings);
+  outcome.decided = true;
+  if (socket.listening && socket.has_local) {
+    outcome.peer_rules = peer_rules_a_listener_cannot_honour(
+        config, keepalive_cli::port_of(socket.local), outcome.settings);
+  }
+
+  if (!outcome.settings.enable) {
+    outcome.action = Action::kLeft;
+    outcome.after_read = outcome.before_read;
+    outcome.after = outcome.before;
+    return outcome;
+  }
+  if (options.dry_run) {
+    outcome.action = Action::kWouldSet;
+    outcome.after_read = outcome.before_read;
+    outcome.after = predicted_after(outcome.before, outcome.settings);
+    return outcome;
+  }
+  int failures = keepalive_apply(dup.get(), &outcome.settings, &outcome.failure);
+  outcome.after_read = keepalive_read_settings(dup.get(), &outcome.after) == 1;
+  if (failures > 0) {
+    outcome.action = Action::kFailed;
+    outcome.error = std::string("setting ") + outcome.failure.option +
+                    " failed: " + strerror(outcome.failure.error);
+    if (failures > 1) outcome.error += " (and " + std::to_string(failures - 1) + " more)";
+  } else {
+    outcome.action = Action::kSet;
+  }
+  return outcome;
+}
+
+// ---- reporting -------------------------------------------------------------
+
+const char *direction_name(const TcpSocket &socket) {
+  if (socket.listening) return "listen";
+  if (!socket.connected) return "-";
+  return socket.direction == KEEPALIVE_IN ? "in" : "out";
+}
+
+const char *action_name(Action action) {
+  switch (action) {
+    case Action::kSet:
+      return "set";
+    case Action::kWouldSet:
+      return "would_set";
+    case Action::kLeft:
+      return "left";
+    case Action::kListener:
+      return "listener_not_set";
+    case Action::kNotConnected:
+      return "not_established";
+    case Action::kGone:
+      return "gone";
+    case Action::kFailed:
+      return "failed";
+  }
+  return "?";
+}
+
+const char *action_text(Action action) {
+  switch (action) {
+    case Action::kSet:
+      return "set";
+    case Action::kWouldSet:
+      return "would set";
+    case Action::kLeft:
+      return "left";
+    case Action::kListener:
+    case Action::kNotConnected:
+      return "skipped";
+    case Action::kGone:
+      return "gone";
+    case Action::kFailed:
+      return "FAILED";
+  }
+  return "?";
+}
+
+// keepalive_format_settings of what a socket reads, a user timeout of 0
+// shown as the kernel default it is.
+std::string settings_text(bool read, const keepalive_settings &settings) {
+  if (!read) return "unreadable";
+  keepalive_settings shown = settings;
+  if (shown.user_timeout_ms == 0) shown.user_timeout_ms = KEEPALIVE_UNSET;
+  char text[160];
+  keepalive_format_settings(&shown, text, sizeof text);
+  return text;
+}
+
+std::string rule_text(const keepalive_config &config, const Outcome &outcome) {
+  if (!outcome.decided) return "-";
+  if (!config.enabled) return "off (KEEPALIVE=off)";
+  if (outcome.settings.rule == KEEPALIVE_RULE_GLOBAL) return "global";
+  return std::to_string(outcome.settings.rule + 1) + " (" +
+         config.rules[outcome.settings.rule].text + ")";
+}
+
+std::string fds_text(const Outcome &outcome) {
+  std::string text = std::to_string(outcome.socket.fd);
+  for (int fd : outcome.same_socket_fds) text += "," + std::to_string(fd);
+  return text;
+}
+
+std::string endpoint_pair(const TcpSocket &socket) {
+  std::string text = socket.has_local ? keepalive_cli::format_endpoint(socket.local) : "?";
+  if (socket.has_peer) text += " <-> " + keepalive_cli::format_endpoint(socket.peer);
+  return text;
+}
+
+std::string keepalive_column(const keepalive_config &config, const Outcome &outcome) {
+  std::string before = settings_text(outcome.before_read, outcome.before);
+  switch (outcome.action) {
+    case Action::kSet:
+    case Action::kWouldSet:
+      return before + " -> " + settings_text(outcome.after_read, outcome.after);
+    case Action::kLeft:
+      return before + (config.enabled ? " (the rule says off: left as it is)"
+                                      : " (KEEPALIVE=off: left as it is)");
+    case Action::kListener:
+      return before + " (listening: --listeners sets it for connections accepted from now on)";
+    case Action::kNotConnected:
+      return before + " (" + keepalive_cli::tcp_state_name(outcome.socket.state) +
+             ": only established connections are changed)";
+    case Action::kGone:
+      return "(" + outcome.error + ")";
+    case Action::kFailed:
+      if (!outcome.decided) return before + " (" + outcome.error + ")";
+      return before + " -> " + settings_text(outcome.after_read, outcome.after) + " (" +
+             outcome.error + ")";
+  }
+  return before;
+}
+
+std::string rule_reference(const keepalive_config &config, int rule) {
+  return "rule " + std::to_string(rule + 1) + " (" + config.rules[rule].text + ")";
+}
+
+struct Counts {
+  int set = 0, left = 0, listeners_skipped = 0, other_skipped = 0, gone = 0, failed = 0;
+};
+
+Counts count(const std::vector<Outcome> &outcomes) {
+  Counts counts;
+  for (const Outcome &outcome : outcomes) {
+    switch (outcome.action) {
+      case Action::kSet:
+      case Action::kWouldSet:
+        ++counts.set;
+        break;
+      case Action::kLeft:
+        ++counts.left;
+        break;
+      case Action::kListener:
+        ++counts.listeners_skipped;
+        break;
+      case Action::kNotConnected:
+        ++counts.other_skipped;
+        break;
+      case Action::kGone:
+        ++counts.gone;
+        break;
+      case Action::kFailed:
+        ++counts.failed;
+        break;
+    }
+  }
+  return counts;
+}
+
+std::string plural(int n, const char *one, const char *many) {
+  return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
+// Items (listening addresses) grouped by a key, in order of first appearance.
+using Grouped = std::vector<std::pair<std::string, std::vector<std::string>>>;
+
+void add_to_group(Grouped *groups, const std::string &key, const std::string &item) {
+  for (auto &[existing, items] : *groups) {
+    if (existing == key) {
+      items.push_back(item);
+      return;
+    }
+  }
+  groups->push_back({key, {item}});
+}
+
+std::string joined(const std::vector<std::string> &items) {
+  std::string text;
+  for (size_t i = 0; i < items.size(); ++i) text += (i == 0 ? "" : ", ") + items[i];
+  return text;
+}
+
+std::string text_report(const keepalive_cli::TargetProcess &target, const std::string &command,
+                        const keepalive_config &config, const Options &options,
+                        const std::vector<Outcome> &outcomes) {
+  std::string out = "Process " + std::to_string(target.pid());
+  if (!command.empty()) out += " (" + command + ")";
+  out += ": " + (outcomes.empty()
+                     ? std::string("no TCP sockets")
+                     : plural(static_cast<int>(outcomes.size()), "TCP socket", "TCP sockets"));
+  if (options.dry_run) out += "; dry run, nothing is changed";
+  out += "\n";
+  if (!config.enabled) {
+    out += "KEEPALIVE is off in this configuration: every socket is left as it is.\n";
+  }
+  if (outcomes.empty()) return out + "Nothing to do.\n";
+  out += "\n";
+
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"FD", "DIR", "LOCAL", "PEER", "RULE", "ACTION", "KEEPALIVE BEFORE -> AFTER"});
+  for (const Outcome &outcome : outcomes) {
+    const TcpSocket &socket = outcome.socket;
+    rows.push_back({fds_text(outcome), direction_name(socket),
+                    socket.has_local ? keepalive_cli::format_endpoint(socket.local) : "-",
+                    socket.has_peer ? keepalive_cli::format_endpoint(socket.peer) : "-",
+                    rule_text(config, outcome), action_text(outcome.action),
+                    keepalive_column(config, outcome)});
+  }
+  std::vector<size_t> widths(rows[0].size(), 0);
+  for (const auto &row : rows) {
+    for (size_t column = 0; column < row.size(); ++column) {
+      if (row[column].size() > widths[column]) widths[column] = row[column].size();
+    }
+  }
+  for (const auto &row : rows) {
+    std::string line;
+    for (size_t column = 0; column < row.size(); ++column) {
+      std::string cell = row[column];
+      if (column + 1 < row.size()) cell.resize(widths[column] + 2, ' ');
+      line += cell;
+    }
+    out += line + "\n";
+  }
+
+  // What the table cannot say in a cell; listeners with the same settings
+  // share one line.
+  Grouped inherited, unhonoured;
+  for (const Outcome &outcome : outcomes) {
+    if (!outcome.socket.listening) continue;
+    std::string local = keepalive_cli::format_endpoint(outcome.socket.local);
+    std::string settings = settings_text(outcome.after_read, outcome.after);
+    if (outcome.action == Action::kSet || outcome.action == Action::kWouldSet) {
+      add_to_group(&inherited, settings, local);
+    }
+    for (int rule : outcome.peer_rules) {
+      std::string tail = outcome.settings.enable ? "inherit the listener's " + settings
+                                                 : "are not set by the listener";
+      add_to_group(&unhonoured, rule_reference(config, rule) + "\n" + tail, local);
+    }
+  }
+  std::string notes;
+  for (const auto &[settings, locals] : inherited) {
+    notes += (locals.size() == 1 ? "Listening socket " : "Listening sockets ") + joined(locals) +
+             (options.dry_run      ? " would be"
+              : locals.size() == 1 ? " is"
+                                   : " are") +
+             " set: connections accepted from now on inherit " + settings +
+             ", even without libkeepalive.\n";
+  }
+  for (const auto &[key, locals] : unhonoured) {
+    size_t newline = key.find('\n');
+    notes += "Note: " + key.substr(0, newline) +
+             " selects by peer, which a listening socket cannot do: connections it matches that "
+             "are accepted on " +
+             joined(locals) + " from now on " + key.substr(newline + 1) +
+             "; only libkeepalive, when preloaded, gives them the rule's settings.\n";
+  }
+  if (!notes.empty()) out += "\n" + notes;
+
+  Counts counts = count(outcomes);
+  std::vector<std::string> parts;
+  parts.push_back(plural(counts.set, "socket", "sockets") +
+                  (options.dry_run ? " would be set" : " set"));
+  if (counts.left > 0) {
+    parts.push_back(std::to_string(counts.left) +
+                    (config.enabled ? " left as the rules say" : " left as they are"));
+  }
+  if (counts.listeners_skipped > 0) {
+    parts.push_back(plural(counts.listeners_skipped, "listening socket", "listening sockets") +
+                    " skipped (--listeners)");
+  }
+  if (counts.other_skipped > 0) {
+    parts.push_back(std::to_string(counts.other_skipped) + " not established, skipped");
+  }
+  if (counts.gone > 0) parts.push_back(std::to_string(counts.gone) + " closed meanwhile");
+  if (counts.failed > 0) parts.push_back(std::to_string(counts.failed) + " FAILED");
+  out += "\n";
+  for (size_t i = 0; i < parts.size(); ++i) out += (i == 0 ? "" : ", ") + parts[i];
+  out += ".\n";
+  return out;
+}
+
+void settings_object(JsonWriter *json, std::string_view name, bool read,
+                     const keepalive_settings &settings) {
+  json->key(name);
+  if (!read) {
+    json->null();
+    return;
+  }
+  json->begin_object();
+  json->field("enabled", settings.enable != 0);
+  json->field("idle_s", settings.idle_s);
+  json->field("intvl_s", settings.intvl_s);
+  json->field("cnt", settings.cnt);
+  json->field("user_timeout_ms", settings.user_timeout_ms);
+  json->end_object();
+}
+
+std::string json_report(const keepalive_cli::TargetProcess &target, const std::string &command,
+                        const keepalive_config &config, const Options &options,
+                        const std::vector<Outcome> &outcomes) {
+  JsonWriter json;
+  json.begin_object();
+  json.field("pid", static_cast<long long>(target.pid()));
+  json.field("command", command);
+  json.field("dry_run", options.dry_run);
+  json.field("listeners", options.listeners);
+  json.field("enabled", config.enabled != 0);
+  json.key("sockets").begin_array();
+  for (const Outcome &outcome : outcomes) {
+    const TcpSocket &socket = outcome.socket;
+    json.begin_object();
+    json.field("fd", socket.fd);
+    json.key("same_socket_fds").begin_array();
+    for (int fd : outcome.same_socket_fds) json.number(static_cast<long long>(fd));
+    json.end_array();
+    json.field("inode", static_cast<long long>(socket.inode));
+    json.field("family", socket.family == AF_INET6 ? "ipv6" : "ipv4");
+    json.field("state", keepalive_cli::tcp_state_name(socket.state));
+    json.key("direction");
+    if (socket.listening || socket.connected) {
+      json.string(direction_name(socket));
+    } else {
+      json.null();
+    }
+    json.key("local");
+    if (socket.has_local) {
+      json.string(keepalive_cli::format_endpoint(socket.local));
+    } else {
+      json.null();
+    }
+    json.key("peer");
+    if (socket.has_peer) {
+      json.string(keepalive_cli::format_endpoint(socket.peer));
+    } else {
+      json.null();
+    }
+    json.field("action", action_name(outcome.action));
+    json.key("decision");
+    if (outcome.decided) {
+      json.begin_object();
+      json.key("rule");
+      if (outcome.settings.rule == KEEPALIVE_RULE_GLOBAL) {
+        json.null();
+      } else {
+        json.number(static_cast<long long>(outcome.settings.rule + 1));
+      }
+      json.key("rule_text");
+      if (outcome.settings.rule == KEEPALIVE_RULE_GLOBAL) {
+        json.null();
+      } else {
+        json.string(config.rules[outcome.settings.rule].text);
+      }
+      json.field("enable", outcome.settings.enable != 0);
+      json.optional_field("idle_s", outcome.settings.idle_s);
+      json.optional_field("intvl_s", outcome.settings.intvl_s);
+      json.optional_field("cnt", outcome.settings.cnt);
+      json.optional_field("user_timeout_ms", outcome.settings.user_timeout_ms);
+      json.end_object();
+    } else {
+      json.null();
+    }
+    settings_object(&json, "before", outcome.before_read, outcome.before);
+    if (outcome.action == Action::kGone) {
+      json.key("after").null();
+    } else {
+      settings_object(&json, "after", outcome.after_read, outcome.after);
+    }
+    json.field("inherited_by_new_connections",
+               socket.listening &&
+                   (outcome.action == Action::kSet || outcome.action == Action::kWouldSet));
+    json.key("peer_rules_not_honoured").begin_array();
+    for (int rule : outcome.peer_rules) json.number(static_cast<long long>(rule + 1));
+    json.end_array();
+    json.key("error");
+    if (outcome.error.empty()) {
+      json.null();
+    } else {
+      json.string(outcome.error);
+    }
+    json.end_object();
+  }
+  json.end_array();
+  Counts counts = count(outcomes);
+  json.key("summary").begin_object();
+  json.field("sockets", static_cast<int>(outcomes.size()));
+  json.field(options.dry_run ? "would_set" : "set", counts.set);
+  json.field("left", counts.left);
+  json.field("skipped", counts.listeners_skipped + counts.other_skipped);
+  json.field("gone", counts.gone);
+  json.field("failed", counts.failed);
+  json.end_object();
+  json.end_object();
+  return json.str();
+}
+
+// One entry per socket: a socket the process holds under several
+// descriptors (dup, inherited stdin/stdout) is decided and set once.
+std::vector<TcpSocket> distinct_sockets(const std::vector<TcpSocket> &sockets,
+                                        std::map<unsigned long long, std::vector<int>> *more_fds) {
+  std::vector<TcpSocket> distinct;
+  for (const TcpSocket &socket : sockets) {
+    bool seen = false;
+    for (const TcpSocket &kept : distinct) {
+      if (kept.inode == socket.inode && socket.inode != 0) {
+        (*more_fds)[socket.inode].push_back(socket.fd);
+        seen = true;
+        break;
+      }
+    }
+    if (!seen) distinct.push_back(socket);
+  }
+  return distinct;
+}
+
+}  // namespace
+
+int keepalive_cmd_apply(int argc, char **argv) {
+  Options options;
+  int status = keepalive_cli::kExitOk;
+  if (!parse_arguments(argc, argv, &options, &status)) return status;
+
+  // The configuration first: when it is invalid, the process is not even opened.
+  keepalive_cli::LoadedConfig loaded = keepalive_cli::load_config(options.flags);
+  const keepalive_config &config = *loaded.config;
+  if (!config.valid) {
+    std::string message = "invalid configuration, nothing changed:";
+    for (const std::string &problem : keepalive_cli::describe_problems(config, options.flags)) {
+      message += "\n  " + problem;
+    }
+    keepalive_cli::print_error(kName, message);
+    return keepalive_cli::kExitUsage;
+  }
+
+  keepalive_cli::TargetProcess target;
+  std::string error;
+  if (!target.open(options.pid, &error)) {
+    keepalive_cli::print_error(kName, error + "; nothing changed");
+    return kExitNoAccess;
+  }
+  std::vector<TcpSocket> sockets;
+  if (!target.read_tcp_sockets(&sockets, &error)) {
+    keepalive_cli::print_error(kName, error + "; nothing changed");
+    return kExitNoAccess;
+  }
+  keepalive_cli::classify_directions(&sockets);
+  std::map<unsigned long long, std::vector<int>> more_fds;
+  std::vector<TcpSocket> distinct = distinct_sockets(sockets, &more_fds);
+
+  std::vector<Outcome> outcomes;
+  for (const TcpSocket &socket : distinct) {
+    Outcome outcome = process_socket(target, config, socket, options);
+    auto more = more_fds.find(socket.inode);
+    if (more != more_fds.end()) outcome.same_socket_fds = more->second;
+    outcomes.push_back(std::move(outcome));
+  }
+  std::string command = target.command_name();
+  bool exited = target.exited();
+
+  std::string report = options.json ? json_report(target, command, config, options, outcomes)
+                                    : text_report(target, command, config, options, outcomes);
+  fputs(report.c_str(), stdout);
+  fflush(stdout);
+
+  if (exited) {
+    keepalive_cli::print_error(
+        kName, "process " + std::to_string(options.pid) + " exited while it was being changed");
+    return kExitNoAccess;
+  }
+  int failed = 0;
+  for (const Outcome &outcome : outcomes) {
+    if (outcome.action != Action::kFailed) continue;
+    ++failed;
+    keepalive_cli::print_error(kName, "fd " + fds_text(outcome) + " (" +
+                                          endpoint_pair(outcome.socket) +
+                                          "): not set: " + outcome.error);
+  }
+  if (failed > 0) {
+    keepalive_cli::print_error(
+        kName, std::to_string(failed) + " of " + std::to_string(outcomes.size()) +
+                   " TCP sockets could not be set" +
+                   (failed < static_cast<int>(outcomes.size()) ? "; the others are as shown" : ""));
+    return kExitSomeNotSet;
+  }
+  return keepalive_cli::kExitOk;
+}
