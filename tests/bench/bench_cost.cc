@@ -1,5 +1,5 @@
 // bench_cost.cc — ka_bench_cost: what libkeepalive costs on the connection
-// path, measured side by side in one run (issue 8).
+// path, measured side by side in one run.
 //
 // It starts the churn workload (churn.cc: one server process accepting, one
 // client process connecting and closing N loopback connections) in these
@@ -66,7 +66,7 @@ extern char **environ;
 
 namespace {
 
-// The targets of issue 8.
+// The cost targets: reported, never asserted.
 constexpr double kTargetCpuRatio = 1.02;
 // Socket options the library sets with all four values given: SO_KEEPALIVE,
 // TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT, TCP_USER_TIMEOUT.
@@ -656,7 +656,7 @@ void measure_memory(Bench &bench, const std::vector<Variant> &variants) {
 
 void print_targets(const std::vector<Variant> &variants, const TimeFigures &time,
                    const SyscallFigures &syscalls, const std::map<std::string, double> &allocs) {
-  printf("\n== 5. Targets of issue 8 (reported, not asserted)\n");
+  printf("\n== 5. Targets (reported, not asserted)\n");
   for (const Variant &v : variants) {
     if (!v.preloaded()) continue;
     double ratio = median(time.cpu_ratio.at(v.name));

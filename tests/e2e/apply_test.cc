@@ -1,4 +1,4 @@
-// apply_test.cc — `keepalive apply` end to end (issue 10): a server running
+// apply_test.cc — `keepalive apply` end to end: a server running
 // WITHOUT libkeepalive (e2e_server) holds an idle connection to its client
 // (e2e_client) through the emulated carrier-grade NAT of tests/e2e/cgnat,
 // T = 3 s. Right after the welcome, well before the NAT forgets the mapping,

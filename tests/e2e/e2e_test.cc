@@ -1,4 +1,4 @@
-// e2e_test.cc — the six end-to-end scenarios of issue 4: real TCP connections
+// e2e_test.cc — the six end-to-end scenarios: real TCP connections
 // between e2e_client (the phone) and e2e_server (the XMPP server) through the
 // emulated carrier-grade NAT of tests/e2e/cgnat, with and without
 // libkeepalive preloaded.

@@ -1,4 +1,4 @@
-// natprobe_test.cc — `keepalive natprobe` end to end (issue 9).
+// natprobe_test.cc — `keepalive natprobe` end to end.
 //
 // Through the emulated carrier-grade NAT of tests/e2e/cgnat (needs root, ip,
 // nft; skipped loudly without them, failed with KEEPALIVE_E2E_REQUIRED=1):
@@ -38,7 +38,7 @@ using cgnat_harness::Strings;
 
 const char kServerEndpoint[] = "198.51.100.2:7200";
 constexpr double kStartupTimeout = 5;
-constexpr double kRunLimit = 40;  // issue 9: a run at 1 s resolution takes at most 40 s
+constexpr double kRunLimit = 40;  // a run at 1 s resolution takes at most 40 s
 
 std::string command() { return cgnat_harness::program("keepalive"); }
 

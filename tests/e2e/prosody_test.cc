@@ -1,4 +1,4 @@
-// prosody_test.cc — the real-server demonstration of issue 6 as a test:
+// prosody_test.cc — the real-server demonstration as a test:
 // Debian's Prosody, run as user prosody inside the emulated CGNAT, and two
 // real XMPP clients (slixmpp) on the phones' side. A message to a client that
 // has been idle for 2T is lost without libkeepalive and delivered with it.

@@ -1,4 +1,4 @@
-// rules_test.cc — KEEPALIVE_RULES (issue 5) in a running server: ka_peer
+// rules_test.cc — KEEPALIVE_RULES in a running server: ka_peer
 // accepts on three listeners (IPv4 port A, IPv6 port B, dual-stack port M;
 // inherited from the test, as with systemd socket activation) and connects
 // out to three ports of the test (C on IPv4, D on IPv6, and E, whose full

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""apply_test.py - integration tests of `keepalive apply PID` (issue 10): a
+"""apply_test.py - integration tests of `keepalive apply PID`: a
 plain server process, not preloaded, holds idle connections; `keepalive
 apply` is run against it as an administrator would, and the result is read
 back from inside the server (its own getsockopt) and from outside (`ss -tnoe`
