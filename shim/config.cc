@@ -334,7 +334,12 @@ class RuleParser {
     quote(text_, rule_text_, sizeof rule_text_);
     size_t n = text_.size() < KEEPALIVE_RULE_TEXT_LEN - 1 ? text_.size()
                                                           : KEEPALIVE_RULE_TEXT_LEN - 1;
-    memcpy(rule->text, text_.begin, n);
+    // Kept for one-line messages: the tabs and newlines that may separate
+    // words (and any other control byte) become spaces.
+    for (size_t i = 0; i < n; ++i) {
+      unsigned char c = static_cast<unsigned char>(text_.begin[i]);
+      rule->text[i] = c < 0x20 || c >= 0x7f ? ' ' : static_cast<char>(c);
+    }
     rule->text[n] = '\0';
     bool any_setting = false;
     const char *p = text_.begin;

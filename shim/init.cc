@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -21,6 +22,13 @@ enum State : int { kUnloaded = 0, kLoading = 1, kActive = 2, kInert = 3 };
 
 keepalive_config config;  // written once by load(), read-only afterwards
 int state = kUnloaded;
+// The thread and process loading, while state is kLoading.
+pid_t loader_tid = 0;
+pid_t loader_pid = 0;
+// A load takes microseconds (getenv, parsing, one /proc read); a caller
+// gives up waiting for another thread's after about a second.
+constexpr int kLoadWaits = 20000;
+constexpr long kLoadWaitNs = 50000;
 
 void report_loaded(const keepalive_config &cfg) {
   char global[160];
@@ -36,10 +44,13 @@ void load() {
     return;  // loaded, or being loaded by another thread
   }
   int saved = errno;
+  __atomic_store_n(&loader_pid, getpid(), __ATOMIC_RELAXED);
+  __atomic_store_n(&loader_tid, gettid(), __ATOMIC_RELAXED);
   State result = kInert;
   // Under secure execution (setuid, setgid, file capabilities) the
   // environment is not the caller's to trust: stay inert and silent.
   if (getauxval(AT_SECURE) == 0) {
+    log_remember_stderr();
     keepalive_config_from_environment(&config);
     if (!config.valid) {
       int shown = config.nproblems < KEEPALIVE_MAX_PROBLEMS ? config.nproblems
@@ -64,6 +75,28 @@ void load() {
 
 __attribute__((constructor)) void load_at_startup() { load(); }
 
+// A hooked call that arrives while another thread loads (threads started by
+// a constructor that ran before ours) waits for that load, so that its
+// socket is configured like every other. It does not wait for itself (a
+// signal handler's connect() during the load) nor, in a child forked
+// during a load, for a thread that is not there. Returns the state after.
+int wait_for_load() {
+  int saved = errno;
+  int current = kLoading;
+  // Both are 0 until the loader has stored them: wait then too.
+  pid_t pid = __atomic_load_n(&loader_pid, __ATOMIC_RELAXED);
+  bool forked_away = pid != 0 && pid != getpid();
+  if (!forked_away && __atomic_load_n(&loader_tid, __ATOMIC_RELAXED) != gettid()) {
+    for (int i = 0; i < kLoadWaits && current == kLoading; ++i) {
+      timespec pause = {0, kLoadWaitNs};
+      nanosleep(&pause, nullptr);
+      current = __atomic_load_n(&state, __ATOMIC_ACQUIRE);
+    }
+  }
+  errno = saved;
+  return current;
+}
+
 const char *direction_name(keepalive_direction direction) {
   return direction == KEEPALIVE_IN ? "in" : "out";
 }
@@ -76,6 +109,7 @@ const keepalive_config *active_config() {
     load();
     current = __atomic_load_n(&state, __ATOMIC_ACQUIRE);
   }
+  if (current == kLoading) current = wait_for_load();
   return current == kActive ? &config : nullptr;
 }
 

@@ -5,7 +5,15 @@
 
 namespace keepalive {
 
-// Formats and writes one line; never allocates, preserves errno.
+// Remembers which file fd 2 is now (the process's stderr at load). From then
+// on log_line writes only while fd 2 is still that file: a program that
+// closed stderr may have reused fd 2 for a socket or a file of its own.
+// Without this call (the command, the tests) log_line always writes.
+void log_remember_stderr();
+
+// Formats and writes one line; never allocates, preserves errno, and never
+// raises SIGPIPE (a stderr pipe nobody reads any more must not kill the
+// program).
 __attribute__((format(printf, 1, 2))) void log_line(const char *format, ...);
 
 }  // namespace keepalive

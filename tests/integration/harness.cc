@@ -196,7 +196,14 @@ std::unique_ptr<Child> StartPeer(const std::vector<std::string> &args, const Env
   std::vector<std::string> argv = {HelperPath()};
   argv.insert(argv.end(), args.begin(), args.end());
   Env full = env;
-  if (preload == Preload::kYes) full.emplace_back("LD_PRELOAD", LibraryPath());
+  if (preload == Preload::kYes) {
+    // A sanitized library needs its sanitizer runtime first in LD_PRELOAD
+    // (the asan/tsan presets name it; empty otherwise).
+    const char *prefix = std::getenv("KEEPALIVE_TEST_PRELOAD_PREFIX");
+    std::string value = LibraryPath();
+    if (prefix != nullptr && *prefix != '\0') value = std::string(prefix) + ":" + value;
+    full.emplace_back("LD_PRELOAD", value);
+  }
   return std::make_unique<Child>(argv, full, inherit);
 }
 
