@@ -197,6 +197,9 @@ bool IsOneLine(const char *text, size_t capacity) {
   return true;
 }
 
+// What every configuration is filled with before it is loaded.
+constexpr unsigned char kFill = 0xa5;
+
 void CheckProblems(const keepalive_config &cfg) {
   CHECK(cfg.nproblems >= 0, "nproblems=%d", cfg.nproblems);
   CHECK(cfg.valid == (cfg.nproblems == 0), "valid=%d with %d problems", cfg.valid, cfg.nproblems);
@@ -211,7 +214,8 @@ void CheckProblems(const keepalive_config &cfg) {
   }
   for (int i = kept; i < KEEPALIVE_MAX_PROBLEMS; ++i) {
     for (int j = 0; j < KEEPALIVE_PROBLEM_LEN; ++j) {
-      CHECK(cfg.problems[i][j] == 0, "unused problem slot %d written", i);
+      CHECK(static_cast<unsigned char>(cfg.problems[i][j]) == kFill,
+            "unused problem slot %d written", i);
     }
   }
   if (!cfg.valid) {
@@ -338,7 +342,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   current_input = &input;
   // keepalive_config is large (fixed-size rule storage): keep it off the stack.
   std::unique_ptr<keepalive_config> cfg(new keepalive_config);
-  memset(cfg.get(), 0xa5, sizeof *cfg);  // load must not rely on zeroed memory
+  // Load must not rely on zeroed memory, and must leave what it does not use
+  // untouched (so that the pages of unused rule storage never become resident).
+  memset(cfg.get(), kFill, sizeof *cfg);
   errno = kErrnoSentinel;
   int valid = keepalive_config_load(cfg.get(), Lookup, &input, input.kernel_intvl_s);
   CHECK(errno == kErrnoSentinel, "keepalive_config_load changed errno to %d", errno);
