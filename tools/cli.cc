@@ -99,6 +99,8 @@ void print_error(std::string_view subcommand, std::string_view message) {
   fputs(line.c_str(), stderr);
 }
 
+bool is_help_option(std::string_view arg) { return arg == "-h" || arg == "--help"; }
+
 const std::vector<const char *> &configuration_variables() {
   static const std::vector<const char *> kVariables = {
       "KEEPALIVE",     "KEEPALIVE_IDLE",         "KEEPALIVE_INTVL",
@@ -299,6 +301,27 @@ std::string format_cidr(const keepalive_cidr &cidr) {
   return std::string(host) + "/" + std::to_string(cidr.prefix);
 }
 
+std::string format_table(const std::vector<std::vector<std::string>> &rows) {
+  std::vector<size_t> widths;
+  for (const auto &row : rows) {
+    if (row.size() > widths.size()) widths.resize(row.size(), 0);
+    for (size_t column = 0; column < row.size(); ++column) {
+      if (row[column].size() > widths[column]) widths[column] = row[column].size();
+    }
+  }
+  std::string out;
+  for (const auto &row : rows) {
+    std::string line;
+    for (size_t column = 0; column < row.size(); ++column) {
+      std::string cell = row[column];
+      if (column + 1 < row.size()) cell.resize(widths[column] + 2, ' ');
+      line += cell;
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
 namespace {
 
 // Length of the valid UTF-8 sequence starting at text[i], or 0.
@@ -458,6 +481,22 @@ JsonWriter &JsonWriter::null() {
 JsonWriter &JsonWriter::optional_field(std::string_view name, long long value) {
   key(name);
   return value == KEEPALIVE_UNSET ? null() : number(value);
+}
+
+void socket_settings_json(JsonWriter *json, std::string_view name, bool read,
+                          const keepalive_settings &settings) {
+  json->key(name);
+  if (!read) {
+    json->null();
+    return;
+  }
+  json->begin_object();
+  json->field("enabled", settings.enable != 0);
+  json->field("idle_s", settings.idle_s);
+  json->field("intvl_s", settings.intvl_s);
+  json->field("cnt", settings.cnt);
+  json->field("user_timeout_ms", settings.user_timeout_ms);
+  json->end_object();
 }
 
 }  // namespace keepalive_cli

@@ -27,6 +27,9 @@ inline constexpr int kExitUsage = 2;    // bad command line; run: invalid config
 // Prints "keepalive SUBCOMMAND: MESSAGE" to stderr.
 void print_error(std::string_view subcommand, std::string_view message);
 
+// True for "-h" and "--help": every subcommand answers both with its help.
+bool is_help_option(std::string_view arg);
+
 // The KEEPALIVE_* variables the core reads, in the order they are reported.
 const std::vector<const char *> &configuration_variables();
 
@@ -97,6 +100,10 @@ std::string format_endpoint(const sockaddr_storage &address);
 // A CIDR as text: "127.0.0.0/8", "::1/128".
 std::string format_cidr(const keepalive_cidr &cidr);
 
+// Rows as a text table, one line a row: every column but the last padded to
+// its widest cell plus two spaces.
+std::string format_table(const std::vector<std::vector<std::string>> &rows);
+
 // A JSON string literal, quotes included.
 std::string json_quote(std::string_view text);
 
@@ -144,6 +151,12 @@ class JsonWriter {
   std::vector<bool> has_items_;  // one entry per open object/array
   bool after_key_ = false;
 };
+
+// Writes `name`: the keepalive options read from a socket (enabled, idle_s,
+// intvl_s, cnt, user_timeout_ms as the kernel reports them), or null when
+// they could not be read (`read` false).
+void socket_settings_json(JsonWriter *json, std::string_view name, bool read,
+                          const keepalive_settings &settings);
 
 }  // namespace keepalive_cli
 

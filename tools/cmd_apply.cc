@@ -113,7 +113,7 @@ bool parse_arguments(int argc, char **argv, Options *options, int *status) {
   const char *pid_text = nullptr;
   for (int index = 1; index < argc; ++index) {
     std::string_view arg = argv[index];
-    if (arg == "-h" || arg == "--help") {
+    if (keepalive_cli::is_help_option(arg)) {
       print_help();
       *status = keepalive_cli::kExitOk;
       return false;
@@ -277,12 +277,6 @@ Outcome process_socket(const keepalive_cli::TargetProcess &target, const keepali
 }
 
 // ---- reporting -------------------------------------------------------------
-
-const char *direction_name(const TcpSocket &socket) {
-  if (socket.listening) return "listen";
-  if (!socket.connected) return "-";
-  return socket.direction == KEEPALIVE_IN ? "in" : "out";
-}
 
 const char *action_name(Action action) {
   switch (action) {
@@ -457,27 +451,13 @@ std::string text_report(const keepalive_cli::TargetProcess &target, const std::s
   rows.push_back({"FD", "DIR", "LOCAL", "PEER", "RULE", "ACTION", "KEEPALIVE BEFORE -> AFTER"});
   for (const Outcome &outcome : outcomes) {
     const TcpSocket &socket = outcome.socket;
-    rows.push_back({fds_text(outcome), direction_name(socket),
+    rows.push_back({fds_text(outcome), keepalive_cli::direction_name(socket),
                     socket.has_local ? keepalive_cli::format_endpoint(socket.local) : "-",
                     socket.has_peer ? keepalive_cli::format_endpoint(socket.peer) : "-",
                     rule_text(config, outcome), action_text(outcome.action),
                     keepalive_column(config, outcome)});
   }
-  std::vector<size_t> widths(rows[0].size(), 0);
-  for (const auto &row : rows) {
-    for (size_t column = 0; column < row.size(); ++column) {
-      if (row[column].size() > widths[column]) widths[column] = row[column].size();
-    }
-  }
-  for (const auto &row : rows) {
-    std::string line;
-    for (size_t column = 0; column < row.size(); ++column) {
-      std::string cell = row[column];
-      if (column + 1 < row.size()) cell.resize(widths[column] + 2, ' ');
-      line += cell;
-    }
-    out += line + "\n";
-  }
+  out += keepalive_cli::format_table(rows);
 
   // What the table cannot say in a cell; listeners with the same settings
   // share one line.
@@ -537,22 +517,6 @@ std::string text_report(const keepalive_cli::TargetProcess &target, const std::s
   return out;
 }
 
-void settings_object(JsonWriter *json, std::string_view name, bool read,
-                     const keepalive_settings &settings) {
-  json->key(name);
-  if (!read) {
-    json->null();
-    return;
-  }
-  json->begin_object();
-  json->field("enabled", settings.enable != 0);
-  json->field("idle_s", settings.idle_s);
-  json->field("intvl_s", settings.intvl_s);
-  json->field("cnt", settings.cnt);
-  json->field("user_timeout_ms", settings.user_timeout_ms);
-  json->end_object();
-}
-
 std::string json_report(const keepalive_cli::TargetProcess &target, const std::string &command,
                         const keepalive_config &config, const Options &options,
                         const std::vector<Outcome> &outcomes) {
@@ -571,27 +535,7 @@ std::string json_report(const keepalive_cli::TargetProcess &target, const std::s
     json.key("same_socket_fds").begin_array();
     for (int fd : outcome.same_socket_fds) json.number(static_cast<long long>(fd));
     json.end_array();
-    json.field("inode", static_cast<long long>(socket.inode));
-    json.field("family", socket.family == AF_INET6 ? "ipv6" : "ipv4");
-    json.field("state", keepalive_cli::tcp_state_name(socket.state));
-    json.key("direction");
-    if (socket.listening || socket.connected) {
-      json.string(direction_name(socket));
-    } else {
-      json.null();
-    }
-    json.key("local");
-    if (socket.has_local) {
-      json.string(keepalive_cli::format_endpoint(socket.local));
-    } else {
-      json.null();
-    }
-    json.key("peer");
-    if (socket.has_peer) {
-      json.string(keepalive_cli::format_endpoint(socket.peer));
-    } else {
-      json.null();
-    }
+    keepalive_cli::socket_identity_json(&json, socket);
     json.field("action", action_name(outcome.action));
     json.key("decision");
     if (outcome.decided) {
@@ -617,11 +561,11 @@ std::string json_report(const keepalive_cli::TargetProcess &target, const std::s
     } else {
       json.null();
     }
-    settings_object(&json, "before", outcome.before_read, outcome.before);
+    keepalive_cli::socket_settings_json(&json, "before", outcome.before_read, outcome.before);
     if (outcome.action == Action::kGone) {
       json.key("after").null();
     } else {
-      settings_object(&json, "after", outcome.after_read, outcome.after);
+      keepalive_cli::socket_settings_json(&json, "after", outcome.after_read, outcome.after);
     }
     json.field("inherited_by_new_connections",
                socket.listening &&

@@ -351,7 +351,7 @@ int keepalive_cmd_check(int argc, char **argv) {
   bool as_json = false;
   for (int index = 1; index < argc; ++index) {
     std::string_view arg = argv[index];
-    if (arg == "-h" || arg == "--help") {
+    if (keepalive_cli::is_help_option(arg)) {
       print_help();
       return keepalive_cli::kExitOk;
     }

@@ -66,12 +66,6 @@ const char *environment_lookup(const char *name, void *context) {
   return nullptr;
 }
 
-const char *direction_name(const TcpSocket &socket) {
-  if (socket.listening) return "listen";
-  if (!socket.connected) return "-";
-  return socket.direction == KEEPALIVE_IN ? "in" : "out";
-}
-
 // keepalive_format_settings, with a user timeout of 0 shown as the kernel
 // default it is.
 std::string keepalive_text(const TcpSocket &socket) {
@@ -133,26 +127,12 @@ std::string text_report(pid_t pid, const ProcessFacts &facts,
   rows.push_back({"FD", "STATE", "DIR", "LOCAL", "PEER", "KEEPALIVE"});
   for (const TcpSocket &socket : sockets) {
     rows.push_back({std::to_string(socket.fd), keepalive_cli::tcp_state_name(socket.state),
-                    direction_name(socket),
+                    keepalive_cli::direction_name(socket),
                     socket.has_local ? keepalive_cli::format_endpoint(socket.local) : "-",
                     socket.has_peer ? keepalive_cli::format_endpoint(socket.peer) : "-",
                     keepalive_text(socket)});
   }
-  std::vector<size_t> widths(rows[0].size(), 0);
-  for (const auto &row : rows) {
-    for (size_t column = 0; column < row.size(); ++column) {
-      if (row[column].size() > widths[column]) widths[column] = row[column].size();
-    }
-  }
-  for (const auto &row : rows) {
-    std::string line;
-    for (size_t column = 0; column < row.size(); ++column) {
-      std::string cell = row[column];
-      if (column + 1 < row.size()) cell.resize(widths[column] + 2, ' ');
-      line += cell;
-    }
-    out += line + "\n";
-  }
+  out += keepalive_cli::format_table(rows);
   return out;
 }
 
@@ -202,39 +182,9 @@ std::string json_report(pid_t pid, const ProcessFacts &facts,
   for (const TcpSocket &socket : sockets) {
     json.begin_object();
     json.field("fd", socket.fd);
-    json.field("inode", static_cast<long long>(socket.inode));
-    json.field("family", socket.family == AF_INET6 ? "ipv6" : "ipv4");
-    json.field("state", keepalive_cli::tcp_state_name(socket.state));
-    json.key("direction");
-    if (socket.listening || socket.connected) {
-      json.string(direction_name(socket));
-    } else {
-      json.null();
-    }
-    json.key("local");
-    if (socket.has_local) {
-      json.string(keepalive_cli::format_endpoint(socket.local));
-    } else {
-      json.null();
-    }
-    json.key("peer");
-    if (socket.has_peer) {
-      json.string(keepalive_cli::format_endpoint(socket.peer));
-    } else {
-      json.null();
-    }
-    json.key("keepalive");
-    if (socket.keepalive_read) {
-      json.begin_object();
-      json.field("enabled", socket.keepalive.enable != 0);
-      json.field("idle_s", socket.keepalive.idle_s);
-      json.field("intvl_s", socket.keepalive.intvl_s);
-      json.field("cnt", socket.keepalive.cnt);
-      json.field("user_timeout_ms", socket.keepalive.user_timeout_ms);
-      json.end_object();
-    } else {
-      json.null();
-    }
+    keepalive_cli::socket_identity_json(&json, socket);
+    keepalive_cli::socket_settings_json(&json, "keepalive", socket.keepalive_read,
+                                        socket.keepalive);
     json.end_object();
   }
   json.end_array();
@@ -249,7 +199,7 @@ int keepalive_cmd_inspect(int argc, char **argv) {
   const char *pid_text = nullptr;
   for (int index = 1; index < argc; ++index) {
     std::string_view arg = argv[index];
-    if (arg == "-h" || arg == "--help") {
+    if (keepalive_cli::is_help_option(arg)) {
       print_help();
       return keepalive_cli::kExitOk;
     }

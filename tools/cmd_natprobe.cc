@@ -1204,7 +1204,7 @@ int keepalive_cmd_natprobe(int argc, char **argv) {
   std::string_view mode = argv[1];
   for (int index = 1; index < argc; ++index) {
     std::string_view arg = argv[index];
-    if (arg == "-h" || arg == "--help") {
+    if (keepalive_cli::is_help_option(arg)) {
       print_help();
       return keepalive_cli::kExitOk;
     }

@@ -145,7 +145,7 @@ int keepalive_cmd_run(int argc, char **argv) {
       ++index;
       break;
     }
-    if (arg == "-h" || arg == "--help") {
+    if (keepalive_cli::is_help_option(arg)) {
       print_help();
       return kExitOk;
     }

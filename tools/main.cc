@@ -80,7 +80,7 @@ int main(int argc, char **argv) {
     return keepalive_cli::kExitUsage;
   }
   const char *first = argv[1];
-  if (strcmp(first, "-h") == 0 || strcmp(first, "--help") == 0) {
+  if (keepalive_cli::is_help_option(first)) {
     print_usage(stdout);
     return keepalive_cli::kExitOk;
   }

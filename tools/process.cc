@@ -22,6 +22,8 @@
 #include <set>
 #include <string_view>
 
+#include "cli.h"
+
 namespace keepalive_cli {
 namespace {
 
@@ -392,6 +394,36 @@ void classify_directions(std::vector<TcpSocket> *sockets) {
     bool incoming =
         socket.connected && socket.has_local && listening_ports.count(port_of(socket.local)) != 0;
     socket.direction = incoming ? KEEPALIVE_IN : KEEPALIVE_OUT;
+  }
+}
+
+const char *direction_name(const TcpSocket &socket) {
+  if (socket.listening) return "listen";
+  if (!socket.connected) return "-";
+  return socket.direction == KEEPALIVE_IN ? "in" : "out";
+}
+
+void socket_identity_json(JsonWriter *json, const TcpSocket &socket) {
+  json->field("inode", static_cast<long long>(socket.inode));
+  json->field("family", socket.family == AF_INET6 ? "ipv6" : "ipv4");
+  json->field("state", tcp_state_name(socket.state));
+  json->key("direction");
+  if (socket.listening || socket.connected) {
+    json->string(direction_name(socket));
+  } else {
+    json->null();
+  }
+  json->key("local");
+  if (socket.has_local) {
+    json->string(format_endpoint(socket.local));
+  } else {
+    json->null();
+  }
+  json->key("peer");
+  if (socket.has_peer) {
+    json->string(format_endpoint(socket.peer));
+  } else {
+    json->null();
   }
 }
 

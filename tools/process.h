@@ -4,6 +4,7 @@
 //
 // Used by `keepalive inspect`; `keepalive apply` reuses read_tcp_sockets,
 // classify_directions and duplicate_socket to set options on the sockets.
+// Both report a socket with direction_name and socket_identity_json.
 // Nothing here changes the target: duplicates share its sockets, and only
 // getsockopt/getsockname/getpeername are called on them.
 #ifndef KEEPALIVE_TOOLS_PROCESS_H
@@ -19,6 +20,8 @@
 #include "keepalive/keepalive.h"
 
 namespace keepalive_cli {
+
+class JsonWriter;
 
 // Owns a file descriptor; closes it when destroyed.
 class UniqueFd {
@@ -117,6 +120,16 @@ uint16_t port_of(const sockaddr_storage &address);
 // whose local port is a port the process listens on is incoming (accepted),
 // any other is outgoing.
 void classify_directions(std::vector<TcpSocket> *sockets);
+
+// A classified socket's direction: "listen", "in", "out", or "-" for one
+// neither listening nor connected.
+const char *direction_name(const TcpSocket &socket);
+
+// Writes what identifies `socket` as fields of the open JSON object: inode,
+// family, state, direction (null when neither listening nor connected),
+// local and peer (null when unknown). The descriptor number ("fd") is the
+// caller's to write first, with any other descriptors of the same socket.
+void socket_identity_json(JsonWriter *json, const TcpSocket &socket);
 
 }  // namespace keepalive_cli
 

@@ -2,12 +2,14 @@
 // tests/e2e/cgnat: the paths CTest passes, the prerequisite check (skip
 // loudly, or fail when KEEPALIVE_E2E_REQUIRED=1), a NAT whose three
 // namespaces are removed on every exit path, and processes whose output is
-// read as it comes and which never outlive their test.
+// read as it comes (the peers' report lines as events) and which never
+// outlive their test. Every e2e test program includes it.
 //
 // Cleanup: the Nat and Process destructors (also on a failed assertion), a
-// SIGINT/SIGTERM/SIGHUP handler for the ones still up, and after a SIGKILL
-// the `cgnat sweep` that CGNAT_REQUIRE_OR_SKIP() runs. Same rules as
-// e2e_test.cc (which keeps its own copy for now), one header for new tests.
+// SIGINT/SIGTERM/SIGHUP handler for the ones still up (a test's own cleanup
+// command, such as `prosody-in-cgnat clean NAME`, registered with
+// track_cleanup), and after a SIGKILL the `cgnat sweep` that
+// CGNAT_REQUIRE_OR_SKIP() runs.
 #ifndef KEEPALIVE_TESTS_E2E_CGNAT_HARNESS_H
 #define KEEPALIVE_TESTS_E2E_CGNAT_HARNESS_H
 
@@ -24,9 +26,13 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <initializer_list>
 #include <iostream>
+#include <map>
 #include <optional>
+#include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 extern char **environ;
@@ -54,27 +60,61 @@ inline std::string program(const char *name) {
 }
 inline std::string library() { return env_or_empty("KEEPALIVE_TEST_LIBRARY"); }
 
+// The variables `settings` ("NAME=value") with LD_PRELOAD=<the library> first.
+inline Strings with_library(Strings settings) {
+  settings.insert(settings.begin(), "LD_PRELOAD=" + library());
+  return settings;
+}
+
+// One report line of a peer: "EVENT key=value ... t=SECONDS" (see peer.h;
+// prosody-in-cgnat reports the same way).
+struct Event {
+  std::string name;
+  std::map<std::string, std::string> fields;
+
+  std::string operator[](const std::string &key) const {
+    auto it = fields.find(key);
+    return it == fields.end() ? "" : it->second;
+  }
+  double number(const std::string &key) const { return atof((*this)[key].c_str()); }
+
+  static Event parse(const std::string &line) {
+    Event event;
+    std::istringstream words(line);
+    words >> event.name;
+    for (std::string word; words >> word;) {
+      size_t eq = word.find('=');
+      if (eq != std::string::npos) event.fields[word.substr(0, eq)] = word.substr(eq + 1);
+    }
+    return event;
+  }
+};
+
 // ---------------------------------------------------------------------------
 // Cleanup on SIGINT/SIGTERM/SIGHUP. The handler may only use async-signal-
 // safe calls, so what it needs is kept in fixed storage, filled beforehand.
 
 inline constexpr int kMaxTracked = 16;
 inline constexpr size_t kMaxText = 256;
-inline char g_harness[kMaxText];
-inline char g_namespaces[kMaxTracked][kMaxText];  // NAME of each Nat that is up
-inline volatile pid_t g_children[kMaxTracked];    // processes that are running
+inline volatile pid_t g_children[kMaxTracked];     // processes that are running
+inline volatile bool g_child_groups[kMaxTracked];  // ... each leading its own process group
+// PROGRAM VERB NAME of each cleanup still due: `cgnat down NAME` for a Nat
+// that is up, or a test's own (`prosody-in-cgnat clean NAME`).
+inline char g_cleanups[kMaxTracked][3][kMaxText];
 
 inline void on_fatal_signal(int signal_number) {
-  for (auto &child : g_children) {
-    if (child > 0 && kill(child, SIGKILL) == 0) waitpid(child, nullptr, 0);
+  for (int i = 0; i < kMaxTracked; ++i) {
+    pid_t child = g_children[i];
+    if (child > 0 && kill(g_child_groups[i] ? -child : child, SIGKILL) == 0) {
+      waitpid(child, nullptr, 0);
+    }
   }
-  for (auto &name : g_namespaces) {
-    if (!name[0]) continue;
+  for (auto &command : g_cleanups) {
+    if (!command[0][0]) continue;
     pid_t pid = fork();
     if (pid == 0) {
-      char down[] = "down";
-      char *argv[] = {g_harness, down, name, nullptr};
-      execv(g_harness, argv);
+      char *argv[] = {command[0], command[1], command[2], nullptr};
+      execv(command[0], argv);
       _exit(127);
     }
     if (pid > 0) waitpid(pid, nullptr, 0);
@@ -85,9 +125,10 @@ inline void on_fatal_signal(int signal_number) {
 
 // Each returns the slot used, or -1 when all are taken (then that one is
 // cleaned up by the destructors and the next sweep only).
-inline int track_child(pid_t pid) {
+inline int track_child(pid_t pid, bool own_group) {
   for (int i = 0; i < kMaxTracked; ++i) {
     if (g_children[i] <= 0) {
+      g_child_groups[i] = own_group;
       g_children[i] = pid;
       return i;
     }
@@ -95,19 +136,25 @@ inline int track_child(pid_t pid) {
   return -1;
 }
 
-inline int track_namespaces(const std::string &name) {
+inline int track_cleanup(const std::string &program, const char *verb, const std::string &name) {
   for (int i = 0; i < kMaxTracked; ++i) {
-    if (!g_namespaces[i][0]) {
-      snprintf(g_namespaces[i], kMaxText, "%s", name.c_str());
+    if (!g_cleanups[i][0][0]) {
+      snprintf(g_cleanups[i][1], kMaxText, "%s", verb);
+      snprintf(g_cleanups[i][2], kMaxText, "%s", name.c_str());
+      snprintf(g_cleanups[i][0], kMaxText, "%s", program.c_str());
       return i;
     }
   }
   return -1;
 }
 
+// After the cleanup of `slot` (from track_cleanup, may be -1) was done.
+inline void untrack_cleanup(int slot) {
+  if (slot >= 0) g_cleanups[slot][0][0] = '\0';
+}
+
 struct SignalCleanup : testing::Environment {
   void SetUp() override {
-    snprintf(g_harness, sizeof g_harness, "%s", harness().c_str());
     for (int signal_number : {SIGINT, SIGTERM, SIGHUP}) signal(signal_number, on_fatal_signal);
   }
 };
@@ -116,9 +163,9 @@ inline const auto *const g_signal_cleanup = testing::AddGlobalTestEnvironment(ne
 // ---------------------------------------------------------------------------
 // Processes.
 
-// Starts argv with stdin on /dev/null and stdout, stderr on two pipes;
-// returns the pid or -1.
-inline pid_t spawn(const Strings &args, int *out_fd, int *err_fd) {
+// Starts argv with stdin on /dev/null and stdout, stderr on two pipes, in a
+// process group of its own when `own_group`; returns the pid or -1.
+inline pid_t spawn(const Strings &args, bool own_group, int *out_fd, int *err_fd) {
   int out[2], err[2];
   if (pipe2(out, O_CLOEXEC) != 0) return -1;
   if (pipe2(err, O_CLOEXEC) != 0) {
@@ -131,12 +178,19 @@ inline pid_t spawn(const Strings &args, int *out_fd, int *err_fd) {
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, out[1], 1);
   posix_spawn_file_actions_adddup2(&actions, err[1], 2);
+  posix_spawnattr_t attributes;
+  posix_spawnattr_init(&attributes);
+  if (own_group) {
+    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&attributes, 0);
+  }
   std::vector<char *> argv;
   for (const auto &arg : args) argv.push_back(const_cast<char *>(arg.c_str()));
   argv.push_back(nullptr);
   pid_t pid = -1;
-  if (posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) != 0) pid = -1;
+  if (posix_spawn(&pid, argv[0], &actions, &attributes, argv.data(), environ) != 0) pid = -1;
   posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attributes);
   close(out[1]);
   close(err[1]);
   *out_fd = out[0];
@@ -145,19 +199,23 @@ inline pid_t spawn(const Strings &args, int *out_fd, int *err_fd) {
 }
 
 // A running program whose stdout and stderr are collected as they come.
-// The destructor kills it: no process outlives its test.
+// The destructor kills it (with kOwnGroup: its whole process group, all it
+// started too): no process outlives its test.
 class Process {
  public:
-  Process(std::string label, const Strings &args) : label_(std::move(label)) {
-    pid_ = spawn(args, &out_fd_, &err_fd_);
-    if (pid_ > 0) slot_ = track_child(pid_);
+  enum Group { kSameGroup, kOwnGroup };
+
+  Process(std::string label, const Strings &args, Group group = kSameGroup)
+      : label_(std::move(label)), own_group_(group == kOwnGroup) {
+    pid_ = spawn(args, own_group_, &out_fd_, &err_fd_);
+    if (pid_ > 0) slot_ = track_child(pid_, own_group_);
     started_at_ = now_s();
   }
   Process(const Process &) = delete;
   Process &operator=(const Process &) = delete;
   ~Process() {
     if (pid_ > 0 && !exited_) {
-      kill(pid_, SIGKILL);
+      kill(own_group_ ? -pid_ : pid_, SIGKILL);
       waitpid(pid_, nullptr, 0);
     }
     if (slot_ >= 0) g_children[slot_] = 0;
@@ -177,6 +235,26 @@ class Process {
       if (!read_more(deadline)) return false;
     }
   }
+
+  // The first report line on stdout (Event) named one of `names`, waiting
+  // up to `timeout` seconds for it; nullopt when the program closed its
+  // output or the time ran out. What has arrived by then still counts: with
+  // a timeout of 0 it reads what is there and waits for nothing.
+  std::optional<Event> wait_for_event(std::initializer_list<const char *> names, double timeout) {
+    double deadline = now_s() + timeout;
+    for (;;) {
+      for (size_t end; (end = out_.find('\n', parsed_)) != std::string::npos; parsed_ = end + 1)
+        events_.push_back(Event::parse(out_.substr(parsed_, end - parsed_)));
+      for (const auto &event : events_)
+        for (const char *name : names)
+          if (event.name == name) return event;
+      double left = deadline - now_s();
+      if (!read_once(left > 0 ? static_cast<int>(left * 1000) + 1 : 0)) return std::nullopt;
+    }
+  }
+
+  // An event already reported (reads what is there, waits for nothing).
+  std::optional<Event> find_event(const char *name) { return wait_for_event({name}, 0); }
 
   // Waits up to `timeout` seconds for the program to end, reading all it
   // says. Returns its exit status, 128 + N when killed by signal N, or -1
@@ -216,11 +294,17 @@ class Process {
   // Reads from stdout/stderr until something arrives or `deadline`; false
   // when both are closed or the time ran out.
   bool read_more(double deadline) {
-    pollfd fds[2] = {{out_fd_, POLLIN, 0}, {err_fd_, POLLIN, 0}};
-    if (fds[0].fd < 0 && fds[1].fd < 0) return false;
     double left = deadline - now_s();
     if (left <= 0) return false;
-    int ready = poll(fds, 2, static_cast<int>(left * 1000) + 1);
+    return read_once(static_cast<int>(left * 1000) + 1);
+  }
+
+  // Waits up to `timeout_ms` (0: not at all) for stdout/stderr and reads
+  // what is there; false when both are closed or nothing came in time.
+  bool read_once(int timeout_ms) {
+    pollfd fds[2] = {{out_fd_, POLLIN, 0}, {err_fd_, POLLIN, 0}};
+    if (fds[0].fd < 0 && fds[1].fd < 0) return false;
+    int ready = poll(fds, 2, timeout_ms);
     if (ready <= 0) return false;
     for (int i = 0; i < 2; ++i) {
       if (!fds[i].revents) continue;
@@ -237,12 +321,15 @@ class Process {
   }
 
   std::string label_;
+  bool own_group_ = false;
   pid_t pid_ = -1;
   int slot_ = -1;
   bool exited_ = false;
   double started_at_ = 0, ended_at_ = 0;
   int out_fd_ = -1, err_fd_ = -1;
   std::string out_, err_;
+  size_t parsed_ = 0;          // out_ up to here is in events_
+  std::vector<Event> events_;  // stdout's complete lines
 };
 
 struct CommandResult {
@@ -267,14 +354,14 @@ class Nat {
  public:
   Nat(const std::string &tag, int timeout_s)
       : name_("kanat-" + std::to_string(getpid()) + "-" + tag) {
-    slot_ = track_namespaces(name_);
+    slot_ = track_cleanup(harness(), "down", name_);
     up_ = run_command({harness(), "up", name_, std::to_string(timeout_s)});
   }
   Nat(const Nat &) = delete;
   Nat &operator=(const Nat &) = delete;
   ~Nat() {
     run_command({harness(), "down", name_});
-    if (slot_ >= 0) g_namespaces[slot_][0] = '\0';
+    untrack_cleanup(slot_);
   }
 
   bool up() const { return up_.status == 0; }
@@ -289,6 +376,9 @@ class Nat {
     command.insert(command.end(), args.begin(), args.end());
     return command;
   }
+
+  // `cgnat link-down`: the client side vanishes without a word.
+  CommandResult link_down() const { return run_command({harness(), "link-down", name_}); }
 
  private:
   std::string name_;
@@ -308,20 +398,29 @@ inline std::optional<std::string> cgnat_unavailable() {
 
 }  // namespace cgnat_harness
 
+// In a test's SetUp, with `unavailable` an std::optional<std::string> (why
+// WHAT cannot run here, nullopt when it can): skips loudly, naming NEEDS
+// ("iproute2 and nftables"), or fails when KEEPALIVE_E2E_REQUIRED=1.
+#define E2E_REQUIRE_OR_SKIP(unavailable, WHAT, NEEDS)                                    \
+  do {                                                                                   \
+    if (auto reason = (unavailable)) {                                                   \
+      if (cgnat_harness::env_or_empty("KEEPALIVE_E2E_REQUIRED") == "1")                  \
+        FAIL() << "KEEPALIVE_E2E_REQUIRED=1 but " WHAT " cannot run here:\n" << *reason; \
+      std::cerr << "\n*** E2E TEST SKIPPED — " WHAT " cannot run here:\n"                \
+                << *reason << "*** Run as root with " NEEDS " to test for real.\n\n";    \
+      GTEST_SKIP() << WHAT " unavailable: " << *reason;                                  \
+    }                                                                                    \
+  } while (0)
+
 // In a test's SetUp: fails when CTest's variables are missing; skips loudly
 // when the emulated NAT cannot run here, or fails when KEEPALIVE_E2E_REQUIRED=1.
-#define CGNAT_REQUIRE_OR_SKIP()                                                                  \
-  do {                                                                                           \
-    ASSERT_FALSE(cgnat_harness::env_or_empty("KEEPALIVE_TEST_SOURCE_DIR").empty() ||             \
-                 cgnat_harness::env_or_empty("KEEPALIVE_TEST_BINDIR").empty())                   \
-        << "KEEPALIVE_TEST_SOURCE_DIR and KEEPALIVE_TEST_BINDIR must be set (CTest sets them)";  \
-    if (auto reason = cgnat_harness::cgnat_unavailable()) {                                      \
-      if (cgnat_harness::env_or_empty("KEEPALIVE_E2E_REQUIRED") == "1")                          \
-        FAIL() << "KEEPALIVE_E2E_REQUIRED=1 but the emulated NAT cannot run here:\n" << *reason; \
-      std::cerr << "\n*** E2E TEST SKIPPED — the emulated CGNAT cannot run here:\n"              \
-                << *reason << "*** Run as root with iproute2 and nftables to test for real.\n\n"; \
-      GTEST_SKIP() << "emulated CGNAT unavailable: " << *reason;                                 \
-    }                                                                                            \
+#define CGNAT_REQUIRE_OR_SKIP()                                                                 \
+  do {                                                                                          \
+    ASSERT_FALSE(cgnat_harness::env_or_empty("KEEPALIVE_TEST_SOURCE_DIR").empty() ||            \
+                 cgnat_harness::env_or_empty("KEEPALIVE_TEST_BINDIR").empty())                  \
+        << "KEEPALIVE_TEST_SOURCE_DIR and KEEPALIVE_TEST_BINDIR must be set (CTest sets them)"; \
+    E2E_REQUIRE_OR_SKIP(cgnat_harness::cgnat_unavailable(), "the emulated CGNAT",               \
+                        "iproute2 and nftables");                                               \
   } while (0)
 
 #endif  // KEEPALIVE_TESTS_E2E_CGNAT_HARNESS_H

@@ -12,167 +12,48 @@
 // KEEPALIVE_E2E_REQUIRED=1. Each run is named after this process
 // (kanat-<pid>-<tag>) and cleaned up on every exit path: by the script itself,
 // by the Scenario guard (`prosody-in-cgnat clean`, also after a failed
-// assertion), by the SIGINT/SIGTERM/SIGHUP handler, and after a SIGKILL by the
-// `prosody-in-cgnat sweep` each test starts with.
-#include <fcntl.h>
+// assertion), by the SIGINT/SIGTERM/SIGHUP handler of cgnat_harness.h, and
+// after a SIGKILL by the `prosody-in-cgnat sweep` each test starts with.
 #include <gtest/gtest.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <cstdio>
-#include <cstdlib>
 #include <iostream>
-#include <map>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
-extern char **environ;
+#include "cgnat_harness.h"
 
 namespace {
 
+using cgnat_harness::CommandResult;
+using cgnat_harness::env_or_empty;
+using cgnat_harness::Event;
+using cgnat_harness::library;
+using cgnat_harness::Process;
+using cgnat_harness::Strings;
+using cgnat_harness::with_library;
+
 constexpr double kRunTimeout = 30;  // one scenario takes about 8–11 s
-
-using Strings = std::vector<std::string>;
-
-double now_s() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
-}
-
-std::string env_or_empty(const char *name) {
-  const char *value = getenv(name);
-  return value ? value : "";
-}
 
 std::string script() {
   return env_or_empty("KEEPALIVE_TEST_SOURCE_DIR") + "/tests/e2e/prosody-in-cgnat";
 }
-std::string library() { return env_or_empty("KEEPALIVE_TEST_LIBRARY"); }
 
-// ---------------------------------------------------------------------------
-// Cleanup on SIGINT/SIGTERM/SIGHUP, with async-signal-safe calls only: kill
-// the running script's process group, then `prosody-in-cgnat clean NAME`.
-
-constexpr size_t kMaxText = 256;
-char g_script[kMaxText];
-char g_name[kMaxText];         // NAME of the scenario that is running
-volatile pid_t g_running = 0;  // its script, leader of its own process group
-
-void on_fatal_signal(int signal_number) {
-  if (g_running > 0 && kill(-g_running, SIGKILL) == 0) waitpid(g_running, nullptr, 0);
-  if (g_name[0]) {
-    pid_t pid = fork();
-    if (pid == 0) {
-      char clean[] = "clean";
-      char *argv[] = {g_script, clean, g_name, nullptr};
-      execv(g_script, argv);
-      _exit(127);
-    }
-    if (pid > 0) waitpid(pid, nullptr, 0);
+// Why Prosody behind the emulated NAT cannot run here (`prosody-in-cgnat
+// check`), or nullopt when it can; removes what dead earlier runs left
+// (`prosody-in-cgnat sweep`) first.
+std::optional<std::string> prosody_unavailable() {
+  CommandResult check = cgnat_harness::run_command({script(), "check"}, 30);
+  if (check.status != 0) {
+    return check.output.empty() ? "prosody-in-cgnat check failed\n" : check.output;
   }
-  signal(signal_number, SIG_DFL);
-  raise(signal_number);
+  CommandResult sweep = cgnat_harness::run_command({script(), "sweep"}, 30);
+  if (!sweep.output.empty()) std::cout << sweep.output;
+  return std::nullopt;
 }
-
-struct SignalCleanup : testing::Environment {
-  void SetUp() override {
-    snprintf(g_script, sizeof g_script, "%s", script().c_str());
-    for (int signal_number : {SIGINT, SIGTERM, SIGHUP}) signal(signal_number, on_fatal_signal);
-  }
-};
-const auto *const g_signal_cleanup = testing::AddGlobalTestEnvironment(new SignalCleanup);
-
-// ---------------------------------------------------------------------------
-// Running the script.
-
-struct CommandResult {
-  int status = -1;  // exit status, -1 when it did not exit normally
-  bool timed_out = false;
-  std::string out, err;
-};
-
-// Runs args in its own process group with stdout and stderr captured; after
-// `timeout` seconds the whole group is killed.
-CommandResult run_command(const Strings &args, double timeout) {
-  CommandResult result;
-  int out[2], err[2];
-  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) return result;
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, err[1], 2);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
-  posix_spawnattr_setpgroup(&attr, 0);
-  std::vector<char *> argv;
-  for (const auto &arg : args) argv.push_back(const_cast<char *>(arg.c_str()));
-  argv.push_back(nullptr);
-  pid_t pid = -1;
-  if (posix_spawn(&pid, argv[0], &actions, &attr, argv.data(), environ) != 0) pid = -1;
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  close(out[1]);
-  close(err[1]);
-  if (pid < 0) {
-    close(out[0]);
-    close(err[0]);
-    result.err = "cannot start " + args[0];
-    return result;
-  }
-  g_running = pid;
-
-  pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
-  std::string *sinks[2] = {&result.out, &result.err};
-  double deadline = now_s() + timeout;
-  while (fds[0].fd >= 0 || fds[1].fd >= 0) {
-    double left = deadline - now_s();
-    if (left <= 0) {
-      result.timed_out = true;
-      kill(-pid, SIGKILL);
-      break;
-    }
-    if (poll(fds, 2, static_cast<int>(left * 1000) + 1) < 0) continue;
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || !fds[i].revents) continue;
-      char buf[4096];
-      ssize_t n = read(fds[i].fd, buf, sizeof buf);
-      if (n > 0) {
-        sinks[i]->append(buf, static_cast<size_t>(n));
-      } else {
-        close(fds[i].fd);
-        fds[i].fd = -1;
-      }
-    }
-  }
-  for (auto &fd : fds)
-    if (fd.fd >= 0) close(fd.fd);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  g_running = 0;
-  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
-
-// One report line of the script: "EVENT key=value ... t=SECONDS".
-struct Event {
-  std::string name;
-  std::map<std::string, std::string> fields;
-
-  std::string operator[](const std::string &key) const {
-    auto it = fields.find(key);
-    return it == fields.end() ? "" : it->second;
-  }
-};
 
 // One run of `prosody-in-cgnat run NAME VAR=VALUE...`. The destructor runs
 // `prosody-in-cgnat clean NAME`: nothing of a run outlives its test, whatever
@@ -180,31 +61,32 @@ struct Event {
 class Scenario {
  public:
   Scenario(const std::string &tag, const Strings &prosody_env)
-      : name_("kanat-" + std::to_string(getpid()) + "-" + tag) {
-    snprintf(g_name, sizeof g_name, "%s", name_.c_str());
+      : name_("kanat-" + std::to_string(getpid()) + "-" + tag),
+        cleanup_slot_(cgnat_harness::track_cleanup(script(), "clean", name_)) {
     Strings args = {script(), "run", name_};
     args.insert(args.end(), prosody_env.begin(), prosody_env.end());
-    run_ = run_command(args, kRunTimeout);
-    std::istringstream lines(run_.out);
-    for (std::string line; std::getline(lines, line);) {
-      Event event;
-      std::istringstream words(line);
-      words >> event.name;
-      for (std::string word; words >> word;) {
-        size_t eq = word.find('=');
-        if (eq != std::string::npos) event.fields[word.substr(0, eq)] = word.substr(eq + 1);
-      }
-      events_.push_back(event);
+    // In a process group of its own: after the timeout (or on a signal) the
+    // script is killed with all it started.
+    Process run("prosody-in-cgnat run", args, Process::kOwnGroup);
+    if (!run.started()) {
+      err_ = "cannot start " + script();
+      return;
     }
+    status_ = run.wait_exit(kRunTimeout);
+    timed_out_ = status_ == -1;
+    out_ = run.out();
+    err_ = run.err();
+    std::istringstream lines(out_);
+    for (std::string line; std::getline(lines, line);) events_.push_back(Event::parse(line));
   }
   Scenario(const Scenario &) = delete;
   Scenario &operator=(const Scenario &) = delete;
   ~Scenario() {
-    run_command({script(), "clean", name_}, 10);
-    g_name[0] = '\0';
+    cgnat_harness::run_command({script(), "clean", name_}, 10);
+    cgnat_harness::untrack_cleanup(cleanup_slot_);
   }
 
-  bool ran() const { return run_.status == 0 && !run_.timed_out; }
+  bool ran() const { return status_ == 0; }
 
   std::optional<Event> find(const char *name) const {
     for (const auto &event : events_)
@@ -214,24 +96,22 @@ class Scenario {
 
   // Everything the run said, for failure messages.
   std::string transcript() const {
-    return "--- prosody-in-cgnat run " + name_ + " (exit " + std::to_string(run_.status) +
-           (run_.timed_out ? ", killed after " + std::to_string(kRunTimeout) + " s" : "") +
-           "), stdout:\n" + run_.out + "--- stderr (transcript):\n" + run_.err;
+    return "--- prosody-in-cgnat run " + name_ + " (exit " + std::to_string(status_) +
+           (timed_out_ ? ", killed after " + std::to_string(kRunTimeout) + " s" : "") +
+           "), stdout:\n" + out_ + "--- stderr (transcript):\n" + err_;
   }
 
   // The report, for the test log.
-  const std::string &report() const { return run_.out; }
+  const std::string &report() const { return out_; }
 
  private:
   std::string name_;
-  CommandResult run_;
+  int cleanup_slot_;
+  int status_ = -1;         // exit status, 128 + N when killed by signal N
+  bool timed_out_ = false;  // killed after kRunTimeout
+  std::string out_, err_;
   std::vector<Event> events_;
 };
-
-Strings with_library(Strings settings) {
-  settings.insert(settings.begin(), "LD_PRELOAD=" + library());
-  return settings;
-}
 
 // Runs a scenario and checks what every scenario must show: Prosody ran as
 // user prosody, with the library loaded or not as expected, and there is
@@ -258,21 +138,8 @@ class ProsodyTest : public testing::Test {
   void SetUp() override {
     ASSERT_FALSE(env_or_empty("KEEPALIVE_TEST_SOURCE_DIR").empty() || library().empty())
         << "KEEPALIVE_TEST_SOURCE_DIR and KEEPALIVE_TEST_LIBRARY must be set (CTest sets them)";
-    CommandResult check = run_command({script(), "check"}, 30);
-    if (check.status != 0) {
-      std::string reason = check.out + check.err;
-      if (reason.empty()) reason = "prosody-in-cgnat check failed\n";
-      if (env_or_empty("KEEPALIVE_E2E_REQUIRED") == "1")
-        FAIL() << "KEEPALIVE_E2E_REQUIRED=1 but Prosody behind the emulated NAT cannot run here:\n"
-               << reason;
-      std::cerr << "\n*** E2E TEST SKIPPED — Prosody behind the emulated CGNAT cannot run here:\n"
-                << reason
-                << "*** Run as root with iproute2, nftables, conntrack, prosody and "
-                   "python3-slixmpp to test for real.\n\n";
-      GTEST_SKIP() << "Prosody behind the emulated CGNAT unavailable: " << reason;
-    }
-    CommandResult sweep = run_command({script(), "sweep"}, 30);
-    if (!sweep.err.empty()) std::cout << sweep.err;
+    E2E_REQUIRE_OR_SKIP(prosody_unavailable(), "Prosody behind the emulated CGNAT",
+                        "iproute2, nftables, conntrack, prosody and python3-slixmpp");
     struct stat st {};
     ASSERT_EQ(stat(library().c_str(), &st), 0) << "library not built: " << library();
   }

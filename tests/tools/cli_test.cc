@@ -1,6 +1,7 @@
 // cli_test.cc — unit tests of the command's shared pieces (tools/cli.*,
-// tools/figures.*): derived figures, duration formatting, JSON output, and
-// the configuration flags as a lookup for the core. No processes, no network.
+// tools/figures.*): derived figures, duration formatting, JSON output, text
+// tables, and the configuration flags as a lookup for the core. No
+// processes, no network.
 
 #include "cli.h"
 
@@ -136,6 +137,49 @@ TEST(JsonWriter, WritesNestedDocuments) {
             "    []\n"
             "  ]\n"
             "}\n");
+}
+
+TEST(SocketSettingsJson, AnObjectWhenReadNullWhenNot) {
+  keepalive_settings settings{};
+  settings.enable = 1;
+  settings.idle_s = 270;
+  settings.intvl_s = 75;
+  settings.cnt = 9;
+  settings.user_timeout_ms = 0;
+  JsonWriter json;
+  json.begin_object();
+  socket_settings_json(&json, "before", true, settings);
+  socket_settings_json(&json, "after", false, settings);
+  json.end_object();
+  EXPECT_EQ(json.str(),
+            "{\n"
+            "  \"before\": {\n"
+            "    \"enabled\": true,\n"
+            "    \"idle_s\": 270,\n"
+            "    \"intvl_s\": 75,\n"
+            "    \"cnt\": 9,\n"
+            "    \"user_timeout_ms\": 0\n"
+            "  },\n"
+            "  \"after\": null\n"
+            "}\n");
+}
+
+// ---- text ---------------------------------------------------------------------
+
+TEST(FormatTable, PadsEveryColumnButTheLastToItsWidestCell) {
+  EXPECT_EQ(format_table({{"FD", "DIR", "PEER"}, {"10", "listen", "-"}, {"3", "in", "[::1]:5222"}}),
+            "FD  DIR     PEER\n"
+            "10  listen  -\n"
+            "3   in      [::1]:5222\n");
+  EXPECT_EQ(format_table({}), "");
+}
+
+TEST(HelpOption, BothSpellingsAndNothingElse) {
+  EXPECT_TRUE(is_help_option("-h"));
+  EXPECT_TRUE(is_help_option("--help"));
+  EXPECT_FALSE(is_help_option("-help"));
+  EXPECT_FALSE(is_help_option("--help=1"));
+  EXPECT_FALSE(is_help_option("help"));
 }
 
 // ---- flags ------------------------------------------------------------------
