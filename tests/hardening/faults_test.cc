@@ -19,11 +19,6 @@ namespace ka_hardening {
 namespace {
 
 constexpr int kTimeoutS = 60;
-const Env kGlobals = {{"KEEPALIVE_IDLE", "17"},
-                      {"KEEPALIVE_INTVL", "5"},
-                      {"KEEPALIVE_CNT", "4"},
-                      {"KEEPALIVE_USER_TIMEOUT", "6001ms"}};
-constexpr char kConfigured[] = "1/17/5/4/6001";
 
 // What the kernel answers without the library: proof that each fault
 // really happened in the run.

@@ -19,6 +19,15 @@
 namespace ka_hardening {
 
 using Env = std::vector<std::pair<std::string, std::string>>;
+
+// The configuration every test preloads with, and how a configured socket
+// reads back (SO_KEEPALIVE/IDLE/INTVL/CNT/USER_TIMEOUT as the helpers print).
+inline const Env kGlobals = {{"KEEPALIVE_IDLE", "17"},
+                             {"KEEPALIVE_INTVL", "5"},
+                             {"KEEPALIVE_CNT", "4"},
+                             {"KEEPALIVE_USER_TIMEOUT", "6001ms"}};
+inline constexpr char kConfigured[] = "1/17/5/4/6001";
+
 using Report = std::map<std::string, std::string>;
 
 // The libkeepalive.so under test, and a helper program of the build tree.

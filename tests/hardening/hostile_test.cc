@@ -16,11 +16,6 @@ namespace ka_hardening {
 namespace {
 
 constexpr int kTimeoutS = 30;
-const Env kGlobals = {{"KEEPALIVE_IDLE", "17"},
-                      {"KEEPALIVE_INTVL", "5"},
-                      {"KEEPALIVE_CNT", "4"},
-                      {"KEEPALIVE_USER_TIMEOUT", "6001ms"}};
-constexpr char kConfigured[] = "1/17/5/4/6001";
 constexpr size_t kLogLineMax = 1024;  // log.cc: char line[1024]
 constexpr size_t kMaxLines = 17;      // KEEPALIVE_MAX_PROBLEMS + "N more problems"
 

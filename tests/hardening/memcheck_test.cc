@@ -15,10 +15,6 @@ namespace ka_hardening {
 namespace {
 
 constexpr int kTimeoutS = 120;
-const Env kGlobals = {{"KEEPALIVE_IDLE", "17"},
-                      {"KEEPALIVE_INTVL", "5"},
-                      {"KEEPALIVE_CNT", "4"},
-                      {"KEEPALIVE_USER_TIMEOUT", "6001ms"}};
 constexpr int kValgrindError = 99;
 
 Result RunUnderValgrind(const std::vector<std::string> &args, const Env &env) {

@@ -13,11 +13,6 @@ namespace ka_hardening {
 namespace {
 
 constexpr int kTimeoutS = 30;
-const Env kGlobals = {{"KEEPALIVE_IDLE", "17"},
-                      {"KEEPALIVE_INTVL", "5"},
-                      {"KEEPALIVE_CNT", "4"},
-                      {"KEEPALIVE_USER_TIMEOUT", "6001ms"}};
-constexpr char kConfigured[] = "1/17/5/4/6001";
 
 Result RunOdd(const std::vector<std::string> &args, const Env &env) {
   std::vector<std::string> argv = {Helper("ka_odd")};

@@ -29,11 +29,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr int kTimeoutS = 30;
-const Env kGlobals = {{"KEEPALIVE_IDLE", "17"},
-                      {"KEEPALIVE_INTVL", "5"},
-                      {"KEEPALIVE_CNT", "4"},
-                      {"KEEPALIVE_USER_TIMEOUT", "6001ms"}};
-constexpr char kConfigured[] = "1/17/5/4/6001";
 
 // The directory of libc: a system directory, searched in secure mode.
 std::string SystemLibraryDir() {

@@ -20,11 +20,6 @@ namespace {
 constexpr int kWatchdogS = 60;
 constexpr int kTimeoutS = kWatchdogS + 30;
 // Distinct from every kernel default, so that "configured" cannot be luck.
-const Env kGlobals = {{"KEEPALIVE_IDLE", "17"},
-                      {"KEEPALIVE_INTVL", "5"},
-                      {"KEEPALIVE_CNT", "4"},
-                      {"KEEPALIVE_USER_TIMEOUT", "6001ms"}};
-constexpr char kConfigured[] = "1/17/5/4/6001";
 
 long Connections() {
   long n = KA_STRESS_CONNECTIONS;
