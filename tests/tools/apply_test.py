@@ -19,50 +19,20 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import textwrap
 import unittest
 
-COMMAND = os.environ["KEEPALIVE_COMMAND"]
+from command_testlib import (COMMAND, KERNEL_CNT, KERNEL_IDLE, KERNEL_INTVL, PYTHON,
+                              TIMEOUT, clean_env, keepalive, parse_json)
+
 SETSOCKOPT_FAULT = os.environ["KEEPALIVE_TEST_SETSOCKOPT_FAULT"]
 WITHOUT_SYSCALL = os.environ["KEEPALIVE_TEST_WITHOUT_SYSCALL"]
-PYTHON = sys.executable
-TIMEOUT = 30
 NOBODY = 65534
 
 
-def kernel_default(name):
-    with open(f"/proc/sys/net/ipv4/tcp_keepalive_{name}") as f:
-        return int(f.read())
-
-
-KERNEL_IDLE = kernel_default("time")
-KERNEL_INTVL = kernel_default("intvl")
-KERNEL_CNT = kernel_default("probes")
 # What a socket nobody configured reads: [SO_KEEPALIVE, IDLE, INTVL, CNT, USER_TIMEOUT].
 UNTOUCHED = [0, KERNEL_IDLE, KERNEL_INTVL, KERNEL_CNT, 0]
-
-
-def clean_env(**extra):
-    """The test's environment without any KEEPALIVE* or LD_PRELOAD, plus extra."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("KEEPALIVE") and k != "LD_PRELOAD"}
-    env.update(extra)
-    return env
-
-
-def keepalive(*args, env=None, prefix=(), command=COMMAND):
-    return subprocess.run([*prefix, command, *args], env=clean_env() if env is None else env,
-                          capture_output=True, text=True, timeout=TIMEOUT)
-
-
-def parse_json(test, text):
-    """Parses text with json.loads, and checks that `python3 -m json.tool` accepts it."""
-    tool = subprocess.run([PYTHON, "-m", "json.tool"], input=text, capture_output=True,
-                          text=True, timeout=TIMEOUT)
-    test.assertEqual(tool.returncode, 0, f"json.tool rejects:\n{text}\n{tool.stderr}")
-    return json.loads(text)
 
 
 def keepalive_timers():

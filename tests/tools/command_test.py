@@ -14,54 +14,20 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import textwrap
 import threading
-import time
 import unittest
 
-COMMAND = os.environ["KEEPALIVE_COMMAND"]
+from command_testlib import (COMMAND, KERNEL_CNT, KERNEL_IDLE, KERNEL_INTVL, PYTHON,
+                              TIMEOUT, clean_env, keepalive, parse_json)
+
 PRELOAD = os.environ["KEEPALIVE_TEST_PRELOAD"]
 SOURCE_DIR = os.environ["KEEPALIVE_TEST_SOURCE_DIR"]
-PYTHON = sys.executable
-TIMEOUT = 30
 
 PROSODY_RULES = ("peer=127.0.0.0/8,::1 off; in port=5222,5223 idle=270 cnt=4; "
                  "in port=5269 idle=600; out port=5269 idle=600; off")
-
-
-def kernel_default(name):
-    with open(f"/proc/sys/net/ipv4/tcp_keepalive_{name}") as f:
-        return int(f.read())
-
-
-KERNEL_IDLE = kernel_default("time")
-KERNEL_INTVL = kernel_default("intvl")
-KERNEL_CNT = kernel_default("probes")
-
-
-def clean_env(**extra):
-    """The test's environment without any KEEPALIVE* or LD_PRELOAD, plus extra."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("KEEPALIVE") and k != "LD_PRELOAD"}
-    env.update(extra)
-    return env
-
-
-def keepalive(*args, env=None, **kwargs):
-    return subprocess.run([COMMAND, *args], env=clean_env() if env is None else env,
-                          capture_output=True, text=True, timeout=TIMEOUT, **kwargs)
-
-
-def parse_json(test, text):
-    """Parses text with json.loads, and checks that `python3 -m json.tool` accepts it."""
-    tool = subprocess.run([PYTHON, "-m", "json.tool"], input=text, capture_output=True,
-                          text=True, timeout=TIMEOUT)
-    test.assertEqual(tool.returncode, 0, f"json.tool rejects:\n{text}\n{tool.stderr}")
-    return json.loads(text)
 
 
 class MainTest(unittest.TestCase):

@@ -1,0 +1,47 @@
+"""command_testlib.py - what the `keepalive` command's Python tests share:
+the command under test, the kernel's keepalive defaults, a clean environment,
+running the command, and JSON that `python3 -m json.tool` must accept.
+Environment: KEEPALIVE_COMMAND (the built bin/keepalive).
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+COMMAND = os.environ["KEEPALIVE_COMMAND"]
+PYTHON = sys.executable
+TIMEOUT = 30
+
+
+def kernel_default(name):
+    with open(f"/proc/sys/net/ipv4/tcp_keepalive_{name}") as f:
+        return int(f.read())
+
+
+KERNEL_IDLE = kernel_default("time")
+KERNEL_INTVL = kernel_default("intvl")
+KERNEL_CNT = kernel_default("probes")
+
+
+def clean_env(**extra):
+    """The test's environment without any KEEPALIVE* or LD_PRELOAD, plus extra."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("KEEPALIVE") and k != "LD_PRELOAD"}
+    env.update(extra)
+    return env
+
+
+def keepalive(*args, env=None, prefix=(), command=COMMAND, **kwargs):
+    """Runs the command (after `prefix`, e.g. a wrapper) with a clean
+    environment unless `env` is given; returns the CompletedProcess."""
+    return subprocess.run([*prefix, command, *args], env=clean_env() if env is None else env,
+                          capture_output=True, text=True, timeout=TIMEOUT, **kwargs)
+
+
+def parse_json(test, text):
+    """Parses text with json.loads, and checks that `python3 -m json.tool` accepts it."""
+    tool = subprocess.run([PYTHON, "-m", "json.tool"], input=text, capture_output=True,
+                          text=True, timeout=TIMEOUT)
+    test.assertEqual(tool.returncode, 0, f"json.tool rejects:\n{text}\n{tool.stderr}")
+    return json.loads(text)
