@@ -99,6 +99,36 @@ void print_error(std::string_view subcommand, std::string_view message) {
   fputs(line.c_str(), stderr);
 }
 
+std::string help_entry(std::string_view term, std::string_view text, size_t column) {
+  std::string out = "  ";
+  out += term;
+  if (out.size() + 2 > column) {  // at least two spaces before TEXT
+    out += '\n';
+    out.append(column, ' ');
+  } else {
+    out.resize(column, ' ');
+  }
+  size_t line_start = out.rfind('\n') + 1;  // npos + 1 == 0
+  bool first_word = true;
+  while (!text.empty()) {
+    size_t space = text.find(' ');
+    std::string_view word = text.substr(0, space);
+    text = space == std::string_view::npos ? std::string_view() : text.substr(space + 1);
+    if (word.empty()) continue;
+    if (!first_word && out.size() - line_start + 1 + word.size() > kHelpWidth) {
+      out += '\n';
+      line_start = out.size();
+      out.append(column, ' ');
+      first_word = true;
+    }
+    if (!first_word) out += ' ';
+    out += word;
+    first_word = false;
+  }
+  out += '\n';
+  return out;
+}
+
 bool is_help_option(std::string_view arg) { return arg == "-h" || arg == "--help"; }
 
 const std::vector<const char *> &configuration_variables() {
@@ -185,10 +215,9 @@ const char *ConfigFlags::usage() {
   static const std::string text = [] {
     std::string lines;
     for (const FlagSpec &spec : kFlags) {
-      std::string left = std::string("  ") + spec.flag;
-      if (spec.metavar != nullptr) left += std::string(" ") + spec.metavar;
-      if (left.size() < 28) left.resize(28, ' ');
-      lines += left + spec.help + " [" + spec.variable + "]\n";
+      std::string term = spec.flag;
+      if (spec.metavar != nullptr) term += std::string(" ") + spec.metavar;
+      lines += help_entry(term, std::string(spec.help) + " [" + spec.variable + "]");
     }
     return lines;
   }();

@@ -24,6 +24,16 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;  // check: invalid configuration; inspect: cannot inspect
 inline constexpr int kExitUsage = 2;    // bad command line; run: invalid configuration
 
+// Widest line of any --help text (keepalive(1) and the docs test hold it).
+inline constexpr size_t kHelpWidth = 80;
+// Column where the descriptions of options start in every --help text.
+inline constexpr size_t kHelpColumn = 26;
+
+// One entry of a --help list: "  TERM" and TEXT, TEXT starting at `column`
+// and wrapped at word boundaries to kHelpWidth; TEXT starts on the next line
+// when TERM reaches the column. Ends with a newline.
+std::string help_entry(std::string_view term, std::string_view text, size_t column = kHelpColumn);
+
 // Prints "keepalive SUBCOMMAND: MESSAGE" to stderr.
 void print_error(std::string_view subcommand, std::string_view message);
 

@@ -37,38 +37,46 @@ constexpr int kExitNoAccess = 3;    // no such process, permission denied, kerne
 void print_help() {
   std::string text =
       "Usage: keepalive apply PID [FLAGS] [--listeners] [--dry-run] [--json]\n"
-      "Gives the TCP connections that process PID holds now the keepalive settings that\n"
-      "libkeepalive would have given them, without restarting it. The configuration comes from\n"
-      "the KEEPALIVE_* environment and FLAGS (FLAGS win), as for `keepalive run`.\n"
+      "Gives the TCP connections that process PID holds now the keepalive settings\n"
+      "that libkeepalive would have given them, without restarting it. The\n"
+      "configuration comes from the KEEPALIVE_* environment and FLAGS (FLAGS win),\n"
+      "as for `keepalive run`.\n"
       "\n"
-      "Every established TCP connection of PID is decided as the library decides: incoming when\n"
-      "its local port is one the process listens on, else outgoing; then KEEPALIVE_RULES by\n"
-      "direction, service port and peer, else the global settings. The options are set on the\n"
-      "process's own socket (a duplicate taken with pidfd_getfd shares it); the process is not\n"
-      "stopped, and nothing but TCP sockets is touched. A socket a rule turns `off` is left as\n"
-      "it is: apply never switches keepalive off.\n"
+      "Every established TCP connection of PID is decided as the library decides:\n"
+      "incoming when its local port is one the process listens on, else outgoing;\n"
+      "then KEEPALIVE_RULES by direction, service port and peer, else the global\n"
+      "settings. The options are set on the process's own socket (a duplicate taken\n"
+      "with pidfd_getfd shares it); the process is not stopped, and nothing but TCP\n"
+      "sockets is touched. A socket a rule turns `off` is left as it is: apply never\n"
+      "switches keepalive off.\n"
       "\n"
       "FLAGS:\n";
   text += keepalive_cli::ConfigFlags::usage();
   text +=
       "  (--log and --strict are checked like the others but change nothing here)\n"
       "\n"
-      "Options:\n"
-      "  --listeners   also set the listening sockets: connections accepted from now on\n"
-      "                inherit their options, even without the library (a listener cannot\n"
-      "                tell peers apart: rules with peer= are pointed out)\n"
-      "  --dry-run     show what would be set, set nothing\n"
-      "  --json        one JSON object on stdout instead of a table\n"
+      "Options:\n";
+  text += keepalive_cli::help_entry(
+      "--listeners",
+      "also set the listening sockets: connections accepted from now on inherit their "
+      "options, even without the library (a listener cannot tell peers apart: rules with "
+      "peer= are pointed out)");
+  text += keepalive_cli::help_entry("--dry-run", "show what would be set, set nothing");
+  text += keepalive_cli::help_entry("--json", "one JSON object on stdout instead of a table");
+  text +=
       "\n"
-      "Setting another process's socket options needs ptrace access to it: the same user where\n"
-      "the ptrace policy allows it, otherwise root or CAP_SYS_PTRACE. Linux 5.6 or later.\n"
+      "Setting another process's socket options needs ptrace access to it: the same\n"
+      "user where the ptrace policy allows it, otherwise root or CAP_SYS_PTRACE.\n"
+      "Linux 5.6 or later.\n"
       "\n"
-      "Exit status: 0 done (or nothing to do); 1 some socket could not be set (named on\n"
-      "stderr; the others were set); 2 usage error or invalid configuration (nothing changed);\n"
-      "3 no such process, permission denied or kernel too old (nothing changed).\n"
+      "Exit status: 0 done (or nothing to do); 1 some socket could not be set (named\n"
+      "on stderr; the others were set); 2 usage error or invalid configuration\n"
+      "(nothing changed); 3 no such process, permission denied or kernel too old\n"
+      "(nothing changed).\n"
       "\n"
       "Example (pidof does not find Prosody: its process is lua5.4):\n"
-      "  sudo keepalive apply $(systemctl show -p MainPID --value prosody) --listeners \\\n"
+      "  sudo keepalive apply $(systemctl show -p MainPID --value prosody) \\\n"
+      "      --listeners \\\n"
       "      --rules 'peer=127.0.0.0/8,::1 off; in port=5222,5223 idle=270 cnt=4; off'\n";
   fputs(text.c_str(), stdout);
 }

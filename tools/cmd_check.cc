@@ -28,14 +28,15 @@ constexpr char kName[] = "check";
 void print_help() {
   std::string text =
       "Usage: keepalive check [FLAGS] [--json]\n"
-      "Validates the configuration from the KEEPALIVE_* environment (FLAGS win) and explains\n"
-      "it: each rule, its effective IDLE/INTVL/CNT/USER_TIMEOUT, the longest silence on an\n"
-      "idle connection, the time to detect a dead idle peer and the probes per hour.\n"
+      "Validates the configuration from the KEEPALIVE_* environment (FLAGS win) and\n"
+      "explains it: each rule, its effective IDLE/INTVL/CNT/USER_TIMEOUT, the longest\n"
+      "silence on an idle connection, the time to detect a dead idle peer and the\n"
+      "probes per hour.\n"
       "\n"
       "FLAGS:\n";
   text += keepalive_cli::ConfigFlags::usage();
+  text += keepalive_cli::help_entry("--json", "one JSON object on stdout instead of text");
   text +=
-      "  --json                  one JSON object on stdout instead of text\n"
       "\n"
       "Exit status: 0 valid, 1 invalid, 2 usage error.\n"
       "\n"

@@ -26,23 +26,24 @@ using Environment = std::vector<std::pair<std::string, std::string>>;
 constexpr char kName[] = "inspect";
 
 void print_help() {
-  fputs(
+  std::string text =
       "Usage: keepalive inspect PID [--json]\n"
       "Shows the TCP sockets of process PID with their state, local and peer address,\n"
-      "direction (in: local port is one the process listens on) and keepalive settings as\n"
-      "the kernel reports them; whether libkeepalive is loaded in the process; and its\n"
-      "KEEPALIVE_* environment as it was when the process started.\n"
+      "direction (in: local port is one the process listens on) and keepalive settings\n"
+      "as the kernel reports them; whether libkeepalive is loaded in the process; and\n"
+      "its KEEPALIVE_* environment as it was when the process started.\n"
       "\n"
-      "Reading another process's sockets needs ptrace access to it (pidfd_getfd): the same\n"
-      "user where the ptrace policy allows it, otherwise root or CAP_SYS_PTRACE.\n"
-      "\n"
-      "  --json    one JSON object on stdout instead of a table\n"
+      "Reading another process's sockets needs ptrace access to it (pidfd_getfd): the\n"
+      "same user where the ptrace policy allows it, otherwise root or CAP_SYS_PTRACE.\n"
+      "\n";
+  text += keepalive_cli::help_entry("--json", "one JSON object on stdout instead of a table");
+  text +=
       "\n"
       "Exit status: 0 shown; 1 no such process, permission denied or kernel too old\n"
       "(Linux 5.6 is needed); 2 usage error.\n"
       "\n"
-      "Example: keepalive inspect $(systemctl show -p MainPID --value prosody)\n",
-      stdout);
+      "Example: keepalive inspect $(systemctl show -p MainPID --value prosody)\n";
+  fputs(text.c_str(), stdout);
 }
 
 // What is known about the process besides its sockets; each part may be

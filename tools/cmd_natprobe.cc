@@ -71,43 +71,52 @@ constexpr long long kMinGraceMs = 100;
 constexpr long long kMaxGraceMs = 10 * 60 * 1000;
 
 void print_help() {
-  fputs(
+  using keepalive_cli::help_entry;
+  std::string text =
       "Usage: keepalive natprobe server [--listen ADDR:PORT]\n"
-      "       keepalive natprobe client HOST:PORT [--max DURATION] [--resolution DURATION]\n"
-      "                                 [--grace DURATION] [--parallel N] [--json]\n"
-      "Measures how long the NAT between a client and a server keeps an idle TCP connection\n"
-      "(its idle timeout) and recommends KEEPALIVE_IDLE with a safety margin.\n"
+      "       keepalive natprobe client HOST:PORT [--max DURATION]\n"
+      "                                 [--resolution DURATION] [--grace DURATION]\n"
+      "                                 [--parallel N] [--json]\n"
+      "Measures how long the NAT between a client and a server keeps an idle TCP\n"
+      "connection (its idle timeout) and recommends KEEPALIVE_IDLE with a safety\n"
+      "margin.\n"
       "\n"
-      "Run the server on the machine whose connections need keepalive (beside Prosody), with\n"
-      "its port open in the firewall, and the client behind the NAT (a laptop tethered to the\n"
-      "phone). The client opens several connections at once; on each, the server sends one\n"
-      "line after the idle period the client asked for. A line that arrives means the NAT\n"
-      "still knew the connection; silence, a reset or a close means it had forgotten it.\n"
-      "Rounds of probes narrow the timeout down to the resolution; the connections carry no\n"
-      "keepalive, even with libkeepalive preloaded.\n"
+      "Run the server on the machine whose connections need keepalive (beside\n"
+      "Prosody), with its port open in the firewall, and the client behind the NAT (a\n"
+      "laptop tethered to the phone). The client opens several connections at once; on\n"
+      "each, the server sends one line after the idle period the client asked for. A\n"
+      "line that arrives means the NAT still knew the connection; silence, a reset or\n"
+      "a close means it had forgotten it. Rounds of probes narrow the timeout down to\n"
+      "the resolution; the connections carry no keepalive, even with libkeepalive\n"
+      "preloaded.\n"
       "\n"
-      "server:\n"
-      "  --listen ADDR:PORT      where to listen (default [::]:7200, IPv6 and IPv4;\n"
-      "                          0.0.0.0:7200 for IPv4 only; port 0 picks a free one)\n"
-      "client:\n"
-      "  HOST:PORT               the server (IPv6 in brackets: [2001:db8::1]:7200)\n"
-      "  --max DURATION          longest idle period probed (default 30m, up to 24h)\n"
-      "  --resolution DURATION   stop when the timeout is bracketed this closely\n"
-      "                          (default 10s, at least 1s)\n"
-      "  --grace DURATION        how long after an idle period to wait for the line\n"
-      "                          (default 5s: a phone's radio may need seconds to wake up)\n"
-      "  --parallel N            connections per round, 1..64 (default 8)\n"
-      "  --json                  the result as one JSON object on stdout\n"
-      "Progress goes to stderr, one line per finished probe. Ctrl-C stops the client and\n"
-      "prints what was learned so far. A run takes about (rounds) x (timeout + grace): with\n"
-      "the defaults and a 5-minute timeout, 15 to 20 minutes.\n"
+      "server:\n";
+  text += help_entry("--listen ADDR:PORT",
+                     "where to listen (default [::]:7200, IPv6 and IPv4; 0.0.0.0:7200 for "
+                     "IPv4 only; port 0 picks a free one)");
+  text += "client:\n";
+  text += help_entry("HOST:PORT", "the server (IPv6 in brackets: [2001:db8::1]:7200)");
+  text += help_entry("--max DURATION", "longest idle period probed (default 30m, up to 24h)");
+  text += help_entry("--resolution DURATION",
+                     "stop when the timeout is bracketed this closely (default 10s, at "
+                     "least 1s)");
+  text += help_entry("--grace DURATION",
+                     "how long after an idle period to wait for the line (default 5s: a "
+                     "phone's radio may need seconds to wake up)");
+  text += help_entry("--parallel N", "connections per round, 1..64 (default 8)");
+  text += help_entry("--json", "the result as one JSON object on stdout");
+  text +=
+      "Progress goes to stderr, one line per finished probe. Ctrl-C stops the client\n"
+      "and prints what was learned so far. A run takes about (rounds) x (timeout +\n"
+      "grace): with the defaults and a 5-minute timeout, 15 to 20 minutes.\n"
       "\n"
-      "Exit status: 0 measured (or no timeout up to --max); 1 the server cannot be reached,\n"
-      "is not a natprobe server, or contact was lost; 2 usage error; 130 interrupted.\n"
+      "Exit status: 0 measured (or no timeout up to --max); 1 the server cannot be\n"
+      "reached, is not a natprobe server, or contact was lost; 2 usage error; 130\n"
+      "interrupted.\n"
       "\n"
       "Example: keepalive natprobe server --listen 0.0.0.0:7200      (on the server)\n"
-      "         keepalive natprobe client xmpp.example.org:7200     (behind the NAT)\n",
-      stdout);
+      "         keepalive natprobe client xmpp.example.org:7200     (behind the NAT)\n";
+  fputs(text.c_str(), stdout);
 }
 
 double now_s() {

@@ -33,10 +33,12 @@ constexpr int kExitNotFound = 127;
 void print_help() {
   std::string text =
       "Usage: keepalive run [FLAGS] [--] CMD [ARGS...]\n"
-      "Runs CMD with libkeepalive preloaded: every TCP connection it accepts or opens gets\n"
-      "the keepalive settings of the configuration (KEEPALIVE_* environment, FLAGS win).\n"
+      "Runs CMD with libkeepalive preloaded: every TCP connection it accepts or opens\n"
+      "gets the keepalive settings of the configuration (KEEPALIVE_* environment,\n"
+      "FLAGS win).\n"
       "\n"
-      "The configuration is validated first; when it is invalid, nothing is started (exit 2).\n"
+      "The configuration is validated first; when it is invalid, nothing is started\n"
+      "(exit 2).\n"
       "The library's absolute path is put first in LD_PRELOAD, other entries are kept.\n"
       "CMD replaces keepalive (exec): its exit status and signals are CMD's own.\n"
       "\n"
@@ -44,10 +46,10 @@ void print_help() {
   text += keepalive_cli::ConfigFlags::usage();
   text +=
       "\n"
-      "The library is libkeepalive.so in the lib directory beside the command's bin directory,\n"
-      "or taken from KEEPALIVE_LIBRARY.\n"
-      "Exit status: CMD's; 2 invalid configuration or usage; 126 CMD cannot be executed;\n"
-      "127 CMD not found.\n"
+      "The library is libkeepalive.so in the lib directory beside the command's bin\n"
+      "directory, or taken from KEEPALIVE_LIBRARY.\n"
+      "Exit status: CMD's; 2 invalid configuration or usage; 126 CMD cannot be\n"
+      "executed; 127 CMD not found.\n"
       "\n"
       "Example: keepalive run --idle 270 -- prosody\n";
   fputs(text.c_str(), stdout);

@@ -39,20 +39,22 @@ void print_usage(FILE *out) {
       "Per-socket TCP keepalive for any dynamically linked program, by LD_PRELOAD.\n"
       "\n"
       "Commands:\n";
+  // Each synopsis on its own line, its summary indented below it.
+  constexpr size_t kSummaryColumn = 6;
   for (const Command &command : kCommands) {
-    std::string line = "  keepalive " + std::string(command.synopsis);
-    if (line.size() < 46) line.resize(46, ' ');
-    text += line + command.summary + "\n";
+    text += keepalive_cli::help_entry(std::string("keepalive ") + command.synopsis, command.summary,
+                                      kSummaryColumn);
   }
   text +=
-      "  keepalive help COMMAND                      help on one command\n"
+      keepalive_cli::help_entry("keepalive help COMMAND", "help on one command", kSummaryColumn);
+  text +=
       "\n"
       "FLAGS stand for KEEPALIVE_* variables and win over the environment:\n";
   text += keepalive_cli::ConfigFlags::usage();
-  text +=
-      "\n"
-      "Options: -h, --help    this help;  --version    print the version\n"
-      "See keepalive(1) and libkeepalive(7).\n";
+  text += "\nOptions:\n";
+  text += keepalive_cli::help_entry("-h, --help", "this help");
+  text += keepalive_cli::help_entry("--version", "print the version");
+  text += "\nSee keepalive(1) and libkeepalive(7).\n";
   fputs(text.c_str(), out);
 }
 

@@ -182,6 +182,29 @@ TEST(HelpOption, BothSpellingsAndNothingElse) {
   EXPECT_FALSE(is_help_option("help"));
 }
 
+TEST(HelpEntry, WrapsTextAtItsColumnWithinTheWidth) {
+  EXPECT_EQ(help_entry("--json", "one JSON object"), "  --json                  one JSON object\n");
+  std::string text;
+  for (int i = 0; i < 30; ++i) text += "word ";
+  std::string entry = help_entry("--idle DURATION", text);
+  size_t start = 0;
+  int lines = 0;
+  while (start < entry.size()) {
+    size_t end = entry.find('\n', start);
+    EXPECT_LE(end - start, kHelpWidth);
+    if (lines > 0) {
+      EXPECT_EQ(entry.substr(start, kHelpColumn + 4), std::string(kHelpColumn, ' ') + "word");
+    }
+    start = end + 1;
+    ++lines;
+  }
+  EXPECT_GE(lines, 3);
+  // A term that reaches the column puts its text on the next line.
+  EXPECT_EQ(help_entry("--user-timeout DURATION", "x"),
+            "  --user-timeout DURATION\n" + std::string(kHelpColumn, ' ') + "x\n");
+  EXPECT_EQ(help_entry("keepalive run", "run it", 6), "  keepalive run\n      run it\n");
+}
+
 // ---- flags ------------------------------------------------------------------
 
 // Parses argv (without a program name) into flags; returns the first error.
