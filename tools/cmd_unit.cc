@@ -48,13 +48,13 @@ void print_enable_help() {
   std::string text =
       "Usage: keepalive enable UNIT [FLAGS] [--now] [--pid PID] [--unit-dir DIR]\n"
       "                        [--reload] [--dry-run]\n"
-      "Makes systemd start service UNIT with libkeepalive: validates the configuration as\n"
-      "`keepalive check` does (FLAGS over the KEEPALIVE_* environment; invalid: exit 2,\n"
-      "nothing written) and writes the drop-in UNIT.service.d/keepalive.conf with\n"
-      "LD_PRELOAD (the unit's own LD_PRELOAD kept, this command's library added) and one\n"
-      "Environment= line per KEEPALIVE_* variable. A drop-in written before is replaced,\n"
-      "and the difference shown. systemd reads it after `systemctl daemon-reload`, at the\n"
-      "service's next start.\n"
+      "Makes systemd start service UNIT with libkeepalive. Validates the configuration\n"
+      "as `keepalive check` does (FLAGS over the KEEPALIVE_* environment; invalid:\n"
+      "exit 2, nothing written), then writes the drop-in UNIT.service.d/keepalive.conf:\n"
+      "LD_PRELOAD (the unit's own kept, this command's library added) and one\n"
+      "Environment= line per KEEPALIVE_* variable. A drop-in written before is\n"
+      "replaced, and the difference shown. systemd reads it after\n"
+      "`systemctl daemon-reload`, at the service's next start.\n"
       "\n"
       "FLAGS:\n";
   text += keepalive_cli::ConfigFlags::usage();

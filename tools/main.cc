@@ -32,11 +32,9 @@ constexpr Command kCommands[] = {
     {"natprobe", keepalive_cmd_natprobe, "natprobe server|client ...",
      "measure a NAT's idle timeout, recommend KEEPALIVE_IDLE"},
     {"enable", keepalive_cmd_enable, "enable UNIT [FLAGS] [--now]",
-     "start a systemd service with libkeepalive (drop-in)"},
-    {"disable", keepalive_cmd_disable, "disable UNIT [--now]",
-     "remove the drop-in that enable wrote"},
-    {"status", keepalive_cmd_status, "status UNIT [--pid PID]",
-     "the service's drop-in and its running process"},
+     "start a systemd service with it"},
+    {"disable", keepalive_cmd_disable, "disable UNIT [--now]", "remove the drop-in enable wrote"},
+    {"status", keepalive_cmd_status, "status UNIT [--pid PID]", "a service's drop-in and process"},
 };
 
 void print_usage(FILE *out) {

@@ -9,7 +9,7 @@ namespace (no systemd runs here: its PID is given with --pid), its phone
 connections' keepalive timers read with `ss -tnoe`.
 
 Run by CTest (tests/tools/CMakeLists.txt), one test class per CTest test:
-    unit_test.py EnableTest|DisableStatusTest|ProsodyNowTest
+    unit_test.py EnableTest|HelpTest|DisableStatusTest|ProsodyNowTest
 Environment: KEEPALIVE_COMMAND (the built bin/keepalive), KEEPALIVE_TEST_PRELOAD
 (the built library). With KEEPALIVE_E2E_REQUIRED=1 (CI) a missing prerequisite
 (root, systemd, prosody) fails instead of skipping.
@@ -209,6 +209,33 @@ class EnableTest(unittest.TestCase):
             self.assertEqual(result.returncode, 2)
             self.assertIn("give the main process with --pid PID; nothing written", result.stderr)
         self.assertEqual(os.listdir(directory), [])
+
+
+class HelpTest(unittest.TestCase):
+    def test_help_and_manual_agree(self):
+        """Every option in enable/disable/status --help is in keepalive(1), every
+        option the manual gives these commands is in their --help, and their own
+        help lines fit 80 columns (the shared FLAGS lines are cli.cc's)."""
+        manual = read(os.path.join(os.environ["KEEPALIVE_TEST_SOURCE_DIR"], "tools", "man",
+                                   "keepalive.1")).replace("\\-", "-")
+        section = manual.split('.BR enable "', 1)[1].split('.BR "natprobe server"', 1)[0]
+        option = r"(?<![\w-])--[a-z][a-z-]*"
+        helps = ""
+        for command in ("enable", "disable", "status"):
+            result = keepalive(command, "--help")
+            self.assertEqual(result.returncode, 0, result.stderr)
+            self.assertEqual(keepalive("help", command).stdout, result.stdout)
+            self.assertIn(f"Usage: keepalive {command} UNIT", result.stdout)
+            self.assertIn(f".B keepalive {command}\n", manual)
+            self.assertIn(f"keepalive {command} UNIT", keepalive("--help").stdout)
+            helps += result.stdout
+            for line in result.stdout.splitlines():
+                if not re.search(r"\[KEEPALIVE_[A-Z_]+\]$", line):
+                    self.assertLessEqual(len(line), 80, f"{command} --help: {line}")
+            for flag in set(re.findall(option, result.stdout)) - {"--help"}:
+                self.assertIn(flag, manual, f"{command} --help has {flag}, keepalive(1) not")
+        for flag in set(re.findall(option, section)):
+            self.assertIn(flag, helps, f"keepalive(1) gives {flag} to enable/disable/status")
 
 
 class DisableStatusTest(unittest.TestCase):
