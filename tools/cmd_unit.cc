@@ -9,7 +9,9 @@
 // configuration (nothing written), 3 cannot reach the process.
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/tcp.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,30 +204,41 @@ bool systemd_is_running() {
   return stat("/run/systemd/system", &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-// Runs a program, its output going to ours; stdout is read into *output
-// when given. Returns the exit status, or -1 when it could not run.
+// Runs a program (found in PATH, no shell); its standard output is read
+// into *output when given, else it goes to ours. Returns the exit status,
+// or -1 when it could not run.
 int run_program(const std::vector<std::string> &args, std::string *output) {
-  std::string command;
-  for (const std::string &arg : args) {
-    command += "'";
-    for (char c : arg) command += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    command += "' ";
+  std::vector<char *> argv;
+  for (const std::string &arg : args) argv.push_back(const_cast<char *>(arg.c_str()));
+  argv.push_back(nullptr);
+  int pipe_fds[2] = {-1, -1};
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (output != nullptr) {
+    if (pipe2(pipe_fds, O_CLOEXEC) != 0) return -1;
+    posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
   }
   fflush(stdout);
-  FILE *pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return -1;
-  char buffer[512];
-  size_t n;
-  std::string text;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) text.append(buffer, n);
-  int status = pclose(pipe);
+  pid_t child = 0;
+  int spawned = posix_spawnp(&child, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
   if (output != nullptr) {
-    *output = text;
-  } else {
-    fputs(text.c_str(), stdout);
+    close(pipe_fds[1]);
+    output->clear();
+    char buffer[512];
+    ssize_t n;
+    while (spawned == 0 &&
+           ((n = read(pipe_fds[0], buffer, sizeof buffer)) > 0 || (n < 0 && errno == EINTR))) {
+      if (n > 0) output->append(buffer, static_cast<size_t>(n));
+    }
+    close(pipe_fds[0]);
   }
-  if (status == -1 || !WIFEXITED(status)) return -1;
-  return WEXITSTATUS(status);
+  if (spawned != 0) return -1;
+  int status = 0;
+  while (waitpid(child, &status, 0) < 0) {
+    if (errno != EINTR) return -1;
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 // The main process: --pid, else MainPID from systemctl. 0 with *error set

@@ -24,7 +24,7 @@ import tempfile
 import time
 import unittest
 
-from command_testlib import TIMEOUT, clean_env, keepalive
+from command_testlib import COMMAND, TIMEOUT, clean_env, keepalive
 
 LIBRARY = os.path.abspath(os.environ["KEEPALIVE_TEST_PRELOAD"])
 PROSODY_UNIT = "/lib/systemd/system/prosody.service"
@@ -192,6 +192,44 @@ class EnableTest(unittest.TestCase):
         self.assertIn(f"Would write {drop_in(directory)}:\n", result.stdout)
         self.assertIn('Environment="KEEPALIVE_IDLE=270"', result.stdout)
         self.assertEqual(os.listdir(directory), [])
+
+    def test_where_systemd_runs_it_asks_systemctl(self):
+        """In a mount namespace where /run/systemd/system exists (systemd's own
+        test that it is the running init), with a systemctl on PATH that logs
+        its arguments: MainPID comes from `systemctl show`, --reload runs
+        `systemctl daemon-reload` (not in a dry run)."""
+        require(self, os.geteuid() != 0 and "needs root, for a mount namespace (unshare -m)")
+        directory = unit_dir(self)
+        log = os.path.join(directory, "systemctl.log")
+        fake = os.path.join(directory, "bin")
+        write(os.path.join(fake, "systemctl"),
+              f'#!/bin/sh\necho "$*" >> {log}\n[ "$1" = show ] && echo {os.getpid()}\nexit 0\n')
+        os.chmod(os.path.join(fake, "systemctl"), 0o755)
+
+        def with_systemd(*args):
+            return subprocess.run(
+                ["unshare", "-m", "sh", "-c",
+                 'mount -t tmpfs none /run && mkdir -p /run/systemd/system && exec "$@"', "sh",
+                 COMMAND, *args, "--unit-dir", directory],
+                capture_output=True, text=True, timeout=TIMEOUT,
+                env=clean_env(PATH=fake + ":" + os.environ["PATH"]))
+
+        show = "show -p MainPID --value prosody.service\n"
+        result = with_systemd("enable", "prosody", "--idle", "270", "--now", "--reload",
+                              "--dry-run")
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertEqual(read(log), show)
+        self.assertIn("Would run: systemctl daemon-reload", result.stdout)
+        self.assertIn(f"--now: keepalive apply {os.getpid()} --listeners --dry-run",
+                      result.stdout)
+        self.assertFalse(os.path.exists(drop_in(directory)))
+        result = with_systemd("enable", "prosody", "--idle", "270", "--reload")
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertEqual(read(log), show + "daemon-reload\n")
+        self.assertNotIn("Still needed", result.stdout)
+        result = with_systemd("status", "prosody")
+        self.assertIn(f"as `keepalive inspect {os.getpid()}` shows it", result.stdout)
+        self.assertEqual(read(log), show + "daemon-reload\n" + show)
 
     def test_usage_errors(self):
         directory = unit_dir(self)
