@@ -10,5 +10,9 @@ int keepalive_cmd_check(int argc, char **argv);
 int keepalive_cmd_inspect(int argc, char **argv);
 int keepalive_cmd_apply(int argc, char **argv);
 int keepalive_cmd_natprobe(int argc, char **argv);
+// cmd_unit.cc: a systemd service's drop-in.
+int keepalive_cmd_enable(int argc, char **argv);
+int keepalive_cmd_disable(int argc, char **argv);
+int keepalive_cmd_status(int argc, char **argv);
 
 #endif  // KEEPALIVE_TOOLS_COMMANDS_H

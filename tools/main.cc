@@ -31,6 +31,10 @@ constexpr Command kCommands[] = {
      "set a running process's connections now, no restart"},
     {"natprobe", keepalive_cmd_natprobe, "natprobe server|client ...",
      "measure a NAT's idle timeout, recommend KEEPALIVE_IDLE"},
+    {"enable", keepalive_cmd_enable, "enable UNIT [FLAGS] [--now]",
+     "start a systemd service with it"},
+    {"disable", keepalive_cmd_disable, "disable UNIT [--now]", "remove the drop-in enable wrote"},
+    {"status", keepalive_cmd_status, "status UNIT [--pid PID]", "a service's drop-in and process"},
 };
 
 void print_usage(FILE *out) {

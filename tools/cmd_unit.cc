@@ -1,0 +1,757 @@
+// cmd_unit.cc — `keepalive enable UNIT`, `keepalive disable UNIT` and
+// `keepalive status UNIT`: libkeepalive for a systemd service as one
+// drop-in, UNIT.service.d/keepalive.conf, written and read without systemd
+// (systemd_unit.h). The configuration is validated by the core as `check`
+// validates it; `--now` hands the running main process to `apply`, and
+// `status` explains the drop-in with `check` and the process with `inspect`
+// and `apply --dry-run`, by calling those commands.
+// Exit 0 done, 1 failed (see each command's help), 2 usage or invalid
+// configuration (nothing written), 3 cannot reach the process.
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/tcp.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cli.h"
+#include "commands.h"
+#include "figures.h"
+#include "process.h"
+#include "systemd_unit.h"
+
+namespace {
+
+using keepalive_cli::print_error;
+using keepalive_cli::TcpSocket;
+
+constexpr char kDropInName[] = "keepalive.conf";
+constexpr char kDefaultUnitDir[] = "/etc/systemd/system";
+constexpr int kExitNoAccess = 3;
+
+constexpr char kUnitOptionsHelp[] =
+    "  --unit-dir DIR  where the drop-in goes: DIR/UNIT.service.d/keepalive.conf\n"
+    "                  (default /etc/systemd/system)\n"
+    "  --pid PID       the service's main process, for --now (default: its MainPID\n"
+    "                  from systemctl, when systemd is the running init)\n"
+    "  --reload        run `systemctl daemon-reload` (only when systemd runs)\n"
+    "  --dry-run       show what would be done, change nothing\n";
+
+void print_enable_help() {
+  std::string text =
+      "Usage: keepalive enable UNIT [FLAGS] [--now] [--pid PID] [--unit-dir DIR]\n"
+      "                        [--reload] [--dry-run]\n"
+      "Makes systemd start service UNIT with libkeepalive. Validates the configuration\n"
+      "as `keepalive check` does (FLAGS over the KEEPALIVE_* environment; invalid:\n"
+      "exit 2, nothing written), then writes the drop-in UNIT.service.d/keepalive.conf:\n"
+      "LD_PRELOAD (the unit's own kept, this command's library added) and one\n"
+      "Environment= line per KEEPALIVE_* variable. A drop-in written before is\n"
+      "replaced, and the difference shown. systemd reads it after\n"
+      "`systemctl daemon-reload`, at the service's next start.\n"
+      "\n"
+      "FLAGS:\n";
+  text += keepalive_cli::ConfigFlags::usage();
+  text +=
+      "\n"
+      "Options:\n"
+      "  --now           also set the running service now, as `keepalive apply PID\n"
+      "                  --listeners` does: its connections, and its listening sockets\n"
+      "                  for the connections it accepts from now on\n";
+  text += kUnitOptionsHelp;
+  text +=
+      "\n"
+      "Exit status: 0 done; 1 the drop-in could not be written, or --now could not set\n"
+      "every socket; 2 usage error or invalid configuration (nothing written); 3 --now\n"
+      "cannot reach the process (the drop-in is written).\n"
+      "\n"
+      "Example: sudo keepalive enable prosody --idle 270 --now\n";
+  fputs(text.c_str(), stdout);
+}
+
+void print_disable_help() {
+  std::string text =
+      "Usage: keepalive disable UNIT [--now] [--pid PID] [--unit-dir DIR] [--reload]\n"
+      "                         [--dry-run]\n"
+      "Removes the drop-in UNIT.service.d/keepalive.conf that `keepalive enable` wrote:\n"
+      "the service starts without libkeepalive after `systemctl daemon-reload` and a\n"
+      "restart. Nothing to remove is not an error.\n"
+      "\n"
+      "Options:\n"
+      "  --now           also give back the running process's sockets: those whose\n"
+      "                  keepalive values are exactly what the drop-in's configuration\n"
+      "                  set get the kernel's defaults for those values; SO_KEEPALIVE\n"
+      "                  stays on; sockets with other values are left as they are\n";
+  text += kUnitOptionsHelp;
+  text +=
+      "\n"
+      "Exit status: 0 done; 1 the drop-in could not be removed, or --now could not set\n"
+      "every socket; 2 usage error; 3 --now cannot reach the process.\n";
+  fputs(text.c_str(), stdout);
+}
+
+void print_status_help() {
+  fputs(
+      "Usage: keepalive status UNIT [--pid PID] [--unit-dir DIR]\n"
+      "Shows whether the drop-in UNIT.service.d/keepalive.conf is there and what its\n"
+      "configuration does (as `keepalive check`), and, when the service's main process\n"
+      "is known, whether it has libkeepalive loaded (as `keepalive inspect`) and what\n"
+      "`keepalive enable --now` would still change on its sockets (as `keepalive apply\n"
+      "--listeners --dry-run`).\n"
+      "\n"
+      "Options:\n"
+      "  --pid PID       the service's main process (default: its MainPID from\n"
+      "                  systemctl, when systemd is the running init)\n"
+      "  --unit-dir DIR  where the drop-in is looked for (default /etc/systemd/system)\n"
+      "\n"
+      "Exit status: 0 the drop-in is there, valid, and its library exists; 1 it is not\n"
+      "(or the process could not be inspected); 2 usage error.\n",
+      stdout);
+}
+
+struct Options {
+  keepalive_cli::ConfigFlags flags;
+  std::vector<std::string> flag_arguments;  // as given, for `apply`
+  std::string unit;                         // "prosody.service"
+  std::string unit_dir = kDefaultUnitDir;
+  std::string pid_text;  // --pid, "" when not given
+  bool now = false, reload = false, dry_run = false;
+};
+
+// Which options a subcommand takes.
+enum Accepts : unsigned { kConfigFlags = 1, kNow = 2, kReload = 4, kDryRun = 8 };
+
+// Returns false when the command ends here with *status.
+bool parse_arguments(const char *name, unsigned accepts, void (*help)(), int argc, char **argv,
+                     Options *options, int *status) {
+  std::string usage = std::string(" (see keepalive ") + name + " --help)";
+  auto fail = [&](const std::string &message) {
+    print_error(name, message + usage);
+    *status = keepalive_cli::kExitUsage;
+    return false;
+  };
+  const char *unit = nullptr;
+  for (int index = 1; index < argc; ++index) {
+    std::string_view arg = argv[index];
+    if (keepalive_cli::is_help_option(arg)) {
+      help();
+      *status = keepalive_cli::kExitOk;
+      return false;
+    }
+    if ((accepts & kConfigFlags) != 0) {
+      int first = index;
+      std::string error;
+      auto parsed = options->flags.parse(argc, argv, &index, &error);
+      if (parsed == keepalive_cli::ConfigFlags::Parse::kError) return fail(error);
+      if (parsed == keepalive_cli::ConfigFlags::Parse::kConsumed) {
+        for (int i = first; i <= index; ++i) options->flag_arguments.push_back(argv[i]);
+        continue;
+      }
+    }
+    auto value_of = [&](const char *flag, std::string *out) {
+      std::string prefix = std::string(flag) + "=";
+      if (arg.rfind(prefix, 0) == 0) {
+        *out = std::string(arg.substr(prefix.size()));
+        return true;
+      }
+      if (arg != flag) return false;
+      if (index + 1 >= argc) return false;
+      *out = argv[++index];
+      return true;
+    };
+    std::string value;
+    if (arg == "--unit-dir" || arg.rfind("--unit-dir=", 0) == 0) {
+      if (!value_of("--unit-dir", &value) || value.empty()) {
+        return fail("--unit-dir needs a directory");
+      }
+      options->unit_dir = value;
+    } else if (arg == "--pid" || arg.rfind("--pid=", 0) == 0) {
+      if (!value_of("--pid", &value)) return fail("--pid needs a process ID");
+      options->pid_text = value;
+    } else if (arg == "--now" && (accepts & kNow) != 0) {
+      options->now = true;
+    } else if (arg == "--reload" && (accepts & kReload) != 0) {
+      options->reload = true;
+    } else if (arg == "--dry-run" && (accepts & kDryRun) != 0) {
+      options->dry_run = true;
+    } else if (arg.size() > 1 && arg[0] == '-') {
+      return fail(std::string("unknown option ") + argv[index]);
+    } else if (unit == nullptr) {
+      unit = argv[index];
+    } else {
+      return fail(std::string("one UNIT only, got also ") + argv[index]);
+    }
+  }
+  if (unit == nullptr) return fail("no UNIT given");
+  options->unit = keepalive_cli::service_unit_name(unit);
+  if (options->unit.empty()) {
+    return fail(std::string("UNIT must name a service, as prosody or prosody.service, not '") +
+                unit + "'");
+  }
+  return true;
+}
+
+bool systemd_is_running() {
+  struct stat st;
+  return stat("/run/systemd/system", &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// Runs a program (found in PATH, no shell); its standard output is read
+// into *output when given, else it goes to ours. Returns the exit status,
+// or -1 when it could not run.
+int run_program(const std::vector<std::string> &args, std::string *output) {
+  std::vector<char *> argv;
+  for (const std::string &arg : args) argv.push_back(const_cast<char *>(arg.c_str()));
+  argv.push_back(nullptr);
+  int pipe_fds[2] = {-1, -1};
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (output != nullptr) {
+    if (pipe2(pipe_fds, O_CLOEXEC) != 0) return -1;
+    posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
+  }
+  fflush(stdout);
+  pid_t child = 0;
+  int spawned = posix_spawnp(&child, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (output != nullptr) {
+    close(pipe_fds[1]);
+    output->clear();
+    char buffer[512];
+    ssize_t n;
+    while (spawned == 0 &&
+           ((n = read(pipe_fds[0], buffer, sizeof buffer)) > 0 || (n < 0 && errno == EINTR))) {
+      if (n > 0) output->append(buffer, static_cast<size_t>(n));
+    }
+    close(pipe_fds[0]);
+  }
+  if (spawned != 0) return -1;
+  int status = 0;
+  while (waitpid(child, &status, 0) < 0) {
+    if (errno != EINTR) return -1;
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// The main process: --pid, else MainPID from systemctl. 0 with *error set
+// when neither gives one.
+pid_t main_pid(const Options &options, std::string *error) {
+  pid_t pid = 0;
+  if (!options.pid_text.empty()) {
+    if (!keepalive_cli::parse_pid(options.pid_text.c_str(), &pid)) {
+      *error = std::string("--pid must be a process ID (a positive number), not '") +
+               options.pid_text + "'";
+      return 0;
+    }
+    return pid;
+  }
+  if (!systemd_is_running()) {
+    *error = "systemd is not the running init here: give the main process with --pid PID";
+    return 0;
+  }
+  std::string output;
+  int status =
+      run_program({"systemctl", "show", "-p", "MainPID", "--value", options.unit}, &output);
+  while (!output.empty() && (output.back() == '\n' || output.back() == ' ')) output.pop_back();
+  if (status != 0 || !keepalive_cli::parse_pid(output.c_str(), &pid)) {
+    *error = options.unit + " has no running main process (systemctl show -p MainPID: '" + output +
+             "'); give it with --pid PID";
+    return 0;
+  }
+  return pid;
+}
+
+std::string drop_in_dir(const Options &options) {
+  return options.unit_dir + "/" + options.unit + ".d";
+}
+
+std::string drop_in_path(const Options &options) {
+  return drop_in_dir(options) + "/" + kDropInName;
+}
+
+// The unit's environment from its file and drop-ins, ours left out.
+keepalive_cli::UnitEnvironment unit_environment(const Options &options,
+                                                keepalive_cli::UnitFiles *files) {
+  *files = keepalive_cli::find_unit_files(keepalive_cli::unit_directories(options.unit_dir),
+                                          options.unit);
+  keepalive_cli::UnitEnvironment environment;
+  std::string text;
+  if (!files->unit_file.empty() && keepalive_cli::read_text_file(files->unit_file, &text)) {
+    environment.add_file(files->unit_file, text);
+  }
+  for (const std::string &path : files->drop_ins) {
+    if (path == drop_in_path(options)) continue;
+    if (keepalive_cli::read_text_file(path, &text)) environment.add_file(path, text);
+  }
+  return environment;
+}
+
+bool is_keepalive_library(std::string_view path) {
+  size_t slash = path.rfind('/');
+  std::string_view base = slash == std::string_view::npos ? path : path.substr(slash + 1);
+  return base.rfind("libkeepalive.so", 0) == 0;
+}
+
+// LD_PRELOAD's entries (separated by spaces or colons, as ld.so reads them).
+std::vector<std::string> preload_entries(std::string_view value) {
+  std::vector<std::string> entries;
+  std::string entry;
+  for (char c : std::string(value) + " ") {
+    if (c == ' ' || c == ':' || c == '\t') {
+      if (!entry.empty()) entries.push_back(entry);
+      entry.clear();
+    } else {
+      entry += c;
+    }
+  }
+  return entries;
+}
+
+// Writes `text` to `path` through a temporary file renamed over it.
+bool write_file(const std::string &path, const std::string &text, std::string *error) {
+  std::string temporary = path + ".tmp";
+  FILE *out = fopen(temporary.c_str(), "w");
+  if (out == nullptr) {
+    *error = "cannot write " + temporary + ": " + strerror(errno);
+    return false;
+  }
+  bool ok = fwrite(text.data(), 1, text.size(), out) == text.size();
+  ok = fflush(out) == 0 && ok;
+  ok = fchmod(fileno(out), 0644) == 0 && ok;
+  ok = fclose(out) == 0 && ok;
+  if (!ok || rename(temporary.c_str(), path.c_str()) != 0) {
+    *error = "cannot write " + path + ": " + strerror(errno);
+    unlink(temporary.c_str());
+    return false;
+  }
+  return true;
+}
+
+// The reload step: done with --reload where systemd runs, else said.
+void reload(const char *name, const Options &options) {
+  if (options.reload && systemd_is_running()) {
+    if (options.dry_run) {
+      puts("Would run: systemctl daemon-reload");
+      return;
+    }
+    puts("Running: systemctl daemon-reload");
+    if (run_program({"systemctl", "daemon-reload"}, nullptr) != 0) {
+      print_error(name, "systemctl daemon-reload failed; run it yourself");
+    }
+    return;
+  }
+  if (options.reload) {
+    puts("systemd is not the running init here: --reload has nothing to reload.");
+  }
+  puts(
+      "Still needed: systemctl daemon-reload (systemd reads the change at the service's "
+      "next start).");
+}
+
+// Calls a subcommand's entry point with `args` (args[0] is its name).
+int call_command(int (*command)(int, char **), std::vector<std::string> args) {
+  std::vector<char *> argv;
+  for (std::string &arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  fflush(stdout);
+  int status = command(static_cast<int>(args.size()), argv.data());
+  fflush(stdout);
+  return status;
+}
+
+// ---- enable ----------------------------------------------------------------
+
+std::string drop_in_text(const Options &options, const std::string &preload) {
+  std::string text = "# Written by `keepalive enable " + options.unit +
+                     "`.\n# Explained by `keepalive status " + options.unit +
+                     "`, removed by `keepalive disable " + options.unit + "`.\n[Service]\n";
+  text += "Environment=" + keepalive_cli::systemd_quote("LD_PRELOAD=" + preload) + "\n";
+  for (const char *variable : keepalive_cli::configuration_variables()) {
+    const char *value = options.flags.value(variable);
+    if (value == nullptr) continue;
+    text +=
+        "Environment=" + keepalive_cli::systemd_quote(std::string(variable) + "=" + value) + "\n";
+  }
+  return text;
+}
+
+}  // namespace
+
+int keepalive_cmd_enable(int argc, char **argv) {
+  constexpr char kName[] = "enable";
+  Options options;
+  int status = keepalive_cli::kExitOk;
+  if (!parse_arguments(kName, kConfigFlags | kNow | kReload | kDryRun, print_enable_help, argc,
+                       argv, &options, &status)) {
+    return status;
+  }
+  keepalive_cli::LoadedConfig loaded = keepalive_cli::load_config(options.flags);
+  if (!loaded.config->valid) {
+    std::string message = "invalid configuration, nothing written:";
+    for (const std::string &problem :
+         keepalive_cli::describe_problems(*loaded.config, options.flags)) {
+      message += "\n  " + problem;
+    }
+    print_error(kName, message);
+    return keepalive_cli::kExitUsage;
+  }
+  pid_t pid = 0;
+  std::string error;
+  if (options.now && (pid = main_pid(options, &error)) == 0) {
+    print_error(kName, "--now: " + error + "; nothing written");
+    return keepalive_cli::kExitUsage;
+  }
+  std::string library = keepalive_cli::locate_library(&error);
+  if (library.empty()) {
+    print_error(kName, error);
+    return keepalive_cli::kExitFailure;
+  }
+  if (library.find_first_of(" \t:") != std::string::npos) {
+    print_error(kName, "the library's path " + library +
+                           " has a space or a colon, which LD_PRELOAD cannot hold; install it "
+                           "elsewhere or set KEEPALIVE_LIBRARY; nothing written");
+    return keepalive_cli::kExitFailure;
+  }
+
+  keepalive_cli::UnitFiles files;
+  keepalive_cli::UnitEnvironment environment = unit_environment(options, &files);
+  if (files.unit_file.empty()) {
+    printf(
+        "Note: no file for %s in %s or the usual directories; the drop-in applies once the "
+        "unit is installed.\n",
+        options.unit.c_str(), options.unit_dir.c_str());
+  }
+  std::string preload;
+  if (const auto *existing = environment.find("LD_PRELOAD")) {
+    for (const std::string &entry : preload_entries(existing->value)) {
+      if (is_keepalive_library(entry)) {
+        printf("Note: %s preloads %s already; this drop-in's library replaces it.\n",
+               existing->file.c_str(), entry.c_str());
+        continue;
+      }
+      preload += entry + " ";
+    }
+    if (!preload.empty()) {
+      printf("The unit's own LD_PRELOAD (from %s) is kept: %s\n", existing->file.c_str(),
+             preload.substr(0, preload.size() - 1).c_str());
+    }
+  }
+  preload += library;
+  std::string path = drop_in_path(options);
+  for (const auto &variable : environment.variables) {
+    bool ours = variable.name == "LD_PRELOAD" || variable.name.rfind("KEEPALIVE", 0) == 0;
+    if (ours && variable.file.substr(variable.file.rfind('/') + 1) > kDropInName) {
+      printf("Warning: %s sets %s and is read after %s: its value wins.\n", variable.file.c_str(),
+             variable.name.c_str(), path.c_str());
+    }
+  }
+  for (const std::string &line : environment.environment_files) {
+    printf(
+        "Warning: EnvironmentFile= in %s: a LD_PRELOAD or KEEPALIVE_* set there wins over "
+        "the drop-in.\n",
+        line.c_str());
+  }
+
+  std::string text = drop_in_text(options, preload);
+  std::string old_text;
+  bool existed = keepalive_cli::read_text_file(path, &old_text);
+  if (existed && old_text == text) {
+    printf("%s is already as it should be:\n%s", path.c_str(), text.c_str());
+  } else if (options.dry_run) {
+    printf("Would %s %s:\n%s", existed ? "replace" : "write", path.c_str(),
+           (existed ? keepalive_cli::line_diff(old_text, text) : text).c_str());
+  } else {
+    if (mkdir(drop_in_dir(options).c_str(), 0755) != 0 && errno != EEXIST) {
+      print_error(kName, "cannot create " + drop_in_dir(options) + ": " + strerror(errno));
+      return keepalive_cli::kExitFailure;
+    }
+    if (!write_file(path, text, &error)) {
+      print_error(kName, error);
+      return keepalive_cli::kExitFailure;
+    }
+    printf("%s %s:\n%s", existed ? "Replaced" : "Wrote", path.c_str(),
+           (existed ? keepalive_cli::line_diff(old_text, text) : text).c_str());
+  }
+  if (!existed || old_text != text) reload(kName, options);
+  if (!options.now) {
+    puts("The running service is unchanged: restart it, or run this again with --now.");
+    return keepalive_cli::kExitOk;
+  }
+  printf("\n--now: keepalive apply %d --listeners%s\n", static_cast<int>(pid),
+         options.dry_run ? " --dry-run" : "");
+  std::vector<std::string> args = {"apply", std::to_string(pid)};
+  args.insert(args.end(), options.flag_arguments.begin(), options.flag_arguments.end());
+  args.push_back("--listeners");
+  if (options.dry_run) args.push_back("--dry-run");
+  return call_command(keepalive_cmd_apply, args);
+}
+
+namespace {
+
+// ---- disable and status ----------------------------------------------------
+
+// The KEEPALIVE_* variables and LD_PRELOAD entries of our drop-in.
+struct DropIn {
+  bool present = false;
+  std::string path, text;
+  keepalive_cli::UnitEnvironment environment;
+};
+
+DropIn read_drop_in(const Options &options) {
+  DropIn drop_in;
+  drop_in.path = drop_in_path(options);
+  drop_in.present = keepalive_cli::read_text_file(drop_in.path, &drop_in.text);
+  if (drop_in.present) drop_in.environment.add_file(drop_in.path, drop_in.text);
+  return drop_in;
+}
+
+// Makes our environment the drop-in's: the KEEPALIVE_* variables it sets,
+// none other, so that `check`, `apply` and load_config see its configuration.
+void use_drop_in_environment(const DropIn &drop_in) {
+  for (const char *variable : keepalive_cli::configuration_variables()) unsetenv(variable);
+  for (const auto &variable : drop_in.environment.variables) {
+    if (variable.name.rfind("KEEPALIVE", 0) == 0 && variable.name != "KEEPALIVE_LIBRARY") {
+      setenv(variable.name.c_str(), variable.value.c_str(), 1);
+    }
+  }
+}
+
+// keepalive_format_settings, a user timeout of 0 shown as the kernel default.
+std::string settings_text(bool read, const keepalive_settings &settings) {
+  if (!read) return "unreadable";
+  keepalive_settings shown = settings;
+  if (shown.user_timeout_ms == 0) shown.user_timeout_ms = KEEPALIVE_UNSET;
+  char text[160];
+  keepalive_format_settings(&shown, text, sizeof text);
+  return text;
+}
+
+// True when every value `decision` sets is what the socket reads.
+bool has_decided_values(const keepalive_settings &socket, const keepalive_settings &decision) {
+  auto same = [](long long value, long long decided) {
+    return decided == KEEPALIVE_UNSET || value == decided;
+  };
+  return socket.enable && same(socket.idle_s, decision.idle_s) &&
+         same(socket.intvl_s, decision.intvl_s) && same(socket.cnt, decision.cnt) &&
+         same(socket.user_timeout_ms, decision.user_timeout_ms);
+}
+
+enum class Walk { kCompare, kDryRun, kReset };
+
+// Each established or listening socket of `pid` against what `config`
+// decides for it (as `apply` decides). kCompare tells which have those
+// values (status); kReset gives every socket that has exactly those values
+// the kernel's defaults for them back, SO_KEEPALIVE staying on, and leaves
+// the others (disable --now); kDryRun says what kReset would do.
+int walk_sockets(const char *name, pid_t pid, const keepalive_config &config, Walk walk) {
+  keepalive_cli::TargetProcess target;
+  std::vector<TcpSocket> sockets;
+  std::string error;
+  if (!target.open(pid, &error) || !target.read_tcp_sockets(&sockets, &error)) {
+    print_error(name, "--now: " + error);
+    return kExitNoAccess;
+  }
+  keepalive_cli::classify_directions(&sockets);
+  keepalive_cli::KernelDefaults kernel = keepalive_cli::read_kernel_defaults();
+  std::vector<std::vector<std::string>> rows = {
+      {"FD", "DIR", "LOCAL", "PEER", walk == Walk::kCompare ? "DROP-IN'S VALUES" : "ACTION",
+       walk == Walk::kCompare ? "KEEPALIVE" : "KEEPALIVE BEFORE -> AFTER"}};
+  std::vector<unsigned long long> seen;
+  int reset = 0, failed = 0, differ = 0;  // reset: or as configured, for kCompare
+  for (const TcpSocket &socket : sockets) {
+    if (!socket.listening && socket.state != TCP_ESTABLISHED) continue;
+    bool duplicate = false;
+    for (unsigned long long inode : seen) duplicate = duplicate || inode == socket.inode;
+    if (duplicate) continue;
+    seen.push_back(socket.inode);
+    std::vector<std::string> row = {
+        std::to_string(socket.fd), keepalive_cli::direction_name(socket),
+        socket.has_local ? keepalive_cli::format_endpoint(socket.local) : "-",
+        socket.has_peer ? keepalive_cli::format_endpoint(socket.peer) : "-"};
+    keepalive_cli::UniqueFd dup = target.duplicate_socket(socket, &error);
+    keepalive_settings before{};
+    if (!dup.valid() || keepalive_read_settings(dup.get(), &before) != 1) {
+      row.insert(row.end(), {"FAILED", "(" + error + ")"});
+      rows.push_back(row);
+      ++failed;
+      continue;
+    }
+    // Decided as `apply` decides: a listener stands for its future connections.
+    keepalive_direction direction = socket.listening ? KEEPALIVE_IN : socket.direction;
+    unsigned needs = keepalive_needs(&config, direction);
+    if (socket.listening) needs &= ~KEEPALIVE_NEED_PEER;
+    keepalive_socket_facts facts;
+    keepalive_read_facts(dup.get(), direction, needs, &facts);
+    keepalive_settings decision;
+    keepalive_decide(&config, &facts, &decision);
+    std::string was = settings_text(true, before);
+    if (!decision.enable || !has_decided_values(before, decision)) {
+      if (decision.enable) ++differ;
+      std::string why = decision.enable ? "no" : "off: the drop-in leaves it";
+      row.insert(row.end(), {walk == Walk::kCompare ? why : "left", was});
+      rows.push_back(row);
+      continue;
+    }
+    if (walk == Walk::kCompare) {
+      row.insert(row.end(), {"yes", was});
+      rows.push_back(row);
+      ++reset;
+      continue;
+    }
+    keepalive_settings kernel_values{};
+    kernel_values.enable = 1;
+    kernel_values.idle_s = decision.idle_s != KEEPALIVE_UNSET ? kernel.idle_s : KEEPALIVE_UNSET;
+    kernel_values.intvl_s = decision.intvl_s != KEEPALIVE_UNSET ? kernel.intvl_s : KEEPALIVE_UNSET;
+    kernel_values.cnt = decision.cnt != KEEPALIVE_UNSET ? kernel.cnt : KEEPALIVE_UNSET;
+    kernel_values.user_timeout_ms =
+        decision.user_timeout_ms != KEEPALIVE_UNSET ? 0 : KEEPALIVE_UNSET;
+    if (walk == Walk::kDryRun) {
+      row.insert(row.end(), {"would reset", was + " -> kernel defaults"});
+      rows.push_back(row);
+      ++reset;
+      continue;
+    }
+    keepalive_apply_failure failure{};
+    int failures = keepalive_apply(dup.get(), &kernel_values, &failure);
+    keepalive_settings after{};
+    bool after_read = keepalive_read_settings(dup.get(), &after) == 1;
+    std::string now = was + " -> " + settings_text(after_read, after);
+    if (failures > 0) {
+      row.insert(row.end(), {"FAILED", now + " (setting " + failure.option +
+                                           " failed: " + strerror(failure.error) + ")"});
+      ++failed;
+    } else {
+      row.insert(row.end(), {"reset", now});
+      ++reset;
+    }
+    rows.push_back(row);
+  }
+  std::string out = "Process " + std::to_string(pid);
+  std::string command = target.command_name();
+  if (!command.empty()) out += " (" + command + ")";
+  out += ": kernel defaults idle " + std::to_string(kernel.idle_s) + "s, intvl " +
+         std::to_string(kernel.intvl_s) + "s, cnt " + std::to_string(kernel.cnt) + "\n";
+  out += rows.size() > 1 ? keepalive_cli::format_table(rows)
+                         : "No established or listening TCP sockets.\n";
+  if (walk == Walk::kCompare) {
+    out += std::to_string(reset) + (reset == 1 ? " socket has" : " sockets have") +
+           " the drop-in's values";
+    if (differ > 0) {
+      out += ", " + std::to_string(differ) + " not: `keepalive enable --now` sets them";
+    }
+  } else {
+    out += std::to_string(reset) + (reset == 1 ? " socket" : " sockets") +
+           (walk == Walk::kDryRun ? " would be reset" : " reset");
+  }
+  out += (failed > 0 ? ", " + std::to_string(failed) + " FAILED" : "") + ".\n";
+  fputs(out.c_str(), stdout);
+  return failed > 0 ? keepalive_cli::kExitFailure : keepalive_cli::kExitOk;
+}
+
+}  // namespace
+
+int keepalive_cmd_disable(int argc, char **argv) {
+  constexpr char kName[] = "disable";
+  Options options;
+  int status = keepalive_cli::kExitOk;
+  if (!parse_arguments(kName, kNow | kReload | kDryRun, print_disable_help, argc, argv, &options,
+                       &status)) {
+    return status;
+  }
+  pid_t pid = 0;
+  std::string error;
+  if (options.now && (pid = main_pid(options, &error)) == 0) {
+    print_error(kName, "--now: " + error + "; nothing removed");
+    return keepalive_cli::kExitUsage;
+  }
+  DropIn drop_in = read_drop_in(options);
+  if (!drop_in.present) {
+    printf("%s: no drop-in %s, nothing to remove.\n", options.unit.c_str(), drop_in.path.c_str());
+    return keepalive_cli::kExitOk;
+  }
+  if (options.dry_run) {
+    printf("Would remove %s:\n%s", drop_in.path.c_str(), drop_in.text.c_str());
+  } else {
+    if (unlink(drop_in.path.c_str()) != 0) {
+      print_error(kName, "cannot remove " + drop_in.path + ": " + strerror(errno));
+      return keepalive_cli::kExitFailure;
+    }
+    rmdir(drop_in_dir(options).c_str());  // only when nothing else is in it
+    printf("Removed %s:\n%s", drop_in.path.c_str(), drop_in.text.c_str());
+  }
+  reload(kName, options);
+  if (!options.now) {
+    puts("The running service is unchanged: it keeps libkeepalive until it is restarted.");
+    return keepalive_cli::kExitOk;
+  }
+  use_drop_in_environment(drop_in);
+  keepalive_cli::LoadedConfig loaded = keepalive_cli::load_config(keepalive_cli::ConfigFlags());
+  if (!loaded.config->valid || !loaded.config->enabled) {
+    puts(
+        "--now: the drop-in's configuration is invalid or off: it set no socket, none is "
+        "reset.");
+    return keepalive_cli::kExitOk;
+  }
+  printf(
+      "\n--now: the sockets with exactly the drop-in's values get the kernel defaults back "
+      "(SO_KEEPALIVE stays on); the library stays loaded until the service restarts.\n");
+  return walk_sockets(kName, pid, *loaded.config, options.dry_run ? Walk::kDryRun : Walk::kReset);
+}
+
+int keepalive_cmd_status(int argc, char **argv) {
+  constexpr char kName[] = "status";
+  Options options;
+  int status = keepalive_cli::kExitOk;
+  if (!parse_arguments(kName, 0, print_status_help, argc, argv, &options, &status)) {
+    return status;
+  }
+  DropIn drop_in = read_drop_in(options);
+  int result = keepalive_cli::kExitOk;
+  if (!drop_in.present) {
+    printf("%s: not enabled (no drop-in %s).\n", options.unit.c_str(), drop_in.path.c_str());
+    result = keepalive_cli::kExitFailure;
+  } else {
+    printf("%s: drop-in %s\n%s", options.unit.c_str(), drop_in.path.c_str(), drop_in.text.c_str());
+    const auto *preload = drop_in.environment.find("LD_PRELOAD");
+    bool library_found = false;
+    for (const std::string &entry : preload_entries(preload != nullptr ? preload->value : "")) {
+      if (!is_keepalive_library(entry)) continue;
+      library_found = access(entry.c_str(), R_OK) == 0;
+      printf("Library: %s (%s)\n", entry.c_str(),
+             library_found ? "present" : "MISSING: ld.so would only warn, and preload nothing");
+    }
+    if (!library_found) result = keepalive_cli::kExitFailure;
+    puts("\nConfiguration in the drop-in, as `keepalive check` explains it:");
+    use_drop_in_environment(drop_in);
+    if (call_command(keepalive_cmd_check, {"check"}) != keepalive_cli::kExitOk) {
+      result = keepalive_cli::kExitFailure;
+    }
+  }
+  std::string error;
+  pid_t pid = main_pid(options, &error);
+  if (pid == 0) {
+    printf("\nRunning process: unknown (%s).\n", error.c_str());
+    return result;
+  }
+  printf("\nRunning process, as `keepalive inspect %d` shows it:\n", static_cast<int>(pid));
+  if (call_command(keepalive_cmd_inspect, {"inspect", std::to_string(pid)}) !=
+      keepalive_cli::kExitOk) {
+    return keepalive_cli::kExitFailure;
+  }
+  keepalive_cli::LoadedConfig loaded = keepalive_cli::load_config(keepalive_cli::ConfigFlags());
+  if (drop_in.present && loaded.config->valid && loaded.config->enabled) {
+    printf("\nIts sockets against the drop-in's configuration:\n");
+    if (walk_sockets(kName, pid, *loaded.config, Walk::kCompare) != keepalive_cli::kExitOk) {
+      result = keepalive_cli::kExitFailure;
+    }
+  }
+  return result;
+}
