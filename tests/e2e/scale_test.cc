@@ -240,10 +240,21 @@ void run_scale(const std::string &tag, const Strings &server_env, ScaleRun *r) {
   ASSERT_EQ(r->server->wait_exit(kDeliveryWait + kStartupTimeout), 0) << r->transcript();
   r->end = read_counters(*r->nat);
   r->scenario_seconds = now_s() - started;
+  // Every connection was counted on both sides (else "0 received" would
+  // prove nothing).
+  for (int port : {kConfiguredPort, kOffPort}) {
+    ASSERT_EQ(ScaleRun::event(*r->client, "messages", port).number("connections"), kPerPort)
+        << r->transcript();
+    ASSERT_EQ(r->server_number("delivery", port, "connections"), kPerPort) << r->transcript();
+  }
 }
 
 // Probes and answers of one port in the window, and the bounds the
-// physics above allows for `connections` configured connections.
+// physics above allows for `connections` configured connections: with
+// consecutive probes kPeriodMin to kPeriodMax apart, a window of W seconds
+// holds at least ⌊W / kPeriodMax⌋ and at most ⌊W / kPeriodMin⌋ + 1 probes
+// of each connection, and as many answers (each follows its probe by an
+// RTT).
 struct Window {
   long probes, acks;
   double shortest, longest;  // the window, allowing for the time nft took
