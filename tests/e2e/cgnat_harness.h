@@ -423,4 +423,21 @@ inline std::optional<std::string> cgnat_unavailable() {
                         "iproute2 and nftables");                                               \
   } while (0)
 
+namespace cgnat_harness {
+
+// The fixture of tests that preload the library through the emulated NAT:
+// the library is built and the NAT can run here (else skipped or failed as
+// CGNAT_REQUIRE_OR_SKIP says).
+class LibraryCgnatTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_FALSE(library().empty()) << "KEEPALIVE_TEST_LIBRARY must be set (CTest sets it)";
+    CGNAT_REQUIRE_OR_SKIP();
+    struct stat st {};
+    ASSERT_EQ(stat(library().c_str(), &st), 0) << "library not built: " << library();
+  }
+};
+
+}  // namespace cgnat_harness
+
 #endif  // KEEPALIVE_TESTS_E2E_CGNAT_HARNESS_H

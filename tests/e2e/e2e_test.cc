@@ -11,7 +11,6 @@
 // SIGINT/SIGTERM/SIGHUP handler, and, after a SIGKILL, by the `cgnat sweep`
 // each test starts with (all from cgnat_harness.h).
 #include <gtest/gtest.h>
-#include <sys/stat.h>
 
 #include <cstdio>
 #include <iostream>
@@ -26,7 +25,6 @@ namespace {
 
 using cgnat_harness::CommandResult;
 using cgnat_harness::Event;
-using cgnat_harness::library;
 using cgnat_harness::Nat;
 using cgnat_harness::Process;
 using cgnat_harness::program;
@@ -127,15 +125,7 @@ bool is_dead_peer_error(const std::string &name) {
 
 // ---------------------------------------------------------------------------
 
-class CgnatTest : public testing::Test {
- protected:
-  void SetUp() override {
-    ASSERT_FALSE(library().empty()) << "KEEPALIVE_TEST_LIBRARY must be set (CTest sets it)";
-    CGNAT_REQUIRE_OR_SKIP();
-    struct stat st {};
-    ASSERT_EQ(stat(library().c_str(), &st), 0) << "library not built: " << library();
-  }
-};
+class CgnatTest : public cgnat_harness::LibraryCgnatTest {};
 
 // 1. Without the library the NAT forgets the idle connection and the
 // message is lost. Were it delivered, the emulation would be broken.

@@ -19,10 +19,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <functional>
+#include <initializer_list>
 #include <string>
 
 namespace peer {
@@ -79,6 +82,22 @@ inline int libkeepalive_loaded() {
   while (!found && fgets(line, sizeof line, maps)) found = strstr(line, "/libkeepalive") != nullptr;
   fclose(maps);
   return found;
+}
+
+// Raises this process's limit on open descriptors to at least `need`: the
+// soft limit up to the hard one, and the hard one too when the process may
+// (CAP_SYS_RESOURCE, up to fs.nr_open). Returns the soft limit reached,
+// which is below `need` when neither was possible.
+inline rlim_t raise_open_files(rlim_t need) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
+  if (limit.rlim_cur >= need) return limit.rlim_cur;
+  if (limit.rlim_max < need) {
+    rlimit wanted{need, need};
+    if (setrlimit(RLIMIT_NOFILE, &wanted) == 0) return need;
+  }
+  rlimit raised{limit.rlim_max, limit.rlim_max};
+  return setrlimit(RLIMIT_NOFILE, &raised) == 0 ? raised.rlim_cur : limit.rlim_cur;
 }
 
 // "so_keepalive=1 keepidle=1 keepintvl=1 keepcnt=9 user_timeout_ms=0": what
@@ -149,6 +168,43 @@ inline double parse_seconds(const char *text) {
     exit(2);
   }
   return value;
+}
+
+// A whole number ≥ 1; exits with a usage error otherwise.
+inline long parse_count(const char *text) {
+  char *end = nullptr;
+  errno = 0;
+  long value = strtol(text, &end, 10);
+  if (end == text || *end || errno || value < 1) {
+    fprintf(stderr, "bad count '%s'\n", text);
+    exit(2);
+  }
+  return value;
+}
+
+// One "--flag value" option of a peer: its name and what to do with the value.
+struct Flag {
+  const char *name;
+  std::function<void(const char *)> set;
+};
+
+// Prints "usage: PROGRAM USAGE" and exits 2.
+[[noreturn]] inline void usage_error(const char *program, const char *usage) {
+  fprintf(stderr, "usage: %s %s\n", program, usage);
+  exit(2);
+}
+
+// Applies argv's "--flag value" pairs; an unknown flag or a flag without a
+// value is a usage error.
+inline void parse_flags(int argc, char **argv, std::initializer_list<Flag> flags,
+                        const char *usage) {
+  for (int i = 1; i < argc; i += 2) {
+    const Flag *flag = nullptr;
+    for (const Flag &candidate : flags)
+      if (!strcmp(argv[i], candidate.name)) flag = &candidate;
+    if (!flag || i + 1 == argc) usage_error(argv[0], usage);
+    flag->set(argv[i + 1]);
+  }
 }
 
 inline void write_all(int fd, const char *text) {
