@@ -53,6 +53,7 @@ def roff_text(text):
 
 def flags_in(text):
     text = re.sub(r"\$\([^)]*\)", "", text)  # flags of other programs: $(systemctl show ...)
+    text = re.sub(r"`[^`]*`", "", text)  # another command quoted: `keepalive apply --listeners`
     return set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", text))
 
 
