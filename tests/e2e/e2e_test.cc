@@ -5,7 +5,7 @@
 //
 // Prerequisites (root, ip, nft, namespaces allowed) are judged by
 // `cgnat check`: when one is missing each test is skipped with the reason,
-// or fails when KEEPALIVE_E2E_REQUIRED=1. Namespaces are named after this
+// or fails when LIBKEEPALIVE_E2E_REQUIRED=1. Namespaces are named after this
 // process (kanat-<pid>-<tag>) and removed on every exit path: by the Nat
 // guard's destructor (also on a failed assertion or an exception), by the
 // SIGINT/SIGTERM/SIGHUP handler, and, after a SIGKILL, by the `cgnat sweep`
@@ -130,7 +130,7 @@ bool is_dead_peer_error(const std::string &name) {
 class CgnatTest : public testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_FALSE(library().empty()) << "KEEPALIVE_TEST_LIBRARY must be set (CTest sets it)";
+    ASSERT_FALSE(library().empty()) << "LIBKEEPALIVE_TEST_LIBRARY must be set (CTest sets it)";
     CGNAT_REQUIRE_OR_SKIP();
     struct stat st {};
     ASSERT_EQ(stat(library().c_str(), &st), 0) << "library not built: " << library();

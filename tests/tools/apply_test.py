@@ -8,8 +8,8 @@ shows `timer:(keepalive,...)` on a socket with keepalive on).
 Run by CTest (tests/tools/CMakeLists.txt), one test class per CTest test:
     apply_test.py ApplyTest|ApplyErrorsTest
 Environment: KEEPALIVE_COMMAND (the built bin/keepalive),
-KEEPALIVE_TEST_SETSOCKOPT_FAULT (a library preloaded into the command to make
-one socket fail) and KEEPALIVE_TEST_WITHOUT_SYSCALL (runs a command as on a
+LIBKEEPALIVE_TEST_SETSOCKOPT_FAULT (a library preloaded into the command to make
+one socket fail) and LIBKEEPALIVE_TEST_WITHOUT_SYSCALL (runs a command as on a
 kernel without one system call).
 """
 
@@ -26,8 +26,8 @@ import unittest
 from command_testlib import (COMMAND, KERNEL_CNT, KERNEL_IDLE, KERNEL_INTVL, PYTHON,
                               TIMEOUT, clean_env, keepalive, parse_json)
 
-SETSOCKOPT_FAULT = os.environ["KEEPALIVE_TEST_SETSOCKOPT_FAULT"]
-WITHOUT_SYSCALL = os.environ["KEEPALIVE_TEST_WITHOUT_SYSCALL"]
+SETSOCKOPT_FAULT = os.environ["LIBKEEPALIVE_TEST_SETSOCKOPT_FAULT"]
+WITHOUT_SYSCALL = os.environ["LIBKEEPALIVE_TEST_WITHOUT_SYSCALL"]
 NOBODY = 65534
 
 
@@ -406,7 +406,7 @@ class ApplyTest(unittest.TestCase):
         port_a = holder.port("a")
         # The command itself (not the server) gets a setsockopt that fails for
         # TCP_KEEPCNT on sockets bound to port a.
-        env = clean_env(LD_PRELOAD=SETSOCKOPT_FAULT, KEEPALIVE_TEST_FAULT_PORT=str(port_a))
+        env = clean_env(LD_PRELOAD=SETSOCKOPT_FAULT, LIBKEEPALIVE_TEST_FAULT_PORT=str(port_a))
         result = keepalive("apply", str(holder.pid), "--idle", "35", "--cnt", "5", env=env)
         self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
         in_a = holder.socket("in_a")

@@ -5,8 +5,8 @@ JSON (the JSON is also fed to `python3 -m json.tool`).
 
 Run by CTest (tests/tools/CMakeLists.txt), one test class per CTest test:
     command_test.py MainTest|CheckTest|RunTest|InspectTest|ExamplesTest
-Environment: KEEPALIVE_COMMAND (the built bin/keepalive), KEEPALIVE_TEST_PRELOAD
-(the lib/libkeepalive.so that `run` must preload) and KEEPALIVE_TEST_SOURCE_DIR.
+Environment: KEEPALIVE_COMMAND (the built bin/keepalive), LIBKEEPALIVE_TEST_PRELOAD
+(the lib/libkeepalive.so that `run` must preload) and LIBKEEPALIVE_TEST_SOURCE_DIR.
 """
 
 import json
@@ -23,8 +23,8 @@ import unittest
 from command_testlib import (COMMAND, KERNEL_CNT, KERNEL_IDLE, KERNEL_INTVL, PYTHON,
                               TIMEOUT, clean_env, keepalive, parse_json)
 
-PRELOAD = os.environ["KEEPALIVE_TEST_PRELOAD"]
-SOURCE_DIR = os.environ["KEEPALIVE_TEST_SOURCE_DIR"]
+PRELOAD = os.environ["LIBKEEPALIVE_TEST_PRELOAD"]
+SOURCE_DIR = os.environ["LIBKEEPALIVE_TEST_SOURCE_DIR"]
 
 PROSODY_RULES = ("peer=127.0.0.0/8,::1 off; in port=5222,5223 idle=270 cnt=4; "
                  "in port=5269 idle=600; out port=5269 idle=600; off")

@@ -1,7 +1,7 @@
 /* setsockopt_fault.c — a fault-injection library for apply_test.py, preloaded
  * into the `keepalive` command itself (never into a target): setsockopt of
  * TCP_KEEPCNT fails with EPERM on sockets whose local port is
- * $KEEPALIVE_TEST_FAULT_PORT, so that `keepalive apply` meets a socket it
+ * $LIBKEEPALIVE_TEST_FAULT_PORT, so that `keepalive apply` meets a socket it
  * cannot set next to sockets it can. Every other call goes to libc. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -24,7 +24,7 @@ static int local_port(int fd) {
 
 __attribute__((visibility("default"))) int setsockopt(int fd, int level, int option,
                                                       const void *value, socklen_t len) {
-  const char *port = getenv("KEEPALIVE_TEST_FAULT_PORT");
+  const char *port = getenv("LIBKEEPALIVE_TEST_FAULT_PORT");
   if (level == IPPROTO_TCP && option == TCP_KEEPCNT && port != NULL &&
       local_port(fd) == atoi(port)) {
     errno = EPERM;
