@@ -512,6 +512,40 @@ class ApplyErrorsTest(unittest.TestCase):
         self.assertEqual(holder.options("a"), UNTOUCHED)
         self.assertEqual(holder.timers("conn"), [False])
 
+    def test_descriptor_that_cannot_be_examined_is_reported(self):
+        """One descriptor whose link cannot be read (the command's readlinkat
+        fails for it): inspect and apply report the others and name it, exit 1."""
+        holder = Holder(self)
+        holder.accept("conn", "a")
+        holder.accept("hidden", "b")
+        hidden = holder.socket("hidden")["fd"]
+        env = clean_env(LD_PRELOAD=SETSOCKOPT_FAULT,
+                        LIBKEEPALIVE_TEST_FAULT_UNREADABLE_FD=str(hidden))
+        reason = (f"1 descriptor could not be examined (fd {hidden}): permission denied: "
+                  f"reading the descriptors of process {holder.pid} needs ptrace access to it")
+        result = keepalive("apply", str(holder.pid), "--idle", "34", env=env)
+        self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+        self.assertIn(f"keepalive apply: {reason}", result.stderr)
+        self.assertIn("; they may be TCP connections, not set", result.stderr)
+        self.assertIn(reason, result.stdout)
+        self.assertEqual(holder.options("conn")[:2], [1, 34])
+        self.assertEqual(holder.options("hidden"), UNTOUCHED)
+        doc = parse_json(self, keepalive("apply", str(holder.pid), "--dry-run", "--json",
+                                         env=env).stdout)
+        self.assertEqual(doc["unexamined"]["fds"], [hidden])
+        self.assertEqual(doc["summary"]["unexamined"], 1)
+
+        result = keepalive("inspect", str(holder.pid), env=env)
+        self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+        self.assertIn(f"keepalive inspect: {reason}", result.stderr)
+        self.assertIn(reason, result.stdout)
+        self.assertIn(holder.socket("conn")["local"], rows(self, result.stdout)[
+            str(holder.socket("conn")["fd"])])
+        self.assertNotIn(str(hidden), rows(self, result.stdout))
+        result = keepalive("inspect", str(holder.pid), "--json", env=env)
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(parse_json(self, result.stdout)["unexamined"]["fds"], [hidden])
+
     def test_root_without_cap_sys_ptrace_cannot_look(self):
         """Root whose capability set lacks CAP_SYS_PTRACE (a container, a unit's
         CapabilityBoundingSet) can list /proc/PID/fd of another user's process
