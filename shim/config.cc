@@ -761,7 +761,6 @@ int keepalive_config_load_names(keepalive_config *cfg, keepalive_lookup_fn looku
   memset(cfg, 0, offsetof(keepalive_config, rules));
   memset(cfg->needs, 0, sizeof cfg->needs);
   cfg->nproblems = 0;
-  cfg->nwarnings = 0;
   Problems problems(cfg);
   cfg->kernel_intvl_s = kernel_intvl_s > 0 ? kernel_intvl_s : KEEPALIVE_FALLBACK_KERNEL_INTVL_S;
   char shown[96];

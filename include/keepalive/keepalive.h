@@ -148,6 +148,7 @@ typedef struct keepalive_config {
   int enabled; /* 1 when valid and KEEPALIVE is not off: the shim configures sockets */
   int strict;  /* KEEPALIVE_STRICT is on */
   char strict_word[8]; /* the word that put it on, as given ("1", "yes", "TRUE") */
+  int nwarnings; /* warnings found (see `warnings`) */
   keepalive_log_level log_level;
   int kernel_intvl_s;          /* the kernel's default interval used by the INTVL rule */
   int intvl_derived;           /* 1 when the global INTVL came from the INTVL rule */
@@ -160,8 +161,8 @@ typedef struct keepalive_config {
   char problems[KEEPALIVE_MAX_PROBLEMS][KEEPALIVE_PROBLEM_LEN];
   /* What is suspicious but leaves the configuration valid: a KEEPALIVE_*
    * name the library does not know, without KEEPALIVE_STRICT. Only the
-   * first KEEPALIVE_MAX_WARNINGS are kept. */
-  int nwarnings;
+   * first KEEPALIVE_MAX_WARNINGS of nwarnings are kept; the slots are
+   * written only when used, so that they cost no resident page. */
   char warnings[KEEPALIVE_MAX_WARNINGS][KEEPALIVE_PROBLEM_LEN];
 } keepalive_config;
 
