@@ -41,9 +41,9 @@ void print_help() {
       "\n"
       "  --json    one JSON object on stdout instead of a table\n"
       "\n"
-      "Exit status: 0 shown; 1 shown, but some descriptors could not be examined (named);\n"
-      "2 usage error; 3 no such process, permission denied or kernel too old (Linux 5.6\n"
-      "is needed).\n"
+      "Exit status: 0 shown; 1 shown, but some descriptors could not be examined\n"
+      "(named); 2 usage error; 3 no such process, permission denied or kernel too old\n"
+      "(Linux 5.6 is needed).\n"
       "\n"
       "Example: keepalive inspect $(systemctl show -p MainPID --value prosody)\n",
       stdout);
