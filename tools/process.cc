@@ -240,7 +240,13 @@ std::string TargetProcess::access_denied(const char *what) const {
   bool other_user = uid_line != nullptr &&
                     sscanf(uid_line, "\nUid: %lu %lu", &real_uid, &effective_uid) == 2 &&
                     effective_uid != me;
-  if (me == 0 && !has_cap_sys_ptrace() && ptrace_scope() != 3) {
+  int scope = ptrace_scope();
+  if (scope == 3) {
+    return message +
+           ": the Yama ptrace policy (kernel.yama.ptrace_scope=3) forbids it for everyone, "
+           "root included, until the next reboot";
+  }
+  if (me == 0 && !has_cap_sys_ptrace()) {
     // Root, but with a reduced capability set (a container, a unit's
     // CapabilityBoundingSet, capsh --drop): listing /proc/PID/fd works,
     // reading the links and pidfd_getfd do not.
@@ -256,7 +262,7 @@ std::string TargetProcess::access_denied(const char *what) const {
            " and you are " + user_name(me) +
            "; run it as root (e.g. with sudo) or with CAP_SYS_PTRACE";
   }
-  switch (ptrace_scope()) {
+  switch (scope) {
     case 1:
       return message +
              ": the Yama ptrace policy (kernel.yama.ptrace_scope=1) lets a same-user process "
@@ -265,10 +271,6 @@ std::string TargetProcess::access_denied(const char *what) const {
       return message +
              ": the Yama ptrace policy (kernel.yama.ptrace_scope=2) requires CAP_SYS_PTRACE; "
              "run as root";
-    case 3:
-      return message +
-             ": the Yama ptrace policy (kernel.yama.ptrace_scope=3) forbids it for everyone, "
-             "root included, until the next reboot";
     default:
       return message +
              ": the process is yours but not dumpable (it changed its user or group IDs, or "

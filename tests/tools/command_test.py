@@ -380,7 +380,7 @@ class RunTest(unittest.TestCase):
             f.write('package main\nimport "net"\nfunc main() { net.Listen("tcp", "127.0.0.1:0") }\n')
         built = subprocess.run([go, "build", "-o", "hello", "main.go"], cwd=tmp.name,
                                env=dict(os.environ, GOCACHE=os.path.join(tmp.name, "cache"),
-                                        GOFLAGS="-mod=mod", GO111MODULE="off"),
+                                        GO111MODULE="off"),
                                capture_output=True, text=True, timeout=300)
         self.assertEqual(built.returncode, 0, built.stderr)
         result = keepalive("run", "--", os.path.join(tmp.name, "hello"))
