@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "keepalive/keepalive.h"
 #include "rule_index.h"
@@ -74,8 +75,11 @@ bool parse_duration(Text text, long long *out_ms) {
     int rank;  // units must appear in strictly decreasing rank
   };
   static const Unit kUnits[] = {
-      {"h", 3600 * kMsPerSecond, 4}, {"m", 60 * kMsPerSecond, 3}, {"min", 60 * kMsPerSecond, 3},
-      {"s", kMsPerSecond, 2},        {"ms", 1, 1},
+      {"h", 3600 * kMsPerSecond, 4},
+      {"m", 60 * kMsPerSecond, 3},
+      {"min", 60 * kMsPerSecond, 3},
+      {"s", kMsPerSecond, 2},
+      {"ms", 1, 1},
   };
   if (text.empty()) return false;
   long long total = 0;
@@ -191,22 +195,28 @@ bool parse_port_range(Text text, keepalive_port_range *out) {
          parse_port(Text{dash + 1, text.end}, &out->last) && out->first <= out->last;
 }
 
-// Collects problems into the configuration, formatting each into one line.
+// Collects problems (or warnings) into the configuration, formatting each
+// into one line; those beyond the storage are only counted.
 class Problems {
  public:
-  explicit Problems(keepalive_config *cfg) : cfg_(cfg) {}
+  explicit Problems(keepalive_config *cfg)
+      : count_(&cfg->nproblems), slots_(cfg->problems), capacity_(KEEPALIVE_MAX_PROBLEMS) {}
+  Problems(int *count, char (*slots)[KEEPALIVE_PROBLEM_LEN], int capacity)
+      : count_(count), slots_(slots), capacity_(capacity) {}
 
   __attribute__((format(printf, 2, 3))) void add(const char *format, ...) {
-    int index = cfg_->nproblems++;
-    if (index >= KEEPALIVE_MAX_PROBLEMS) return;
+    int index = (*count_)++;
+    if (index >= capacity_) return;
     va_list args;
     va_start(args, format);
-    vsnprintf(cfg_->problems[index], KEEPALIVE_PROBLEM_LEN, format, args);
+    vsnprintf(slots_[index], KEEPALIVE_PROBLEM_LEN, format, args);
     va_end(args);
   }
 
  private:
-  keepalive_config *cfg_;
+  int *count_;
+  char (*slots_)[KEEPALIVE_PROBLEM_LEN];
+  int capacity_;
 };
 
 // Writes `text` quoted into buf, escaping control and non-ASCII bytes and
@@ -307,6 +317,28 @@ bool is_set(Setting setting, const Values &values) {
   return false;
 }
 
+// The variables the library reads, in the order they are documented and
+// reported: the only list of their names (keepalive_variable_name).
+enum Variable : int {
+  kSwitchVariable,
+  kIdleVariable,
+  kIntvlVariable,
+  kCntVariable,
+  kUserTimeoutVariable,
+  kRulesVariable,
+  kLogVariable,
+  kStrictVariable,
+  kVariableCount
+};
+constexpr const char *kVariableNames[kVariableCount] = {
+    "KEEPALIVE",     "KEEPALIVE_IDLE",         "KEEPALIVE_INTVL",
+    "KEEPALIVE_CNT", "KEEPALIVE_USER_TIMEOUT", "KEEPALIVE_RULES",
+    "KEEPALIVE_LOG", "KEEPALIVE_STRICT",
+};
+// Not the library's, but a name of the project: `keepalive run` reads it.
+constexpr const char kCommandVariable[] = "KEEPALIVE_LIBRARY";
+constexpr const char kVariablePrefix[] = "KEEPALIVE_";
+
 struct SettingName {
   Setting setting;
   const char *variable;   // KEEPALIVE_IDLE
@@ -314,11 +346,158 @@ struct SettingName {
 };
 
 constexpr SettingName kSettings[] = {
-    {Setting::kIdle, "KEEPALIVE_IDLE", "idle="},
-    {Setting::kIntvl, "KEEPALIVE_INTVL", "intvl="},
-    {Setting::kCnt, "KEEPALIVE_CNT", "cnt="},
-    {Setting::kUserTimeout, "KEEPALIVE_USER_TIMEOUT", "user_timeout="},
+    {Setting::kIdle, kVariableNames[kIdleVariable], "idle="},
+    {Setting::kIntvl, kVariableNames[kIntvlVariable], "intvl="},
+    {Setting::kCnt, kVariableNames[kCntVariable], "cnt="},
+    {Setting::kUserTimeout, kVariableNames[kUserTimeoutVariable], "user_timeout="},
 };
+
+// ---- names of the environment that look like ours --------------------------
+
+// A name's part after KEEPALIVE_ as compared: upper case, no underscores.
+struct Comparable {
+  char letters[64];
+  size_t size = 0;
+  bool fits = true;  // false: longer than `letters`, never close to anything
+};
+
+Comparable comparable(Text name) {
+  Comparable out;
+  Text rest = name.starts_with(kVariablePrefix)
+                  ? Text{name.begin + strlen(kVariablePrefix), name.end}
+                  : Text{name.end, name.end};  // the bare KEEPALIVE
+  for (const char *p = rest.begin; p < rest.end; ++p) {
+    char c = *p;
+    if (c == '_') continue;
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+    if (out.size == sizeof out.letters) {
+      out.fits = false;
+      return out;
+    }
+    out.letters[out.size++] = c;
+  }
+  return out;
+}
+
+bool same(const Comparable &a, const Comparable &b) {
+  return a.size == b.size && memcmp(a.letters, b.letters, a.size) == 0;
+}
+
+// One letter added, dropped or changed, or two neighbours swapped.
+bool one_edit_apart(const Comparable &a, const Comparable &b) {
+  const Comparable &longer = a.size >= b.size ? a : b;
+  const Comparable &shorter = a.size >= b.size ? b : a;
+  if (longer.size - shorter.size > 1) return false;
+  size_t i = 0;
+  while (i < shorter.size && longer.letters[i] == shorter.letters[i]) ++i;
+  if (i == shorter.size) return longer.size != shorter.size;  // one added at the end
+  const char *l = longer.letters, *s = shorter.letters;
+  if (longer.size != shorter.size) {
+    return memcmp(l + i + 1, s + i, shorter.size - i) == 0;  // one added at i
+  }
+  if (memcmp(l + i + 1, s + i + 1, shorter.size - i - 1) == 0) return true;  // changed at i
+  return i + 1 < shorter.size && l[i] == s[i + 1] && l[i + 1] == s[i] &&
+         memcmp(l + i + 2, s + i + 2, shorter.size - i - 2) == 0;  // swapped at i
+}
+
+// `shorter` is `longer` with letters left out.
+bool is_subsequence(const Comparable &shorter, const Comparable &longer) {
+  size_t j = 0;
+  for (size_t i = 0; i < longer.size && j < shorter.size; ++i) {
+    if (longer.letters[i] == shorter.letters[j]) ++j;
+  }
+  return j == shorter.size;
+}
+
+// The kernel's words for two settings (tcp_keepalive_time, _probes).
+struct KernelWord {
+  const char *word;
+  Variable variable;
+};
+constexpr KernelWord kKernelWords[] = {{"TIME", kIdleVariable}, {"PROBES", kCntVariable}};
+
+// How close `unknown` is to the known name `known`: 1 (closest) to 4, or 0
+// when not close. See keepalive_closest_variable.
+int closeness(const Comparable &unknown, const char *known) {
+  Comparable candidate = comparable(Text{known, known + strlen(known)});
+  if (same(unknown, candidate)) return 1;
+  for (const KernelWord &kernel : kKernelWords) {
+    if (known == kVariableNames[kernel.variable] && unknown.size == strlen(kernel.word) &&
+        memcmp(unknown.letters, kernel.word, unknown.size) == 0) {
+      return 2;
+    }
+  }
+  // Below, the bare KEEPALIVE (nothing to compare) is never close.
+  if (unknown.size == 0 || candidate.size == 0) return 0;
+  const Comparable &shorter = unknown.size < candidate.size ? unknown : candidate;
+  const Comparable &longer = unknown.size < candidate.size ? candidate : unknown;
+  if (shorter.size >= 3 && is_subsequence(shorter, longer)) return 3;
+  if (one_edit_apart(unknown, candidate)) return 4;
+  return 0;
+}
+
+const char *closest_variable(Text name) {
+  if (!name.starts_with(kVariablePrefix)) return nullptr;
+  Comparable unknown = comparable(name);
+  if (!unknown.fits) return nullptr;
+  const char *best = nullptr;
+  int best_closeness = 0;
+  auto consider = [&](const char *known) {
+    int c = closeness(unknown, known);
+    if (c != 0 && (best == nullptr || c < best_closeness)) {
+      best = known;
+      best_closeness = c;
+    }
+  };
+  for (const char *known : kVariableNames) consider(known);
+  consider(kCommandVariable);
+  return best;
+}
+
+bool is_known_name(Text name) {
+  for (const char *known : kVariableNames) {
+    if (name.equals(known)) return true;
+  }
+  return name.equals(kCommandVariable);
+}
+
+// Reports each KEEPALIVE_* name of `names` that is not ours, as a problem
+// under KEEPALIVE_STRICT and as a warning otherwise.
+void report_unknown_names(keepalive_config *cfg, Problems *problems, const char *const *names) {
+  Problems warnings(&cfg->nwarnings, cfg->warnings, KEEPALIVE_MAX_WARNINGS);
+  Problems *report = cfg->strict ? problems : &warnings;
+  for (; *names != nullptr; ++names) {
+    const char *entry = *names;
+    const char *equals = strchr(entry, '=');
+    Text name{entry, equals != nullptr ? equals : entry + strlen(entry)};
+    if (!name.starts_with(kVariablePrefix) || is_known_name(name)) continue;
+    char shown[96];
+    bool plain = name.size() <= 64;
+    for (const char *p = name.begin; plain && p < name.end; ++p) {
+      plain = *p == '_' || is_digit(*p) || (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z');
+    }
+    if (plain) {
+      snprintf(shown, sizeof shown, "%.*s", static_cast<int>(name.size()), name.begin);
+    } else {
+      quote(name, shown, sizeof shown);
+    }
+    const char *closest = closest_variable(name);
+    if (closest != nullptr) {
+      report->add("%s is not a libkeepalive variable: did you mean %s?", shown, closest);
+      continue;
+    }
+    char known[192];
+    size_t n = 0;
+    for (const char *variable : kVariableNames) {
+      n += static_cast<size_t>(snprintf(known + n, sizeof known - n, "%s, ", variable));
+    }
+    known[n - 2] = '\0';  // the last ", "
+    report->add(
+        "%s is not a libkeepalive variable: expected %s or %s (read by the keepalive "
+        "command)",
+        shown, known, kCommandVariable);
+  }
+}
 
 // Parses one KEEPALIVE_RULES rule into cfg->rules[cfg->nrules]; problems name
 // the rule by number and text, and the word at fault.
@@ -332,8 +511,8 @@ class RuleParser {
     memset(rule, 0, sizeof *rule);
     *off = false;
     quote(text_, rule_text_, sizeof rule_text_);
-    size_t n = text_.size() < KEEPALIVE_RULE_TEXT_LEN - 1 ? text_.size()
-                                                          : KEEPALIVE_RULE_TEXT_LEN - 1;
+    size_t n =
+        text_.size() < KEEPALIVE_RULE_TEXT_LEN - 1 ? text_.size() : KEEPALIVE_RULE_TEXT_LEN - 1;
     // Kept for one-line messages: the tabs and newlines that may separate
     // words (and any other control byte) become spaces.
     for (size_t i = 0; i < n; ++i) {
@@ -402,7 +581,8 @@ class RuleParser {
     const char *p = word.begin + prefix;
     int count = 0;
     for (;;) {
-      const char *comma = static_cast<const char *>(memchr(p, ',', static_cast<size_t>(word.end - p)));
+      const char *comma =
+          static_cast<const char *>(memchr(p, ',', static_cast<size_t>(word.end - p)));
       const char *item_end = comma != nullptr ? comma : word.end;
       Text item{p, item_end};
       if (count == KEEPALIVE_MAX_ITEMS) {
@@ -569,6 +749,11 @@ int keepalive_parse_cidr(const char *text, size_t len, keepalive_cidr *out) {
 
 int keepalive_config_load(keepalive_config *cfg, keepalive_lookup_fn lookup, void *context,
                           int kernel_intvl_s) {
+  return keepalive_config_load_names(cfg, lookup, context, kernel_intvl_s, nullptr);
+}
+
+int keepalive_config_load_names(keepalive_config *cfg, keepalive_lookup_fn lookup, void *context,
+                                int kernel_intvl_s, const char *const *names) {
   // Clears the header only: rules and problems are written as they are
   // parsed, and nothing reads past nrules or nproblems. Clearing all of the
   // ~105 KiB would make every page of the shim's static configuration
@@ -582,7 +767,7 @@ int keepalive_config_load(keepalive_config *cfg, keepalive_lookup_fn lookup, voi
   bool present = false;
 
   int enabled = 1;
-  Text text = value_of(lookup, context, "KEEPALIVE", &present);
+  Text text = value_of(lookup, context, kVariableNames[kSwitchVariable], &present);
   if (present) {
     enabled = parse_switch(text);
     if (enabled < 0) {
@@ -590,17 +775,22 @@ int keepalive_config_load(keepalive_config *cfg, keepalive_lookup_fn lookup, voi
                    kSwitchForm);
     }
   }
-  text = value_of(lookup, context, "KEEPALIVE_STRICT", &present);
+  text = value_of(lookup, context, kVariableNames[kStrictVariable], &present);
   if (present) {
     int strict = parse_switch(text);
     if (strict < 0) {
-      problems.add("KEEPALIVE_STRICT=%s is invalid: expected %s",
-                   quote(text, shown, sizeof shown), kSwitchForm);
+      problems.add("KEEPALIVE_STRICT=%s is invalid: expected %s", quote(text, shown, sizeof shown),
+                   kSwitchForm);
     }
     cfg->strict = strict == 1;
+    if (cfg->strict) {
+      // One of the words of kSwitchForm, so it fits and is printable.
+      snprintf(cfg->strict_word, sizeof cfg->strict_word, "%.*s", static_cast<int>(text.size()),
+               text.begin);
+    }
   }
   cfg->log_level = KEEPALIVE_LOG_QUIET;
-  text = value_of(lookup, context, "KEEPALIVE_LOG", &present);
+  text = value_of(lookup, context, kVariableNames[kLogVariable], &present);
   if (present) {
     if (text.equals_ignoring_case("quiet")) {
       cfg->log_level = KEEPALIVE_LOG_QUIET;
@@ -618,15 +808,16 @@ int keepalive_config_load(keepalive_config *cfg, keepalive_lookup_fn lookup, voi
   for (const SettingName &name : kSettings) {
     text = value_of(lookup, context, name.variable, &present);
     if (present && !parse_setting(name.setting, text, &globals)) {
-      problems.add("%s=%s is invalid: expected %s", name.variable,
-                   quote(text, shown, sizeof shown), form_of(name.setting));
+      problems.add("%s=%s is invalid: expected %s", name.variable, quote(text, shown, sizeof shown),
+                   form_of(name.setting));
     }
   }
   cfg->global = resolve(globals, Values(), cfg->kernel_intvl_s, &cfg->intvl_derived);
   if (enabled != 1) cfg->global.enable = 0;
 
-  text = value_of(lookup, context, "KEEPALIVE_RULES", &present);
+  text = value_of(lookup, context, kVariableNames[kRulesVariable], &present);
   if (present) parse_rules(cfg, &problems, text, globals, enabled == 1);
+  if (names != nullptr) report_unknown_names(cfg, &problems, names);
 
   cfg->valid = cfg->nproblems == 0;
   cfg->enabled = cfg->valid && enabled == 1;
@@ -644,7 +835,17 @@ int keepalive_config_load(keepalive_config *cfg, keepalive_lookup_fn lookup, voi
 static const char *lookup_environment(const char *name, void *) { return getenv(name); }
 
 int keepalive_config_from_environment(keepalive_config *cfg) {
-  return keepalive_config_load(cfg, lookup_environment, nullptr, keepalive_kernel_default_intvl());
+  return keepalive_config_load_names(cfg, lookup_environment, nullptr,
+                                     keepalive_kernel_default_intvl(), environ);
+}
+
+const char *keepalive_variable_name(int index) {
+  return index >= 0 && index < kVariableCount ? kVariableNames[index] : nullptr;
+}
+
+const char *keepalive_closest_variable(const char *name) {
+  if (name == nullptr) return nullptr;
+  return closest_variable(Text{name, name + strlen(name)});
 }
 
 const char *keepalive_version(void) { return KEEPALIVE_VERSION_STRING; }

@@ -1,6 +1,6 @@
 // init.cc — see init.h. The only place that decides whether the shim is
 // active: secure execution, the off switch and invalid configurations all
-// end here, and KEEPALIVE_STRICT=1 turns an invalid configuration into exit 1.
+// end here, and KEEPALIVE_STRICT turns an invalid configuration into exit 1.
 
 #include "init.h"
 
@@ -37,6 +37,12 @@ void report_loaded(const keepalive_config &cfg) {
            cfg.intvl_derived ? " (intvl from idle)" : "", cfg.nrules, cfg.nrules == 1 ? "" : "s");
 }
 
+void report_warnings(const keepalive_config &cfg) {
+  int shown = cfg.nwarnings < KEEPALIVE_MAX_WARNINGS ? cfg.nwarnings : KEEPALIVE_MAX_WARNINGS;
+  for (int i = 0; i < shown; ++i) log_line("%s (ignored)", cfg.warnings[i]);
+  if (cfg.nwarnings > shown) log_line("%d more warnings not shown", cfg.nwarnings - shown);
+}
+
 void load() {
   int expected = kUnloaded;
   if (!__atomic_compare_exchange_n(&state, &expected, kLoading, false, __ATOMIC_ACQ_REL,
@@ -52,11 +58,17 @@ void load() {
   if (getauxval(AT_SECURE) == 0) {
     log_remember_stderr();
     keepalive_config_from_environment(&config);
+    // Shown at every log level: a misspelled name silently means the
+    // kernel's timings, which the library exists to avoid.
+    report_warnings(config);
     if (!config.valid) {
       int shown = config.nproblems < KEEPALIVE_MAX_PROBLEMS ? config.nproblems
                                                             : KEEPALIVE_MAX_PROBLEMS;
-      const char *outcome = config.strict ? "exiting because KEEPALIVE_STRICT=1"
-                                          : "libkeepalive is inactive in this process";
+      char outcome[64] = "libkeepalive is inactive in this process";
+      if (config.strict) {
+        snprintf(outcome, sizeof outcome, "exiting because KEEPALIVE_STRICT=%s",
+                 config.strict_word);
+      }
       for (int i = 0; i < shown; ++i) log_line("%s (%s)", config.problems[i], outcome);
       if (config.nproblems > shown) {
         log_line("%d more problems not shown (%s)", config.nproblems - shown, outcome);

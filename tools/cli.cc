@@ -132,11 +132,13 @@ std::string help_entry(std::string_view term, std::string_view text, size_t colu
 bool is_help_option(std::string_view arg) { return arg == "-h" || arg == "--help"; }
 
 const std::vector<const char *> &configuration_variables() {
-  static const std::vector<const char *> kVariables = {
-      "KEEPALIVE",     "KEEPALIVE_IDLE",         "KEEPALIVE_INTVL",
-      "KEEPALIVE_CNT", "KEEPALIVE_USER_TIMEOUT", "KEEPALIVE_RULES",
-      "KEEPALIVE_LOG", "KEEPALIVE_STRICT",
-  };
+  static const std::vector<const char *> kVariables = [] {
+    std::vector<const char *> names;
+    for (int i = 0; keepalive_variable_name(i) != nullptr; ++i) {
+      names.push_back(keepalive_variable_name(i));
+    }
+    return names;
+  }();
   return kVariables;
 }
 
@@ -229,8 +231,10 @@ LoadedConfig load_config(const ConfigFlags &flags) {
   loaded.config = std::make_unique<keepalive_config>();
   loaded.kernel_intvl_s = keepalive_kernel_default_intvl();
   // The lookup only reads through its context; the C API takes it as void *.
-  keepalive_config_load(loaded.config.get(), ConfigFlags::lookup, const_cast<ConfigFlags *>(&flags),
-                        loaded.kernel_intvl_s);
+  // The names of the environment too: a misspelled KEEPALIVE_* variable is
+  // reported as the library reports it.
+  keepalive_config_load_names(loaded.config.get(), ConfigFlags::lookup,
+                              const_cast<ConfigFlags *>(&flags), loaded.kernel_intvl_s, environ);
   return loaded;
 }
 
@@ -250,6 +254,16 @@ std::vector<std::string> describe_problems(const keepalive_config &config,
   }
   if (config.nproblems > shown) {
     lines.push_back(std::to_string(config.nproblems - shown) + " more problems not shown");
+  }
+  return lines;
+}
+
+std::vector<std::string> describe_warnings(const keepalive_config &config) {
+  std::vector<std::string> lines;
+  int shown = config.nwarnings < KEEPALIVE_MAX_WARNINGS ? config.nwarnings : KEEPALIVE_MAX_WARNINGS;
+  for (int i = 0; i < shown; ++i) lines.push_back(std::string(config.warnings[i]) + " (ignored)");
+  if (config.nwarnings > shown) {
+    lines.push_back(std::to_string(config.nwarnings - shown) + " more warnings not shown");
   }
   return lines;
 }

@@ -19,10 +19,19 @@
 
 namespace keepalive_cli {
 
-// Exit codes shared by the subcommands (see keepalive(1), EXIT STATUS).
+// Exit codes shared by the subcommands: one meaning each (keepalive(1),
+// EXIT STATUS). run also passes on CMD's status, 126 and 127.
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitFailure = 1;  // check: invalid configuration; inspect: cannot inspect
-inline constexpr int kExitUsage = 2;    // bad command line; run: invalid configuration
+// Done only in part, or the answer is no: check found the configuration
+// invalid; inspect or apply could not examine (or set) every socket;
+// natprobe could not measure.
+inline constexpr int kExitFailure = 1;
+// Nothing done: a wrong command line, or an invalid configuration given to
+// run or apply.
+inline constexpr int kExitUsage = 2;
+// Nothing done: the process cannot be reached (inspect, apply): no such
+// process, permission denied, kernel too old.
+inline constexpr int kExitNoProcess = 3;
 
 // Widest line of any --help text (keepalive(1) and the docs test hold it).
 inline constexpr size_t kHelpWidth = 80;
@@ -40,7 +49,8 @@ void print_error(std::string_view subcommand, std::string_view message);
 // True for "-h" and "--help": every subcommand answers both with its help.
 bool is_help_option(std::string_view arg);
 
-// The KEEPALIVE_* variables the core reads, in the order they are reported.
+// The KEEPALIVE_* variables the core reads, in the order they are reported
+// (keepalive_variable_name).
 const std::vector<const char *> &configuration_variables();
 
 // The configuration flags shared by run, check (and apply): each one stands
@@ -87,13 +97,17 @@ struct LoadedConfig {
   int kernel_intvl_s = 0;
 };
 
-// Loads the configuration from flags and environment with the core.
+// Loads the configuration from flags and environment with the core, which
+// also reports the environment's KEEPALIVE_* names it does not know.
 LoadedConfig load_config(const ConfigFlags &flags);
 
 // The configuration's problems, one line each, with " (given as --idle)"
 // after a problem about a variable that came from a flag.
 std::vector<std::string> describe_problems(const keepalive_config &config,
                                            const ConfigFlags &flags);
+
+// The configuration's warnings, one line each, as the library prints them.
+std::vector<std::string> describe_warnings(const keepalive_config &config);
 
 // Finds libkeepalive.so: $KEEPALIVE_LIBRARY when set, else the library
 // installed beside the command (<dir of /proc/self/exe>/<bin→lib>/libkeepalive.so).

@@ -31,8 +31,9 @@ using keepalive_cli::TcpSocket;
 constexpr char kName[] = "apply";
 constexpr char kUsage[] = "usage: keepalive apply PID [FLAGS] [--listeners] [--dry-run] [--json]";
 
-constexpr int kExitSomeNotSet = 1;  // some socket could not be set
-constexpr int kExitNoAccess = 3;    // no such process, permission denied, kernel too old
+// Some socket could not be set, or some descriptor not examined.
+constexpr int kExitSomeNotSet = keepalive_cli::kExitFailure;
+constexpr int kExitNoAccess = keepalive_cli::kExitNoProcess;
 
 void print_help() {
   std::string text =
@@ -69,10 +70,10 @@ void print_help() {
       "user where the ptrace policy allows it, otherwise root or CAP_SYS_PTRACE.\n"
       "Linux 5.6 or later.\n"
       "\n"
-      "Exit status: 0 done (or nothing to do); 1 some socket could not be set (named\n"
-      "on stderr; the others were set); 2 usage error or invalid configuration\n"
-      "(nothing changed); 3 no such process, permission denied or kernel too old\n"
-      "(nothing changed).\n"
+      "Exit status: 0 done (or nothing to do); 1 some socket could not be set, or some\n"
+      "descriptor not examined (named on stderr; the others were set); 2 usage error or\n"
+      "invalid configuration (nothing changed); 3 no such process, permission denied or\n"
+      "kernel too old (nothing changed).\n"
       "\n"
       "Example (pidof does not find Prosody: its process is lua5.4):\n"
       "  sudo keepalive apply $(systemctl show -p MainPID --value prosody) \\\n"
@@ -441,7 +442,8 @@ std::string joined(const std::vector<std::string> &items) {
 
 std::string text_report(const keepalive_cli::TargetProcess &target, const std::string &command,
                         const keepalive_config &config, const Options &options,
-                        const std::vector<Outcome> &outcomes) {
+                        const std::vector<Outcome> &outcomes,
+                        const keepalive_cli::Unexamined &unexamined) {
   std::string out = "Process " + std::to_string(target.pid());
   if (!command.empty()) out += " (" + command + ")";
   out += ": " + (outcomes.empty()
@@ -452,7 +454,11 @@ std::string text_report(const keepalive_cli::TargetProcess &target, const std::s
   if (!config.enabled) {
     out += "KEEPALIVE is off in this configuration: every socket is left as it is.\n";
   }
-  if (outcomes.empty()) return out + "Nothing to do.\n";
+  std::string not_examined = keepalive_cli::unexamined_text(unexamined);
+  if (!not_examined.empty()) not_examined += "; they may be TCP connections, not set.\n";
+  if (outcomes.empty()) {
+    return out + (not_examined.empty() ? "Nothing to do.\n" : "\n" + not_examined);
+  }
   out += "\n";
 
   std::vector<std::vector<std::string>> rows;
@@ -522,12 +528,13 @@ std::string text_report(const keepalive_cli::TargetProcess &target, const std::s
   out += "\n";
   for (size_t i = 0; i < parts.size(); ++i) out += (i == 0 ? "" : ", ") + parts[i];
   out += ".\n";
-  return out;
+  return out + not_examined;
 }
 
 std::string json_report(const keepalive_cli::TargetProcess &target, const std::string &command,
                         const keepalive_config &config, const Options &options,
-                        const std::vector<Outcome> &outcomes) {
+                        const std::vector<Outcome> &outcomes,
+                        const keepalive_cli::Unexamined &unexamined) {
   JsonWriter json;
   json.begin_object();
   json.field("pid", static_cast<long long>(target.pid()));
@@ -598,7 +605,9 @@ std::string json_report(const keepalive_cli::TargetProcess &target, const std::s
   json.field("skipped", counts.listeners_skipped + counts.other_skipped);
   json.field("gone", counts.gone);
   json.field("failed", counts.failed);
+  json.field("unexamined", static_cast<int>(unexamined.fds.size()));
   json.end_object();
+  keepalive_cli::unexamined_json(&json, unexamined);
   json.end_object();
   return json.str();
 }
@@ -640,6 +649,9 @@ int keepalive_cmd_apply(int argc, char **argv) {
     keepalive_cli::print_error(kName, message);
     return keepalive_cli::kExitUsage;
   }
+  for (const std::string &warning : keepalive_cli::describe_warnings(config)) {
+    keepalive_cli::print_error(kName, "warning: " + warning);
+  }
 
   keepalive_cli::TargetProcess target;
   std::string error;
@@ -648,7 +660,8 @@ int keepalive_cmd_apply(int argc, char **argv) {
     return kExitNoAccess;
   }
   std::vector<TcpSocket> sockets;
-  if (!target.read_tcp_sockets(&sockets, &error)) {
+  keepalive_cli::Unexamined unexamined;
+  if (!target.read_tcp_sockets(&sockets, &unexamined, &error)) {
     keepalive_cli::print_error(kName, error + "; nothing changed");
     return kExitNoAccess;
   }
@@ -666,8 +679,9 @@ int keepalive_cmd_apply(int argc, char **argv) {
   std::string command = target.command_name();
   bool exited = target.exited();
 
-  std::string report = options.json ? json_report(target, command, config, options, outcomes)
-                                    : text_report(target, command, config, options, outcomes);
+  std::string report = options.json
+                           ? json_report(target, command, config, options, outcomes, unexamined)
+                           : text_report(target, command, config, options, outcomes, unexamined);
   fputs(report.c_str(), stdout);
   fflush(stdout);
 
@@ -684,6 +698,10 @@ int keepalive_cmd_apply(int argc, char **argv) {
                                           endpoint_pair(outcome.socket) +
                                           "): not set: " + outcome.error);
   }
+  if (!unexamined.fds.empty()) {
+    keepalive_cli::print_error(kName, keepalive_cli::unexamined_text(unexamined) +
+                                          "; they may be TCP connections, not set");
+  }
   if (failed > 0) {
     keepalive_cli::print_error(
         kName, std::to_string(failed) + " of " + std::to_string(outcomes.size()) +
@@ -691,5 +709,5 @@ int keepalive_cmd_apply(int argc, char **argv) {
                    (failed < static_cast<int>(outcomes.size()) ? "; the others are as shown" : ""));
     return kExitSomeNotSet;
   }
-  return keepalive_cli::kExitOk;
+  return unexamined.fds.empty() ? keepalive_cli::kExitOk : kExitSomeNotSet;
 }

@@ -38,7 +38,10 @@ void print_help() {
   text += keepalive_cli::help_entry("--json", "one JSON object on stdout instead of text");
   text +=
       "\n"
-      "Exit status: 0 valid, 1 invalid, 2 usage error.\n"
+      "A KEEPALIVE_* variable the library does not know is a warning, and makes the\n"
+      "configuration invalid under --strict (KEEPALIVE_STRICT), as in the library.\n"
+      "\n"
+      "Exit status: 0 valid (warnings included), 1 invalid, 2 usage error.\n"
       "\n"
       "Example: keepalive check --rules 'in port=5222,5223 idle=270 cnt=4; off'\n";
   fputs(text.c_str(), stdout);
@@ -181,15 +184,23 @@ std::string text_report(const keepalive_config &config, const keepalive_cli::Con
   std::string out;
   if (!config.valid) {
     out += "Configuration is invalid: libkeepalive would leave every socket untouched";
-    out += config.strict ? " (KEEPALIVE_STRICT=1: the program exits at start).\n" : ".\n";
+    out += config.strict ? std::string(" (KEEPALIVE_STRICT=") + config.strict_word +
+                               ": the program exits at start).\n"
+                         : ".\n";
     for (const std::string &problem : keepalive_cli::describe_problems(config, flags)) {
       out += "  " + problem + "\n";
+    }
+    for (const std::string &warning : keepalive_cli::describe_warnings(config)) {
+      out += "  warning: " + warning + "\n";
     }
     return out;
   }
   out += config.enabled ? "Configuration is valid.\n"
                         : "Configuration is valid, but KEEPALIVE is off: libkeepalive leaves "
                           "every socket untouched.\n";
+  for (const std::string &warning : keepalive_cli::describe_warnings(config)) {
+    out += "  warning: " + warning + "\n";
+  }
   bool any = false;
   for (const char *variable : keepalive_cli::configuration_variables()) {
     const char *value = flags.value(variable);
@@ -276,6 +287,9 @@ std::string json_report(const keepalive_config &config, const keepalive_cli::Con
   for (const std::string &problem : keepalive_cli::describe_problems(config, flags)) {
     json.string(problem);
   }
+  json.end_array();
+  json.key("warnings").begin_array();
+  for (const std::string &warning : keepalive_cli::describe_warnings(config)) json.string(warning);
   json.end_array();
   json.key("variables").begin_array();
   for (const char *variable : keepalive_cli::configuration_variables()) {

@@ -2,7 +2,9 @@
 // sockets with state, addresses, direction and keepalive settings (read via
 // pidfd_getfd + getsockopt, process.h), whether libkeepalive is mapped in it,
 // its KEEPALIVE_* environment and whether the core accepts that environment.
-// Exit 0 shown, 1 cannot inspect (no such process, permission, kernel), 2 usage.
+// Whether the library could reach its sockets at all (a Go program's, never).
+// Exit 0 shown, 1 shown but some descriptors not examined, 2 usage, 3 cannot
+// inspect (no such process, permission, kernel).
 
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +18,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "process.h"
+#include "program.h"
 
 namespace {
 
@@ -39,8 +42,9 @@ void print_help() {
   text += keepalive_cli::help_entry("--json", "one JSON object on stdout instead of a table");
   text +=
       "\n"
-      "Exit status: 0 shown; 1 no such process, permission denied or kernel too old\n"
-      "(Linux 5.6 is needed); 2 usage error.\n"
+      "Exit status: 0 shown; 1 shown, but some descriptors could not be examined\n"
+      "(named); 2 usage error; 3 no such process, permission denied or kernel too old\n"
+      "(Linux 5.6 is needed).\n"
       "\n"
       "Example: keepalive inspect $(systemctl show -p MainPID --value prosody)\n";
   fputs(text.c_str(), stdout);
@@ -57,6 +61,11 @@ struct ProcessFacts {
   Environment environment;
   std::string environment_error;
   std::unique_ptr<keepalive_config> config;  // from its environment, when read
+  std::string program;                       // its program file, /proc/PID/exe
+  bool program_read = false;
+  keepalive_cli::ProgramFacts program_facts;
+  std::string obstacle;  // why the library cannot reach its sockets, or ""
+  keepalive_cli::Unexamined unexamined;
 };
 
 const char *environment_lookup(const char *name, void *context) {
@@ -93,6 +102,9 @@ std::string text_report(pid_t pid, const ProcessFacts &facts,
     for (const std::string &path : facts.libraries) out += " " + path;
     out += "\n";
   }
+  if (!facts.obstacle.empty()) {
+    out += "Out of the library's reach: " + facts.program + " " + facts.obstacle + ".\n";
+  }
   out += "Environment at start: ";
   if (!facts.environment_read) {
     out += "unknown (" + facts.environment_error + ")\n";
@@ -119,9 +131,17 @@ std::string text_report(pid_t pid, const ProcessFacts &facts,
              (config.nrules == 1 ? " rule" : " rules") + " (keepalive check explains it)\n";
     }
   }
+  if (facts.config != nullptr) {
+    for (const std::string &warning : keepalive_cli::describe_warnings(*facts.config)) {
+      out += "  warning: " + warning + "\n";
+    }
+  }
   out += "\n";
+  std::string not_examined = keepalive_cli::unexamined_text(facts.unexamined);
+  if (!not_examined.empty()) not_examined += "; they may be TCP sockets.\n";
   if (sockets.empty()) {
-    out += "No TCP sockets.\n";
+    out += not_examined.empty() ? "No TCP sockets.\n"
+                                : "No TCP socket among the descriptors examined.\n" + not_examined;
     return out;
   }
   std::vector<std::vector<std::string>> rows;
@@ -134,7 +154,7 @@ std::string text_report(pid_t pid, const ProcessFacts &facts,
                     keepalive_text(socket)});
   }
   out += keepalive_cli::format_table(rows);
-  return out;
+  return out + not_examined;
 }
 
 std::string json_report(pid_t pid, const ProcessFacts &facts,
@@ -175,10 +195,31 @@ std::string json_report(pid_t pid, const ProcessFacts &facts,
                                                                  : KEEPALIVE_MAX_PROBLEMS;
     for (int i = 0; i < shown; ++i) json.string(facts.config->problems[i]);
     json.end_array();
+    json.key("warnings").begin_array();
+    for (const std::string &warning : keepalive_cli::describe_warnings(*facts.config)) {
+      json.string(warning);
+    }
+    json.end_array();
     json.end_object();
   } else {
     json.null();
   }
+  json.key("program").begin_object();
+  json.field("path", facts.program);
+  json.key("go");
+  if (facts.program_read) {
+    json.boolean(facts.program_facts.go);
+  } else {
+    json.null();
+  }
+  json.key("out_of_reach");
+  if (facts.obstacle.empty()) {
+    json.null();
+  } else {
+    json.string(facts.obstacle);
+  }
+  json.end_object();
+  keepalive_cli::unexamined_json(&json, facts.unexamined);
   json.key("sockets").begin_array();
   for (const TcpSocket &socket : sockets) {
     json.begin_object();
@@ -234,27 +275,46 @@ int keepalive_cmd_inspect(int argc, char **argv) {
   std::string error;
   if (!target.open(pid, &error)) {
     keepalive_cli::print_error(kName, error);
-    return keepalive_cli::kExitFailure;
+    return keepalive_cli::kExitNoProcess;
   }
+  ProcessFacts facts;
   std::vector<TcpSocket> sockets;
-  if (!target.read_tcp_sockets(&sockets, &error)) {
+  if (!target.read_tcp_sockets(&sockets, &facts.unexamined, &error)) {
     keepalive_cli::print_error(kName, error);
-    return keepalive_cli::kExitFailure;
+    return keepalive_cli::kExitNoProcess;
   }
   keepalive_cli::classify_directions(&sockets);
 
-  ProcessFacts facts;
   facts.command = target.command_name();
   facts.maps_read = target.loaded_keepalive_libraries(&facts.libraries, &facts.maps_error);
   facts.environment_read =
       target.keepalive_environment(&facts.environment, &facts.environment_error);
   if (facts.environment_read) {
+    // Its names too: a misspelled KEEPALIVE_* variable is shown as the
+    // library reported it at the process's start.
+    std::vector<std::string> names;
+    for (const auto &entry : facts.environment) names.push_back(entry.first);
+    std::vector<const char *> name_list;
+    for (const std::string &name : names) name_list.push_back(name.c_str());
+    name_list.push_back(nullptr);
     facts.config = std::make_unique<keepalive_config>();
-    keepalive_config_load(facts.config.get(), environment_lookup, &facts.environment,
-                          keepalive_kernel_default_intvl());
+    keepalive_config_load_names(facts.config.get(), environment_lookup, &facts.environment,
+                                keepalive_kernel_default_intvl(), name_list.data());
+  }
+  keepalive_cli::UniqueFd program = target.open_executable(&facts.program);
+  if (program.valid()) {
+    facts.program_read = true;
+    facts.program_facts = keepalive_cli::read_program_facts(program.get());
+    facts.obstacle = keepalive_cli::library_obstacle(facts.program_facts);
   }
   std::string report =
       as_json ? json_report(pid, facts, sockets) : text_report(pid, facts, sockets);
   fputs(report.c_str(), stdout);
+  fflush(stdout);
+  if (!facts.unexamined.fds.empty()) {
+    keepalive_cli::print_error(
+        kName, keepalive_cli::unexamined_text(facts.unexamined) + "; they may be TCP sockets");
+    return keepalive_cli::kExitFailure;
+  }
   return keepalive_cli::kExitOk;
 }

@@ -3,7 +3,6 @@
 // library first in LD_PRELOAD and execs CMD, so that CMD's exit status and
 // signals are the caller's to see. Nothing is started when anything is wrong.
 
-#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -18,6 +17,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "program.h"
 
 namespace {
 
@@ -105,35 +105,9 @@ std::string preload_obstacle(const std::string &program) {
   }
   int fd = open(program.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return "";
-  Elf64_Ehdr header;
-  std::string obstacle;
-  if (pread(fd, &header, sizeof header, 0) == static_cast<ssize_t>(sizeof header) &&
-      memcmp(header.e_ident, ELFMAG, SELFMAG) == 0) {
-    if (header.e_ident[EI_CLASS] != ELFCLASS64 || sizeof(void *) != 8) {
-      obstacle =
-          "is not a 64-bit program: the loader cannot preload this build of libkeepalive "
-          "into it";
-    } else if (header.e_type == ET_EXEC || header.e_type == ET_DYN) {
-      bool has_interpreter = false;
-      for (unsigned i = 0; i < header.e_phnum && header.e_phentsize == sizeof(Elf64_Phdr); ++i) {
-        Elf64_Phdr program_header;
-        off_t offset = static_cast<off_t>(header.e_phoff + i * sizeof program_header);
-        if (pread(fd, &program_header, sizeof program_header, offset) !=
-            static_cast<ssize_t>(sizeof program_header)) {
-          has_interpreter = true;  // unreadable: do not guess
-          break;
-        }
-        if (program_header.p_type == PT_INTERP) has_interpreter = true;
-      }
-      if (!has_interpreter) {
-        obstacle =
-            "is statically linked: LD_PRELOAD cannot reach it, so libkeepalive has no "
-            "effect (set the options in the program itself)";
-      }
-    }
-  }
+  keepalive_cli::ProgramFacts facts = keepalive_cli::read_program_facts(fd);
   close(fd);
-  return obstacle;
+  return keepalive_cli::library_obstacle(facts);
 }
 
 }  // namespace

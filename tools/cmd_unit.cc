@@ -36,7 +36,6 @@ using keepalive_cli::TcpSocket;
 
 constexpr char kDropInName[] = "keepalive.conf";
 constexpr char kDefaultUnitDir[] = "/etc/systemd/system";
-constexpr int kExitNoAccess = 3;
 
 constexpr char kUnitOptionsHelp[] =
     "  --unit-dir DIR  where the drop-in goes: DIR/UNIT.service.d/keepalive.conf\n"
@@ -557,7 +556,7 @@ int walk_sockets(const char *name, pid_t pid, const keepalive_config &config, Wa
   std::string error;
   if (!target.open(pid, &error) || !target.read_tcp_sockets(&sockets, &error)) {
     print_error(name, "--now: " + error);
-    return kExitNoAccess;
+    return keepalive_cli::kExitNoProcess;
   }
   keepalive_cli::classify_directions(&sockets);
   keepalive_cli::KernelDefaults kernel = keepalive_cli::read_kernel_defaults();

@@ -67,6 +67,18 @@ int ptrace_scope() {
   return scope;
 }
 
+// Whether this process has CAP_SYS_PTRACE in its effective set (CapEff of
+// /proc/self/status); root without it cannot reach other users' processes.
+bool has_cap_sys_ptrace() {
+  std::string status;
+  if (!read_file("/proc/self/status", &status)) return true;  // unknown: do not claim it
+  const char *line = strstr(status.c_str(), "\nCapEff:");
+  unsigned long long effective = 0;
+  if (line == nullptr || sscanf(line, "\nCapEff: %llx", &effective) != 1) return true;
+  constexpr int kCapSysPtrace = 19;  // <linux/capability.h>
+  return (effective >> kCapSysPtrace & 1) != 0;
+}
+
 std::string user_name(uid_t uid) {
   struct passwd *entry = getpwuid(uid);
   std::string text = entry != nullptr ? std::string(entry->pw_name) + " " : std::string();
@@ -199,6 +211,14 @@ bool TargetProcess::exited() const {
   return poll(&entry, 1, 0) == 1 && (entry.revents & POLLIN) != 0;
 }
 
+UniqueFd TargetProcess::open_executable(std::string *path) const {
+  std::string link = proc_path("exe");
+  char target[PATH_MAX];
+  ssize_t n = readlink(link.c_str(), target, sizeof target - 1);
+  *path = n > 0 ? std::string(target, static_cast<size_t>(n)) : link;
+  return UniqueFd(::open(link.c_str(), O_RDONLY | O_CLOEXEC));
+}
+
 std::string TargetProcess::command_name() const {
   std::string name;
   if (!read_file(proc_path("comm"), &name)) return "";
@@ -217,13 +237,32 @@ std::string TargetProcess::access_denied(const char *what) const {
   const char *uid_line = nullptr;
   if (read_file(proc_path("status"), &status)) uid_line = strstr(status.c_str(), "\nUid:");
   unsigned long real_uid = 0, effective_uid = 0;
-  if (uid_line != nullptr && sscanf(uid_line, "\nUid: %lu %lu", &real_uid, &effective_uid) == 2 &&
-      effective_uid != me) {
+  bool other_user = uid_line != nullptr &&
+                    sscanf(uid_line, "\nUid: %lu %lu", &real_uid, &effective_uid) == 2 &&
+                    effective_uid != me;
+  int scope = ptrace_scope();
+  if (scope == 3) {
+    return message +
+           ": the Yama ptrace policy (kernel.yama.ptrace_scope=3) forbids it for everyone, "
+           "root included, until the next reboot";
+  }
+  if (me == 0 && !has_cap_sys_ptrace()) {
+    // Root, but with a reduced capability set (a container, a unit's
+    // CapabilityBoundingSet, capsh --drop): listing /proc/PID/fd works,
+    // reading the links and pidfd_getfd do not.
+    return message + ": " +
+           (other_user ? "it runs as " + user_name(static_cast<uid_t>(effective_uid)) + " and " +
+                             "you are root (uid 0) "
+                       : std::string("you are root (uid 0) ")) +
+           "without CAP_SYS_PTRACE in your effective capabilities (a container or a service's "
+           "CapabilityBoundingSet may drop it); run with CAP_SYS_PTRACE";
+  }
+  if (other_user) {
     return message + ": it runs as " + user_name(static_cast<uid_t>(effective_uid)) +
            " and you are " + user_name(me) +
            "; run it as root (e.g. with sudo) or with CAP_SYS_PTRACE";
   }
-  switch (ptrace_scope()) {
+  switch (scope) {
     case 1:
       return message +
              ": the Yama ptrace policy (kernel.yama.ptrace_scope=1) lets a same-user process "
@@ -232,10 +271,6 @@ std::string TargetProcess::access_denied(const char *what) const {
       return message +
              ": the Yama ptrace policy (kernel.yama.ptrace_scope=2) requires CAP_SYS_PTRACE; "
              "run as root";
-    case 3:
-      return message +
-             ": the Yama ptrace policy (kernel.yama.ptrace_scope=3) forbids it for everyone, "
-             "root included, until the next reboot";
     default:
       return message +
              ": the process is yours but not dumpable (it changed its user or group IDs, or "
@@ -243,8 +278,11 @@ std::string TargetProcess::access_denied(const char *what) const {
   }
 }
 
-bool TargetProcess::read_tcp_sockets(std::vector<TcpSocket> *out, std::string *error) const {
+bool TargetProcess::read_tcp_sockets(std::vector<TcpSocket> *out, Unexamined *unexamined,
+                                     std::string *error) const {
   out->clear();
+  unexamined->fds.clear();
+  unexamined->reason.clear();
   std::string fd_dir = proc_path("fd");
   DIR *dir = opendir(fd_dir.c_str());
   if (dir == nullptr) {
@@ -257,20 +295,37 @@ bool TargetProcess::read_tcp_sockets(std::vector<TcpSocket> *out, std::string *e
     }
     return false;
   }
+  // A link that cannot be read is not a descriptor closed meanwhile (ENOENT):
+  // without ptrace access (root without CAP_SYS_PTRACE too) the directory
+  // lists but every link says EACCES, and those descriptors may be sockets.
   std::vector<int> socket_fds;
+  int unreadable_links = 0;
+  int link_error = 0;
   while (dirent *entry = readdir(dir)) {
     char *end = nullptr;
     long fd_number = strtol(entry->d_name, &end, 10);
     if (entry->d_name[0] < '0' || entry->d_name[0] > '9' || *end != '\0') continue;
     char link[64];
     ssize_t n = readlinkat(dirfd(dir), entry->d_name, link, sizeof link - 1);
-    if (n <= 0) continue;  // closed meanwhile
+    if (n <= 0) {
+      if (n < 0 && errno == ENOENT) continue;  // closed meanwhile
+      link_error = n < 0 ? errno : EIO;
+      unexamined->fds.push_back(static_cast<int>(fd_number));
+      ++unreadable_links;
+      continue;
+    }
     link[n] = '\0';
     if (is_socket_link(link)) socket_fds.push_back(static_cast<int>(fd_number));
   }
   closedir(dir);
   std::sort(socket_fds.begin(), socket_fds.end());
+  if (unreadable_links > 0) {
+    unexamined->reason = link_error == EACCES || link_error == EPERM
+                             ? access_denied("reading the descriptors")
+                             : "cannot read their links in " + fd_dir + ": " + strerror(link_error);
+  }
 
+  int duplicated = 0;
   for (int target_fd : socket_fds) {
     int dup = sys_pidfd_getfd(pidfd_.get(), target_fd);
     if (dup < 0) {
@@ -279,8 +334,11 @@ bool TargetProcess::read_tcp_sockets(std::vector<TcpSocket> *out, std::string *e
           continue;  // closed since the listing
         case EPERM:
         case EACCES:
-          *error = access_denied("duplicating the sockets (pidfd_getfd)");
-          return false;
+          unexamined->fds.push_back(target_fd);
+          if (unexamined->reason.empty()) {
+            unexamined->reason = access_denied("duplicating the sockets (pidfd_getfd)");
+          }
+          continue;
         case ESRCH:
           *error = "process " + std::to_string(pid_) + " exited";
           return false;
@@ -295,13 +353,21 @@ bool TargetProcess::read_tcp_sockets(std::vector<TcpSocket> *out, std::string *e
           return false;
       }
     }
+    ++duplicated;
     UniqueFd owned(dup);
     TcpSocket socket;
     // The duplicate is read, not the listing: the fd may have been reused since.
     if (describe_socket(owned.get(), target_fd, &socket)) out->push_back(socket);
   }
+  std::sort(unexamined->fds.begin(), unexamined->fds.end());
   if (exited()) {
     *error = "process " + std::to_string(pid_) + " exited while it was being read";
+    return false;
+  }
+  if (!unexamined->fds.empty() && duplicated == 0) {
+    // Not one descriptor that could be a socket was reached: an error, not
+    // an empty report.
+    *error = unexamined->reason;
     return false;
   }
   return true;
@@ -425,6 +491,29 @@ void socket_identity_json(JsonWriter *json, const TcpSocket &socket) {
   } else {
     json->null();
   }
+}
+
+std::string unexamined_text(const Unexamined &unexamined) {
+  if (unexamined.fds.empty()) return "";
+  size_t n = unexamined.fds.size();
+  std::string text = std::to_string(n) + (n == 1 ? " descriptor" : " descriptors") +
+                     " could not be examined (" + (n == 1 ? "fd " : "fds ");
+  for (size_t i = 0; i < n; ++i) text += (i == 0 ? "" : ", ") + std::to_string(unexamined.fds[i]);
+  return text + "): " + unexamined.reason;
+}
+
+void unexamined_json(JsonWriter *json, const Unexamined &unexamined) {
+  json->key("unexamined").begin_object();
+  json->key("fds").begin_array();
+  for (int fd : unexamined.fds) json->number(static_cast<long long>(fd));
+  json->end_array();
+  json->key("reason");
+  if (unexamined.fds.empty()) {
+    json->null();
+  } else {
+    json->string(unexamined.reason);
+  }
+  json->end_object();
 }
 
 }  // namespace keepalive_cli

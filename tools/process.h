@@ -63,6 +63,13 @@ struct TcpSocket {
   keepalive_direction direction = KEEPALIVE_OUT;
 };
 
+// Descriptors of the target that could not be examined: each may be a TCP
+// connection that is then missing from the result.
+struct Unexamined {
+  std::vector<int> fds;  // sorted
+  std::string reason;    // what is missing, e.g. "permission denied: ... CAP_SYS_PTRACE"
+};
+
 // ss-style name of a TCP state: "ESTAB", "LISTEN", "SYN-SENT", ...
 const char *tcp_state_name(int state);
 
@@ -79,11 +86,15 @@ class TargetProcess {
   // Short command name from /proc/PID/comm ("" when unreadable).
   std::string command_name() const;
 
-  // Every TCP socket of the process, sorted by descriptor number. Fails with
-  // a message naming the missing permission (ptrace access: same user under
-  // the ptrace policy, or CAP_SYS_PTRACE), the exited process or the kernel
-  // lacking pidfd_getfd.
-  bool read_tcp_sockets(std::vector<TcpSocket> *out, std::string *error) const;
+  // Every TCP socket of the process, sorted by descriptor number, and in
+  // *unexamined the descriptors that could not be looked at (their link in
+  // /proc/PID/fd unreadable, or a socket pidfd_getfd refused). Fails, with a
+  // message naming the missing permission (ptrace access: same user under
+  // the ptrace policy, or CAP_SYS_PTRACE), when none of the descriptors
+  // that could be TCP sockets could be examined; also for an exited process
+  // or a kernel lacking pidfd_getfd.
+  bool read_tcp_sockets(std::vector<TcpSocket> *out, Unexamined *unexamined,
+                        std::string *error) const;
 
   // A duplicate of the target's descriptor for `socket`, checked to still
   // be the same socket (inode); invalid with *error set otherwise. *gone
@@ -101,6 +112,10 @@ class TargetProcess {
   // /proc/PID/environ cannot be read.
   bool keepalive_environment(std::vector<std::pair<std::string, std::string>> *out,
                              std::string *error) const;
+
+  // The process's program file (/proc/PID/exe) opened for reading, and its
+  // path in *path; invalid when it cannot be opened (no ptrace access).
+  UniqueFd open_executable(std::string *path) const;
 
   // True when the process has exited since open().
   bool exited() const;
@@ -130,6 +145,14 @@ const char *direction_name(const TcpSocket &socket);
 // local and peer (null when unknown). The descriptor number ("fd") is the
 // caller's to write first, with any other descriptors of the same socket.
 void socket_identity_json(JsonWriter *json, const TcpSocket &socket);
+
+// "2 descriptors could not be examined (fds 4, 7): REASON", or "" when
+// every descriptor was.
+std::string unexamined_text(const Unexamined &unexamined);
+
+// Writes "unexamined": {"fds": [...], "reason": text or null} into the open
+// JSON object.
+void unexamined_json(JsonWriter *json, const Unexamined &unexamined);
 
 }  // namespace keepalive_cli
 

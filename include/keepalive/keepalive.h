@@ -33,6 +33,7 @@ extern "C" {
 #define KEEPALIVE_MAX_RULES 64     /* rules in KEEPALIVE_RULES */
 #define KEEPALIVE_MAX_ITEMS 64     /* ports/ranges or CIDRs in one list */
 #define KEEPALIVE_MAX_PROBLEMS 16  /* problems kept (further ones are counted) */
+#define KEEPALIVE_MAX_WARNINGS 8   /* warnings kept (further ones are counted) */
 #define KEEPALIVE_PROBLEM_LEN 384  /* one problem message, NUL included */
 #define KEEPALIVE_RULE_TEXT_LEN 128 /* a rule's text as kept for messages */
 
@@ -145,7 +146,9 @@ typedef struct keepalive_rule_index {
 typedef struct keepalive_config {
   int valid;   /* 1 when no problem was found */
   int enabled; /* 1 when valid and KEEPALIVE is not off: the shim configures sockets */
-  int strict;  /* KEEPALIVE_STRICT=1 */
+  int strict;  /* KEEPALIVE_STRICT is on */
+  char strict_word[8]; /* the word that put it on, as given ("1", "yes", "TRUE") */
+  int nwarnings; /* warnings found (see `warnings`) */
   keepalive_log_level log_level;
   int kernel_intvl_s;          /* the kernel's default interval used by the INTVL rule */
   int intvl_derived;           /* 1 when the global INTVL came from the INTVL rule */
@@ -156,6 +159,11 @@ typedef struct keepalive_config {
   keepalive_rule_index index;
   int nproblems;     /* problems found; only the first KEEPALIVE_MAX_PROBLEMS are kept */
   char problems[KEEPALIVE_MAX_PROBLEMS][KEEPALIVE_PROBLEM_LEN];
+  /* What is suspicious but leaves the configuration valid: a KEEPALIVE_*
+   * name the library does not know, without KEEPALIVE_STRICT. Only the
+   * first KEEPALIVE_MAX_WARNINGS of nwarnings are kept; the slots are
+   * written only when used, so that they cost no resident page. */
+  char warnings[KEEPALIVE_MAX_WARNINGS][KEEPALIVE_PROBLEM_LEN];
 } keepalive_config;
 
 /* Returns the value of the variable `name`, or NULL when it is not set. */
@@ -172,8 +180,42 @@ typedef const char *(*keepalive_lookup_fn)(const char *name, void *context);
 KEEPALIVE_API int keepalive_config_load(keepalive_config *cfg, keepalive_lookup_fn lookup,
                                         void *context, int kernel_intvl_s);
 
-/* keepalive_config_load from the process environment (getenv). */
+/*
+ * keepalive_config_load, and also looks at the names of the environment:
+ * `names` holds NAME or NAME=VALUE entries (as environ(7) does), ended by
+ * NULL; it may be NULL. Every name that starts with "KEEPALIVE_" and is
+ * neither a variable of the library (keepalive_variable_name) nor
+ * KEEPALIVE_LIBRARY (read by the keepalive command) is reported, with the
+ * known name it is close to (keepalive_closest_variable): as a problem under
+ * KEEPALIVE_STRICT, otherwise as a warning. Pure: no I/O. Returns cfg->valid.
+ */
+KEEPALIVE_API int keepalive_config_load_names(keepalive_config *cfg, keepalive_lookup_fn lookup,
+                                              void *context, int kernel_intvl_s,
+                                              const char *const *names);
+
+/* keepalive_config_load_names from the process environment (getenv, environ). */
 KEEPALIVE_API int keepalive_config_from_environment(keepalive_config *cfg);
+
+/* The variables the library reads, in the order they are documented:
+ * index 0 is KEEPALIVE, then KEEPALIVE_IDLE ...; NULL past the last. */
+KEEPALIVE_API const char *keepalive_variable_name(int index);
+
+/*
+ * The known variable (keepalive_variable_name, or KEEPALIVE_LIBRARY) that
+ * `name`, a KEEPALIVE_* name the library does not know, was probably meant
+ * to be; NULL when none is close. The parts after "KEEPALIVE_" are compared
+ * in upper case without underscores, and the closest by this order wins (the
+ * first listed on a tie):
+ *   1. equal (KEEPALIVE_idle, KEEPALIVE_USERTIMEOUT);
+ *   2. the kernel's word for it: TIME for IDLE, PROBES for CNT
+ *      (net.ipv4.tcp_keepalive_time, tcp_keepalive_probes);
+ *   3. one is the other with letters left out, the shorter having at least
+ *      3 letters (INTERVAL, COUNT, LOGLEVEL, TIMEOUT, INT);
+ *   4. one letter added, dropped or changed, or two neighbours swapped
+ *      (IDEL, IDLF, LGO).
+ * Pure.
+ */
+KEEPALIVE_API const char *keepalive_closest_variable(const char *name);
 
 /* The kernel's default TCP keepalive interval in seconds, from
  * /proc/sys/net/ipv4/tcp_keepalive_intvl; KEEPALIVE_FALLBACK_KERNEL_INTVL_S

@@ -7,7 +7,7 @@
 // it through its own NAT, gets `keepalive apply --dry-run` instead: that must
 // change nothing, and its message is lost as in e2e_test's baseline.
 //
-// Prerequisites, loud skips (failures with KEEPALIVE_E2E_REQUIRED=1) and
+// Prerequisites, loud skips (failures with LIBKEEPALIVE_E2E_REQUIRED=1) and
 // cleanup on every exit path come from cgnat_harness.h.
 #include <gtest/gtest.h>
 #include <stdlib.h>

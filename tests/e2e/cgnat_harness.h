@@ -1,6 +1,6 @@
 // tests/e2e/cgnat_harness.h — what an end-to-end test needs around
 // tests/e2e/cgnat: the paths CTest passes, the prerequisite check (skip
-// loudly, or fail when KEEPALIVE_E2E_REQUIRED=1), a NAT whose three
+// loudly, or fail when LIBKEEPALIVE_E2E_REQUIRED=1), a NAT whose three
 // namespaces are removed on every exit path, and processes whose output is
 // read as it comes (the peers' report lines as events) and which never
 // outlive their test. Every e2e test program includes it.
@@ -53,12 +53,12 @@ inline std::string env_or_empty(const char *name) {
 }
 
 inline std::string harness() {
-  return env_or_empty("KEEPALIVE_TEST_SOURCE_DIR") + "/tests/e2e/cgnat";
+  return env_or_empty("LIBKEEPALIVE_TEST_SOURCE_DIR") + "/tests/e2e/cgnat";
 }
 inline std::string program(const char *name) {
-  return env_or_empty("KEEPALIVE_TEST_BINDIR") + "/" + name;
+  return env_or_empty("LIBKEEPALIVE_TEST_BINDIR") + "/" + name;
 }
-inline std::string library() { return env_or_empty("KEEPALIVE_TEST_LIBRARY"); }
+inline std::string library() { return env_or_empty("LIBKEEPALIVE_TEST_LIBRARY"); }
 
 // The variables `settings` ("NAME=value") with LD_PRELOAD=<the library> first.
 inline Strings with_library(Strings settings) {
@@ -400,12 +400,12 @@ inline std::optional<std::string> cgnat_unavailable() {
 
 // In a test's SetUp, with `unavailable` an std::optional<std::string> (why
 // WHAT cannot run here, nullopt when it can): skips loudly, naming NEEDS
-// ("iproute2 and nftables"), or fails when KEEPALIVE_E2E_REQUIRED=1.
+// ("iproute2 and nftables"), or fails when LIBKEEPALIVE_E2E_REQUIRED=1.
 #define E2E_REQUIRE_OR_SKIP(unavailable, WHAT, NEEDS)                                    \
   do {                                                                                   \
     if (auto reason = (unavailable)) {                                                   \
-      if (cgnat_harness::env_or_empty("KEEPALIVE_E2E_REQUIRED") == "1")                  \
-        FAIL() << "KEEPALIVE_E2E_REQUIRED=1 but " WHAT " cannot run here:\n" << *reason; \
+      if (cgnat_harness::env_or_empty("LIBKEEPALIVE_E2E_REQUIRED") == "1")                  \
+        FAIL() << "LIBKEEPALIVE_E2E_REQUIRED=1 but " WHAT " cannot run here:\n" << *reason; \
       std::cerr << "\n*** E2E TEST SKIPPED — " WHAT " cannot run here:\n"                \
                 << *reason << "*** Run as root with " NEEDS " to test for real.\n\n";    \
       GTEST_SKIP() << WHAT " unavailable: " << *reason;                                  \
@@ -413,12 +413,12 @@ inline std::optional<std::string> cgnat_unavailable() {
   } while (0)
 
 // In a test's SetUp: fails when CTest's variables are missing; skips loudly
-// when the emulated NAT cannot run here, or fails when KEEPALIVE_E2E_REQUIRED=1.
+// when the emulated NAT cannot run here, or fails when LIBKEEPALIVE_E2E_REQUIRED=1.
 #define CGNAT_REQUIRE_OR_SKIP()                                                                 \
   do {                                                                                          \
-    ASSERT_FALSE(cgnat_harness::env_or_empty("KEEPALIVE_TEST_SOURCE_DIR").empty() ||            \
-                 cgnat_harness::env_or_empty("KEEPALIVE_TEST_BINDIR").empty())                  \
-        << "KEEPALIVE_TEST_SOURCE_DIR and KEEPALIVE_TEST_BINDIR must be set (CTest sets them)"; \
+    ASSERT_FALSE(cgnat_harness::env_or_empty("LIBKEEPALIVE_TEST_SOURCE_DIR").empty() ||            \
+                 cgnat_harness::env_or_empty("LIBKEEPALIVE_TEST_BINDIR").empty())                  \
+        << "LIBKEEPALIVE_TEST_SOURCE_DIR and LIBKEEPALIVE_TEST_BINDIR must be set (CTest sets them)"; \
     E2E_REQUIRE_OR_SKIP(cgnat_harness::cgnat_unavailable(), "the emulated CGNAT",               \
                         "iproute2 and nftables");                                               \
   } while (0)

@@ -1,7 +1,7 @@
 // natprobe_test.cc — `keepalive natprobe` end to end.
 //
 // Through the emulated carrier-grade NAT of tests/e2e/cgnat (needs root, ip,
-// nft; skipped loudly without them, failed with KEEPALIVE_E2E_REQUIRED=1):
+// nft; skipped loudly without them, failed with LIBKEEPALIVE_E2E_REQUIRED=1):
 // the client in the client namespace measures the NAT's idle timeout T
 // against the server in the server namespace; the bracket it reports must
 // contain T and be at most 1 s wide, for T = 4 s and, with libkeepalive
@@ -169,8 +169,8 @@ ProbeRun natprobe(const Strings &args, double timeout = 30) {
 class NatprobeLoopbackTest : public testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_FALSE(cgnat_harness::env_or_empty("KEEPALIVE_TEST_BINDIR").empty())
-        << "KEEPALIVE_TEST_BINDIR must be set (CTest sets it)";
+    ASSERT_FALSE(cgnat_harness::env_or_empty("LIBKEEPALIVE_TEST_BINDIR").empty())
+        << "LIBKEEPALIVE_TEST_BINDIR must be set (CTest sets it)";
     struct stat st {};
     ASSERT_EQ(stat(command().c_str(), &st), 0) << "the keepalive command is not built";
   }

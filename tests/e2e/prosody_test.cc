@@ -9,7 +9,7 @@
 // Prerequisites (root, ip, nft, namespaces; prosody, python3-slixmpp,
 // conntrack) are judged by `prosody-in-cgnat check`: when one is missing the
 // test is skipped loudly with the reason, or fails when
-// KEEPALIVE_E2E_REQUIRED=1. Each run is named after this process
+// LIBKEEPALIVE_E2E_REQUIRED=1. Each run is named after this process
 // (kanat-<pid>-<tag>) and cleaned up on every exit path: by the script itself,
 // by the Scenario guard (`prosody-in-cgnat clean`, also after a failed
 // assertion), by the SIGINT/SIGTERM/SIGHUP handler of cgnat_harness.h, and
@@ -39,7 +39,7 @@ using cgnat_harness::with_library;
 constexpr double kRunTimeout = 30;  // one scenario takes about 8–11 s
 
 std::string script() {
-  return env_or_empty("KEEPALIVE_TEST_SOURCE_DIR") + "/tests/e2e/prosody-in-cgnat";
+  return env_or_empty("LIBKEEPALIVE_TEST_SOURCE_DIR") + "/tests/e2e/prosody-in-cgnat";
 }
 
 // Why Prosody behind the emulated NAT cannot run here (`prosody-in-cgnat
@@ -136,8 +136,8 @@ void run_scenario(Scenario &s, bool library_expected, Event *outcome, Event *idl
 class ProsodyTest : public testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_FALSE(env_or_empty("KEEPALIVE_TEST_SOURCE_DIR").empty() || library().empty())
-        << "KEEPALIVE_TEST_SOURCE_DIR and KEEPALIVE_TEST_LIBRARY must be set (CTest sets them)";
+    ASSERT_FALSE(env_or_empty("LIBKEEPALIVE_TEST_SOURCE_DIR").empty() || library().empty())
+        << "LIBKEEPALIVE_TEST_SOURCE_DIR and LIBKEEPALIVE_TEST_LIBRARY must be set (CTest sets them)";
     E2E_REQUIRE_OR_SKIP(prosody_unavailable(), "Prosody behind the emulated CGNAT",
                         "iproute2, nftables, conntrack, prosody and python3-slixmpp");
     struct stat st {};

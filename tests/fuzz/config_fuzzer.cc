@@ -25,7 +25,11 @@
 //   - keepalive_needs is sound: deciding with only the facts it names gives
 //     the same settings as deciding with every fact;
 //   - the settings text fits the shim's 160-byte log buffer;
-//   - errno is preserved where the API promises it.
+//   - errno is preserved where the API promises it;
+//   - each field, also taken as the name KEEPALIVE_<field> of an environment
+//     entry, is reported as keepalive_config_load_names promises (a warning,
+//     or a problem under KEEPALIVE_STRICT), and the fields are exactly the
+//     library's variables (keepalive_variable_name).
 // replay_main.cc runs the same checks over the checked-in corpus without
 // libFuzzer, so that every build (GCC too) replays it.
 
@@ -209,8 +213,10 @@ void CheckProblems(const keepalive_config &cfg) {
           "problem %d is not one NUL-terminated line of printable ASCII within %d bytes: %s", i,
           KEEPALIVE_PROBLEM_LEN,
           Escaped(std::string(cfg.problems[i], KEEPALIVE_PROBLEM_LEN - 1).c_str()).c_str());
-    CHECK(strncmp(cfg.problems[i], "KEEPALIVE", 9) == 0,
-          "problem %d does not name its variable: %s", i, cfg.problems[i]);
+    // A name with bytes that need escaping is quoted: "KEEPALIVE_\x01".
+    const char *named = cfg.problems[i] + (cfg.problems[i][0] == '"' ? 1 : 0);
+    CHECK(strncmp(named, "KEEPALIVE", 9) == 0, "problem %d does not name its variable: %s", i,
+          cfg.problems[i]);
   }
   for (int i = kept; i < KEEPALIVE_MAX_PROBLEMS; ++i) {
     for (int j = 0; j < KEEPALIVE_PROBLEM_LEN; ++j) {
@@ -335,6 +341,78 @@ void CheckOtherEntryPoints(const Input &input) {
   }
 }
 
+bool IsKnownName(const std::string &name) {
+  for (int i = 0; keepalive_variable_name(i) != nullptr; ++i) {
+    if (name == keepalive_variable_name(i)) return true;
+  }
+  return name == "KEEPALIVE_LIBRARY";
+}
+
+// Every field is also the name of an environment entry, "KEEPALIVE_" + the
+// field (the name ends at '=', as in environ): each unknown name is reported
+// once, in one printable line, as a warning, or as a problem under
+// KEEPALIVE_STRICT (besides the value problems of the plain load), and
+// keepalive_closest_variable answers a known name or NULL.
+void CheckNames(Input *input, const keepalive_config &plain) {
+  std::vector<std::string> entries;
+  int unknown = 0;
+  for (size_t i = 0; i < kVariableCount; ++i) {
+    if (!input->set[i]) continue;
+    entries.push_back(std::string("KEEPALIVE_") + input->values[i].get());
+    std::string name = entries.back().substr(0, entries.back().find('='));
+    if (!IsKnownName(name)) ++unknown;
+    errno = kErrnoSentinel;
+    const char *closest = keepalive_closest_variable(name.c_str());
+    CHECK(errno == kErrnoSentinel, "keepalive_closest_variable changed errno");
+    CHECK(closest == nullptr || IsKnownName(closest), "closest to %s: %s",
+          Escaped(name.c_str()).c_str(), closest);
+  }
+  std::vector<const char *> names;
+  for (const std::string &entry : entries) names.push_back(entry.c_str());
+  names.push_back(nullptr);
+  std::unique_ptr<keepalive_config> cfg(new keepalive_config);
+  memset(cfg.get(), kFill, sizeof *cfg);
+  errno = kErrnoSentinel;
+  keepalive_config_load_names(cfg.get(), Lookup, input, input->kernel_intvl_s, names.data());
+  CHECK(errno == kErrnoSentinel, "keepalive_config_load_names changed errno to %d", errno);
+  CheckProblems(*cfg);
+  int warnings = cfg->strict ? 0 : unknown;
+  CHECK(cfg->nwarnings == warnings, "%d warnings for %d unknown names", cfg->nwarnings, unknown);
+  CHECK(cfg->nproblems == plain.nproblems + (cfg->strict ? unknown : 0),
+        "%d problems with names, %d without, %d unknown names", cfg->nproblems, plain.nproblems,
+        unknown);
+  int kept = warnings < KEEPALIVE_MAX_WARNINGS ? warnings : KEEPALIVE_MAX_WARNINGS;
+  for (int i = 0; i < KEEPALIVE_MAX_WARNINGS; ++i) {
+    if (i < kept) {
+      CHECK(IsOneLine(cfg->warnings[i], KEEPALIVE_PROBLEM_LEN),
+            "warning %d is not one NUL-terminated line of printable ASCII", i);
+      const char *named = cfg->warnings[i] + (cfg->warnings[i][0] == '"' ? 1 : 0);
+      CHECK(strncmp(named, "KEEPALIVE_", 10) == 0, "warning %d does not name the variable: %s", i,
+            cfg->warnings[i]);
+    } else {
+      for (int j = 0; j < KEEPALIVE_PROBLEM_LEN; ++j) {
+        CHECK(static_cast<unsigned char>(cfg->warnings[i][j]) == kFill,
+              "unused warning slot %d written", i);
+      }
+    }
+  }
+}
+
+// The fields of an input are exactly the library's variables.
+void CheckVariablesAreTheLibrarys() {
+  size_t listed = 0;
+  for (; keepalive_variable_name(static_cast<int>(listed)) != nullptr; ++listed) {
+    bool fed = false;
+    for (const char *variable : kVariables) {
+      fed = fed || strcmp(variable, keepalive_variable_name(static_cast<int>(listed))) == 0;
+    }
+    CHECK(fed, "the library lists %s, which this fuzzer does not feed: add it to kVariables",
+          keepalive_variable_name(static_cast<int>(listed)));
+  }
+  CHECK(listed == kVariableCount, "the library lists %zu variables, this fuzzer feeds %zu", listed,
+        kVariableCount);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -369,6 +447,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   CheckNeedsAreSound(*cfg);
   CheckOtherEntryPoints(input);
+  CheckNames(&input, *cfg);
+  CheckVariablesAreTheLibrarys();
   current_input = nullptr;
   return 0;
 }

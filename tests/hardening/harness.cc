@@ -235,7 +235,7 @@ LoopbackListener::~LoopbackListener() {
 bool IsRoot() { return geteuid() == 0; }
 
 bool SkipsForbidden() {
-  const char *value = getenv("KEEPALIVE_HARDENING_REQUIRED");
+  const char *value = getenv("LIBKEEPALIVE_HARDENING_REQUIRED");
   return value != nullptr && strcmp(value, "1") == 0;
 }
 

@@ -38,7 +38,7 @@ std::string EarlyLibrary();
 std::string DlConnectLibrary();
 
 // Empty, or the sanitizer runtime a sanitized build needs first in
-// LD_PRELOAD (KEEPALIVE_TEST_PRELOAD_PREFIX, set by the asan/tsan presets).
+// LD_PRELOAD (LIBKEEPALIVE_TEST_PRELOAD_PREFIX, set by the asan/tsan presets).
 std::string PreloadPrefix();
 bool SanitizedBuild();
 
@@ -94,7 +94,7 @@ class LoopbackListener {
 };
 
 bool IsRoot();
-// KEEPALIVE_HARDENING_REQUIRED=1 (CI): a test that cannot run fails.
+// LIBKEEPALIVE_HARDENING_REQUIRED=1 (CI): a test that cannot run fails.
 bool SkipsForbidden();
 
 }  // namespace ka_hardening
@@ -104,7 +104,7 @@ bool SkipsForbidden();
   do {                                                                                            \
     std::string ka_reason_ = (reason);                                                            \
     if (ka_hardening::SkipsForbidden()) {                                                         \
-      FAIL() << ka_reason_ << " (KEEPALIVE_HARDENING_REQUIRED=1 forbids skipping)";               \
+      FAIL() << ka_reason_ << " (LIBKEEPALIVE_HARDENING_REQUIRED=1 forbids skipping)";               \
     }                                                                                             \
     fprintf(stderr, "\n*** SKIPPED %s: %s ***\n\n",                                               \
             ::testing::UnitTest::GetInstance()->current_test_info()->name(), ka_reason_.c_str()); \

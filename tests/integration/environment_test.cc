@@ -181,6 +181,43 @@ TEST(Strict, InvalidConfigurationExitsWithStatus1) {
   EXPECT_NE(lines[0].find("KEEPALIVE_IDLE"), std::string::npos) << lines[0];
 }
 
+// The word that switched strict mode on is the one quoted.
+TEST(Strict, MessageQuotesTheWordGiven) {
+  PeerRun run =
+      RunPeer(kPair, {{"KEEPALIVE_STRICT", "yes"}, {"KEEPALIVE_IDLE", "abc"}}, Preload::kYes);
+  EXPECT_EQ(run.status, 1) << run.err;
+  std::vector<std::string> lines = LibraryLines(run.err);
+  ASSERT_EQ(lines.size(), 1u) << run.err;
+  EXPECT_NE(lines[0].find("(exiting because KEEPALIVE_STRICT=yes)"), std::string::npos)
+      << lines[0];
+}
+
+// A misspelled name is a problem under KEEPALIVE_STRICT, like an invalid value.
+TEST(Strict, MisspelledVariableExitsWithStatus1) {
+  PeerRun run =
+      RunPeer(kPair, {{"KEEPALIVE_STRICT", "1"}, {"KEEPALIVE_IDEL", "270"}}, Preload::kYes);
+  EXPECT_EQ(run.status, 1) << run.err;
+  EXPECT_EQ(run.out, "") << "the program must not have started";
+  EXPECT_EQ(run.err,
+            "libkeepalive: KEEPALIVE_IDEL is not a libkeepalive variable: did you mean "
+            "KEEPALIVE_IDLE? (exiting because KEEPALIVE_STRICT=1)\n");
+}
+
+// Without it, one warning line even at the default log level, and the
+// program runs with what the other variables say: here the kernel's timings.
+TEST(MisspelledVariable, OneWarningLineAndTheKernelTimings) {
+  auto peer = StartPeer(kPair, {{"KEEPALIVE_INTERVAL", "30"}}, Preload::kYes);
+  ASSERT_TRUE(peer->WaitForLine("ready")) << peer->out() << peer->err();
+  SsTable ss = ReadSs();
+  double elapsed = peer->Elapsed();
+  EXPECT_EQ(peer->Finish(), 0) << peer->err();
+  ExpectSocket(peer->report(), ss, "server", KernelTimings(), elapsed);
+  ExpectSocket(peer->report(), ss, "client", KernelTimings(), elapsed);
+  EXPECT_EQ(peer->err(),
+            "libkeepalive: KEEPALIVE_INTERVAL is not a libkeepalive variable: did you mean "
+            "KEEPALIVE_INTVL? (ignored)\n");
+}
+
 TEST(Strict, ValidConfigurationRunsNormally) {
   ExpectPair({{"KEEPALIVE_STRICT", "1"}, {"KEEPALIVE_IDLE", "240"}, {"KEEPALIVE_INTVL", "17"}},
              {true, 240, 17, ReadKernelDefaults().probes, 0});

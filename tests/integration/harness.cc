@@ -44,10 +44,10 @@ int ReadIntFile(const std::string &path) {
 
 }  // namespace
 
-std::string LibraryPath() { return FromCtest("KEEPALIVE_TEST_LIBRARY"); }
-std::string BinDir() { return FromCtest("KEEPALIVE_TEST_BINDIR"); }
+std::string LibraryPath() { return FromCtest("LIBKEEPALIVE_TEST_LIBRARY"); }
+std::string BinDir() { return FromCtest("LIBKEEPALIVE_TEST_BINDIR"); }
 std::string HelperPath() { return BinDir() + "/ka_peer"; }
-std::string SourceDir() { return FromCtest("KEEPALIVE_TEST_SOURCE_DIR"); }
+std::string SourceDir() { return FromCtest("LIBKEEPALIVE_TEST_SOURCE_DIR"); }
 
 // ---- Child -----------------------------------------------------------------
 
@@ -199,7 +199,7 @@ std::unique_ptr<Child> StartPeer(const std::vector<std::string> &args, const Env
   if (preload == Preload::kYes) {
     // A sanitized library needs its sanitizer runtime first in LD_PRELOAD
     // (the asan/tsan presets name it; empty otherwise).
-    const char *prefix = std::getenv("KEEPALIVE_TEST_PRELOAD_PREFIX");
+    const char *prefix = std::getenv("LIBKEEPALIVE_TEST_PRELOAD_PREFIX");
     std::string value = LibraryPath();
     if (prefix != nullptr && *prefix != '\0') value = std::string(prefix) + ":" + value;
     full.emplace_back("LD_PRELOAD", value);

@@ -22,7 +22,7 @@ namespace ka_test {
 using Env = std::vector<std::pair<std::string, std::string>>;
 using Report = std::map<std::string, std::string>;
 
-// Paths given by CTest (tests/CMakeLists.txt: KEEPALIVE_TEST_ENV). An unset
+// Paths given by CTest (tests/CMakeLists.txt: LIBKEEPALIVE_TEST_ENV). An unset
 // variable fails the calling test.
 std::string LibraryPath();
 std::string BinDir();

@@ -8,8 +8,8 @@ shows `timer:(keepalive,...)` on a socket with keepalive on).
 Run by CTest (tests/tools/CMakeLists.txt), one test class per CTest test:
     apply_test.py ApplyTest|ApplyErrorsTest
 Environment: KEEPALIVE_COMMAND (the built bin/keepalive),
-KEEPALIVE_TEST_SETSOCKOPT_FAULT (a library preloaded into the command to make
-one socket fail) and KEEPALIVE_TEST_WITHOUT_SYSCALL (runs a command as on a
+LIBKEEPALIVE_TEST_SETSOCKOPT_FAULT (a library preloaded into the command to make
+one socket fail) and LIBKEEPALIVE_TEST_WITHOUT_SYSCALL (runs a command as on a
 kernel without one system call).
 """
 
@@ -26,8 +26,8 @@ import unittest
 from command_testlib import (COMMAND, KERNEL_CNT, KERNEL_IDLE, KERNEL_INTVL, PYTHON,
                               TIMEOUT, clean_env, keepalive, parse_json)
 
-SETSOCKOPT_FAULT = os.environ["KEEPALIVE_TEST_SETSOCKOPT_FAULT"]
-WITHOUT_SYSCALL = os.environ["KEEPALIVE_TEST_WITHOUT_SYSCALL"]
+SETSOCKOPT_FAULT = os.environ["LIBKEEPALIVE_TEST_SETSOCKOPT_FAULT"]
+WITHOUT_SYSCALL = os.environ["LIBKEEPALIVE_TEST_WITHOUT_SYSCALL"]
 NOBODY = 65534
 
 
@@ -266,7 +266,8 @@ class ApplyTest(unittest.TestCase):
         self.assertEqual((listener["action"], listener["decision"], listener["after"]),
                          ("listener_not_set", None, None))
         self.assertEqual(doc["summary"], {"sockets": 6, "set": 4, "left": 0, "skipped": 2,
-                                          "gone": 0, "failed": 0})
+                                          "gone": 0, "failed": 0, "unexamined": 0})
+        self.assertEqual(doc["unexamined"], {"fds": [], "reason": None})
         self.assertEqual(holder.options("in_b2"), [1, 45, intvl, 4, 0])
 
     def test_dry_run_changes_nothing(self):
@@ -406,7 +407,7 @@ class ApplyTest(unittest.TestCase):
         port_a = holder.port("a")
         # The command itself (not the server) gets a setsockopt that fails for
         # TCP_KEEPCNT on sockets bound to port a.
-        env = clean_env(LD_PRELOAD=SETSOCKOPT_FAULT, KEEPALIVE_TEST_FAULT_PORT=str(port_a))
+        env = clean_env(LD_PRELOAD=SETSOCKOPT_FAULT, LIBKEEPALIVE_TEST_FAULT_PORT=str(port_a))
         result = keepalive("apply", str(holder.pid), "--idle", "35", "--cnt", "5", env=env)
         self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
         in_a = holder.socket("in_a")
@@ -510,6 +511,86 @@ class ApplyErrorsTest(unittest.TestCase):
         self.assertEqual(holder.options("conn"), UNTOUCHED)
         self.assertEqual(holder.options("a"), UNTOUCHED)
         self.assertEqual(holder.timers("conn"), [False])
+
+    def test_descriptor_that_cannot_be_examined_is_reported(self):
+        """One descriptor whose link cannot be read (the command's readlinkat
+        fails for it): inspect and apply report the others and name it, exit 1."""
+        holder = Holder(self)
+        holder.accept("conn", "a")
+        holder.accept("hidden", "b")
+        hidden = holder.socket("hidden")["fd"]
+        env = clean_env(LD_PRELOAD=SETSOCKOPT_FAULT,
+                        LIBKEEPALIVE_TEST_FAULT_UNREADABLE_FD=str(hidden))
+        reason = (f"1 descriptor could not be examined (fd {hidden}): permission denied: "
+                  f"reading the descriptors of process {holder.pid} needs ptrace access to it")
+        result = keepalive("apply", str(holder.pid), "--idle", "34", env=env)
+        self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+        self.assertIn(f"keepalive apply: {reason}", result.stderr)
+        self.assertIn("; they may be TCP connections, not set", result.stderr)
+        self.assertIn(reason, result.stdout)
+        self.assertEqual(holder.options("conn")[:2], [1, 34])
+        self.assertEqual(holder.options("hidden"), UNTOUCHED)
+        doc = parse_json(self, keepalive("apply", str(holder.pid), "--dry-run", "--json",
+                                         env=env).stdout)
+        self.assertEqual(doc["unexamined"]["fds"], [hidden])
+        self.assertEqual(doc["summary"]["unexamined"], 1)
+
+        result = keepalive("inspect", str(holder.pid), env=env)
+        self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+        self.assertIn(f"keepalive inspect: {reason}", result.stderr)
+        self.assertIn(reason, result.stdout)
+        self.assertIn(holder.socket("conn")["local"], rows(self, result.stdout)[
+            str(holder.socket("conn")["fd"])])
+        self.assertNotIn(str(hidden), rows(self, result.stdout))
+        result = keepalive("inspect", str(holder.pid), "--json", env=env)
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(parse_json(self, result.stdout)["unexamined"]["fds"], [hidden])
+
+    def test_root_without_cap_sys_ptrace_cannot_look(self):
+        """Root whose capability set lacks CAP_SYS_PTRACE (a container, a unit's
+        CapabilityBoundingSet) can list /proc/PID/fd of another user's process
+        but not read a single link: inspect and apply must fail as for any
+        permission denied, naming what is missing, not report no sockets."""
+        if os.geteuid() != 0:
+            self.skipTest("SKIPPED: needs root, to be root without CAP_SYS_PTRACE")
+        if shutil.which("capsh") is None:
+            self.fail("capsh not found: apt-get install libcap2-bin")
+        holder = Holder(self, prefix=as_nobody())
+        holder.accept("conn", "a")
+        holder.connect("out")
+        # capsh runs bash -c: "$0" "$@" is the command and its arguments.
+        without_ptrace = ("capsh", "--drop=cap_sys_ptrace", "--", "-c", 'exec "$0" "$@"')
+        denied = (f"permission denied: reading the descriptors of process {holder.pid} needs "
+                  f"ptrace access to it: it runs as nobody (uid {NOBODY}) and you are root "
+                  "(uid 0) without CAP_SYS_PTRACE in your effective capabilities")
+        for args in (("inspect", str(holder.pid)), ("inspect", str(holder.pid), "--json"),
+                     ("apply", str(holder.pid), "--idle", "30", "--listeners")):
+            result = keepalive(*args, prefix=without_ptrace)
+            self.assertEqual(result.returncode, 3, (args, result.stdout + result.stderr))
+            self.assertEqual(result.stdout, "", args)
+            self.assertIn(f"keepalive {args[0]}: {denied}", result.stderr)
+            self.assertIn("run with CAP_SYS_PTRACE", result.stderr)
+        self.assertEqual(holder.options("conn"), UNTOUCHED)
+        self.assertEqual(holder.options("out"), UNTOUCHED)
+        # With the capability, the same command sees the connections.
+        result = keepalive("inspect", str(holder.pid))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn(holder.socket("conn")["local"], result.stdout)
+
+    def test_misspelled_variable_is_a_warning_and_refused_under_strict(self):
+        holder = Holder(self)
+        holder.accept("conn", "a")
+        result = keepalive("apply", str(holder.pid), "--idle", "32",
+                           env=clean_env(KEEPALIVE_IDEL="270"))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stderr, "keepalive apply: warning: KEEPALIVE_IDEL is not a "
+                         "libkeepalive variable: did you mean KEEPALIVE_IDLE? (ignored)\n")
+        self.assertEqual(holder.options("conn")[:2], [1, 32])
+        result = keepalive("apply", str(holder.pid), "--idle", "33", "--strict",
+                           env=clean_env(KEEPALIVE_IDEL="270"))
+        self.assertEqual(result.returncode, 2, result.stderr)
+        self.assertIn("KEEPALIVE_IDEL is not a libkeepalive variable", result.stderr)
+        self.assertEqual(holder.options("conn")[:2], [1, 32], "nothing changed")
 
     def test_same_user_under_the_ptrace_policy(self):
         """An unprivileged user applies to its own server: allowed unless Yama's

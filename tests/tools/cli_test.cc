@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -235,6 +236,25 @@ TEST(ConfigFlags, SeparateAndInlineValues) {
   EXPECT_STREQ(flags.flag_value("KEEPALIVE_RULES"), "a=b; c");  // split at the first '='
   EXPECT_STREQ(flags.flag_name("KEEPALIVE_IDLE"), "--idle");
   EXPECT_EQ(flags.flag_value("KEEPALIVE_INTVL"), nullptr);
+}
+
+// Every flag stands for a variable of the core's one list (the usage lines
+// end with it in brackets), and that list is the command's.
+TEST(ConfigFlags, EveryFlagIsAVariableOfTheCore) {
+  std::vector<std::string> core;
+  for (int i = 0; keepalive_variable_name(i) != nullptr; ++i)
+    core.push_back(keepalive_variable_name(i));
+  EXPECT_EQ(
+      std::vector<std::string>(configuration_variables().begin(), configuration_variables().end()),
+      core);
+  std::string usage = ConfigFlags::usage();
+  int flags = 0;
+  for (size_t open = usage.find('['); open != std::string::npos; open = usage.find('[', open + 1)) {
+    std::string variable = usage.substr(open + 1, usage.find(']', open) - open - 1);
+    EXPECT_NE(std::find(core.begin(), core.end(), variable), core.end()) << variable;
+    ++flags;
+  }
+  EXPECT_EQ(flags, 7);
 }
 
 TEST(ConfigFlags, ErrorsNameTheFlagAndItsForm) {

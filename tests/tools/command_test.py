@@ -5,8 +5,8 @@ JSON (the JSON is also fed to `python3 -m json.tool`).
 
 Run by CTest (tests/tools/CMakeLists.txt), one test class per CTest test:
     command_test.py MainTest|CheckTest|RunTest|InspectTest|ExamplesTest
-Environment: KEEPALIVE_COMMAND (the built bin/keepalive), KEEPALIVE_TEST_PRELOAD
-(the lib/libkeepalive.so that `run` must preload) and KEEPALIVE_TEST_SOURCE_DIR.
+Environment: KEEPALIVE_COMMAND (the built bin/keepalive), LIBKEEPALIVE_TEST_PRELOAD
+(the lib/libkeepalive.so that `run` must preload) and LIBKEEPALIVE_TEST_SOURCE_DIR.
 """
 
 import json
@@ -24,8 +24,12 @@ import unittest
 from command_testlib import (COMMAND, KERNEL_CNT, KERNEL_IDLE, KERNEL_INTVL, PYTHON,
                               TIMEOUT, clean_env, keepalive, parse_json)
 
-PRELOAD = os.environ["KEEPALIVE_TEST_PRELOAD"]
-SOURCE_DIR = os.environ["KEEPALIVE_TEST_SOURCE_DIR"]
+PRELOAD = os.environ["LIBKEEPALIVE_TEST_PRELOAD"]
+# A C program with the section the Go toolchain writes (.note.go.buildid).
+GO_MARKED = os.environ["LIBKEEPALIVE_TEST_GO_MARKED"]
+IDEL_WARNING = ("KEEPALIVE_IDEL is not a libkeepalive variable: did you mean KEEPALIVE_IDLE? "
+                "(ignored)")
+SOURCE_DIR = os.environ["LIBKEEPALIVE_TEST_SOURCE_DIR"]
 
 PROSODY_RULES = ("peer=127.0.0.0/8,::1 off; in port=5222,5223 idle=270 cnt=4; "
                  "in port=5269 idle=600; out port=5269 idle=600; off")
@@ -192,6 +196,25 @@ class CheckTest(unittest.TestCase):
         self.assertIn('"0" is not a port', result.stdout)
         self.assertNotIn("given as", result.stdout)
 
+    def test_misspelled_variable_is_a_warning_and_invalid_under_strict(self):
+        env = clean_env(KEEPALIVE_IDEL="270", KEEPALIVE_CNT="4")
+        result = keepalive("check", env=env)
+        self.assertEqual(result.returncode, 0, result.stdout)
+        self.assertIn(f"Configuration is valid.\n  warning: {IDEL_WARNING}\n", result.stdout)
+        self.assertEqual(self.check_json(env=env)["warnings"], [IDEL_WARNING])
+        # As in the library: under KEEPALIVE_STRICT (or --strict) it is a problem.
+        for args, strict_env in ((["--strict"], env), ([], dict(env, KEEPALIVE_STRICT="yes"))):
+            result = keepalive("check", *args, env=strict_env)
+            self.assertEqual(result.returncode, 1, (args, result.stdout))
+            self.assertIn("Configuration is invalid", result.stdout)
+            self.assertIn("KEEPALIVE_IDEL is not a libkeepalive variable: did you mean "
+                          "KEEPALIVE_IDLE?\n", result.stdout)
+        self.assertIn("(KEEPALIVE_STRICT=yes: the program exits at start)",
+                      keepalive("check", env=dict(env, KEEPALIVE_STRICT="yes")).stdout)
+        # Known names are not reported: the command's own KEEPALIVE_LIBRARY neither.
+        result = keepalive("check", env=clean_env(KEEPALIVE_LIBRARY=PRELOAD))
+        self.assertNotIn("warning", result.stdout)
+
     def test_disabled(self):
         result = keepalive("check", env=clean_env(KEEPALIVE="off", KEEPALIVE_IDLE="30"))
         self.assertEqual(result.returncode, 0)
@@ -329,6 +352,47 @@ class RunTest(unittest.TestCase):
         self.assertIn("KEEPALIVE_LIBRARY=/nonexistent/libkeepalive.so", result.stderr)
         self.assertFalse(os.path.exists(marker))
 
+    def test_children_are_configured_and_can_opt_out(self):
+        """What libkeepalive(7) says: a preloaded program's children are
+        configured too, unless started without LD_PRELOAD or with KEEPALIVE=off."""
+        python = shlex.quote(PYTHON)
+        script = (f'{python} -c "$1"; KEEPALIVE=off {python} -c "$1"; '
+                  f'env -u LD_PRELOAD {python} -c "$1"')
+        result = keepalive("run", "--idle", "41", "--", "sh", "-c", script, "sh", REPORT_CHILD)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        child, switched_off, unloaded = (json.loads(line) for line in result.stdout.splitlines())
+        self.assertEqual(child["out"], [1, 41, min(41, KERNEL_INTVL), KERNEL_CNT])
+        self.assertEqual(child["in"], [1, 41, min(41, KERNEL_INTVL), KERNEL_CNT])
+        untouched = [0, KERNEL_IDLE, KERNEL_INTVL, KERNEL_CNT]
+        for report in (switched_off, unloaded):
+            self.assertEqual((report["out"], report["in"]), (untouched, untouched))
+
+    def test_warns_about_go_programs(self):
+        result = keepalive("run", "--", GO_MARKED, "--exit")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stderr,
+                         f"keepalive run: warning: {GO_MARKED} is a Go program: the Go runtime "
+                         "makes its system calls itself, not through the C library, so "
+                         "libkeepalive configures none of its sockets even when it is loaded; "
+                         "set its listening sockets from outside instead, with keepalive apply "
+                         "PID --listeners (connections accepted afterwards inherit their "
+                         "options)\n")
+        go = shutil.which("go")
+        if go is None:
+            print("note: no Go toolchain installed, only the marked C program was tried")
+            return
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        with open(os.path.join(tmp.name, "main.go"), "w") as f:
+            f.write('package main\nimport "net"\nfunc main() { net.Listen("tcp", "127.0.0.1:0") }\n')
+        built = subprocess.run([go, "build", "-o", "hello", "main.go"], cwd=tmp.name,
+                               env=dict(os.environ, GOCACHE=os.path.join(tmp.name, "cache"),
+                                        GO111MODULE="off"),
+                               capture_output=True, text=True, timeout=300)
+        self.assertEqual(built.returncode, 0, built.stderr)
+        result = keepalive("run", "--", os.path.join(tmp.name, "hello"))
+        self.assertIn("Go program: the Go runtime makes its system calls itself", result.stderr)
+
     def test_warns_about_static_programs(self):
         ldconfig = "/sbin/ldconfig"  # statically linked on Debian
         if not os.path.exists(ldconfig):
@@ -336,6 +400,7 @@ class RunTest(unittest.TestCase):
         result = keepalive("run", "--", ldconfig, "--version")
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertIn("is statically linked", result.stderr)
+        self.assertIn("keepalive apply PID --listeners", result.stderr)
         dynamic = keepalive("run", "--", "sh", "-c", "true")
         self.assertEqual(dynamic.stderr, "")
 
@@ -399,6 +464,9 @@ class InspectTest(unittest.TestCase):
         self.assertEqual(doc["pid"], holder["pid"])
         self.assertEqual(doc["library"]["loaded"], False)
         self.assertEqual(doc["environment"], {})
+        self.assertEqual(doc["program"], {"path": os.path.realpath(PYTHON), "go": False,
+                                          "out_of_reach": None})
+        self.assertEqual(doc["unexamined"], {"fds": [], "reason": None})
         by_fd = {s["fd"]: s for s in doc["sockets"]}
         expected_fds = set(holder["fds"].values())
         self.assertEqual(set(by_fd), expected_fds, "exactly the TCP sockets, no UDP/Unix")
@@ -460,7 +528,8 @@ class InspectTest(unittest.TestCase):
                          [os.path.basename(os.path.realpath(PRELOAD))])
         self.assertEqual(doc["environment"], {"KEEPALIVE_RULES": rules, "LD_PRELOAD": PRELOAD})
         self.assertEqual(doc["configuration"],
-                         {"valid": True, "enabled": True, "rules": 2, "problems": []})
+                         {"valid": True, "enabled": True, "rules": 2, "problems": [],
+                          "warnings": []})
         accepted = next(s for s in doc["sockets"] if s["fd"] == holder["fds"]["accepted"])
         self.assertEqual(accepted["keepalive"], {"enabled": True, "idle_s": 55, "intvl_s": 5,
                                                  "cnt": 2, "user_timeout_ms": 0})
@@ -479,11 +548,45 @@ class InspectTest(unittest.TestCase):
         text = keepalive("inspect", str(holder["pid"])).stdout
         self.assertIn("invalid, so libkeepalive is inactive in it", text)
 
+    def test_misspelled_variable_in_the_process_is_shown(self):
+        env = clean_env(LD_PRELOAD=PRELOAD, KEEPALIVE_IDEL="270")
+        _, holder = self.start_holder(env=env)
+        doc = self.inspect_json(holder["pid"])
+        self.assertTrue(doc["configuration"]["valid"])
+        self.assertEqual(doc["configuration"]["warnings"], [IDEL_WARNING])
+        text = keepalive("inspect", str(holder["pid"])).stdout
+        self.assertIn(f"Configuration in that environment: valid, 0 rules (keepalive check "
+                      f"explains it)\n  warning: {IDEL_WARNING}\n", text)
+
+    def test_go_program_is_out_of_the_librarys_reach(self):
+        # Preloaded, the library is loaded and says the configuration is
+        # valid: inspect must still say that it could not reach the sockets.
+        env = clean_env(LD_PRELOAD=PRELOAD, KEEPALIVE_IDLE="60")
+        process = subprocess.Popen([GO_MARKED], env=env, stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, text=True)
+        self.addCleanup(process.wait, timeout=TIMEOUT)
+        self.addCleanup(process.stdin.close)
+        self.assertTrue(process.stdout.readline().startswith("ready "))
+        process.stdout.close()
+        doc = self.inspect_json(process.pid)
+        self.assertTrue(doc["library"]["loaded"])
+        self.assertEqual(doc["program"]["path"], GO_MARKED)
+        self.assertTrue(doc["program"]["go"])
+        self.assertIn("is a Go program: the Go runtime makes its system calls itself",
+                      doc["program"]["out_of_reach"])
+        text = keepalive("inspect", str(process.pid)).stdout
+        self.assertIn(f"Out of the library's reach: {GO_MARKED} is a Go program: the Go runtime "
+                      "makes its system calls itself, not through the C library, so libkeepalive "
+                      "configures none of its sockets even when it is loaded; set its listening "
+                      "sockets from outside instead, with keepalive apply PID --listeners",
+                      text)
+
     def test_no_such_process(self):
         gone = subprocess.Popen(["true"])
         gone.wait()  # reaped: its PID is free
         result = keepalive("inspect", str(gone.pid))
-        self.assertEqual(result.returncode, 1)
+        # The same code as apply's for a process it cannot reach.
+        self.assertEqual(result.returncode, 3)
         self.assertEqual(result.stderr, f"keepalive inspect: no such process: {gone.pid}\n")
         self.assertEqual(result.stdout, "")
 
@@ -495,7 +598,7 @@ class InspectTest(unittest.TestCase):
         thread = threading.Thread(target=inspect_own_thread)
         thread.start()
         thread.join()
-        self.assertEqual(results[0].returncode, 1)
+        self.assertEqual(results[0].returncode, 3)
         self.assertIn("is not a process ID but a thread of one", results[0].stderr)
 
     def test_usage_errors_exit_2(self):
@@ -533,7 +636,7 @@ class InspectTest(unittest.TestCase):
         else:
             target = 1  # init: another user's process
             result = keepalive("inspect", str(target))
-        self.assertEqual(result.returncode, 1, result.stdout)
+        self.assertEqual(result.returncode, 3, result.stdout)
         self.assertIn(f"permission denied: reading the descriptors of process {target} needs "
                       "ptrace access to it", result.stderr)
         self.assertIn("CAP_SYS_PTRACE", result.stderr)

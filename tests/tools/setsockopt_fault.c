@@ -1,15 +1,22 @@
 /* setsockopt_fault.c — a fault-injection library for apply_test.py, preloaded
- * into the `keepalive` command itself (never into a target): setsockopt of
- * TCP_KEEPCNT fails with EPERM on sockets whose local port is
- * $KEEPALIVE_TEST_FAULT_PORT, so that `keepalive apply` meets a socket it
- * cannot set next to sockets it can. Every other call goes to libc. */
+ * into the `keepalive` command itself (never into a target):
+ *   - setsockopt of TCP_KEEPCNT fails with EPERM on sockets whose local port
+ *     is $LIBKEEPALIVE_TEST_FAULT_PORT, so that `keepalive apply` meets a
+ *     socket it cannot set next to sockets it can;
+ *   - readlinkat of the link named $LIBKEEPALIVE_TEST_FAULT_UNREADABLE_FD
+ *     (a descriptor number in /proc/PID/fd) fails with EACCES, so that
+ *     inspect and apply meet a descriptor they cannot examine next to
+ *     descriptors they can.
+ * Every other call goes to libc. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 typedef int (*setsockopt_fn)(int, int, int, const void *, socklen_t);
 
@@ -24,7 +31,7 @@ static int local_port(int fd) {
 
 __attribute__((visibility("default"))) int setsockopt(int fd, int level, int option,
                                                       const void *value, socklen_t len) {
-  const char *port = getenv("KEEPALIVE_TEST_FAULT_PORT");
+  const char *port = getenv("LIBKEEPALIVE_TEST_FAULT_PORT");
   if (level == IPPROTO_TCP && option == TCP_KEEPCNT && port != NULL &&
       local_port(fd) == atoi(port)) {
     errno = EPERM;
@@ -36,4 +43,21 @@ __attribute__((visibility("default"))) int setsockopt(int fd, int level, int opt
     return -1;
   }
   return real(fd, level, option, value, len);
+}
+
+typedef ssize_t (*readlinkat_fn)(int, const char *, char *, size_t);
+
+__attribute__((visibility("default"))) ssize_t readlinkat(int dirfd, const char *path, char *buf,
+                                                          size_t size) {
+  const char *unreadable = getenv("LIBKEEPALIVE_TEST_FAULT_UNREADABLE_FD");
+  if (unreadable != NULL && strcmp(path, unreadable) == 0) {
+    errno = EACCES;
+    return -1;
+  }
+  readlinkat_fn real = (readlinkat_fn)dlsym(RTLD_NEXT, "readlinkat");
+  if (real == NULL) {
+    errno = ENOSYS;
+    return -1;
+  }
+  return real(dirfd, path, buf, size);
 }
