@@ -31,8 +31,8 @@
 // Usage: ka_bench_cost --library <libkeepalive.so> --churn <ka_bench_churn>
 //                      --alloc-counter <libka_alloc_counter.so>
 //                      [--candidate <libkeepalive.so>] [--rounds R] [--seconds S]
-// KEEPALIVE_BENCH_ROUNDS, KEEPALIVE_BENCH_SECONDS and
-// KEEPALIVE_BENCH_CANDIDATE set the defaults (7 rounds, 2.5 s per run, none).
+// LIBKEEPALIVE_BENCH_ROUNDS, LIBKEEPALIVE_BENCH_SECONDS and
+// LIBKEEPALIVE_BENCH_CANDIDATE set the defaults (7 rounds, 2.5 s per run, none).
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -700,9 +700,9 @@ const char *env_or(const char *name, const char *fallback) {
 
 int main(int argc, char **argv) {
   std::string library, churn, alloc_counter;
-  std::string candidate = env_or("KEEPALIVE_BENCH_CANDIDATE", "");
-  int rounds = atoi(env_or("KEEPALIVE_BENCH_ROUNDS", "7"));
-  double seconds = atof(env_or("KEEPALIVE_BENCH_SECONDS", "2.5"));
+  std::string candidate = env_or("LIBKEEPALIVE_BENCH_CANDIDATE", "");
+  int rounds = atoi(env_or("LIBKEEPALIVE_BENCH_ROUNDS", "7"));
+  double seconds = atof(env_or("LIBKEEPALIVE_BENCH_SECONDS", "2.5"));
   bool usage = argc % 2 == 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string flag = argv[i];
@@ -736,7 +736,7 @@ int main(int argc, char **argv) {
   uname(&u);
   printf("machine: %ld CPUs online, %s, kernel %s %s, glibc %s\n", sysconf(_SC_NPROCESSORS_ONLN),
          cpu_model().c_str(), u.release, u.machine, gnu_get_libc_version());
-  printf("library: %s (build type %s)\n", library.c_str(), KEEPALIVE_BENCH_BUILD_TYPE);
+  printf("library: %s (build type %s)\n", library.c_str(), LIBKEEPALIVE_BENCH_BUILD_TYPE);
   if (!candidate.empty()) printf("candidate (variants marked *): %s\n", candidate.c_str());
   printf("load average at start: %s\n", load_average().c_str());
 

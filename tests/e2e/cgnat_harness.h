@@ -431,7 +431,7 @@ namespace cgnat_harness {
 class LibraryCgnatTest : public testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_FALSE(library().empty()) << "KEEPALIVE_TEST_LIBRARY must be set (CTest sets it)";
+    ASSERT_FALSE(library().empty()) << "LIBKEEPALIVE_TEST_LIBRARY must be set (CTest sets it)";
     CGNAT_REQUIRE_OR_SKIP();
     struct stat st {};
     ASSERT_EQ(stat(library().c_str(), &st), 0) << "library not built: " << library();

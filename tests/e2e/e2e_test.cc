@@ -5,7 +5,7 @@
 //
 // Prerequisites (root, ip, nft, namespaces allowed) are judged by
 // `cgnat check`: when one is missing each test is skipped with the reason,
-// or fails when KEEPALIVE_E2E_REQUIRED=1. Namespaces are named after this
+// or fails when LIBKEEPALIVE_E2E_REQUIRED=1. Namespaces are named after this
 // process (kanat-<pid>-<tag>) and removed on every exit path: by the Nat
 // guard's destructor (also on a failed assertion or an exception), by the
 // SIGINT/SIGTERM/SIGHUP handler, and, after a SIGKILL, by the `cgnat sweep`

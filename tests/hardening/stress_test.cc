@@ -7,7 +7,7 @@
 // accept4 flags identical to the unpreloaded run, no fd leaked, no deadlock
 // (the helper's watchdog ends a run that is not done after 60 s).
 //
-// KEEPALIVE_STRESS_CONNECTIONS (environment, else the CMake cache value)
+// LIBKEEPALIVE_STRESS_CONNECTIONS (environment, else the CMake cache value)
 // shortens it for development.
 #include <cstdlib>
 #include <string>
@@ -23,10 +23,10 @@ constexpr int kTimeoutS = kWatchdogS + 30;
 
 long Connections() {
   long n = KA_STRESS_CONNECTIONS;
-  if (const char *text = getenv("KEEPALIVE_STRESS_CONNECTIONS")) n = atol(text);
+  if (const char *text = getenv("LIBKEEPALIVE_STRESS_CONNECTIONS")) n = atol(text);
   if (n < 200000) {
     fprintf(stderr,
-            "\n*** stress_test: %ld connections (KEEPALIVE_STRESS_CONNECTIONS), "
+            "\n*** stress_test: %ld connections (LIBKEEPALIVE_STRESS_CONNECTIONS), "
             "fewer than the 200000 of the full run ***\n\n",
             n);
   }

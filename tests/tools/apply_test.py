@@ -7,7 +7,7 @@ shows `timer:(keepalive,...)` on a socket with keepalive on).
 
 Run by CTest (tests/tools/CMakeLists.txt), one test class per CTest test:
     apply_test.py ApplyTest|ApplyErrorsTest
-Environment: KEEPALIVE_COMMAND (the built bin/keepalive),
+Environment: LIBKEEPALIVE_COMMAND (the built bin/keepalive),
 LIBKEEPALIVE_TEST_SETSOCKOPT_FAULT (a library preloaded into the command to make
 one socket fail) and LIBKEEPALIVE_TEST_WITHOUT_SYSCALL (runs a command as on a
 kernel without one system call).

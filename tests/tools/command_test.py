@@ -5,7 +5,7 @@ JSON (the JSON is also fed to `python3 -m json.tool`).
 
 Run by CTest (tests/tools/CMakeLists.txt), one test class per CTest test:
     command_test.py MainTest|CheckTest|RunTest|InspectTest|ExamplesTest
-Environment: KEEPALIVE_COMMAND (the built bin/keepalive), LIBKEEPALIVE_TEST_PRELOAD
+Environment: LIBKEEPALIVE_COMMAND (the built bin/keepalive), LIBKEEPALIVE_TEST_PRELOAD
 (the lib/libkeepalive.so that `run` must preload) and LIBKEEPALIVE_TEST_SOURCE_DIR.
 """
 

@@ -1,7 +1,7 @@
 """command_testlib.py - what the `keepalive` command's Python tests share:
 the command under test, the kernel's keepalive defaults, a clean environment,
 running the command, and JSON that `python3 -m json.tool` must accept.
-Environment: KEEPALIVE_COMMAND (the built bin/keepalive).
+Environment: LIBKEEPALIVE_COMMAND (the built bin/keepalive).
 """
 
 import json
@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 
-COMMAND = os.environ["KEEPALIVE_COMMAND"]
+COMMAND = os.environ["LIBKEEPALIVE_COMMAND"]
 PYTHON = sys.executable
 TIMEOUT = 30
 

@@ -10,8 +10,8 @@ connections' keepalive timers read with `ss -tnoe`.
 
 Run by CTest (tests/tools/CMakeLists.txt), one test class per CTest test:
     unit_test.py EnableTest|HelpTest|DisableStatusTest|ProsodyNowTest
-Environment: KEEPALIVE_COMMAND (the built bin/keepalive), KEEPALIVE_TEST_PRELOAD
-(the built library). With KEEPALIVE_E2E_REQUIRED=1 (CI) a missing prerequisite
+Environment: LIBKEEPALIVE_COMMAND (the built bin/keepalive), LIBKEEPALIVE_TEST_PRELOAD
+(the built library). With LIBKEEPALIVE_E2E_REQUIRED=1 (CI) a missing prerequisite
 (root, systemd, prosody) fails instead of skipping.
 """
 
@@ -26,7 +26,7 @@ import unittest
 
 from command_testlib import COMMAND, TIMEOUT, clean_env, keepalive
 
-LIBRARY = os.path.abspath(os.environ["KEEPALIVE_TEST_PRELOAD"])
+LIBRARY = os.path.abspath(os.environ["LIBKEEPALIVE_TEST_PRELOAD"])
 PROSODY_UNIT = "/lib/systemd/system/prosody.service"
 SYSTEMD = "/usr/lib/systemd/systemd"
 NOBODY = 65534
@@ -34,11 +34,11 @@ RULES = "peer=127.0.0.0/8,::1 off; in port=5222,5223 idle=270 cnt=4; off"
 
 
 def require(test, missing):
-    """Skips loudly when `missing` (a reason) is set; fails under KEEPALIVE_E2E_REQUIRED=1."""
+    """Skips loudly when `missing` (a reason) is set; fails under LIBKEEPALIVE_E2E_REQUIRED=1."""
     if not missing:
         return
-    if os.environ.get("KEEPALIVE_E2E_REQUIRED") == "1":
-        test.fail(f"prerequisite missing (KEEPALIVE_E2E_REQUIRED=1): {missing}")
+    if os.environ.get("LIBKEEPALIVE_E2E_REQUIRED") == "1":
+        test.fail(f"prerequisite missing (LIBKEEPALIVE_E2E_REQUIRED=1): {missing}")
     test.skipTest(f"SKIPPED: {missing}")
 
 
@@ -254,7 +254,7 @@ class HelpTest(unittest.TestCase):
         """Every option in enable/disable/status --help is in keepalive(1), every
         option the manual gives these commands is in their --help, and their own
         help lines fit 80 columns (the shared FLAGS lines are cli.cc's)."""
-        manual = read(os.path.join(os.environ["KEEPALIVE_TEST_SOURCE_DIR"], "tools", "man",
+        manual = read(os.path.join(os.environ["LIBKEEPALIVE_TEST_SOURCE_DIR"], "tools", "man",
                                    "keepalive.1")).replace("\\-", "-")
         section = manual.split('.BR enable "', 1)[1].split('.BR "natprobe server"', 1)[0]
         option = r"(?<![\w-])--[a-z][a-z-]*"
