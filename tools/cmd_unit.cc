@@ -553,8 +553,9 @@ enum class Walk { kCompare, kDryRun, kReset };
 int walk_sockets(const char *name, pid_t pid, const keepalive_config &config, Walk walk) {
   keepalive_cli::TargetProcess target;
   std::vector<TcpSocket> sockets;
+  keepalive_cli::Unexamined unexamined;
   std::string error;
-  if (!target.open(pid, &error) || !target.read_tcp_sockets(&sockets, &error)) {
+  if (!target.open(pid, &error) || !target.read_tcp_sockets(&sockets, &unexamined, &error)) {
     print_error(name, "--now: " + error);
     return keepalive_cli::kExitNoProcess;
   }
@@ -651,8 +652,11 @@ int walk_sockets(const char *name, pid_t pid, const keepalive_config &config, Wa
            (walk == Walk::kDryRun ? " would be reset" : " reset");
   }
   out += (failed > 0 ? ", " + std::to_string(failed) + " FAILED" : "") + ".\n";
+  // A descriptor that could not be examined may be a connection not counted.
+  if (!unexamined.fds.empty()) out += keepalive_cli::unexamined_text(unexamined) + "\n";
   fputs(out.c_str(), stdout);
-  return failed > 0 ? keepalive_cli::kExitFailure : keepalive_cli::kExitOk;
+  return failed > 0 || !unexamined.fds.empty() ? keepalive_cli::kExitFailure
+                                                : keepalive_cli::kExitOk;
 }
 
 }  // namespace
