@@ -12,7 +12,8 @@
 // i only once the server has accepted it (a counter in the shared memory of
 // <shared-fd>, no syscall), and keeps at most kWindow connections open: so
 // the accept queue never overflows, and the library always meets a live
-// connection on both sides, whose facts (getpeername) can be read.
+// connection on both sides, whose facts (getpeername) can be read. The
+// second connection waits until the first was accepted.
 //
 // The connection loop allocates nothing. Reports, one `key=value` line each,
 // on stdout, for the driver:
@@ -222,7 +223,13 @@ void run_client(unsigned port, Shared *shared, long connections, bool exchange) 
       transfer(fd, buf, sizeof buf, false);
     }
     open_fds[i % kWindow] = fd;
-    if (i == 0) allocations.first_done();
+    if (i == 0) {
+      allocations.first_done();
+      // The first accept configures the listener (when the library can):
+      // every later connection then meets the same listener, so that the
+      // per-connection counts are exact.
+      wait_accepted(shared, 0);
+    }
   }
   for (long i = connections > kWindow ? connections - kWindow : 0; i < connections; ++i) {
     wait_accepted(shared, i);
