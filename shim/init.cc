@@ -115,8 +115,6 @@ const keepalive_config *active_config() {
   return current == kActive ? &config : nullptr;
 }
 
-int kernel_idle() { return kernel_idle_s; }
-
 bool timings_chosen(int fd, bool *readable) {
   keepalive_settings read_back;
   *readable = read_idle(fd, &read_back.idle_s);

@@ -23,9 +23,6 @@ const keepalive_config *active_config();
 // accepts later inherit them. Returns client; preserves errno.
 int configure_accepted(int listener, int client);
 
-// The kernel's default idle time, read once at load.
-int kernel_idle();
-
 // True when fd reads back a TCP_KEEPIDLE other than the kernel's default
 // (keepalive_timings_chosen): leave it alone. False too when the read fails
 // (the socket has no TCP level). *readable says whether the read worked.
