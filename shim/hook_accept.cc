@@ -1,10 +1,9 @@
-// hook_accept.cc — accept(): the real call, then the new socket is configured.
+// hook_accept.cc — accept(): the real call, then the accept path (init.h).
 
 #include <errno.h>
 
 #include "init.h"
 #include "real_calls.h"
-#include "sockopts.h"
 
 extern "C" __attribute__((visibility("default"))) int accept(int fd, sockaddr *addr,
                                                              socklen_t *addrlen) {
@@ -13,12 +12,5 @@ extern "C" __attribute__((visibility("default"))) int accept(int fd, sockaddr *a
     errno = ENOSYS;
     return -1;
   }
-  int client = real(fd, addr, addrlen);
-  if (client >= 0) {
-    const keepalive_config *cfg = keepalive::active_config();
-    if (cfg != nullptr && keepalive::has_tcp_protocol(client)) {
-      keepalive::configure_socket(cfg, client, KEEPALIVE_IN);
-    }
-  }
-  return client;
+  return keepalive::configure_accepted(fd, real(fd, addr, addrlen));
 }

@@ -21,6 +21,7 @@ namespace {
 enum State : int { kUnloaded = 0, kLoading = 1, kActive = 2, kInert = 3 };
 
 keepalive_config config;  // written once by load(), read-only afterwards
+int kernel_idle_s = KEEPALIVE_FALLBACK_KERNEL_IDLE_S;  // likewise
 int state = kUnloaded;
 // The thread and process loading, while state is kLoading.
 pid_t loader_tid = 0;
@@ -61,6 +62,7 @@ void load() {
     // Shown at every log level: a misspelled name silently means the
     // kernel's timings, which the library exists to avoid.
     report_warnings(config);
+    kernel_idle_s = keepalive_kernel_default_idle();
     if (!config.valid) {
       int shown = config.nproblems < KEEPALIVE_MAX_PROBLEMS ? config.nproblems
                                                             : KEEPALIVE_MAX_PROBLEMS;
@@ -125,11 +127,17 @@ const keepalive_config *active_config() {
   return current == kActive ? &config : nullptr;
 }
 
+bool timings_chosen(int fd, bool *readable) {
+  keepalive_settings read_back;
+  *readable = read_idle(fd, &read_back.idle_s);
+  return *readable && keepalive_timings_chosen(&read_back, kernel_idle_s);
+}
+
 bool decide_and_apply(const keepalive_config *cfg, int fd, keepalive_direction direction,
-                      keepalive_settings *settings, keepalive_apply_failure *failure) {
-  keepalive_socket_facts facts;
-  keepalive_read_facts(fd, direction, keepalive_needs(cfg, direction), &facts);
-  keepalive_decide(cfg, &facts, settings);
+                      keepalive_socket_facts *facts, keepalive_settings *settings,
+                      keepalive_apply_failure *failure) {
+  keepalive_read_facts(fd, direction, keepalive_needs(cfg, direction), facts);
+  keepalive_decide(cfg, facts, settings);
   if (!settings->enable) {
     // Nothing to set, so nothing to classify by; only a debug line needs it.
     failure->option = nullptr;
@@ -139,20 +147,84 @@ bool decide_and_apply(const keepalive_config *cfg, int fd, keepalive_direction d
   return apply_if_inet(fd, settings, failure);
 }
 
-void log_socket(const keepalive_config *cfg, int fd, keepalive_direction direction,
-                const keepalive_settings &settings, const keepalive_apply_failure &failure) {
-  if (cfg->log_level < KEEPALIVE_LOG_DEBUG) return;
+namespace {
+
+// "127.0.0.1:5222", "[::1]:5222" or "unknown": the peer of fd, for a log line.
+void format_peer(int fd, char *buf, size_t size) {
   // Read as an outgoing socket's facts: the peer address and the peer's port.
   keepalive_socket_facts facts;
   keepalive_read_facts(fd, KEEPALIVE_OUT, KEEPALIVE_NEED_PEER | KEEPALIVE_NEED_PORT, &facts);
-  char peer[INET6_ADDRSTRLEN + 8] = "unknown";
-  if (facts.has_peer) {
-    char address[INET6_ADDRSTRLEN];
-    inet_ntop(facts.peer.family == 4 ? AF_INET : AF_INET6, facts.peer.addr, address,
-              sizeof address);
-    snprintf(peer, sizeof peer, facts.peer.family == 4 ? "%s:%u" : "[%s]:%u", address,
-             static_cast<unsigned>(facts.port));
+  snprintf(buf, size, "unknown");
+  if (!facts.has_peer) return;
+  char address[INET6_ADDRSTRLEN];
+  inet_ntop(facts.peer.family == 4 ? AF_INET : AF_INET6, facts.peer.addr, address, sizeof address);
+  snprintf(buf, size, facts.peer.family == 4 ? "%s:%u" : "[%s]:%u", address,
+           static_cast<unsigned>(facts.port));
+}
+
+// True when `now` (read back) carries what `ours` sets: SO_KEEPALIVE on and
+// every value ours gives.
+bool carries(const keepalive_settings &now, const keepalive_settings &ours) {
+  return ours.enable && now.enable &&
+         (ours.idle_s == KEEPALIVE_UNSET || ours.idle_s == now.idle_s) &&
+         (ours.intvl_s == KEEPALIVE_UNSET || ours.intvl_s == now.intvl_s) &&
+         (ours.cnt == KEEPALIVE_UNSET || ours.cnt == now.cnt) &&
+         (ours.user_timeout_ms == KEEPALIVE_UNSET || ours.user_timeout_ms == now.user_timeout_ms);
+}
+
+// The listening socket carries `settings` from now on, so that the sockets
+// it accepts inherit them — unless inheritance could not be recognised (no
+// idle time of ours, or the kernel's: every accepted socket would take the
+// per-socket path anyway), the decision depends on the peer or is off, or
+// the program chose the listener's timings itself.
+void configure_listener(const keepalive_config *cfg, int listener,
+                        const keepalive_socket_facts &facts, const keepalive_settings &settings) {
+  if (settings.idle_s == KEEPALIVE_UNSET || settings.idle_s == kernel_idle_s) return;
+  keepalive_settings decided;
+  if (!keepalive_decide_listener(cfg, &facts, &decided)) return;
+  bool readable = false;
+  if (timings_chosen(listener, &readable) || !readable) return;
+  keepalive_apply_failure failure;
+  keepalive_apply(listener, &decided, &failure);
+  if (cfg->log_level < KEEPALIVE_LOG_DEBUG) return;
+  char values[160];
+  keepalive_format_settings(&decided, values, sizeof values);
+  if (failure.option != nullptr) {
+    log_line("listen fd=%d: %s; setting %s failed: %s", listener, values, failure.option,
+             strerrorname_np(failure.error) ? strerrorname_np(failure.error) : "unknown error");
+  } else {
+    log_line("listen fd=%d: %s; the sockets it accepts from now on inherit them", listener, values);
   }
+}
+
+}  // namespace
+
+int configure_accepted(int listener, int client) {
+  if (client < 0) return client;
+  const keepalive_config *cfg = active_config();
+  if (cfg == nullptr) return client;
+  bool readable = false;
+  if (timings_chosen(client, &readable)) {
+    log_left_alone(cfg, client, KEEPALIVE_IN);
+    return client;
+  }
+  if (!readable || !has_tcp_protocol(client)) return client;
+  keepalive_socket_facts facts;
+  keepalive_settings settings;
+  keepalive_apply_failure failure;
+  if (!decide_and_apply(cfg, client, KEEPALIVE_IN, &facts, &settings, &failure)) return client;
+  log_socket(cfg, client, KEEPALIVE_IN, settings, failure);
+  if (settings.enable && failure.option == nullptr) {
+    configure_listener(cfg, listener, facts, settings);
+  }
+  return client;
+}
+
+void log_socket(const keepalive_config *cfg, int fd, keepalive_direction direction,
+                const keepalive_settings &settings, const keepalive_apply_failure &failure) {
+  if (cfg->log_level < KEEPALIVE_LOG_DEBUG) return;
+  char peer[INET6_ADDRSTRLEN + 8];
+  format_peer(fd, peer, sizeof peer);
   char rule[KEEPALIVE_RULE_TEXT_LEN + 16] = "global";
   if (settings.rule != KEEPALIVE_RULE_GLOBAL) {
     snprintf(rule, sizeof rule, "%d (%s)", settings.rule + 1, cfg->rules[settings.rule].text);
@@ -160,18 +232,37 @@ void log_socket(const keepalive_config *cfg, int fd, keepalive_direction directi
   char values[160];
   keepalive_format_settings(&settings, values, sizeof values);
   if (failure.option != nullptr) {
-    log_line("%s fd=%d peer=%s rule=%s: %s; setting %s failed: %s",
-             direction_name(direction), fd, peer, rule, values, failure.option,
+    log_line("%s fd=%d peer=%s rule=%s: %s; setting %s failed: %s", direction_name(direction), fd,
+             peer, rule, values, failure.option,
              strerrorname_np(failure.error) ? strerrorname_np(failure.error) : "unknown error");
   } else {
     log_line("%s fd=%d peer=%s rule=%s: %s", direction_name(direction), fd, peer, rule, values);
   }
 }
 
+void log_left_alone(const keepalive_config *cfg, int fd, keepalive_direction direction) {
+  if (cfg->log_level < KEEPALIVE_LOG_DEBUG) return;
+  char peer[INET6_ADDRSTRLEN + 8];
+  format_peer(fd, peer, sizeof peer);
+  keepalive_settings now, ours;
+  keepalive_read_settings(fd, &now);
+  keepalive_socket_facts facts;
+  keepalive_read_facts(fd, direction, keepalive_needs(cfg, direction), &facts);
+  keepalive_decide(cfg, &facts, &ours);
+  char values[160];
+  keepalive_format_settings(&now, values, sizeof values);
+  const char *why = !carries(now, ours)         ? "the program chose its own keepalive timings"
+                    : direction == KEEPALIVE_IN ? "inherited from its listening socket"
+                                                : "already configured by an earlier connect()";
+  log_line("%s fd=%d peer=%s: left alone: %s (%s)", direction_name(direction), fd, peer, why,
+           values);
+}
+
 void configure_socket(const keepalive_config *cfg, int fd, keepalive_direction direction) {
+  keepalive_socket_facts facts;
   keepalive_settings settings;
   keepalive_apply_failure failure;
-  if (decide_and_apply(cfg, fd, direction, &settings, &failure)) {
+  if (decide_and_apply(cfg, fd, direction, &facts, &settings, &failure)) {
     log_socket(cfg, fd, direction, settings, failure);
   }
 }

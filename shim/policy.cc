@@ -82,7 +82,7 @@ void keepalive_decide(const keepalive_config *cfg, const keepalive_socket_facts 
   if (cfg->nrules == 0) {
     // The global settings: nothing to look up.
   } else if (cfg->index.usable &&
-      (facts->direction == KEEPALIVE_IN || facts->direction == KEEPALIVE_OUT)) {
+             (facts->direction == KEEPALIVE_IN || facts->direction == KEEPALIVE_OUT)) {
     rule = keepalive::indexed_first_match(cfg, facts);
   } else {
     for (int i = 0; i < cfg->nrules && rule == KEEPALIVE_RULE_GLOBAL; ++i) {
@@ -90,6 +90,33 @@ void keepalive_decide(const keepalive_config *cfg, const keepalive_socket_facts 
     }
   }
   *out = rule == KEEPALIVE_RULE_GLOBAL ? cfg->global : cfg->rules[rule].settings;
+}
+
+int keepalive_decide_listener(const keepalive_config *cfg, const keepalive_socket_facts *facts,
+                              keepalive_settings *out) {
+  *out = cfg->global;
+  out->enable = 0;
+  if (!cfg->enabled) return 0;
+  // First match over the incoming rules, as keepalive_decide, but a rule
+  // that needs the peer ends it: connections from some peers would match.
+  int rule = KEEPALIVE_RULE_GLOBAL;
+  for (int i = 0; i < cfg->nrules && rule == KEEPALIVE_RULE_GLOBAL; ++i) {
+    const keepalive_rule &r = cfg->rules[i];
+    if (r.directions != 0 && (r.directions & KEEPALIVE_IN) == 0) continue;
+    if (r.nports != 0 && !facts->has_port) return 0;
+    if (!port_matches(r, *facts)) continue;
+    if (r.npeers != 0) return 0;
+    rule = i;
+  }
+  const keepalive_settings &decided =
+      rule == KEEPALIVE_RULE_GLOBAL ? cfg->global : cfg->rules[rule].settings;
+  if (!decided.enable) return 0;
+  *out = decided;
+  return 1;
+}
+
+int keepalive_timings_chosen(const keepalive_settings *read_back, int kernel_idle_s) {
+  return read_back->idle_s != kernel_idle_s ? 1 : 0;
 }
 
 int keepalive_format_settings(const keepalive_settings *s, char *buf, size_t size) {

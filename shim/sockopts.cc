@@ -2,6 +2,8 @@
 // the facts a rule needs, apply settings, read settings back. Every function
 // preserves errno, so that nothing here is visible to the host program.
 
+#include "sockopts.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -9,8 +11,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include "sockopts.h"
 
 #include "keepalive/keepalive.h"
 
@@ -139,9 +139,32 @@ int apply_options(int fd, const keepalive_settings *s, keepalive_apply_failure *
   return failures;
 }
 
+// A positive number of seconds, at most `max`, from a /proc/sys file;
+// `fallback` when it cannot be read.
+int read_proc_seconds(const char *path, int max, int fallback) {
+  ErrnoGuard guard;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fallback;
+  char buf[16];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return fallback;
+  int value = 0;
+  for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; ++i) {
+    value = value * 10 + (buf[i] - '0');
+    if (value > max) return fallback;
+  }
+  return value > 0 ? value : fallback;
+}
+
 }  // namespace
 
 namespace keepalive {
+
+bool read_idle(int fd, int *idle_s) {
+  ErrnoGuard guard;
+  return get_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, idle_s);
+}
 
 bool has_tcp_protocol(int fd) {
   ErrnoGuard guard;
@@ -221,19 +244,13 @@ int keepalive_read_settings(int fd, keepalive_settings *out) {
 }
 
 int keepalive_kernel_default_intvl(void) {
-  ErrnoGuard guard;
-  int fd = open("/proc/sys/net/ipv4/tcp_keepalive_intvl", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return KEEPALIVE_FALLBACK_KERNEL_INTVL_S;
-  char buf[16];
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return KEEPALIVE_FALLBACK_KERNEL_INTVL_S;
-  int value = 0;
-  for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; ++i) {
-    value = value * 10 + (buf[i] - '0');
-    if (value > KEEPALIVE_INTVL_MAX_S) return KEEPALIVE_FALLBACK_KERNEL_INTVL_S;
-  }
-  return value > 0 ? value : KEEPALIVE_FALLBACK_KERNEL_INTVL_S;
+  return read_proc_seconds("/proc/sys/net/ipv4/tcp_keepalive_intvl", KEEPALIVE_INTVL_MAX_S,
+                           KEEPALIVE_FALLBACK_KERNEL_INTVL_S);
+}
+
+int keepalive_kernel_default_idle(void) {
+  return read_proc_seconds("/proc/sys/net/ipv4/tcp_keepalive_time", KEEPALIVE_IDLE_MAX_S,
+                           KEEPALIVE_FALLBACK_KERNEL_IDLE_S);
 }
 
 }  // extern "C"

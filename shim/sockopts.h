@@ -7,6 +7,11 @@
 
 namespace keepalive {
 
+// Reads fd's TCP_KEEPIDLE: one getsockopt. False for sockets without the
+// IPPROTO_TCP level (Unix, UDP, SCTP, other families); true for TCP and
+// MPTCP, which has_tcp_protocol then tells apart. Preserves errno.
+bool read_idle(int fd, int *idle_s);
+
 // True when fd's SO_PROTOCOL is IPPROTO_TCP: one getsockopt. Rules out Unix,
 // UDP, SCTP and MPTCP sockets, but not other families that reuse the number
 // 6 (netlink, CAN, Bluetooth); apply_if_inet finishes the classification.

@@ -50,6 +50,8 @@ void print_help() {
       "with pidfd_getfd shares it); the process is not stopped, and nothing but TCP\n"
       "sockets is touched. A socket a rule turns `off` is left as it is: apply never\n"
       "switches keepalive off.\n"
+      "As with the library, a socket whose idle time is not the kernel's default\n"
+      "has had its timings chosen (by the program, or earlier) and is left alone.\n"
       "\n"
       "FLAGS:\n";
   text += keepalive_cli::ConfigFlags::usage();
@@ -61,7 +63,7 @@ void print_help() {
       "--listeners",
       "also set the listening sockets: connections accepted from now on inherit their "
       "options, even without the library (a listener cannot tell peers apart: rules with "
-      "peer= are pointed out)");
+      "peer=: if a peer= rule decides its port, it is left alone)");
   text += keepalive_cli::help_entry("--dry-run", "show what would be set, set nothing");
   text += keepalive_cli::help_entry("--json", "one JSON object on stdout instead of a table");
   text +=
@@ -95,6 +97,8 @@ enum class Action {
   kSet,           // options set and read back
   kWouldSet,      // --dry-run: what kSet would do
   kLeft,          // the decision is off: left as it is
+  kChosen,        // its keepalive timings were chosen (keepalive_timings_chosen): left alone
+  kByPeer,        // a listener whose connections a peer= rule decides: left alone
   kListener,      // a listening socket, and no --listeners
   kNotConnected,  // neither established nor listening
   kGone,          // closed (or its descriptor reused) since it was listed
@@ -260,8 +264,21 @@ Outcome process_socket(const keepalive_cli::TargetProcess &target, const keepali
         config, keepalive_cli::port_of(socket.local), outcome.settings);
   }
 
+  // As the library: the program's own timings win (on a listener too), and
+  // a listener carries only settings that cannot depend on the peer.
+  keepalive_settings listener_settings;
+  bool left = true;
   if (!outcome.settings.enable) {
     outcome.action = Action::kLeft;
+  } else if (outcome.before_read &&
+             keepalive_timings_chosen(&outcome.before, keepalive_kernel_default_idle())) {
+    outcome.action = Action::kChosen;
+  } else if (socket.listening && !keepalive_decide_listener(&config, &facts, &listener_settings)) {
+    outcome.action = Action::kByPeer;
+  } else {
+    left = false;
+  }
+  if (left) {
     outcome.after_read = outcome.before_read;
     outcome.after = outcome.before;
     return outcome;
@@ -295,6 +312,10 @@ const char *action_name(Action action) {
       return "would_set";
     case Action::kLeft:
       return "left";
+    case Action::kChosen:
+      return "own_timings";
+    case Action::kByPeer:
+      return "decided_by_peer";
     case Action::kListener:
       return "listener_not_set";
     case Action::kNotConnected:
@@ -314,6 +335,8 @@ const char *action_text(Action action) {
     case Action::kWouldSet:
       return "would set";
     case Action::kLeft:
+    case Action::kChosen:
+    case Action::kByPeer:
       return "left";
     case Action::kListener:
     case Action::kNotConnected:
@@ -366,6 +389,11 @@ std::string keepalive_column(const keepalive_config &config, const Outcome &outc
     case Action::kLeft:
       return before + (config.enabled ? " (the rule says off: left as it is)"
                                       : " (KEEPALIVE=off: left as it is)");
+    case Action::kChosen:
+      return before + " (timings chosen by the program, or set earlier: left alone)";
+    case Action::kByPeer:
+      return before + " (a peer= rule decides connections on this port: each is set when " +
+             "accepted, by libkeepalive if preloaded)";
     case Action::kListener:
       return before + " (listening: --listeners sets it for connections accepted from now on)";
     case Action::kNotConnected:
@@ -381,12 +409,8 @@ std::string keepalive_column(const keepalive_config &config, const Outcome &outc
   return before;
 }
 
-std::string rule_reference(const keepalive_config &config, int rule) {
-  return "rule " + std::to_string(rule + 1) + " (" + config.rules[rule].text + ")";
-}
-
 struct Counts {
-  int set = 0, left = 0, listeners_skipped = 0, other_skipped = 0, gone = 0, failed = 0;
+  int set = 0, left = 0, own = 0, listeners_skipped = 0, other_skipped = 0, gone = 0, failed = 0;
 };
 
 Counts count(const std::vector<Outcome> &outcomes) {
@@ -399,6 +423,10 @@ Counts count(const std::vector<Outcome> &outcomes) {
         break;
       case Action::kLeft:
         ++counts.left;
+        break;
+      case Action::kChosen:
+      case Action::kByPeer:
+        ++counts.own;
         break;
       case Action::kListener:
         ++counts.listeners_skipped;
@@ -475,18 +503,13 @@ std::string text_report(const keepalive_cli::TargetProcess &target, const std::s
 
   // What the table cannot say in a cell; listeners with the same settings
   // share one line.
-  Grouped inherited, unhonoured;
+  Grouped inherited;
   for (const Outcome &outcome : outcomes) {
     if (!outcome.socket.listening) continue;
     std::string local = keepalive_cli::format_endpoint(outcome.socket.local);
     std::string settings = settings_text(outcome.after_read, outcome.after);
     if (outcome.action == Action::kSet || outcome.action == Action::kWouldSet) {
       add_to_group(&inherited, settings, local);
-    }
-    for (int rule : outcome.peer_rules) {
-      std::string tail = outcome.settings.enable ? "inherit the listener's " + settings
-                                                 : "are not set by the listener";
-      add_to_group(&unhonoured, rule_reference(config, rule) + "\n" + tail, local);
     }
   }
   std::string notes;
@@ -498,14 +521,6 @@ std::string text_report(const keepalive_cli::TargetProcess &target, const std::s
              " set: connections accepted from now on inherit " + settings +
              ", even without libkeepalive.\n";
   }
-  for (const auto &[key, locals] : unhonoured) {
-    size_t newline = key.find('\n');
-    notes += "Note: " + key.substr(0, newline) +
-             " selects by peer, which a listening socket cannot do: connections it matches that "
-             "are accepted on " +
-             joined(locals) + " from now on " + key.substr(newline + 1) +
-             "; only libkeepalive, when preloaded, gives them the rule's settings.\n";
-  }
   if (!notes.empty()) out += "\n" + notes;
 
   Counts counts = count(outcomes);
@@ -516,6 +531,7 @@ std::string text_report(const keepalive_cli::TargetProcess &target, const std::s
     parts.push_back(std::to_string(counts.left) +
                     (config.enabled ? " left as the rules say" : " left as they are"));
   }
+  if (counts.own > 0) parts.push_back(std::to_string(counts.own) + " left alone");
   if (counts.listeners_skipped > 0) {
     parts.push_back(plural(counts.listeners_skipped, "listening socket", "listening sockets") +
                     " skipped (--listeners)");
@@ -601,7 +617,7 @@ std::string json_report(const keepalive_cli::TargetProcess &target, const std::s
   json.key("summary").begin_object();
   json.field("sockets", static_cast<int>(outcomes.size()));
   json.field(options.dry_run ? "would_set" : "set", counts.set);
-  json.field("left", counts.left);
+  json.field("left", counts.left + counts.own);
   json.field("skipped", counts.listeners_skipped + counts.other_skipped);
   json.field("gone", counts.gone);
   json.field("failed", counts.failed);

@@ -6,6 +6,7 @@
 // Exit 0 shown, 1 shown but some descriptors not examined, 2 usage, 3 cannot
 // inspect (no such process, permission, kernel).
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -35,6 +36,8 @@ void print_help() {
       "direction (in: local port is one the process listens on) and keepalive settings\n"
       "as the kernel reports them; whether libkeepalive is loaded in the process; and\n"
       "its KEEPALIVE_* environment as it was when the process started.\n"
+      "With the library loaded, a socket whose timings were chosen says why the\n"
+      "library leaves it alone.\n"
       "\n"
       "Reading another process's sockets needs ptrace access to it (pidfd_getfd): the\n"
       "same user where the ptrace policy allows it, otherwise root or CAP_SYS_PTRACE.\n"
@@ -85,6 +88,56 @@ std::string keepalive_text(const TcpSocket &socket) {
   char text[160];
   keepalive_format_settings(&shown, text, sizeof text);
   return text;
+}
+
+// The peer address as a rule sees it (v4-mapped IPv6 as IPv4), through the
+// core's own address parser.
+bool peer_address(const TcpSocket &socket, keepalive_address *out) {
+  char text[INET6_ADDRSTRLEN] = "";
+  const void *address =
+      socket.peer.ss_family == AF_INET
+          ? static_cast<const void *>(&reinterpret_cast<const sockaddr_in &>(socket.peer).sin_addr)
+          : &reinterpret_cast<const sockaddr_in6 &>(socket.peer).sin6_addr;
+  keepalive_cidr cidr;
+  if (inet_ntop(socket.peer.ss_family, address, text, sizeof text) == nullptr ||
+      !keepalive_parse_cidr(text, strlen(text), &cidr)) {
+    return false;
+  }
+  *out = cidr.net;
+  return true;
+}
+
+// Why libkeepalive (loaded, with a valid configuration) leaves this socket
+// as it is, or "" when it does not: its idle time is not the kernel's
+// default, so its timings were chosen — by the program, or by the library
+// (on its listener, or before its connect) when it carries the library's
+// decision. The kernel's idle time is read now.
+std::string left_alone_reason(const ProcessFacts &facts, const TcpSocket &socket) {
+  if (facts.config == nullptr || facts.libraries.empty() || !facts.config->enabled ||
+      !socket.keepalive_read ||
+      !keepalive_timings_chosen(&socket.keepalive, keepalive_kernel_default_idle())) {
+    return "";
+  }
+  keepalive_socket_facts decided_by{};
+  decided_by.direction = socket.listening ? KEEPALIVE_IN : socket.direction;
+  const sockaddr_storage &service =
+      decided_by.direction == KEEPALIVE_IN ? socket.local : socket.peer;
+  if (decided_by.direction == KEEPALIVE_IN ? socket.has_local : socket.has_peer) {
+    decided_by.has_port = 1;
+    decided_by.port = keepalive_cli::port_of(service);
+  }
+  decided_by.has_peer = socket.has_peer && peer_address(socket, &decided_by.peer);
+  keepalive_settings ours;
+  keepalive_decide(facts.config.get(), &decided_by, &ours);
+  const keepalive_settings &now = socket.keepalive;
+  bool carries_ours =
+      ours.enable && now.enable && ours.idle_s == now.idle_s &&
+      (ours.intvl_s == KEEPALIVE_UNSET || ours.intvl_s == now.intvl_s) &&
+      (ours.cnt == KEEPALIVE_UNSET || ours.cnt == now.cnt) &&
+      (ours.user_timeout_ms == KEEPALIVE_UNSET || ours.user_timeout_ms == now.user_timeout_ms);
+  if (!carries_ours) return "the program's own timings: left alone";
+  return socket.listening ? "libkeepalive's: accepted sockets inherit them"
+                          : "libkeepalive's (set once, then left alone)";
 }
 
 std::string text_report(pid_t pid, const ProcessFacts &facts,
@@ -152,6 +205,8 @@ std::string text_report(pid_t pid, const ProcessFacts &facts,
                     socket.has_local ? keepalive_cli::format_endpoint(socket.local) : "-",
                     socket.has_peer ? keepalive_cli::format_endpoint(socket.peer) : "-",
                     keepalive_text(socket)});
+    std::string reason = left_alone_reason(facts, socket);
+    if (!reason.empty()) rows.back().back() += " (" + reason + ")";
   }
   out += keepalive_cli::format_table(rows);
   return out + not_examined;
@@ -227,6 +282,13 @@ std::string json_report(pid_t pid, const ProcessFacts &facts,
     keepalive_cli::socket_identity_json(&json, socket);
     keepalive_cli::socket_settings_json(&json, "keepalive", socket.keepalive_read,
                                         socket.keepalive);
+    std::string reason = left_alone_reason(facts, socket);
+    json.key("left_alone");
+    if (reason.empty()) {
+      json.null();
+    } else {
+      json.string(reason);
+    }
     json.end_object();
   }
   json.end_array();

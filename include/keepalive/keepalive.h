@@ -42,8 +42,9 @@ extern "C" {
 #define KEEPALIVE_INTVL_MAX_S 32767
 #define KEEPALIVE_CNT_MAX 127
 #define KEEPALIVE_USER_TIMEOUT_MAX_MS 2147483647LL
-/* Used when the kernel's default interval cannot be read. */
+/* Used when the kernel's default interval or idle time cannot be read. */
 #define KEEPALIVE_FALLBACK_KERNEL_INTVL_S 75
+#define KEEPALIVE_FALLBACK_KERNEL_IDLE_S 7200
 
 /* A value that is not set: the kernel's (or the socket's) value stays. */
 #define KEEPALIVE_UNSET (-1)
@@ -222,6 +223,22 @@ KEEPALIVE_API const char *keepalive_closest_variable(const char *name);
  * when it cannot be read. Preserves errno. */
 KEEPALIVE_API int keepalive_kernel_default_intvl(void);
 
+/* The kernel's default TCP keepalive idle time in seconds, from
+ * /proc/sys/net/ipv4/tcp_keepalive_time (what TCP_KEEPIDLE reads on a socket
+ * whose idle time was never set); KEEPALIVE_FALLBACK_KERNEL_IDLE_S when it
+ * cannot be read. Preserves errno. */
+KEEPALIVE_API int keepalive_kernel_default_idle(void);
+
+/* 1 when a socket's keepalive timings were chosen for it — by the program,
+ * or inherited from a listening socket whose timings were chosen — i.e. when
+ * its TCP_KEEPIDLE (read_back->idle_s, as keepalive_read_settings reads it)
+ * differs from the kernel's default idle time. Such a socket is left alone
+ * entirely: the program's own timings win, and are never mixed with ours. A
+ * socket that only has SO_KEEPALIVE switched on, with the kernel's timings,
+ * has not chosen them. (A program that sets exactly the kernel's default, or
+ * only INTVL/CNT/USER_TIMEOUT, is not recognised.) Pure. */
+KEEPALIVE_API int keepalive_timings_chosen(const keepalive_settings *read_back, int kernel_idle_s);
+
 /*
  * Parses a duration: a bare number is seconds; otherwise numbers with units
  * h, m/min, s, ms in that order, each at most once ("4m30s", "1h", "90s",
@@ -241,6 +258,18 @@ KEEPALIVE_API unsigned keepalive_needs(const keepalive_config *cfg, keepalive_di
 KEEPALIVE_API void keepalive_decide(const keepalive_config *cfg,
                                     const keepalive_socket_facts *facts,
                                     keepalive_settings *out);
+
+/* Decides the settings of the listening socket that accepted a socket with
+ * these facts (its local port is the listener's), so that the sockets it
+ * accepts later inherit them. Returns 1 and fills *out only when every
+ * connection the listener accepts on facts->port gets the same enabled
+ * decision whatever its peer: no rule with peer= is reachable for that port
+ * (facts->has_peer is ignored), and the decision is not `off` (an `off` rule
+ * leaves the listener untouched). Otherwise returns 0 with out->enable = 0.
+ * Pure. */
+KEEPALIVE_API int keepalive_decide_listener(const keepalive_config *cfg,
+                                            const keepalive_socket_facts *facts,
+                                            keepalive_settings *out);
 
 /* 1 when `rule` matches `facts`. A rule that needs a fact the facts lack does
  * not match. Pure. */

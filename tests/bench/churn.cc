@@ -1,16 +1,19 @@
 // churn.cc — the connection-churn workload of the cost benchmark: the two
 // processes that bench_cost.cc starts, with or without libkeepalive preloaded.
 //
-//   ka_bench_churn server <listening-fd> <shared-fd> <connections> [--memory]
-//   ka_bench_churn client <port> <shared-fd> <connections> [--memory]
+//   ka_bench_churn server <listening-fd> <shared-fd> <connections> [--memory|--exchange]
+//   ka_bench_churn client <port> <shared-fd> <connections> [--memory|--exchange]
 //
-// The server accepts (accept()) and closes each connection; the client
+// The server accepts (accept()) and closes each connection (with --exchange,
+// after reading 512 bytes and writing 512 back: one request and its answer,
+// which the client awaits before its next connect); the client
 // connects to 127.0.0.1:<port> and closes with SO_LINGER 0 (a reset: no
 // TIME_WAIT, so ephemeral ports never run out). The client closes connection
 // i only once the server has accepted it (a counter in the shared memory of
 // <shared-fd>, no syscall), and keeps at most kWindow connections open: so
 // the accept queue never overflows, and the library always meets a live
-// connection on both sides, whose facts (getpeername) can be read.
+// connection on both sides, whose facts (getpeername) can be read. The
+// second connection waits until the first was accepted.
 //
 // The connection loop allocates nothing. Reports, one `key=value` line each,
 // on stdout, for the driver:
@@ -36,7 +39,6 @@
 namespace {
 
 constexpr long kWindow = 64;  // client connections open at most
-
 struct Shared {
   long accepted;  // connections the server has accepted (and configured)
 };
@@ -44,6 +46,18 @@ struct Shared {
 [[noreturn]] void die(const char *what) {
   fprintf(stderr, "ka_bench_churn: %s: %s\n", what, strerror(errno));
   exit(1);
+}
+
+constexpr size_t kExchangeBytes = 512;
+
+// Reads or writes exactly n bytes (blocking socket).
+void transfer(int fd, char *buf, size_t n, bool write_it) {
+  for (size_t done = 0; done < n;) {
+    ssize_t got = write_it ? write(fd, buf + done, n - done) : read(fd, buf + done, n - done);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) die(write_it ? "write" : "read");
+    done += static_cast<size_t>(got);
+  }
 }
 
 long parse_long(const char *text) {
@@ -142,8 +156,9 @@ void report_memory(const char *side) {
       side, vmrss, rss_anon, size, rss, pss, private_dirty);
 }
 
-void run_server(int listener, Shared *shared, long connections) {
+void run_server(int listener, Shared *shared, long connections, bool exchange) {
   AllocationProbe allocations;
+  char buf[kExchangeBytes];
   for (long i = 0; i < connections; ++i) {
     sockaddr_storage peer;
     socklen_t len = sizeof peer;
@@ -154,6 +169,10 @@ void run_server(int listener, Shared *shared, long connections) {
         continue;
       }
       die("accept");
+    }
+    if (exchange) {
+      transfer(fd, buf, sizeof buf, false);
+      transfer(fd, buf, sizeof buf, true);
     }
     close(fd);
     __atomic_store_n(&shared->accepted, i + 1, __ATOMIC_RELEASE);
@@ -179,7 +198,9 @@ void close_with_reset(int fd) {
   close(fd);
 }
 
-void run_client(unsigned port, Shared *shared, long connections) {
+void run_client(unsigned port, Shared *shared, long connections, bool exchange) {
+  char buf[kExchangeBytes];
+  memset(buf, 'x', sizeof buf);
   sockaddr_in server;
   memset(&server, 0, sizeof server);
   server.sin_family = AF_INET;
@@ -197,8 +218,18 @@ void run_client(unsigned port, Shared *shared, long connections) {
     if (connect(fd, reinterpret_cast<const sockaddr *>(&server), sizeof server) != 0) {
       die("connect");
     }
+    if (exchange) {
+      transfer(fd, buf, sizeof buf, true);
+      transfer(fd, buf, sizeof buf, false);
+    }
     open_fds[i % kWindow] = fd;
-    if (i == 0) allocations.first_done();
+    if (i == 0) {
+      allocations.first_done();
+      // The first accept configures the listener (when the library can):
+      // every later connection then meets the same listener, so that the
+      // per-connection counts are exact.
+      wait_accepted(shared, 0);
+    }
   }
   for (long i = connections > kWindow ? connections - kWindow : 0; i < connections; ++i) {
     wait_accepted(shared, i);
@@ -211,10 +242,14 @@ void run_client(unsigned port, Shared *shared, long connections) {
 }  // namespace
 
 int main(int argc, char **argv) {
-  if (argc < 5 || argc > 6 || (argc == 6 && strcmp(argv[5], "--memory") != 0)) {
+  bool memory = argc == 6 && strcmp(argv[5], "--memory") == 0;
+  bool exchange = argc == 6 && strcmp(argv[5], "--exchange") == 0;
+  if (argc < 5 || argc > 6 || (argc == 6 && !memory && !exchange)) {
     fprintf(stderr,
-            "usage: ka_bench_churn server <listening-fd> <shared-fd> <connections> [--memory]\n"
-            "       ka_bench_churn client <port> <shared-fd> <connections> [--memory]\n");
+            "usage: ka_bench_churn server <listening-fd> <shared-fd> <connections> "
+            "[--memory|--exchange]\n"
+            "       ka_bench_churn client <port> <shared-fd> <connections> "
+            "[--memory|--exchange]\n");
     return 2;
   }
   bool server = strcmp(argv[1], "server") == 0;
@@ -223,10 +258,10 @@ int main(int argc, char **argv) {
   Shared *shared = map_shared(static_cast<int>(parse_long(argv[3])));
   long connections = parse_long(argv[4]);
   if (server) {
-    run_server(static_cast<int>(target), shared, connections);
+    run_server(static_cast<int>(target), shared, connections, exchange);
   } else {
-    run_client(static_cast<unsigned>(target), shared, connections);
+    run_client(static_cast<unsigned>(target), shared, connections, exchange);
   }
-  if (argc == 6) report_memory(server ? "server" : "client");
+  if (memory) report_memory(server ? "server" : "client");
   return 0;
 }

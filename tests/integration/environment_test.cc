@@ -258,11 +258,17 @@ TEST(Log, DebugPrintsOneLinePerConfiguredSocket) {
         << name << "\n"
         << run.err;
   }
-  // Two per-socket lines, and nothing per socket beyond them.
+  // Two per-socket lines and the listener's, and nothing per socket beyond them.
   size_t per_socket = 0;
   for (const auto &line : lines)
     per_socket += std::regex_search(line, std::regex("\\bfd=\\d+")) ? 1 : 0;
-  EXPECT_EQ(per_socket, 2u) << run.err;
+  EXPECT_EQ(per_socket, 3u) << run.err;
+  std::regex listener("^libkeepalive: listen fd=\\d+: idle=240s .*inherit");
+  EXPECT_EQ(
+      std::count_if(lines.begin(), lines.end(),
+                    [&](const std::string &line) { return std::regex_search(line, listener); }),
+      1)
+      << run.err;
 }
 
 TEST(Log, QuietByDefaultAndOneLineAtInfo) {

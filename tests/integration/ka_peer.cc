@@ -280,6 +280,12 @@ int ConnectStep(const std::string &name, const std::string &host, uint16_t port,
 //                                         socket (a listener, or one already
 //                                         connected: EISCONN)
 //   setidle SOCKET SECONDS                TCP_KEEPIDLE set by the application
+//   socket NAME 4|6                       a TCP socket, not yet connected (for
+//                                         options set before `again`)
+//   bound NAME                            a socket bound to 127.0.0.1, never
+//                                         listening: @NAME is a refused port
+//   keepalive SOCKET IDLE INTVL CNT       SO_KEEPALIVE on and the values set by
+//                                         the application (0: that one not set)
 //   show                                  reports sock.* of every socket so far
 // CALL is accept | accept4[+nonblock][+cloexec].
 int RunScript(const std::vector<std::string> &args) {
@@ -351,6 +357,26 @@ int RunScript(const std::vector<std::string> &args) {
       int seconds = std::atoi(next("seconds").c_str());
       if (setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &seconds, sizeof seconds) != 0)
         Die("TCP_KEEPIDLE");
+    } else if (step == "socket") {
+      std::string name = next("name"), family = next("family");
+      int fd = socket(family == "6" ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+      if (fd < 0) Die("socket");
+      g_sockets.emplace_back(name, fd);
+    } else if (step == "bound") {
+      std::string name = next("name");
+      int fd = socket(AF_INET, SOCK_STREAM, 0);
+      Address a = MakeAddress("127.0.0.1", 0);
+      if (fd < 0 || bind(fd, a.get(), a.len) != 0) Die("bound socket");
+      g_listeners[name] = fd;
+    } else if (step == "keepalive") {
+      int fd = socket_named(next("socket"));
+      int on = 1;
+      if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on) != 0) Die("SO_KEEPALIVE");
+      for (int option : {TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT}) {
+        int value = std::atoi(next("value").c_str());
+        if (value != 0 && setsockopt(fd, IPPROTO_TCP, option, &value, sizeof value) != 0)
+          Die("TCP_KEEP*");
+      }
     } else if (step == "show") {
       ShowAll();
     } else {

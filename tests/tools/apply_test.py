@@ -60,6 +60,7 @@ def as_nobody():
 #   connect NAME PORT          open a connection to 127.0.0.1:PORT
 #   dup NAME NEWNAME           a second descriptor for the same socket
 #   send NAME TEXT             send TEXT on a connection
+#   setopt NAME IDLE INTVL CNT SO_KEEPALIVE on and the program's own timings
 HOLDER = textwrap.dedent("""
     import json, os, socket, sys
     TCP_OPTIONS = (socket.TCP_KEEPIDLE, socket.TCP_KEEPINTVL, socket.TCP_KEEPCNT,
@@ -96,6 +97,10 @@ HOLDER = textwrap.dedent("""
             sockets[words[2]] = sockets[words[1]].dup()
         elif words[0] == "send":
             sockets[words[1]].sendall(words[2].encode())
+        elif words[0] == "setopt":
+            sockets[words[1]].setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            for option, value in zip(TCP_OPTIONS, words[2:]):
+                sockets[words[1]].setsockopt(socket.IPPROTO_TCP, option, int(value))
         report()
 """)
 
@@ -349,6 +354,11 @@ class ApplyTest(unittest.TestCase):
         holder.accept("before", "a")
         self.assertEqual(holder.options("before"), UNTOUCHED)
 
+        doc = parse_json(self, keepalive("apply", str(holder.pid), "--listeners", "--json",
+                                         "--dry-run", "--rules", rules).stdout)
+        listener = next(s for s in doc["sockets"] if s["fd"] == holder.socket("a")["fd"])
+        self.assertEqual((listener["direction"], listener["action"]), ("listen", "would_set"))
+        self.assertTrue(listener["inherited_by_new_connections"])
         result = keepalive("apply", str(holder.pid), "--listeners", "--rules", rules)
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertIn(f"Listening socket 127.0.0.1:{port_a} is set: connections accepted from "
@@ -361,36 +371,50 @@ class ApplyTest(unittest.TestCase):
         self.assertEqual(holder.options("after_a"), [1, 33, 4, 2, 0])
         self.assertEqual(holder.options("after_b"), UNTOUCHED)
         self.assertEqual(holder.timers("after_a", "after_b"), [True, False])
+        # Applied again: the listener's timings are chosen now (as the
+        # library sees it), so it is left alone, with what it carries.
         doc = parse_json(self, keepalive("apply", str(holder.pid), "--listeners", "--json",
-                                         "--rules", rules).stdout)
+                                         "--rules", "in idle=99").stdout)
         listener = next(s for s in doc["sockets"] if s["fd"] == holder.socket("a")["fd"])
-        self.assertEqual((listener["direction"], listener["action"]), ("listen", "set"))
-        self.assertTrue(listener["inherited_by_new_connections"])
+        self.assertEqual((listener["direction"], listener["action"]), ("listen", "own_timings"))
+        self.assertEqual(holder.options("a"), [1, 33, 4, 2, 0])
 
-    def test_listener_cannot_honour_peer_rules(self):
+    def test_listener_is_left_alone_when_a_peer_rule_decides(self):
+        # As the library: a listener cannot stand for connections a peer=
+        # rule decides (they would inherit its settings and be left alone).
         holder = Holder(self)
         port_a = holder.port("a")
         rules = f"peer=127.0.0.2 off; in port={port_a} idle=20; off"
-        result = keepalive("apply", str(holder.pid), "--listeners", "--dry-run", "--rules", rules)
+        result = keepalive("apply", str(holder.pid), "--listeners", "--rules", rules)
         self.assertEqual(result.returncode, 0, result.stderr)
-        self.assertIn("Note: rule 1 (peer=127.0.0.2 off) selects by peer, which a listening "
-                      f"socket cannot do: connections it matches that are accepted on "
-                      f"127.0.0.1:{port_a} from now on inherit the listener's idle=20s",
-                      result.stdout)
+        self.assertIn("(a peer= rule decides connections on this port: each is set when "
+                      "accepted, by libkeepalive if preloaded)", result.stdout)
+        self.assertEqual(holder.options("a"), UNTOUCHED)
         doc = parse_json(self, keepalive("apply", str(holder.pid), "--listeners", "--dry-run",
                                          "--json", "--rules", rules).stdout)
         by_fd = {s["fd"]: s for s in doc["sockets"]}
+        self.assertEqual(by_fd[holder.socket("a")["fd"]]["action"], "decided_by_peer")
         self.assertEqual(by_fd[holder.socket("a")["fd"]]["peer_rules_not_honoured"], [1])
         self.assertEqual(by_fd[holder.socket("b")["fd"]]["peer_rules_not_honoured"], [])
         self.assertEqual(by_fd[holder.socket("b")["fd"]]["action"], "left")
         # Listeners with the same outcome share one line.
         result = keepalive("apply", str(holder.pid), "--listeners", "--dry-run", "--rules",
-                           "peer=127.0.0.2 off; in idle=20")
+                           "in idle=20")
         both = f"127.0.0.1:{port_a}, 127.0.0.1:{holder.port('b')}"
         self.assertIn(f"Listening sockets {both} would be set: connections accepted from now on "
                       "inherit idle=20s", result.stdout)
-        self.assertIn(f"that are accepted on {both} from now on inherit", result.stdout)
-        self.assertEqual(result.stdout.count("Note: rule 1"), 1, result.stdout)
+
+    def test_own_timings_are_left_alone(self):
+        # A connection whose idle time the program chose keeps all its values.
+        holder = self.standard_holder()
+        holder.command("setopt in_a 1800 10 3")
+        result = keepalive("apply", str(holder.pid), "--idle", "40", "--cnt", "5")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(holder.options("in_a"), [1, 1800, 10, 3, 0])
+        row = next(line for line in result.stdout.splitlines()
+                   if line.startswith(f"{holder.socket('in_a')['fd']} "))
+        self.assertIn("(timings chosen by the program, or set earlier: left alone)", row)
+        self.assertIn("left alone", result.stdout.splitlines()[-1])
 
     def test_socket_under_two_descriptors_is_one_line(self):
         holder = Holder(self)

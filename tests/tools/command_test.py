@@ -533,7 +533,17 @@ class InspectTest(unittest.TestCase):
         accepted = next(s for s in doc["sockets"] if s["fd"] == holder["fds"]["accepted"])
         self.assertEqual(accepted["keepalive"], {"enabled": True, "idle_s": 55, "intvl_s": 5,
                                                  "cnt": 2, "user_timeout_ms": 0})
+        # Why the library leaves each socket as it is now.
+        by_fd = {s["fd"]: s for s in doc["sockets"]}
+        self.assertEqual(accepted["left_alone"], "libkeepalive's (set once, then left alone)")
+        self.assertEqual(by_fd[holder["fds"]["listener"]]["left_alone"],
+                         "libkeepalive's: accepted sockets inherit them")
+        self.assertEqual(by_fd[holder["fds"]["client"]]["left_alone"],
+                         "the program's own timings: left alone")
         text = keepalive("inspect", str(holder["pid"])).stdout
+        client_row = next(line for line in text.splitlines()
+                          if line.split()[:1] == [str(holder["fds"]["client"])])
+        self.assertTrue(client_row.endswith("(the program's own timings: left alone)"), client_row)
         self.assertIn("libkeepalive: loaded", text)
         self.assertIn(f"KEEPALIVE_RULES={rules}", text)
         self.assertIn("Configuration in that environment: valid, 2 rules", text)

@@ -1,6 +1,8 @@
 // policy_test.cc — keepalive_decide / keepalive_rule_matches: directions,
 // ports and ranges, v4/v6/v4-mapped peers, prefix lengths 0 and full,
-// first-match order and fallback to the global settings.
+// first-match order and fallback to the global settings;
+// keepalive_decide_listener (when a listener can stand for its connections)
+// and keepalive_timings_chosen.
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -39,9 +41,9 @@ constexpr keepalive_direction OUT = KEEPALIVE_OUT;
 struct Case {
   const char *rules;
   keepalive_direction direction;
-  int port;          // 0 = fact absent
-  const char *peer;  // nullptr = fact absent
-  int expected_rule; // 1-based rule number, 0 = global
+  int port;           // 0 = fact absent
+  const char *peer;   // nullptr = fact absent
+  int expected_rule;  // 1-based rule number, 0 = global
   int expected_enable;
 };
 
@@ -123,6 +125,75 @@ TEST(Decide, SettingsComeFromTheMatchingRuleOrGlobals) {
   EXPECT_EQ(s.idle_s, 100);
   EXPECT_EQ(s.intvl_s, 75);
   EXPECT_EQ(s.cnt, 3);
+}
+
+struct ListenerCase {
+  const char *rules;
+  int port;           // the listener's port; 0 = fact absent
+  int expected;       // keepalive_decide_listener's answer
+  int expected_rule;  // when 1: 1-based rule number, 0 = global
+};
+
+class DecideListener : public ::testing::TestWithParam<ListenerCase> {};
+
+// Where the listener can carry the settings, they are exactly what
+// keepalive_decide gives every connection on that port, from any peer.
+TEST_P(DecideListener, OnlyWhenEveryPeerGetsTheSameEnabledDecision) {
+  const ListenerCase &c = GetParam();
+  auto cfg = load({{"KEEPALIVE_IDLE", "100"}, {"KEEPALIVE_RULES", c.rules}});
+  ASSERT_TRUE(cfg->valid) << cfg->problems[0];
+  keepalive_socket_facts f = facts(IN, c.port, "127.0.0.1");
+  keepalive_settings s;
+  EXPECT_EQ(keepalive_decide_listener(cfg.get(), &f, &s), c.expected) << c.rules;
+  if (c.expected == 0) {
+    EXPECT_EQ(s.enable, 0) << c.rules;
+    return;
+  }
+  EXPECT_EQ(s.rule, c.expected_rule - 1) << c.rules;
+  for (const char *peer : {"127.0.0.1", "100.64.0.2", "2001:db8::1"}) {
+    keepalive_socket_facts each = facts(IN, c.port, peer);
+    keepalive_settings decided;
+    keepalive_decide(cfg.get(), &each, &decided);
+    EXPECT_EQ(decided.rule, s.rule) << c.rules << " peer " << peer;
+    EXPECT_EQ(decided.idle_s, s.idle_s) << c.rules << " peer " << peer;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, DecideListener,
+    ::testing::Values(
+        ListenerCase{"", 5222, 1, 0},                                          // globals only
+        ListenerCase{"in port=5222 idle=5", 5222, 1, 1},                       // port rule
+        ListenerCase{"in port=5222 idle=5", 5269, 1, 0},                       // another port
+        ListenerCase{"out peer=10.0.0.0/8 idle=5", 5222, 1, 0},                // outgoing only
+        ListenerCase{"in port=5269 peer=10.0.0.0/8 off", 5222, 1, 0},          // other port's peers
+        ListenerCase{"in port=5222 idle=5; peer=10.0.0.0/8 off", 5222, 1, 1},  // unreachable
+        ListenerCase{"peer=10.0.0.0/8 idle=5", 5222, 0, 0},                    // peer decides
+        ListenerCase{"in port=5222 peer=10.0.0.0/8 idle=5", 5222, 0, 0},
+        ListenerCase{"in port=1 idle=5; peer=::1 off; in idle=6", 5222, 0, 0},
+        ListenerCase{"in port=5222 off", 5222, 0, 0},  // off: untouched
+        ListenerCase{"in off", 5222, 0, 0},
+        ListenerCase{"in port=5222 idle=5", 0, 0, 0}));  // port unknown
+
+TEST(DecideListener, NothingWhenDisabledOrInvalid) {
+  keepalive_socket_facts f = facts(IN, 5222, nullptr);
+  keepalive_settings s;
+  EXPECT_EQ(keepalive_decide_listener(load({{"KEEPALIVE", "off"}}).get(), &f, &s), 0);
+  EXPECT_EQ(s.enable, 0);
+  EXPECT_EQ(keepalive_decide_listener(load({{"KEEPALIVE_IDLE", "x"}}).get(), &f, &s), 0);
+  EXPECT_EQ(s.enable, 0);
+}
+
+TEST(TimingsChosen, ByTheIdleTimeAgainstTheKernelDefault) {
+  keepalive_settings read_back{1, 7200, 75, 9, 0, KEEPALIVE_RULE_GLOBAL};
+  EXPECT_EQ(keepalive_timings_chosen(&read_back, 7200), 0);  // SO_KEEPALIVE only (Prosody)
+  read_back.enable = 0;
+  EXPECT_EQ(keepalive_timings_chosen(&read_back, 7200), 0);  // nothing at all
+  read_back.intvl_s = 10;
+  EXPECT_EQ(keepalive_timings_chosen(&read_back, 7200), 0);  // INTVL only: not recognised
+  read_back.idle_s = 1800;
+  EXPECT_EQ(keepalive_timings_chosen(&read_back, 7200), 1);  // nginx so_keepalive=30m
+  EXPECT_EQ(keepalive_timings_chosen(&read_back, 1800), 0);  // equal to another kernel's default
 }
 
 TEST(Format, SettingsAndOff) {
