@@ -176,7 +176,9 @@ void BadAccepts(const Listener &l) {
   Observe("accept4_einval_flags", [&] { return accept4(l.fd, nullptr, nullptr, 0x40000000); });
 }
 
-void AcceptAddresses(const Listener &l, void *no_access) {
+// Never inlined: memcheck.supp names this function in the stack of the bad
+// pointers it passes on purpose, in every build type.
+__attribute__((noinline)) void AcceptAddresses(const Listener &l, void *no_access) {
   // A bad address or length pointer: the kernel answers EFAULT (the
   // connection is then lost); the library must not touch either first.
   int c = Pending(l);
@@ -242,7 +244,8 @@ void Interrupted(const Listener &l) {
   Observe("accept4_eintr", [&] { return accept4(l.fd, nullptr, nullptr, SOCK_CLOEXEC); });
 }
 
-void BadConnects(const Listener &l, void *no_access, char *page_end) {
+// Never inlined, like AcceptAddresses (memcheck.supp).
+__attribute__((noinline)) void BadConnects(const Listener &l, void *no_access, char *page_end) {
   int fd = Tcp();
   Observe("connect_efault_addr",
           [&] { return connect(fd, reinterpret_cast<const sockaddr *>(1), sizeof(sockaddr_in)); });
