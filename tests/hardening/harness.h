@@ -58,7 +58,12 @@ struct Result {
 // *_OPTIONS of this process and `env`; stdin is /dev/null. Kills the child's
 // whole process group after timeout_s seconds. kBrokenPipe: stderr is a pipe
 // whose reading end is already closed (a log reader that went away).
-enum class Stderr { kCaptured, kBrokenPipe };
+// kFullPipe, kFullFifo: stderr is a pipe (a named FIFO) of 4 KiB, filled
+// before the start through a separate non-blocking open, so that the
+// child's fd 2 is blocking and full; nobody reads it until the child prints
+// ka_peer::kReadStderrLine on stdout or closes stdout. Result::err then
+// holds what the child wrote, without the filling.
+enum class Stderr { kCaptured, kBrokenPipe, kFullPipe, kFullFifo };
 Result RunProgram(const std::vector<std::string> &argv, const Env &env, int timeout_s,
                   Stderr stderr_mode = Stderr::kCaptured);
 
