@@ -30,6 +30,7 @@ namespace ka_hardening {
 std::string Library() { return KA_LIBRARY; }
 std::string EarlyLibrary() { return KA_EARLY_LIBRARY; }
 std::string DlConnectLibrary() { return KA_DLCONNECT_LIBRARY; }
+std::string SetsockoptFaultLibrary() { return KA_SETSOCKOPT_FAULT_LIBRARY; }
 std::string Helper(const std::string &name) { return std::string(KA_BINDIR) + "/" + name; }
 std::string PreloadPrefix() { return KA_PRELOAD_PREFIX; }
 bool SanitizedBuild() { return !PreloadPrefix().empty(); }

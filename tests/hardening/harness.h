@@ -36,6 +36,8 @@ std::string Helper(const std::string &name);
 // The odd callers' libraries (early_connect_lib.cc, dl_connect_lib.cc).
 std::string EarlyLibrary();
 std::string DlConnectLibrary();
+// tests/tools/setsockopt_fault.c: makes setsockopt(TCP_KEEPCNT) fail.
+std::string SetsockoptFaultLibrary();
 
 // Empty, or the sanitizer runtime a sanitized build needs first in
 // LD_PRELOAD (KEEPALIVE_TEST_PRELOAD_PREFIX, set by the asan/tsan presets).

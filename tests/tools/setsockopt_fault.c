@@ -1,14 +1,19 @@
-/* setsockopt_fault.c — a fault-injection library for apply_test.py, preloaded
- * into the `keepalive` command itself (never into a target): setsockopt of
- * TCP_KEEPCNT fails with EPERM on sockets whose local port is
- * $KEEPALIVE_TEST_FAULT_PORT, so that `keepalive apply` meets a socket it
- * cannot set next to sockets it can. Every other call goes to libc. */
+/* setsockopt_fault.c — a fault-injection library: setsockopt of TCP_KEEPCNT
+ * fails with EPERM on sockets whose local port is $KEEPALIVE_TEST_FAULT_PORT,
+ * or on every socket when it is "any". Every other call goes to libc.
+ *   apply_test.py preloads it into the `keepalive` command (never into a
+ *   target), so that `keepalive apply` meets a socket it cannot set next to
+ *   sockets it can.
+ *   faults_test.cc preloads it after libkeepalive.so into a program, so that
+ *   the library's own option calls fail inside the program's accept() and
+ *   connect(): errno must still be what libc left. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 
 typedef int (*setsockopt_fn)(int, int, int, const void *, socklen_t);
@@ -26,7 +31,7 @@ __attribute__((visibility("default"))) int setsockopt(int fd, int level, int opt
                                                       const void *value, socklen_t len) {
   const char *port = getenv("KEEPALIVE_TEST_FAULT_PORT");
   if (level == IPPROTO_TCP && option == TCP_KEEPCNT && port != NULL &&
-      local_port(fd) == atoi(port)) {
+      (strcmp(port, "any") == 0 || local_port(fd) == atoi(port))) {
     errno = EPERM;
     return -1;
   }
