@@ -1,5 +1,9 @@
 // log.h — the only place that writes diagnostics: one line to stderr per
-// call, prefixed "libkeepalive: ", written with a single write(2).
+// call, prefixed "libkeepalive: ", written whole in a single call or not at
+// all. The library never waits for its own output: a line stderr cannot
+// take at once (a full pipe nobody reads, a terminal on hold) is dropped and
+// counted, and the next line that gets through is preceded by "N lines
+// dropped". fd 2's file status flags are never changed.
 #ifndef KEEPALIVE_SHIM_LOG_H
 #define KEEPALIVE_SHIM_LOG_H
 
@@ -11,9 +15,9 @@ namespace keepalive {
 // Without this call (the command, the tests) log_line always writes.
 void log_remember_stderr();
 
-// Formats and writes one line; never allocates, preserves errno, and never
-// raises SIGPIPE (a stderr pipe nobody reads any more must not kill the
-// program).
+// Formats and writes one line (at most 1024 bytes with its newline); never
+// blocks, never allocates, preserves errno, and never raises SIGPIPE (a
+// stderr pipe nobody reads any more must not kill the program).
 __attribute__((format(printf, 1, 2))) void log_line(const char *format, ...);
 
 }  // namespace keepalive

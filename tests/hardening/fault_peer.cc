@@ -7,6 +7,11 @@
 //   ka_faults memcheck  basic without EMFILE, for valgrind (which keeps a
 //                     descriptor limit of its own and closes what the kernel
 //                     hands out above it: accept's connection would be lost)
+//   ka_faults optfail calls that succeed, or fail in the kernel, while
+//                     the library's own setsockopt calls fail (run with
+//                     tests/tools/setsockopt_fault.c preloaded after the
+//                     library): accept, accept4, blocking and non-blocking
+//                     connect, a refused connect
 //   ka_faults netns   faults that need a black hole and a missing route; run
 //                     inside a network namespace the test made, with lo up
 //                     and an nft rule dropping TCP to port 9 at input (SYNs
@@ -176,7 +181,9 @@ void BadAccepts(const Listener &l) {
   Observe("accept4_einval_flags", [&] { return accept4(l.fd, nullptr, nullptr, 0x40000000); });
 }
 
-void AcceptAddresses(const Listener &l, void *no_access) {
+// Never inlined: memcheck.supp names this function in the stack of the bad
+// pointers it passes on purpose, in every build type.
+__attribute__((noinline)) void AcceptAddresses(const Listener &l, void *no_access) {
   // A bad address or length pointer: the kernel answers EFAULT (the
   // connection is then lost); the library must not touch either first.
   int c = Pending(l);
@@ -242,7 +249,8 @@ void Interrupted(const Listener &l) {
   Observe("accept4_eintr", [&] { return accept4(l.fd, nullptr, nullptr, SOCK_CLOEXEC); });
 }
 
-void BadConnects(const Listener &l, void *no_access, char *page_end) {
+// Never inlined, like AcceptAddresses (memcheck.supp).
+__attribute__((noinline)) void BadConnects(const Listener &l, void *no_access, char *page_end) {
   int fd = Tcp();
   Observe("connect_efault_addr",
           [&] { return connect(fd, reinterpret_cast<const sockaddr *>(1), sizeof(sockaddr_in)); });
@@ -339,6 +347,47 @@ void Connected(const Listener &l) {
   ReportOwn("blocking_connect_repeated", fd);
   s = accept(l.fd, nullptr, nullptr);
   close(s);
+  close(fd);
+}
+
+// Each hooked call that gives the library a socket to configure, with
+// errno preset: one that succeeds must leave the sentinel, one that fails
+// must leave libc's errno, whatever the library's option calls met.
+void UnderFailingOptions(const Listener &l) {
+  sockaddr_in to = l.addr;
+  int c = Pending(l);
+  int s = Observe("optfail_accept", [&] { return accept(l.fd, nullptr, nullptr); });
+  ReportSock("optfail_accept", s);
+  close(s);
+  close(c);
+  c = Pending(l);
+  s = Observe("optfail_accept4", [&] { return accept4(l.fd, nullptr, nullptr, SOCK_CLOEXEC); });
+  ReportSock("optfail_accept4", s);
+  close(s);
+  close(c);
+
+  int fd = Tcp();
+  Observe("optfail_connect", [&] { return connect(fd, Sa(&to), sizeof to); });
+  ReportSock("optfail_connect", fd);
+  close(fd);
+  close(accept(l.fd, nullptr, nullptr));
+  fd = Tcp(SOCK_NONBLOCK);
+  Observe("optfail_connect_nonblocking", [&] { return connect(fd, Sa(&to), sizeof to); });
+  WaitWritable(fd);
+  ReportSock("optfail_connect_nonblocking", fd);
+  close(fd);
+  close(accept(l.fd, nullptr, nullptr));
+
+  // A port nobody listens on: bound, then closed.
+  int probe = Tcp();
+  sockaddr_in closed = ka_peer::Loopback4("127.0.0.1", 0);
+  socklen_t len = sizeof closed;
+  if (bind(probe, Sa(&closed), len) != 0 || getsockname(probe, Sa(&closed), &len) != 0) {
+    Die("bind");
+  }
+  close(probe);
+  fd = Tcp();
+  Observe("optfail_connect_refused", [&] { return connect(fd, Sa(&closed), sizeof closed); });
   close(fd);
 }
 
@@ -439,10 +488,14 @@ int main(int argc, char **argv) {
   Report("process.preloaded", ka_peer::LibraryLoaded() ? "1" : "0");
   if (mode == "basic" || mode == "memcheck") {
     Basic(mode == "basic");
+  } else if (mode == "optfail") {
+    Listener l = Listen(0);
+    UnderFailingOptions(l);
+    close(l.fd);
   } else if (mode == "netns") {
     InNamespace();
   } else {
-    fprintf(stderr, "usage: ka_faults basic|memcheck|netns\n");
+    fprintf(stderr, "usage: ka_faults basic|memcheck|optfail|netns\n");
     return 2;
   }
   Report("done", "1");

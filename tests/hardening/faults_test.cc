@@ -10,7 +10,8 @@
 // ECONNREFUSED, EINPROGRESS, EALREADY, EISCONN, ENETUNREACH, EMFILE (and a
 // connection accepted/connected with the very last descriptor).
 // Also: settings the application makes after its first connect() survive
-// its later connect() calls on the same socket.
+// its later connect() calls on the same socket; errno stays libc's when the
+// library's own option calls fail inside accept(), accept4() and connect().
 #include <string>
 
 #include "harness.h"
@@ -127,6 +128,23 @@ void ExpectUnchanged(const Report &without, const Report &with, const Report &ex
 
 const std::vector<std::string> kBasic = {Helper("ka_faults"), "basic"};
 
+// ka_faults optfail without the library: what libc answers.
+const Report kOptfailOutcomes = {
+    {"call.optfail_accept", "ok"},
+    {"call.optfail_accept4", "ok"},
+    {"call.optfail_connect", "ok"},
+    {"call.optfail_connect_nonblocking", "EINPROGRESS"},
+    {"call.optfail_connect_refused", "ECONNREFUSED"},
+};
+
+// A configured socket whose TCP_KEEPCNT could not be set (the kernel's
+// count stays): "1/<idle>/5/<kernel probes>/6001".
+std::string ConfiguredButCount(int idle) {
+  std::string kernel = KernelDefaultState();  // 0/time/intvl/probes/0
+  size_t end = kernel.rfind('/'), begin = kernel.rfind('/', end - 1) + 1;
+  return "1/" + std::to_string(idle) + "/5/" + kernel.substr(begin, end - begin) + "/6001";
+}
+
 TEST(Faults, PassThroughUnchanged) {
   Report without = RunFaults(kBasic, {});
   Report with = RunFaults(kBasic, Preloaded(kGlobals));
@@ -136,6 +154,32 @@ TEST(Faults, PassThroughUnchanged) {
     EXPECT_EQ(Get(with, key), kConfigured) << key;
   }
   EXPECT_EQ(Get(with, "sock.connect_udp"), "0/-1/-1/-1/-1");
+}
+
+// The library's own setsockopt calls fail (tests/tools/setsockopt_fault.c,
+// preloaded after it: TCP_KEEPCNT gives EPERM on every socket) inside the
+// program's accept(), accept4() and connect(): errno after each call is
+// exactly what libc left — the preset sentinel after a success, EINPROGRESS
+// or ECONNREFUSED after a failure. With a peer rule, connect() sets the
+// options after the real call, right over its errno.
+TEST(Faults, ErrnoStaysWhenTheLibrarysOptionsFail) {
+  const std::vector<std::string> optfail = {Helper("ka_faults"), "optfail"};
+  Report without = RunFaults(optfail, {});
+  for (const char *rules : {"", "out peer=127.0.0.0/8 idle=23"}) {
+    SCOPED_TRACE(rules);
+    Env env = kGlobals;
+    if (*rules != '\0') env.emplace_back("KEEPALIVE_RULES", rules);
+    env.emplace_back("LIBKEEPALIVE_TEST_FAULT_PORT", "any");
+    env.emplace_back("LD_PRELOAD", PreloadValue(Library() + ":" + SetsockoptFaultLibrary()));
+    Report with = RunFaults(optfail, env);
+    ExpectUnchanged(without, with, kOptfailOutcomes);
+    // The fault really hit the library's calls: all but the count were set.
+    std::string connected = ConfiguredButCount(*rules != '\0' ? 23 : 17);
+    EXPECT_EQ(Get(with, "sock.optfail_accept"), ConfiguredButCount(17));
+    EXPECT_EQ(Get(with, "sock.optfail_accept4"), ConfiguredButCount(17));
+    EXPECT_EQ(Get(with, "sock.optfail_connect"), connected);
+    EXPECT_EQ(Get(with, "sock.optfail_connect_nonblocking"), connected);
+  }
 }
 
 // With a rule on the peer, connect() takes the hook's other path (the real

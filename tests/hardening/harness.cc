@@ -8,16 +8,20 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
+
+#include "peer_util.h"
 
 extern char **environ;
 
@@ -26,6 +30,7 @@ namespace ka_hardening {
 std::string Library() { return KA_LIBRARY; }
 std::string EarlyLibrary() { return KA_EARLY_LIBRARY; }
 std::string DlConnectLibrary() { return KA_DLCONNECT_LIBRARY; }
+std::string SetsockoptFaultLibrary() { return KA_SETSOCKOPT_FAULT_LIBRARY; }
 std::string Helper(const std::string &name) { return std::string(KA_BINDIR) + "/" + name; }
 std::string PreloadPrefix() { return KA_PRELOAD_PREFIX; }
 bool SanitizedBuild() { return !PreloadPrefix().empty(); }
@@ -39,12 +44,58 @@ Env Preloaded(Env env) {
   return env;
 }
 
+namespace {
+
+constexpr char kFiller = '#';
+constexpr int kFullPipeSize = 4096;
+
+// A named FIFO in a directory of its own, opened for reading (blocking) and
+// for writing, then unlinked: read_write[0] reads, read_write[1] writes.
+bool OpenFifo(int read_write[2]) {
+  char dir[] = "/tmp/ka_fifo.XXXXXX";
+  if (mkdtemp(dir) == nullptr) return false;
+  std::string path = std::string(dir) + "/stderr";
+  bool ok = mkfifo(path.c_str(), 0600) == 0 &&
+            (read_write[0] = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC)) >= 0 &&
+            (read_write[1] = open(path.c_str(), O_WRONLY | O_CLOEXEC)) >= 0 &&
+            fcntl(read_write[0], F_SETFL, 0) == 0;
+  unlink(path.c_str());
+  rmdir(dir);
+  return ok;
+}
+
+// Shrinks the pipe to 4 KiB and fills it through a non-blocking open of its
+// own, leaving write_end (the child's fd 2) blocking. Returns the bytes
+// written, or -1.
+long FillPipe(int read_end, int write_end) {
+  if (fcntl(read_end, F_SETPIPE_SZ, kFullPipeSize) < 0) return -1;
+  std::string path = "/proc/self/fd/" + std::to_string(write_end);
+  int filler = open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  if (filler < 0) return -1;
+  std::string chunk(kFullPipeSize, kFiller);
+  long total = 0;
+  for (ssize_t n; (n = write(filler, chunk.data(), chunk.size())) > 0;) total += n;
+  bool full = errno == EAGAIN;
+  close(filler);
+  if (!full || (fcntl(write_end, F_GETFL) & O_NONBLOCK) != 0) return -1;
+  return total;
+}
+
+}  // namespace
+
 Result RunProgram(const std::vector<std::string> &argv, const Env &env, int timeout_s,
                   Stderr stderr_mode) {
   Result result;
   int out[2], err[2];
-  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
-    ADD_FAILURE() << "pipe2: " << strerror(errno);
+  bool fifo = stderr_mode == Stderr::kFullFifo;
+  if (pipe2(out, O_CLOEXEC) != 0 || (fifo ? !OpenFifo(err) : pipe2(err, O_CLOEXEC) != 0)) {
+    ADD_FAILURE() << "pipe2/mkfifo: " << strerror(errno);
+    return result;
+  }
+  bool held = fifo || stderr_mode == Stderr::kFullPipe;
+  long filler = held ? FillPipe(err[0], err[1]) : 0;
+  if (filler < 0) {
+    ADD_FAILURE() << "cannot fill the stderr pipe: " << strerror(errno);
     return result;
   }
   posix_spawn_file_actions_t actions;
@@ -90,7 +141,8 @@ Result RunProgram(const std::vector<std::string> &argv, const Env &env, int time
   }
   auto deadline = start + std::chrono::seconds(timeout_s);
   bool broken = stderr_mode == Stderr::kBrokenPipe;
-  pollfd fds[2] = {{out[0], POLLIN, 0}, {broken ? -1 : err[0], POLLIN, 0}};
+  // A held stderr stays out of the poll until released.
+  pollfd fds[2] = {{out[0], POLLIN, 0}, {broken || held ? -1 : err[0], POLLIN, 0}};
   std::string *sinks[2] = {&result.out, &result.err};
   int open_pipes = broken ? 1 : 2;
   while (open_pipes > 0) {
@@ -115,9 +167,22 @@ Result RunProgram(const std::vector<std::string> &argv, const Env &env, int time
         --open_pipes;
       }
     }
+    bool release = fds[0].fd < 0 || result.out.find(std::string(ka_peer::kReadStderrLine) + "\n") !=
+                                        std::string::npos;
+    if (held && release) {
+      fds[1].fd = err[0];
+      held = false;
+    }
   }
+  if (held) close(err[0]);
   for (auto &p : fds) {
     if (p.fd >= 0) close(p.fd);
+  }
+  if (filler > 0 && !result.timed_out) {
+    if (result.err.compare(0, filler, std::string(filler, kFiller)) != 0) {
+      ADD_FAILURE() << "the filling of stderr came back altered";
+    }
+    result.err.erase(0, std::min<size_t>(filler, result.err.size()));
   }
   int wstatus = 0;
   if (result.timed_out) {

@@ -36,6 +36,8 @@ std::string Helper(const std::string &name);
 // The odd callers' libraries (early_connect_lib.cc, dl_connect_lib.cc).
 std::string EarlyLibrary();
 std::string DlConnectLibrary();
+// tests/tools/setsockopt_fault.c: makes setsockopt(TCP_KEEPCNT) fail.
+std::string SetsockoptFaultLibrary();
 
 // Empty, or the sanitizer runtime a sanitized build needs first in
 // LD_PRELOAD (LIBKEEPALIVE_TEST_PRELOAD_PREFIX, set by the asan/tsan presets).
@@ -58,7 +60,12 @@ struct Result {
 // *_OPTIONS of this process and `env`; stdin is /dev/null. Kills the child's
 // whole process group after timeout_s seconds. kBrokenPipe: stderr is a pipe
 // whose reading end is already closed (a log reader that went away).
-enum class Stderr { kCaptured, kBrokenPipe };
+// kFullPipe, kFullFifo: stderr is a pipe (a named FIFO) of 4 KiB, filled
+// before the start through a separate non-blocking open, so that the
+// child's fd 2 is blocking and full; nobody reads it until the child prints
+// ka_peer::kReadStderrLine on stdout or closes stdout. Result::err then
+// holds what the child wrote, without the filling.
+enum class Stderr { kCaptured, kBrokenPipe, kFullPipe, kFullFifo };
 Result RunProgram(const std::vector<std::string> &argv, const Env &env, int timeout_s,
                   Stderr stderr_mode = Stderr::kCaptured);
 

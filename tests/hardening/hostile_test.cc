@@ -7,7 +7,10 @@
 //   (KEEPALIVE_LOG=debug with a rule written over several lines); it never
 //   writes into a descriptor the program reused for a socket after closing
 //   stderr; a stderr nobody reads any more (broken pipe) does not kill the
-//   program.
+//   program; a stderr that is full (a pipe or FIFO nobody reads) never
+//   blocks it, at load or per socket, and its file status flags stay as
+//   they were; lines written once it is read again arrive whole.
+#include <regex>
 #include <string>
 
 #include "harness.h"
@@ -164,6 +167,87 @@ TEST(Hostile, BrokenStderrPipeDoesNotKillTheProgram) {
   EXPECT_EQ(r.status, 0) << "exit " << r.status << " (141 = SIGPIPE)";
   EXPECT_EQ(Get(ParseReport(r.out), "sock.connect"), kConfigured);
 }
+
+// ---- a full stderr ------------------------------------------------------------
+
+// A hang detector, not a speed bound: a blocked write never returns.
+constexpr int kHangS = 30;
+constexpr int kFloodConnections = 200;
+
+std::string StderrName(const ::testing::TestParamInfo<Stderr> &info) {
+  return info.param == Stderr::kFullPipe ? "pipe" : "fifo";
+}
+
+// fd 2 is a full pipe (or FIFO) nobody reads, and blocking: a write(2)
+// waits forever. Anonymous pipes take RWF_NOWAIT on recent kernels; FIFOs and
+// older kernels go through the private non-blocking open (log.cc).
+class FullStderr : public ::testing::TestWithParam<Stderr> {
+ protected:
+  // F_GETFL of fd 2 as a program without the library sees it.
+  std::string FlagsWithout() {
+    Result r = RunProgram({Helper("ka_odd"), "idle"}, {}, kTimeoutS, GetParam());
+    return Get(ParseReport(r.out), "process.stderr_flags");
+  }
+};
+
+TEST_P(FullStderr, InvalidConfigurationDoesNotBlockTheStart) {
+  LoopbackListener listener;
+  Result r = RunProgram({Helper("ka_odd"), "connect", listener.port()},
+                        Preloaded({{"KEEPALIVE_IDLE", "abc"}}), kHangS, GetParam());
+  ASSERT_FALSE(r.timed_out) << "blocked on a full stderr before main()";
+  Report report = ParseReport(r.out);
+  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(Get(report, "sock.connect"), KernelDefaultState());
+  EXPECT_EQ(Get(report, "process.stderr_flags"), FlagsWithout());
+  EXPECT_EQ(r.err, "") << "a line got into a full pipe";
+}
+
+TEST_P(FullStderr, InfoLogDoesNotBlockTheStart) {
+  LoopbackListener listener;
+  Env env = kGlobals;
+  env.emplace_back("KEEPALIVE_LOG", "info");
+  Result r = RunProgram({Helper("ka_odd"), "connect", listener.port()}, Preloaded(env), kHangS,
+                        GetParam());
+  ASSERT_FALSE(r.timed_out) << "blocked on a full stderr before main()";
+  Report report = ParseReport(r.out);
+  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(Get(report, "sock.connect"), kConfigured);
+  EXPECT_EQ(Get(report, "process.stderr_flags"), FlagsWithout());
+}
+
+// Debug lines for every accept and connect while stderr is full are
+// dropped; once it is read again, the next lines arrive whole, after one
+// that counts what was dropped.
+TEST_P(FullStderr, DebugLinesAreDroppedNotWaitedForAndCounted) {
+  Env env = kGlobals;
+  env.emplace_back("KEEPALIVE_LOG", "debug");
+  Result r = RunProgram({Helper("ka_odd"), "log_flood", std::to_string(kFloodConnections)},
+                        Preloaded(env), kHangS, GetParam());
+  ASSERT_FALSE(r.timed_out) << "blocked on a full stderr";
+  Report report = ParseReport(r.out);
+  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(Get(report, "stderr.writable"), "1");
+  EXPECT_EQ(Get(report, "sock.last_connect"), kConfigured);
+  EXPECT_EQ(Get(report, "sock.last_accept"), kConfigured);
+  std::string flags = FlagsWithout();
+  EXPECT_EQ(Get(report, "process.stderr_flags"), flags);
+  EXPECT_EQ(Get(report, "stderr.flags_after"), flags);
+
+  ExpectCleanLibraryLines(r.err, 3);
+  std::vector<std::string> lines = Lines(r.err);
+  ASSERT_EQ(lines.size(), 3u) << r.err;
+  std::smatch count;
+  ASSERT_TRUE(
+      std::regex_match(lines[0], count, std::regex(R"(libkeepalive: (\d+) lines dropped: .*)")))
+      << lines[0];
+  // The "active" line and one line per accept and per connect, at least.
+  EXPECT_GE(std::stoi(count[1]), 2 * kFloodConnections + 1);
+  EXPECT_EQ(lines[1].rfind("libkeepalive: out fd=", 0), 0u) << lines[1];
+  EXPECT_EQ(lines[2].rfind("libkeepalive: in fd=", 0), 0u) << lines[2];
+}
+
+INSTANTIATE_TEST_SUITE_P(Hostile, FullStderr,
+                         ::testing::Values(Stderr::kFullPipe, Stderr::kFullFifo), StderrName);
 
 }  // namespace
 }  // namespace ka_hardening

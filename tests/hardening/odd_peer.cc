@@ -4,6 +4,7 @@
 // as key=value lines on stdout:
 //   process.preloaded=0|1     libkeepalive is loaded in this process
 //   process.at_secure=0|1     getauxval(AT_SECURE): secure execution
+//   process.stderr_flags=N    fcntl(2, F_GETFL) as main() finds it
 //   sock.<name>=<state>       keepalive/idle/intvl/cnt/user_timeout
 //
 //   ka_odd connect PORT [NAME]   a plain blocking connect (sock.NAME,
@@ -22,8 +23,16 @@
 //                                fd 2 (as in a daemon that closed stderr):
 //                                reports the bytes the peer received that
 //                                the program never sent (stderr_reused.bytes)
+//   ka_odd log_flood N           N connections to its own listener (an
+//                                accept and a connect each), then prints
+//                                ka_peer::kReadStderrLine and waits up to
+//                                20 s for its stderr to take a line
+//                                (stderr.writable=0|1), then one connection
+//                                more (sock.last_connect, sock.last_accept);
+//                                stderr.flags_after: F_GETFL of fd 2 then
 //   ka_odd idle                  nothing (a host for libka_early.so)
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
 #include <stdlib.h>
@@ -141,6 +150,44 @@ void StderrReused() {
   Report("stderr_reused.bytes", std::to_string(received));
 }
 
+// One connection to `listener` (a loopback listener of this process):
+// connect and accept both go through the hooks.
+void ConnectAndAccept(int listener, const sockaddr_in &to, bool report) {
+  int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (connect(client, reinterpret_cast<const sockaddr *>(&to), sizeof to) != 0) {
+    Report("error", "connect");
+  }
+  int server = accept(listener, nullptr, nullptr);
+  if (report) {
+    ReportSock("last_connect", client);
+    ReportSock("last_accept", server);
+  } else {
+    close(client);
+    if (server >= 0) close(server);
+  }
+}
+
+// Many log lines at KEEPALIVE_LOG=debug into a stderr the test keeps full,
+// then a last connection once the test reads it again.
+void LogFlood(int connections) {
+  int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr = ka_peer::Loopback4("127.0.0.1", 0);
+  socklen_t len = sizeof addr;
+  if (bind(listener, reinterpret_cast<sockaddr *>(&addr), len) != 0 || listen(listener, 16) != 0 ||
+      getsockname(listener, reinterpret_cast<sockaddr *>(&addr), &len) != 0) {
+    Report("error", "listener");
+    return;
+  }
+  for (int i = 0; i < connections; ++i) ConnectAndAccept(listener, addr, false);
+  printf("%s\n", ka_peer::kReadStderrLine);
+  fflush(stdout);
+  pollfd p = {2, POLLOUT, 0};
+  Report("stderr.writable", poll(&p, 1, 20000) == 1 ? "1" : "0");
+  ConnectAndAccept(listener, addr, true);
+  Report("stderr.flags_after", std::to_string(fcntl(2, F_GETFL)));
+  close(listener);
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -150,6 +197,7 @@ int main(int argc, char **argv) {
     // The child modes report only their socket: the parent reports these.
     Report("process.preloaded", ka_peer::LibraryLoaded() ? "1" : "0");
     Report("process.at_secure", std::to_string(getauxval(AT_SECURE)));
+    Report("process.stderr_flags", std::to_string(fcntl(2, F_GETFL)));
   }
   bool library_mode = mode == "dlopen" || mode == "deepbind";
   const char *port_text = library_mode ? (argc >= 4 ? argv[3] : "0") : (argc >= 3 ? argv[2] : "0");
@@ -173,13 +221,15 @@ int main(int argc, char **argv) {
     ThroughVfork(self, argv[2]);
   } else if (mode == "stderr_reused" && argc == 2) {
     StderrReused();
+  } else if (mode == "log_flood" && argc == 3) {
+    LogFlood(atoi(argv[2]));
   } else if (mode == "idle" && argc == 2) {
   } else {
     fprintf(
         stderr,
         "usage: ka_odd connect PORT [NAME] | clearenv PORT | dlopen LIB PORT | deepbind LIB PORT | "
         "vfork PORT | "
-        "stderr_reused | idle\n");
+        "stderr_reused | log_flood N | idle\n");
     return 2;
   }
   Report("done", "1");

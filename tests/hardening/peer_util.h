@@ -68,6 +68,10 @@ inline std::string Outcome(int ret, int error) {
   return ErrnoName(error);
 }
 
+// A helper prints this line on stdout when the test should start reading its
+// stderr (harness.h: Stderr::kFullPipe).
+inline constexpr char kReadStderrLine[] = "ka.read_stderr=1";
+
 inline bool LibraryLoaded() { return dlsym(RTLD_DEFAULT, "keepalive_version") != nullptr; }
 
 inline sockaddr_in Loopback4(const char *address, uint16_t port) {

@@ -1,9 +1,10 @@
 // environment_test.cc — what the KEEPALIVE_* variables do to a preloaded
-// program: no variables (keepalive on, kernel timings), IDLE alone (the
-// INTVL rule, also seen from outside after the first probe), invalid values
-// (one stderr line naming the variable, sockets untouched, normal exit), the
-// off switch, KEEPALIVE_STRICT, KEEPALIVE_LOG, and the global sysctl left
-// alone by all of them.
+// program: no variables (keepalive on, kernel timings), the kernel's maxima
+// (as variables and in a rule), IDLE alone (the INTVL rule, also seen from
+// outside after the first probe), invalid values (one stderr line naming the
+// variable, sockets untouched, normal exit), the off switch,
+// KEEPALIVE_STRICT, KEEPALIVE_LOG, and the global sysctl left alone by all
+// of them.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -42,6 +43,15 @@ TEST(Environment, FullConfigurationIsApplied) {
               {"KEEPALIVE_CNT", "6"},
               {"KEEPALIVE_USER_TIMEOUT", "1m30s"}},
              {true, 240, 20, 6, 90000});
+}
+
+// The largest values the kernel takes (IDLE and INTVL 32767 s, CNT 127)
+// are accepted and applied, as variables and inside a rule.
+TEST(Environment, KernelMaximaAreApplied) {
+  const Keepalive maxima = {true, 32767, 32767, 127, 0};
+  ExpectPair({{"KEEPALIVE_IDLE", "32767"}, {"KEEPALIVE_INTVL", "32767"}, {"KEEPALIVE_CNT", "127"}},
+             maxima);
+  ExpectPair({{"KEEPALIVE_RULES", "idle=32767 intvl=32767 cnt=127"}}, maxima);
 }
 
 // KEEPALIVE_IDLE alone: INTVL = min(IDLE, the kernel's default interval).

@@ -1,10 +1,12 @@
 // hygiene_test.cc — the built libkeepalive.so as a preloaded library must
 // be: NEEDED libc only (`readelf -d`), no reference to the C++ runtime, and
 // exports exactly the three hooks and the public C API declared in
-// include/keepalive/keepalive.h (`nm -D --defined-only`).
+// include/keepalive/keepalive.h (`nm -D --defined-only`), each with unwind
+// information in .eh_frame (`readelf --debug-dump=frames`).
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -73,6 +75,38 @@ TEST(Hygiene, ExportsOnlyTheHooksAndThePublicApi) {
   ASSERT_GE(expected.size(), 10u) << "could not read the API from keepalive.h";
   expected.insert({"accept", "accept4", "connect"});
   EXPECT_EQ(Symbols(RunTool({"nm", "-D", "--defined-only", LibraryPath()})), expected);
+}
+
+// A host program's stack must be walkable through the hooks by debuggers,
+// profilers, valgrind and crash reports in every build type: .eh_frame,
+// not only the .debug_frame that -g adds (a Release build has none).
+TEST(Hygiene, EveryExportCanBeUnwound) {
+  std::map<std::string, unsigned long long> exports;
+  std::istringstream nm(RunTool({"nm", "-D", "--defined-only", LibraryPath()}));
+  for (std::string line; std::getline(nm, line);) {
+    std::istringstream words(line);
+    std::string address, type, name;
+    if (words >> address >> type >> name && (type == "T" || type == "t")) {
+      exports[name.substr(0, name.find('@'))] = std::stoull(address, nullptr, 16);
+    }
+  }
+  ASSERT_GE(exports.size(), 3u);
+  std::string frames = RunTool({"readelf", "--debug-dump=frames", LibraryPath()});
+  size_t begin = frames.find("Contents of the .eh_frame section:");
+  ASSERT_NE(begin, std::string::npos) << "no .eh_frame";
+  size_t end = frames.find("Contents of the", begin + 1);
+  std::string eh_frame = frames.substr(begin, end == std::string::npos ? end : end - begin);
+  static const std::regex fde(R"(FDE cie=\w+ pc=([0-9a-f]+)\.\.([0-9a-f]+))");
+  std::vector<std::pair<unsigned long long, unsigned long long>> covered;
+  for (std::sregex_iterator it(eh_frame.begin(), eh_frame.end(), fde), last; it != last; ++it) {
+    covered.emplace_back(std::stoull((*it)[1].str(), nullptr, 16),
+                         std::stoull((*it)[2].str(), nullptr, 16));
+  }
+  for (const auto &[name, address] : exports) {
+    bool found = false;
+    for (const auto &[low, high] : covered) found = found || (low <= address && address < high);
+    EXPECT_TRUE(found) << name << " has no unwind information in .eh_frame";
+  }
 }
 
 }  // namespace

@@ -1,13 +1,16 @@
-/* setsockopt_fault.c — a fault-injection library for apply_test.py, preloaded
- * into the `keepalive` command itself (never into a target):
+/* setsockopt_fault.c — a fault-injection library; every call not named here
+ * goes to libc.
  *   - setsockopt of TCP_KEEPCNT fails with EPERM on sockets whose local port
- *     is $LIBKEEPALIVE_TEST_FAULT_PORT, so that `keepalive apply` meets a
- *     socket it cannot set next to sockets it can;
+ *     is $LIBKEEPALIVE_TEST_FAULT_PORT, or on every socket when it is "any".
+ *     apply_test.py preloads it into the `keepalive` command (never into a
+ *     target), so that `keepalive apply` meets a socket it cannot set next to
+ *     sockets it can; faults_test.cc preloads it after libkeepalive.so into a
+ *     program, so that the library's own option calls fail inside the
+ *     program's accept() and connect(): errno must still be what libc left.
  *   - readlinkat of the link named $LIBKEEPALIVE_TEST_FAULT_UNREADABLE_FD
  *     (a descriptor number in /proc/PID/fd) fails with EACCES, so that
  *     inspect and apply meet a descriptor they cannot examine next to
- *     descriptors they can.
- * Every other call goes to libc. */
+ *     descriptors they can. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -33,7 +36,7 @@ __attribute__((visibility("default"))) int setsockopt(int fd, int level, int opt
                                                       const void *value, socklen_t len) {
   const char *port = getenv("LIBKEEPALIVE_TEST_FAULT_PORT");
   if (level == IPPROTO_TCP && option == TCP_KEEPCNT && port != NULL &&
-      local_port(fd) == atoi(port)) {
+      (strcmp(port, "any") == 0 || local_port(fd) == atoi(port))) {
     errno = EPERM;
     return -1;
   }

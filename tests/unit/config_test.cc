@@ -1,5 +1,6 @@
-// config_test.cc — keepalive_config_load: accepted values, every rejected
-// form with its message, the INTVL rule, the off switch, strict mode, rules.
+// config_test.cc — keepalive_config_load: accepted values (the kernel's
+// bounds included), every rejected form with its message, the INTVL rule,
+// the off switch, strict mode, rules.
 
 #include <gtest/gtest.h>
 
@@ -168,12 +169,10 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         Rejected{"KEEPALIVE_IDLE", "abc", kSeconds}, Rejected{"KEEPALIVE_IDLE", "0", kSeconds},
         Rejected{"KEEPALIVE_IDLE", "270x", kSeconds}, Rejected{"KEEPALIVE_IDLE", "-5", kSeconds},
-        Rejected{"KEEPALIVE_IDLE", "32768", kSeconds},
-        Rejected{"KEEPALIVE_IDLE", "1.5", kSeconds},
+        Rejected{"KEEPALIVE_IDLE", "32768", kSeconds}, Rejected{"KEEPALIVE_IDLE", "1.5", kSeconds},
         Rejected{"KEEPALIVE_IDLE", "1500ms", kSeconds},
         Rejected{"KEEPALIVE_IDLE", "99999999999999999999999", kSeconds},
-        Rejected{"KEEPALIVE_INTVL", "0", kSeconds},
-        Rejected{"KEEPALIVE_INTVL", "10h", kSeconds},
+        Rejected{"KEEPALIVE_INTVL", "0", kSeconds}, Rejected{"KEEPALIVE_INTVL", "10h", kSeconds},
         Rejected{"KEEPALIVE_CNT", "0", kCount}, Rejected{"KEEPALIVE_CNT", "128", kCount},
         Rejected{"KEEPALIVE_CNT", "4.0", kCount}, Rejected{"KEEPALIVE_CNT", "4s", kCount},
         Rejected{"KEEPALIVE_CNT", "abc", kCount}, Rejected{"KEEPALIVE_CNT", "-1", kCount},
@@ -184,6 +183,45 @@ INSTANTIATE_TEST_SUITE_P(
         Rejected{"KEEPALIVE", "maybe", "expected on, off, 1, 0, yes, no, true or false"},
         Rejected{"KEEPALIVE_STRICT", "2", "expected on, off, 1, 0, yes, no, true or false"},
         Rejected{"KEEPALIVE_LOG", "verbose", "expected quiet, info or debug"}));
+
+// The bounds the kernel accepts are accepted too, as a variable and in a
+// rule: the largest ones guard against an off-by-one in the range checks.
+enum class Field { kIdle, kIntvl, kCnt };
+
+struct Bound {
+  const char *variable;
+  const char *rule_word;  // the same value inside a rule: "idle=" + value
+  const char *value;
+  Field field;
+  int expected;
+};
+
+int field_of(const keepalive_settings &s, Field field) {
+  return field == Field::kIdle ? s.idle_s : field == Field::kIntvl ? s.intvl_s : s.cnt;
+}
+
+class AcceptedBound : public ::testing::TestWithParam<Bound> {};
+
+TEST_P(AcceptedBound, AsVariableAndInRule) {
+  const Bound &b = GetParam();
+  auto global = load({{b.variable, b.value}});
+  ASSERT_TRUE(global->valid) << problems_of(*global);
+  EXPECT_EQ(field_of(global->global, b.field), b.expected);
+  auto rule = load({{"KEEPALIVE_RULES", std::string("in ") + b.rule_word + "=" + b.value}});
+  ASSERT_TRUE(rule->valid) << problems_of(*rule);
+  ASSERT_EQ(rule->nrules, 1);
+  EXPECT_EQ(field_of(rule->rules[0].settings, b.field), b.expected);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, AcceptedBound,
+    ::testing::Values(Bound{"KEEPALIVE_IDLE", "idle", "32767", Field::kIdle, 32767},
+                      Bound{"KEEPALIVE_IDLE", "idle", "9h6m7s", Field::kIdle, 32767},
+                      Bound{"KEEPALIVE_IDLE", "idle", "1", Field::kIdle, 1},
+                      Bound{"KEEPALIVE_INTVL", "intvl", "32767", Field::kIntvl, 32767},
+                      Bound{"KEEPALIVE_INTVL", "intvl", "1", Field::kIntvl, 1},
+                      Bound{"KEEPALIVE_CNT", "cnt", "127", Field::kCnt, 127},
+                      Bound{"KEEPALIVE_CNT", "cnt", "1", Field::kCnt, 1}));
 
 TEST(Config, MessageQuotesTheValue) {
   auto cfg = load({{"KEEPALIVE_IDLE", "abc"}});
@@ -344,7 +382,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         BadRule{"in idle=5; out prt=5222 idle=9",
                 "KEEPALIVE_RULES rule 2 (\"out prt=5222 idle=9\"): \"prt=5222\": unknown word"},
-        BadRule{"in idle=abc", "rule 1 (\"in idle=abc\"): \"idle=abc\": expected idle=whole seconds"},
+        BadRule{"in idle=abc",
+                "rule 1 (\"in idle=abc\"): \"idle=abc\": expected idle=whole seconds"},
         BadRule{"in idle=0", "\"idle=0\": expected idle="},
         BadRule{"intvl=40000", "\"intvl=40000\": expected intvl="},
         BadRule{"cnt=200", "\"cnt=200\": expected cnt=a whole number from 1 to 127"},
@@ -387,18 +426,14 @@ TEST_P(CidrAccepted, Parses) {
   EXPECT_EQ(memcmp(cidr.net.addr, expected.net.addr, 16), 0) << c.text;
 }
 
-INSTANTIATE_TEST_SUITE_P(Table, CidrAccepted,
-                         ::testing::Values(Cidr{"127.0.0.0/8", 4, 8, "127.0.0.0"},
-                                           Cidr{"10.1.2.3/8", 4, 8, "10.0.0.0"},
-                                           Cidr{"100.64.0.7", 4, 32, "100.64.0.7"},
-                                           Cidr{"0.0.0.0/0", 4, 0, "0.0.0.0"},
-                                           Cidr{"::1", 6, 128, "::1"},
-                                           Cidr{"2001:db8::/32", 6, 32, "2001:db8::"},
-                                           Cidr{"2001:db8:ff::1/40", 6, 40, "2001:db8::"},
-                                           Cidr{"::/0", 6, 0, "::"},
-                                           Cidr{"::ffff:192.0.2.1", 4, 32, "192.0.2.1"},
-                                           Cidr{"::ffff:198.51.100.0/120", 4, 24,
-                                                "198.51.100.0"}));
+INSTANTIATE_TEST_SUITE_P(
+    Table, CidrAccepted,
+    ::testing::Values(Cidr{"127.0.0.0/8", 4, 8, "127.0.0.0"}, Cidr{"10.1.2.3/8", 4, 8, "10.0.0.0"},
+                      Cidr{"100.64.0.7", 4, 32, "100.64.0.7"}, Cidr{"0.0.0.0/0", 4, 0, "0.0.0.0"},
+                      Cidr{"::1", 6, 128, "::1"}, Cidr{"2001:db8::/32", 6, 32, "2001:db8::"},
+                      Cidr{"2001:db8:ff::1/40", 6, 40, "2001:db8::"}, Cidr{"::/0", 6, 0, "::"},
+                      Cidr{"::ffff:192.0.2.1", 4, 32, "192.0.2.1"},
+                      Cidr{"::ffff:198.51.100.0/120", 4, 24, "198.51.100.0"}));
 
 TEST(Cidr, MappedPrefixShorterThanMappedPartIsRejected) {
   keepalive_cidr cidr;
