@@ -656,7 +656,7 @@ int walk_sockets(const char *name, pid_t pid, const keepalive_config &config, Wa
   if (!unexamined.fds.empty()) out += keepalive_cli::unexamined_text(unexamined) + "\n";
   fputs(out.c_str(), stdout);
   return failed > 0 || !unexamined.fds.empty() ? keepalive_cli::kExitFailure
-                                                : keepalive_cli::kExitOk;
+                                               : keepalive_cli::kExitOk;
 }
 
 }  // namespace

@@ -382,9 +382,9 @@ UniqueFd TargetProcess::duplicate_socket(const TcpSocket &socket, std::string *e
     if (gone != nullptr) *gone = error_number == EBADF;
     *error = error_number == EPERM || error_number == EACCES
                  ? access_denied("duplicating the sockets (pidfd_getfd)")
-             : error_number == EBADF ? "fd " + std::to_string(socket.fd) + " was closed meanwhile"
-                                     : "fd " + std::to_string(socket.fd) + ": " +
-                                           strerror(error_number);
+             : error_number == EBADF
+                 ? "fd " + std::to_string(socket.fd) + " was closed meanwhile"
+                 : "fd " + std::to_string(socket.fd) + ": " + strerror(error_number);
     return UniqueFd();
   }
   struct stat st;

@@ -30,11 +30,11 @@ extern "C" {
 #define KEEPALIVE_VERSION_STRING "0.1.0"
 
 /* Fixed limits of the configuration storage; exceeding one is an error. */
-#define KEEPALIVE_MAX_RULES 64     /* rules in KEEPALIVE_RULES */
-#define KEEPALIVE_MAX_ITEMS 64     /* ports/ranges or CIDRs in one list */
-#define KEEPALIVE_MAX_PROBLEMS 16  /* problems kept (further ones are counted) */
-#define KEEPALIVE_MAX_WARNINGS 8   /* warnings kept (further ones are counted) */
-#define KEEPALIVE_PROBLEM_LEN 384  /* one problem message, NUL included */
+#define KEEPALIVE_MAX_RULES 64      /* rules in KEEPALIVE_RULES */
+#define KEEPALIVE_MAX_ITEMS 64      /* ports/ranges or CIDRs in one list */
+#define KEEPALIVE_MAX_PROBLEMS 16   /* problems kept (further ones are counted) */
+#define KEEPALIVE_MAX_WARNINGS 8    /* warnings kept (further ones are counted) */
+#define KEEPALIVE_PROBLEM_LEN 384   /* one problem message, NUL included */
 #define KEEPALIVE_RULE_TEXT_LEN 128 /* a rule's text as kept for messages */
 
 /* Kernel ranges (tcp(7)). */
@@ -50,8 +50,8 @@ extern "C" {
 #define KEEPALIVE_UNSET (-1)
 
 typedef enum keepalive_direction {
-  KEEPALIVE_IN = 1,  /* accepted by accept()/accept4() */
-  KEEPALIVE_OUT = 2  /* opened by connect() */
+  KEEPALIVE_IN = 1, /* accepted by accept()/accept4() */
+  KEEPALIVE_OUT = 2 /* opened by connect() */
 } keepalive_direction;
 
 typedef enum keepalive_log_level {
@@ -65,12 +65,12 @@ typedef enum keepalive_log_level {
 
 /* What to do with one socket. Every numeric field may be KEEPALIVE_UNSET. */
 typedef struct keepalive_settings {
-  int enable;                 /* 1: SO_KEEPALIVE on and the values below; 0: untouched */
-  int idle_s;                 /* TCP_KEEPIDLE, 1..32767 */
-  int intvl_s;                /* TCP_KEEPINTVL, 1..32767 */
-  int cnt;                    /* TCP_KEEPCNT, 1..127 */
-  long long user_timeout_ms;  /* TCP_USER_TIMEOUT, 0 = kernel default */
-  int rule;                   /* index of the rule that decided, or KEEPALIVE_RULE_GLOBAL */
+  int enable;                /* 1: SO_KEEPALIVE on and the values below; 0: untouched */
+  int idle_s;                /* TCP_KEEPIDLE, 1..32767 */
+  int intvl_s;               /* TCP_KEEPINTVL, 1..32767 */
+  int cnt;                   /* TCP_KEEPCNT, 1..127 */
+  long long user_timeout_ms; /* TCP_USER_TIMEOUT, 0 = kernel default */
+  int rule;                  /* index of the rule that decided, or KEEPALIVE_RULE_GLOBAL */
 } keepalive_settings;
 
 typedef struct keepalive_port_range {
@@ -145,20 +145,20 @@ typedef struct keepalive_rule_index {
 
 /* The whole configuration: load it once, then only read it. */
 typedef struct keepalive_config {
-  int valid;   /* 1 when no problem was found */
-  int enabled; /* 1 when valid and KEEPALIVE is not off: the shim configures sockets */
-  int strict;  /* KEEPALIVE_STRICT is on */
+  int valid;           /* 1 when no problem was found */
+  int enabled;         /* 1 when valid and KEEPALIVE is not off: the shim configures sockets */
+  int strict;          /* KEEPALIVE_STRICT is on */
   char strict_word[8]; /* the word that put it on, as given ("1", "yes", "TRUE") */
-  int nwarnings; /* warnings found (see `warnings`) */
+  int nwarnings;       /* warnings found (see `warnings`) */
   keepalive_log_level log_level;
-  int kernel_intvl_s;          /* the kernel's default interval used by the INTVL rule */
-  int intvl_derived;           /* 1 when the global INTVL came from the INTVL rule */
-  keepalive_settings global;   /* effective settings for sockets no rule matches */
+  int kernel_intvl_s;        /* the kernel's default interval used by the INTVL rule */
+  int intvl_derived;         /* 1 when the global INTVL came from the INTVL rule */
+  keepalive_settings global; /* effective settings for sockets no rule matches */
   int nrules;
   keepalive_rule rules[KEEPALIVE_MAX_RULES];
   unsigned needs[3]; /* indexed by keepalive_direction: facts decide() may need */
   keepalive_rule_index index;
-  int nproblems;     /* problems found; only the first KEEPALIVE_MAX_PROBLEMS are kept */
+  int nproblems; /* problems found; only the first KEEPALIVE_MAX_PROBLEMS are kept */
   char problems[KEEPALIVE_MAX_PROBLEMS][KEEPALIVE_PROBLEM_LEN];
   /* What is suspicious but leaves the configuration valid: a KEEPALIVE_*
    * name the library does not know, without KEEPALIVE_STRICT. Only the
@@ -256,8 +256,7 @@ KEEPALIVE_API unsigned keepalive_needs(const keepalive_config *cfg, keepalive_di
 /* Decides a socket's settings: the first matching rule, else the global
  * settings; enable = 0 when the configuration is disabled or invalid. Pure. */
 KEEPALIVE_API void keepalive_decide(const keepalive_config *cfg,
-                                    const keepalive_socket_facts *facts,
-                                    keepalive_settings *out);
+                                    const keepalive_socket_facts *facts, keepalive_settings *out);
 
 /* Decides the settings of the listening socket that accepted a socket with
  * these facts (its local port is the listener's), so that the sockets it

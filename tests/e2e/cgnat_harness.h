@@ -401,24 +401,25 @@ inline std::optional<std::string> cgnat_unavailable() {
 // In a test's SetUp, with `unavailable` an std::optional<std::string> (why
 // WHAT cannot run here, nullopt when it can): skips loudly, naming NEEDS
 // ("iproute2 and nftables"), or fails when LIBKEEPALIVE_E2E_REQUIRED=1.
-#define E2E_REQUIRE_OR_SKIP(unavailable, WHAT, NEEDS)                                    \
-  do {                                                                                   \
-    if (auto reason = (unavailable)) {                                                   \
+#define E2E_REQUIRE_OR_SKIP(unavailable, WHAT, NEEDS)                                       \
+  do {                                                                                      \
+    if (auto reason = (unavailable)) {                                                      \
       if (cgnat_harness::env_or_empty("LIBKEEPALIVE_E2E_REQUIRED") == "1")                  \
         FAIL() << "LIBKEEPALIVE_E2E_REQUIRED=1 but " WHAT " cannot run here:\n" << *reason; \
-      std::cerr << "\n*** E2E TEST SKIPPED — " WHAT " cannot run here:\n"                \
-                << *reason << "*** Run as root with " NEEDS " to test for real.\n\n";    \
-      GTEST_SKIP() << WHAT " unavailable: " << *reason;                                  \
-    }                                                                                    \
+      std::cerr << "\n*** E2E TEST SKIPPED — " WHAT " cannot run here:\n"                   \
+                << *reason << "*** Run as root with " NEEDS " to test for real.\n\n";       \
+      GTEST_SKIP() << WHAT " unavailable: " << *reason;                                     \
+    }                                                                                       \
   } while (0)
 
 // In a test's SetUp: fails when CTest's variables are missing; skips loudly
 // when the emulated NAT cannot run here, or fails when LIBKEEPALIVE_E2E_REQUIRED=1.
 #define CGNAT_REQUIRE_OR_SKIP()                                                                 \
   do {                                                                                          \
-    ASSERT_FALSE(cgnat_harness::env_or_empty("LIBKEEPALIVE_TEST_SOURCE_DIR").empty() ||            \
-                 cgnat_harness::env_or_empty("LIBKEEPALIVE_TEST_BINDIR").empty())                  \
-        << "LIBKEEPALIVE_TEST_SOURCE_DIR and LIBKEEPALIVE_TEST_BINDIR must be set (CTest sets them)"; \
+    ASSERT_FALSE(cgnat_harness::env_or_empty("LIBKEEPALIVE_TEST_SOURCE_DIR").empty() ||         \
+                 cgnat_harness::env_or_empty("LIBKEEPALIVE_TEST_BINDIR").empty())               \
+        << "LIBKEEPALIVE_TEST_SOURCE_DIR and LIBKEEPALIVE_TEST_BINDIR must be set (CTest sets " \
+           "them)";                                                                             \
     E2E_REQUIRE_OR_SKIP(cgnat_harness::cgnat_unavailable(), "the emulated CGNAT",               \
                         "iproute2 and nftables");                                               \
   } while (0)

@@ -137,7 +137,8 @@ class ProsodyTest : public testing::Test {
  protected:
   void SetUp() override {
     ASSERT_FALSE(env_or_empty("LIBKEEPALIVE_TEST_SOURCE_DIR").empty() || library().empty())
-        << "LIBKEEPALIVE_TEST_SOURCE_DIR and LIBKEEPALIVE_TEST_LIBRARY must be set (CTest sets them)";
+        << "LIBKEEPALIVE_TEST_SOURCE_DIR and LIBKEEPALIVE_TEST_LIBRARY must be set (CTest sets "
+           "them)";
     E2E_REQUIRE_OR_SKIP(prosody_unavailable(), "Prosody behind the emulated CGNAT",
                         "iproute2, nftables, conntrack, prosody and python3-slixmpp");
     struct stat st {};

@@ -111,7 +111,7 @@ bool SkipsForbidden();
   do {                                                                                            \
     std::string ka_reason_ = (reason);                                                            \
     if (ka_hardening::SkipsForbidden()) {                                                         \
-      FAIL() << ka_reason_ << " (LIBKEEPALIVE_HARDENING_REQUIRED=1 forbids skipping)";               \
+      FAIL() << ka_reason_ << " (LIBKEEPALIVE_HARDENING_REQUIRED=1 forbids skipping)";            \
     }                                                                                             \
     fprintf(stderr, "\n*** SKIPPED %s: %s ***\n\n",                                               \
             ::testing::UnitTest::GetInstance()->current_test_info()->name(), ka_reason_.c_str()); \

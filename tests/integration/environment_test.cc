@@ -198,8 +198,7 @@ TEST(Strict, MessageQuotesTheWordGiven) {
   EXPECT_EQ(run.status, 1) << run.err;
   std::vector<std::string> lines = LibraryLines(run.err);
   ASSERT_EQ(lines.size(), 1u) << run.err;
-  EXPECT_NE(lines[0].find("(exiting because KEEPALIVE_STRICT=yes)"), std::string::npos)
-      << lines[0];
+  EXPECT_NE(lines[0].find("(exiting because KEEPALIVE_STRICT=yes)"), std::string::npos) << lines[0];
 }
 
 // A misspelled name is a problem under KEEPALIVE_STRICT, like an invalid value.
