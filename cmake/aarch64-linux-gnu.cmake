@@ -15,6 +15,9 @@ set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
 set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
+# Debian's multiarch library directory, which GNUInstallDirs gives native
+# builds with the prefix /usr but not cross builds.
+set(CMAKE_INSTALL_LIBDIR lib/aarch64-linux-gnu CACHE PATH "Object code libraries (lib/<multiarch>)")
 # Test programs run through qemu-user (CTest and gtest_discover_tests use
 # this); GoogleTest is built from Debian's sources (libgtest-dev), see the
 # top-level CMakeLists.txt.
