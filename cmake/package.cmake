@@ -11,6 +11,9 @@ set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME libkeepalive)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_CONTACT "libkeepalive developers <dev@libkeepalive.invalid>")
+# Each package's description below starts with its own synopsis line; CPack
+# prepends the summary to it unless the summary is CPack's default.
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "${CMAKE_PROJECT_NAME} built using CMake")
 set(CPACK_RESOURCE_FILE_LICENSE ${PROJECT_SOURCE_DIR}/LICENSE)
 set(CPACK_STRIP_FILES ON)
 set(CPACK_PACKAGE_DIRECTORY ${PROJECT_BINARY_DIR}/packages)
