@@ -18,8 +18,8 @@ cmake=$1 source=$2 build=$3 launcher=${4:-}
 minimum=2.28
 moved='^(dl[a-z]+|pthread_[a-z_]+|__libc_start_main|f?stat|lstat|fstatat|exp2?|log2?|pow)$'
 with_fallback='^(gettid|strerrorname_np)$'
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# Kept between runs (rebuilt incrementally) beside the normal build.
+fallback=$build/glibc-fallback-build
 failures=0
 
 newer_symbols() {  # newer_symbols FILE: "symbol version" for each import newer than $minimum
@@ -53,16 +53,16 @@ for file in "$build"/lib/libkeepalive.so "$build"/bin/keepalive; do
 done
 
 echo "== built as on glibc $minimum (no gettid, no strerrorname_np)"
-if ! "$cmake" -S "$source" -B "$work/build" -DKEEPALIVE_BUILD_TESTS=OFF \
+if ! "$cmake" -S "$source" -B "$fallback" -DKEEPALIVE_BUILD_TESTS=OFF \
   -DKEEPALIVE_HAVE_GETTID=OFF -DKEEPALIVE_HAVE_STRERRORNAME_NP=OFF \
-  -DCMAKE_C_COMPILER_LAUNCHER="$launcher" -DCMAKE_CXX_COMPILER_LAUNCHER="$launcher" >"$work/log" 2>&1 ||
-  ! "$cmake" --build "$work/build" --target keepalive keepalive_command >>"$work/log" 2>&1; then
-  cat "$work/log" >&2
+  -DCMAKE_C_COMPILER_LAUNCHER="$launcher" -DCMAKE_CXX_COMPILER_LAUNCHER="$launcher" >"$fallback.log" 2>&1 ||
+  ! "$cmake" --build "$fallback" --target keepalive keepalive_command >>"$fallback.log" 2>&1; then
+  cat "$fallback.log" >&2
   echo "FAIL: the build with the fallbacks failed" >&2
   exit 1
 fi
-library=$(find "$work/build/lib" -name libkeepalive.so -print -quit)
-for file in "$library" "$work/build"/bin/keepalive; do
+library=$(find "$fallback/lib" -name libkeepalive.so -print -quit)
+for file in "$library" "$fallback"/bin/keepalive; do
   [[ -e $file ]] || { echo "FAIL: '$file' not built" >&2; exit 1; }
   check "$file" "$moved"
 done
