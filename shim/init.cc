@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "compat.h"
 #include "log.h"
 #include "sockopts.h"
 
@@ -52,7 +53,7 @@ void load() {
   }
   int saved = errno;
   __atomic_store_n(&loader_pid, getpid(), __ATOMIC_RELAXED);
-  __atomic_store_n(&loader_tid, gettid(), __ATOMIC_RELAXED);
+  __atomic_store_n(&loader_tid, current_tid(), __ATOMIC_RELAXED);
   State result = kInert;
   // Under secure execution (setuid, setgid, file capabilities) the
   // environment is not the caller's to trust: stay inert and silent.
@@ -100,7 +101,7 @@ int wait_for_load() {
   // Both are 0 until the loader has stored them: wait then too.
   pid_t pid = __atomic_load_n(&loader_pid, __ATOMIC_RELAXED);
   bool forked_away = pid != 0 && pid != getpid();
-  if (!forked_away && __atomic_load_n(&loader_tid, __ATOMIC_RELAXED) != gettid()) {
+  if (!forked_away && __atomic_load_n(&loader_tid, __ATOMIC_RELAXED) != current_tid()) {
     for (int i = 0; i < kLoadWaits && current == kLoading; ++i) {
       timespec pause = {0, kLoadWaitNs};
       nanosleep(&pause, nullptr);
@@ -234,7 +235,7 @@ void log_socket(const keepalive_config *cfg, int fd, keepalive_direction directi
   if (failure.option != nullptr) {
     log_line("%s fd=%d peer=%s rule=%s: %s; setting %s failed: %s", direction_name(direction), fd,
              peer, rule, values, failure.option,
-             strerrorname_np(failure.error) ? strerrorname_np(failure.error) : "unknown error");
+             errno_name(failure.error) ? errno_name(failure.error) : "unknown error");
   } else {
     log_line("%s fd=%d peer=%s rule=%s: %s", direction_name(direction), fd, peer, rule, values);
   }

@@ -40,6 +40,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "compat.h"
 #include "keepalive/keepalive.h"
 #include "natprobe.h"
 
@@ -128,7 +129,7 @@ double now_s() {
 long long to_ms(double seconds) { return std::llround(seconds * 1000); }
 
 std::string errno_name(int error) {
-  const char *name = strerrorname_np(error);
+  const char *name = keepalive::errno_name(error);
   return name != nullptr ? name : "error " + std::to_string(error);
 }
 

@@ -91,7 +91,8 @@ int main(int argc, char **argv) {
     return keepalive_cli::kExitOk;
   }
   if (strcmp(first, "--version") == 0 || strcmp(first, "-V") == 0) {
-    printf("keepalive %s\n", keepalive_version());
+    printf("keepalive %s\nLicense: MIT; see %s (LICENSE in the sources)\n", keepalive_version(),
+           KEEPALIVE_COPYRIGHT_FILE);
     return keepalive_cli::kExitOk;
   }
   if (strcmp(first, "help") == 0) {

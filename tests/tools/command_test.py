@@ -39,7 +39,8 @@ class MainTest(unittest.TestCase):
     def test_version(self):
         result = keepalive("--version")
         self.assertEqual(result.returncode, 0)
-        self.assertRegex(result.stdout, r"^keepalive \d+\.\d+\.\d+\n$")
+        self.assertRegex(result.stdout, r"^keepalive \d+\.\d+\.\d+\n"
+                         r"License: MIT; see /\S+/doc/libkeepalive/copyright \(LICENSE in the sources\)\n$")
 
     def test_help_lists_every_command(self):
         # The commands main.cc dispatches to, from its table: each one is in

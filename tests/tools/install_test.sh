@@ -40,13 +40,14 @@ echo "== cmake --install $build --prefix $work/prefix"
 for file in bin/keepalive lib/libkeepalive.so include/keepalive/keepalive.h \
   lib/cmake/keepalive/keepalive-config.cmake lib/cmake/keepalive/keepalive-config-version.cmake \
   lib/cmake/keepalive/keepalive-targets.cmake lib/pkgconfig/keepalive.pc \
-  share/man/man1/keepalive.1 share/man/man7/libkeepalive.7; do
+  share/man/man1/keepalive.1.gz share/man/man7/libkeepalive.7.gz \
+  share/doc/libkeepalive/copyright share/doc/libkeepalive/examples/prosody/prosody.service.d/keepalive.conf; do
   if [[ -e "$work/prefix/$file" ]]; then echo "ok: installed $file"; else fail "not installed: $file"; fi
 done
 
 check_run() {  # check_run PREFIX: the installed command preloads the installed library
   local prefix=$1 preload maps
-  expect_eq "keepalive --version" "$("$prefix/bin/keepalive" --version)" "keepalive $version"
+  expect_eq "keepalive --version" "$("$prefix/bin/keepalive" --version | head -n 1)" "keepalive $version"
   preload=$("$prefix/bin/keepalive" run --idle 30 -- sh -c 'echo "$LD_PRELOAD"')
   expect_eq "LD_PRELOAD set by $prefix/bin/keepalive run" "$preload" "$prefix/lib/libkeepalive.so"
   # Loaded for real: the loader maps it into the command.
