@@ -192,7 +192,7 @@ void configure_listener(const keepalive_config *cfg, int listener,
   keepalive_format_settings(&decided, values, sizeof values);
   if (failure.option != nullptr) {
     log_line("listen fd=%d: %s; setting %s failed: %s", listener, values, failure.option,
-             strerrorname_np(failure.error) ? strerrorname_np(failure.error) : "unknown error");
+             errno_name(failure.error) ? errno_name(failure.error) : "unknown error");
   } else {
     log_line("listen fd=%d: %s; the sockets it accepts from now on inherit them", listener, values);
   }
