@@ -171,31 +171,89 @@ const char *outcome_name(Outcome outcome) {
 }
 
 Bracket bracket_of(const std::vector<Trial> &trials) {
+  // The longest survival below `limit` (-1: none).
+  auto lower_below = [&trials](long long limit) {
+    long long lower = 0;
+    for (const Trial &trial : trials) {
+      if (!is_lost(trial) && (limit < 0 || trial.idle_ms < limit)) {
+        lower = std::max(lower, trial.idle_ms);
+      }
+    }
+    return lower;
+  };
+  // Confirmed upper bound: the shortest loss L such that the losses in
+  // (longest survival below L, L] come from two rounds or more.
   Bracket bracket;
-  for (const Trial &trial : trials) {
-    if (is_lost(trial) && (!bracket.has_upper() || trial.idle_ms < bracket.upper_ms)) {
-      bracket.upper_ms = trial.idle_ms;
+  for (long long candidate : sorted_idle(trials, false)) {
+    const long long lower = lower_below(candidate);
+    int first_round = 0;
+    bool two_rounds = false;
+    for (const Trial &trial : trials) {
+      if (!is_lost(trial) || trial.idle_ms <= lower || trial.idle_ms > candidate) continue;
+      if (first_round == 0) first_round = trial.round;
+      if (trial.round != first_round) two_rounds = true;
+    }
+    if (two_rounds) {
+      bracket.confirmed_upper_ms = candidate;
+      break;
     }
   }
+  bracket.lower_ms = lower_below(bracket.confirmed_upper_ms);
   for (const Trial &trial : trials) {
-    if (is_lost(trial)) continue;
-    if (bracket.has_upper() && trial.idle_ms >= bracket.upper_ms) {
+    if (is_lost(trial)) {
+      if (trial.idle_ms <= bracket.lower_ms) {
+        ++bracket.transient;
+      } else if (!bracket.has_upper() || trial.idle_ms < bracket.upper_ms) {
+        bracket.upper_ms = trial.idle_ms;
+      }
+    } else if (bracket.confirmed_upper_ms >= 0 && trial.idle_ms >= bracket.confirmed_upper_ms) {
       ++bracket.contradicting;
-    } else if (trial.idle_ms > bracket.lower_ms) {
-      bracket.lower_ms = trial.idle_ms;
     }
   }
   return bracket;
 }
 
+std::string bracket_text(const Bracket &bracket) {
+  if (!bracket.has_upper()) return "> " + format_duration_ms(bracket.lower_ms);
+  std::string text = "in [" + format_duration_ms(bracket.lower_ms) + ", " +
+                     format_duration_ms(bracket.reported_upper_ms()) + "]";
+  if (!bracket.upper_confirmed()) {
+    text += " (" + format_duration_ms(bracket.upper_ms) + " lost once, probed again)";
+  }
+  return text;
+}
+
 bool still_needed(const Bracket &bracket, long long idle_ms) {
-  return idle_ms > bracket.lower_ms && (!bracket.has_upper() || idle_ms < bracket.upper_ms);
+  if (idle_ms <= bracket.lower_ms) return false;
+  return !bracket.has_upper() || idle_ms < bracket.upper_ms ||
+         (idle_ms == bracket.upper_ms && !bracket.upper_confirmed());
+}
+
+std::vector<bool> keep_running(const Bracket &bracket, const std::vector<long long> &running_ms) {
+  std::vector<bool> keep(running_ms.size());
+  long long witness = -1;
+  for (size_t i = 0; i < running_ms.size(); ++i) {
+    const long long idle = running_ms[i];
+    keep[i] = still_needed(bracket, idle);
+    const bool below_confirmed =
+        bracket.confirmed_upper_ms < 0 || idle < bracket.confirmed_upper_ms;
+    if (!bracket.upper_confirmed() && bracket.has_upper() && idle > bracket.upper_ms &&
+        below_confirmed && (witness < 0 || idle < witness)) {
+      witness = idle;
+    }
+  }
+  for (size_t i = 0; i < running_ms.size(); ++i) {
+    if (running_ms[i] == witness) keep[i] = true;
+  }
+  return keep;
 }
 
 Progress progress_of(const Bracket &bracket, const Settings &settings) {
   if (bracket.has_upper()) {
-    return bracket.upper_ms - bracket.lower_ms <= settings.resolution_ms ? Progress::kMeasured
-                                                                         : Progress::kNarrowing;
+    return bracket.confirmed_upper_ms >= 0 &&
+                   bracket.confirmed_upper_ms - bracket.lower_ms <= settings.resolution_ms
+               ? Progress::kMeasured
+               : Progress::kNarrowing;
   }
   return bracket.lower_ms >= settings.max_ms ? Progress::kNoTimeoutUpToMax : Progress::kNarrowing;
 }
@@ -206,11 +264,13 @@ std::vector<long long> plan_round(const Bracket &bracket, const Settings &settin
   const long long resolution = std::max(1LL, settings.resolution_ms);
   std::vector<long long> points;
   if (bracket.has_upper()) {
+    const bool again = !bracket.upper_confirmed();
     long long width = bracket.upper_ms - bracket.lower_ms;
-    long long k = std::min(n, ceil_div(width, resolution) - 1);
+    long long k = std::max(0LL, std::min(n - (again ? 1 : 0), ceil_div(width, resolution) - 1));
     for (long long i = 1; i <= k; ++i) {
       points.push_back(bracket.lower_ms + (width * i + (k + 1) / 2) / (k + 1));
     }
+    if (again) points.push_back(bracket.upper_ms);
     return inside(points, bracket, settings);
   }
   const long long top = settings.max_ms;
@@ -260,6 +320,7 @@ long long later_rounds_ms(const Bracket &bracket, const std::vector<long long> &
       worst.upper_ms = edges[i];
     }
   }
+  worst.confirmed_upper_ms = worst.upper_ms;  // the estimate leaves confirmations out
   if (!worst.has_upper()) return total;
   // Each later round: its probes, the loss just below the top of the bracket.
   for (int round = 0; round < 64 && progress_of(worst, settings) == Progress::kNarrowing; ++round) {
@@ -344,10 +405,14 @@ std::string format_text(const Report &report) {
     out += "No loss yet: the timeout is longer than " + lower + " (--max " +
            format_duration_ms(settings.max_ms) + " was not reached).\n";
   } else {
-    const long long width = bracket.upper_ms - bracket.lower_ms;
+    const long long upper = bracket.reported_upper_ms();
+    const long long width = upper - bracket.lower_ms;
     out += "Timeout between " + lower + " (longest silence that survived) and " +
-           format_duration_ms(bracket.upper_ms) + " (shortest that was lost): bracket [" + lower +
-           ", " + format_duration_ms(bracket.upper_ms) + "], width " + format_duration_ms(width) +
+           format_duration_ms(upper) +
+           (bracket.confirmed_upper_ms >= 0 ? " (shortest loss, confirmed)"
+                                            : " (shortest that was lost, seen once)") +
+           ": bracket [" + lower + ", " + format_duration_ms(upper) + "], width " +
+           format_duration_ms(width) +
            (progress == Progress::kMeasured ? ""
                                             : ", not yet narrowed to the resolution " +
                                                   format_duration_ms(settings.resolution_ms)) +
@@ -359,7 +424,7 @@ std::string format_text(const Report &report) {
            " and 10 % of the lower bound), rounded down to whole seconds";
     if (r.raised_to_minimum) {
       out += ", raised to 1 s, the shortest KEEPALIVE_IDLE: this NAT forgets within " +
-             format_duration_ms(bracket.upper_ms) + ", check it with a second run";
+             format_duration_ms(upper) + ", check it with a second run";
     } else if (r.capped) {
       out += ", capped at 32767 s, the kernel's longest keepalive idle time";
     }
@@ -379,11 +444,25 @@ std::string format_text(const Report &report) {
            " (a NAT that resets a flow when it forgets it; or the server's machine, if it "
            "restarted meanwhile).\n";
   }
+  if (bracket.has_upper() && bracket.confirmed_upper_ms < 0) {
+    out += "Note: the upper bound " + format_duration_ms(bracket.upper_ms) +
+           " rests on a single lost probe, not yet seen again: it may have been the path's fault "
+           "(an outage, a lost packet) rather than the NAT's. The lower bound is proof.\n";
+  } else if (bracket.has_upper() && bracket.upper_ms < bracket.confirmed_upper_ms) {
+    out += "Note: a single loss at " + format_duration_ms(bracket.upper_ms) +
+           " lies inside the bracket, not yet seen again.\n";
+  }
+  if (bracket.transient > 0) {
+    out += "Note: " + std::to_string(bracket.transient) + " probe" +
+           (bracket.transient == 1 ? " was" : "s were") +
+           " lost although a longer silence survived: counted as the path's fault (an outage, a "
+           "lost packet), not as the NAT's timeout.\n";
+  }
   if (bracket.contradicting > 0) {
     out += "Note: " + std::to_string(bracket.contradicting) + " probe" +
            (bracket.contradicting == 1 ? "" : "s") +
            " survived an idle period at or above the shortest loss (" +
-           format_duration_ms(bracket.upper_ms) +
+           format_duration_ms(bracket.confirmed_upper_ms) +
            "): this NAT does not forget at one sharp time (it may expire mappings lazily, or a "
            "packet was lost), so the bracket uses the shortest loss.\n";
   }
@@ -411,10 +490,11 @@ std::string format_json(const Report &report) {
   json.field("timeout_lower_s", to_s(bracket.lower_ms));
   json.key("timeout_upper_s");
   if (bracket.has_upper()) {
-    json.number(to_s(bracket.upper_ms));
+    json.number(to_s(bracket.reported_upper_ms()));
   } else {
     json.null();
   }
+  json.field("upper_confirmed", bracket.confirmed_upper_ms >= 0);
   json.key("recommended_idle_s");
   if (r.available) {
     json.number(r.idle_s);
@@ -440,6 +520,7 @@ std::string format_json(const Report &report) {
   json.field("rounds", report.rounds);
   json.field("elapsed_s", report.elapsed_s);
   json.field("contradicting_trials", bracket.contradicting);
+  json.field("transient_losses", bracket.transient);
   json.key("trials").begin_array();
   for (const Trial &trial : report.trials) {
     json.begin_object();
