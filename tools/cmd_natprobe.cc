@@ -341,6 +341,15 @@ int start_connection(const ServerAddress &server, std::string *error) {
   return fd;
 }
 
+// The kernel's smoothed round-trip time of a connection, rounded up to whole
+// milliseconds; -1 when unreadable.
+long long round_trip_ms(int fd) {
+  tcp_info info{};
+  socklen_t length = sizeof info;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) != 0) return -1;
+  return (static_cast<long long>(info.tcpi_rtt) + 999) / 1000;
+}
+
 // The outcome of a finished non-blocking connect: 0 or its errno.
 int connect_result(int fd) {
   int error = 0;
@@ -450,9 +459,10 @@ struct Probe {
   int fd = -1;
   long long idle_ms = 0;
   Stage stage = Stage::kConnecting;
-  double deadline = 0;    // of the current stage
-  double idle_since = 0;  // kIdle: when ARMED arrived
-  int failures = 0;       // set-ups that failed in a row
+  double deadline = 0;           // of the current stage
+  double idle_since = 0;         // kIdle: when ARMED arrived
+  int failures = 0;              // set-ups that failed in a row
+  long long round_trip_ms = -1;  // kIdle: the smoothed RTT when ARMED came
   std::string buffer;
   bool pending() const { return fd >= 0 || stage == Stage::kRetry; }
 };
@@ -684,6 +694,7 @@ bool Round::handle_line(Probe *probe, const std::string &line, std::string *erro
       parsed.ms == probe->idle_ms) {
     probe->stage = Probe::Stage::kIdle;
     probe->failures = 0;
+    probe->round_trip_ms = round_trip_ms(probe->fd);
     probe->idle_since = now_s();
     probe->deadline =
         probe->idle_since + static_cast<double>(probe->idle_ms + settings_.grace_ms) / 1000;
@@ -740,6 +751,7 @@ void Round::finish(Probe *probe, Outcome outcome, long long silence_ms, const st
   trial.idle_ms = probe->idle_ms;
   trial.outcome = outcome;
   trial.silence_ms = silence_ms;
+  trial.round_trip_ms = probe->round_trip_ms;
   if (outcome == Outcome::kFailed) trial.detail = detail;
   std::string what = outcome == Outcome::kSurvived
                          ? "survived (the server's line came after " +
@@ -761,27 +773,20 @@ void Round::finish(Probe *probe, Outcome outcome, long long silence_ms, const st
   progress(text);
 }
 
-// Closes the probes whose idle period lies outside the bracket now (a longer
-// one than a confirmed loss would be lost too, a shorter one than a survivor
-// survive), but keeps a witness above a single loss (keep_running).
-// Returns their idle periods, for the progress line.
+// Closes the probes whose idle period lies outside the bracket now: a longer
+// one than a loss would be lost too, a shorter one than a survivor survive
+// (a loss seen once is probed again next round: see natprobe.h). Returns
+// their idle periods, for the progress line.
 std::string Round::drop_unneeded() {
   Bracket bracket = keepalive_natprobe::bracket_of(report_->trials);
-  std::vector<Probe *> running;
-  std::vector<long long> running_ms;
-  for (Probe &probe : probes_) {
-    if (!probe.pending()) continue;
-    running.push_back(&probe);
-    running_ms.push_back(probe.idle_ms);
-  }
-  std::vector<bool> keep = keepalive_natprobe::keep_running(bracket, running_ms);
   std::string dropped;
-  for (size_t i = 0; i < running.size(); ++i) {
-    if (keep[i]) continue;
-    dropped += " " + format_duration_ms(running[i]->idle_ms);
-    if (running[i]->fd >= 0) close_abortively(running[i]->fd);
-    running[i]->fd = -1;
-    running[i]->stage = Probe::Stage::kConnecting;  // not pending any more
+  for (Probe &probe : probes_) {
+    if (probe.pending() && !keepalive_natprobe::still_needed(bracket, probe.idle_ms)) {
+      dropped += " " + format_duration_ms(probe.idle_ms);
+      if (probe.fd >= 0) close_abortively(probe.fd);
+      probe.fd = -1;
+      probe.stage = Probe::Stage::kConnecting;  // not pending any more
+    }
   }
   return dropped;
 }
@@ -801,9 +806,14 @@ std::string Round::time_left() const {
   Bracket bracket = keepalive_natprobe::bracket_of(report_->trials);
   long long later = keepalive_natprobe::later_rounds_ms(bracket, pending, settings_);
   long long left_ms = to_ms(round_end - now) + later;
+  long long expected_ms =
+      to_ms(round_end - now) +
+      keepalive_natprobe::expected_later_rounds_ms(report_->trials, pending, number_, settings_);
   std::string text = std::to_string(pending.size()) + " pending";
   if (left_ms == 0) return text + ", nothing left to probe";
-  return text + ", at most about " + format_duration_ms((left_ms + 999) / 1000 * 1000) + " left (" +
+  auto whole_s = [](long long ms) { return format_duration_ms((ms + 999) / 1000 * 1000); };
+  return text + ", about " + whole_s(std::min(expected_ms, left_ms)) +
+         " left expected, at most about " + whole_s(left_ms) + " (" +
          format_duration_ms(to_ms(now - run_start_) / 1000 * 1000) + " so far)";
 }
 

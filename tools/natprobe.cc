@@ -223,29 +223,16 @@ std::string bracket_text(const Bracket &bracket) {
   return text;
 }
 
+long long longest_round_trip_ms(const std::vector<Trial> &trials) {
+  long long longest = -1;
+  for (const Trial &trial : trials) longest = std::max(longest, trial.round_trip_ms);
+  return longest;
+}
+
 bool still_needed(const Bracket &bracket, long long idle_ms) {
   if (idle_ms <= bracket.lower_ms) return false;
   return !bracket.has_upper() || idle_ms < bracket.upper_ms ||
          (idle_ms == bracket.upper_ms && !bracket.upper_confirmed());
-}
-
-std::vector<bool> keep_running(const Bracket &bracket, const std::vector<long long> &running_ms) {
-  std::vector<bool> keep(running_ms.size());
-  long long witness = -1;
-  for (size_t i = 0; i < running_ms.size(); ++i) {
-    const long long idle = running_ms[i];
-    keep[i] = still_needed(bracket, idle);
-    const bool below_confirmed =
-        bracket.confirmed_upper_ms < 0 || idle < bracket.confirmed_upper_ms;
-    if (!bracket.upper_confirmed() && bracket.has_upper() && idle > bracket.upper_ms &&
-        below_confirmed && (witness < 0 || idle < witness)) {
-      witness = idle;
-    }
-  }
-  for (size_t i = 0; i < running_ms.size(); ++i) {
-    if (running_ms[i] == witness) keep[i] = true;
-  }
-  return keep;
 }
 
 Progress progress_of(const Bracket &bracket, const Settings &settings) {
@@ -322,12 +309,51 @@ long long later_rounds_ms(const Bracket &bracket, const std::vector<long long> &
   }
   worst.confirmed_upper_ms = worst.upper_ms;  // the estimate leaves confirmations out
   if (!worst.has_upper()) return total;
-  // Each later round: its probes, the loss just below the top of the bracket.
+  // Each later round: its probes, the loss just below the top of the bracket;
+  // then one more round to confirm the last loss.
   for (int round = 0; round < 64 && progress_of(worst, settings) == Progress::kNarrowing; ++round) {
     std::vector<long long> points = plan_round(worst, settings);
     if (points.empty()) break;
     total += worst.upper_ms + settings.grace_ms;
     worst.lower_ms = points.back();
+  }
+  return total + worst.upper_ms + settings.grace_ms;
+}
+
+long long expected_later_rounds_ms(std::vector<Trial> trials,
+                                   const std::vector<long long> &pending_idle_ms, int round,
+                                   const Settings &settings) {
+  const Bracket now = bracket_of(trials);
+  if (progress_of(now, settings) != Progress::kNarrowing) return 0;
+  long long timeout;
+  if (now.has_upper()) {
+    timeout = (now.lower_ms + now.reported_upper_ms()) / 2;
+  } else {
+    const double from = static_cast<double>(std::max(now.lower_ms, settings.resolution_ms));
+    timeout = std::llround(std::sqrt(from * static_cast<double>(settings.max_ms)));
+  }
+  auto play = [&](const std::vector<long long> &idle_ms, int number) {
+    long long longest_survivor = 0, shortest_loss = -1;
+    for (long long idle : idle_ms) {
+      Trial trial;
+      trial.round = number;
+      trial.idle_ms = idle;
+      trial.outcome = idle < timeout ? Outcome::kSurvived : Outcome::kSilent;
+      trials.push_back(trial);
+      if (idle < timeout) {
+        longest_survivor = std::max(longest_survivor, idle);
+      } else if (shortest_loss < 0 || idle < shortest_loss) {
+        shortest_loss = idle;
+      }
+    }
+    return std::max(longest_survivor, shortest_loss < 0 ? 0 : shortest_loss + settings.grace_ms);
+  };
+  play(pending_idle_ms, round);  // the current round: counted by the caller
+  long long total = 0;
+  for (int later = round + 1; later <= round + 64; ++later) {
+    std::vector<long long> plan = plan_round(bracket_of(trials), settings);
+    if (plan.empty()) break;
+    total += play(plan, later);
   }
   return total;
 }
@@ -417,6 +443,15 @@ std::string format_text(const Report &report) {
                                             : ", not yet narrowed to the resolution " +
                                                   format_duration_ms(settings.resolution_ms)) +
            ".\n";
+    const long long round_trip = longest_round_trip_ms(report.trials);
+    if (round_trip >= 0) {
+      out +=
+          "Precision: the NAT saw up to one NAT-to-server round trip more silence than the "
+          "server counted; the probes' round trip was at most " +
+          format_duration_ms(round_trip) + ", so the timeout is at most " +
+          format_duration_ms(upper + round_trip) +
+          " (the lower bound needs no correction: it errs on the safe side).\n";
+    }
     const Recommendation r = recommend(bracket, settings);
     out += "Recommended KEEPALIVE_IDLE=" + std::to_string(r.idle_s) + ": the lower bound " + lower +
            " minus a safety margin of " + format_duration_ms(r.margin_ms) +
@@ -495,6 +530,19 @@ std::string format_json(const Report &report) {
     json.null();
   }
   json.field("upper_confirmed", bracket.confirmed_upper_ms >= 0);
+  const long long round_trip = longest_round_trip_ms(report.trials);
+  json.key("round_trip_s");
+  if (round_trip >= 0) {
+    json.number(to_s(round_trip));
+  } else {
+    json.null();
+  }
+  json.key("timeout_upper_bound_s");  // the upper bound plus the round trip
+  if (bracket.has_upper() && round_trip >= 0) {
+    json.number(to_s(bracket.reported_upper_ms() + round_trip));
+  } else {
+    json.null();
+  }
   json.key("recommended_idle_s");
   if (r.available) {
     json.number(r.idle_s);
@@ -532,6 +580,12 @@ std::string format_json(const Report &report) {
     json.key("server_silence_s");
     if (trial.silence_ms >= 0) {
       json.number(to_s(trial.silence_ms));
+    } else {
+      json.null();
+    }
+    json.key("round_trip_s");
+    if (trial.round_trip_ms >= 0) {
+      json.number(to_s(trial.round_trip_ms));
     } else {
       json.null();
     }

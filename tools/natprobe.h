@@ -79,9 +79,17 @@ struct Trial {
   int round = 0;          // 1-based
   long long idle_ms = 0;  // the idle period asked for
   Outcome outcome = Outcome::kSilent;
-  long long silence_ms = -1;  // kSurvived: the silence the server measured; else -1
-  std::string detail;         // kFailed: the error's name (EHOSTUNREACH); else ""
+  long long silence_ms = -1;     // kSurvived: the silence the server measured; else -1
+  std::string detail;            // kFailed: the error's name (EHOSTUNREACH); else ""
+  long long round_trip_ms = -1;  // the client's smoothed RTT when ARMED came (TCP_INFO); -1 unknown
 };
+
+// The longest round trip the trials saw (-1: none known). The server counts
+// the silence from when the client's ACK of ARMED reaches it, the NAT from
+// when that ACK passed it, and the WAKE line reaches the NAT after it left
+// the server: the NAT sees up to one NAT-to-server round trip more silence
+// than asked for. So a loss at U bounds T only to T <= U + this.
+long long longest_round_trip_ms(const std::vector<Trial> &trials);
 
 // The NAT's idle timeout T, as the trials bound it: lower_ms < T <= upper_ms.
 //
@@ -115,11 +123,6 @@ std::string bracket_text(const Bracket &bracket);
 // upper, or idle == upper while that loss awaits its confirmation.
 bool still_needed(const Bracket &bracket, long long idle_ms);
 
-// Which of the probes running now (their idle periods) to keep: those still
-// needed and, while the upper bound rests on one loss, the shortest one above
-// it as a witness (if it survives, the loss was the path's, not the NAT's).
-std::vector<bool> keep_running(const Bracket &bracket, const std::vector<long long> &running_ms);
-
 enum class Progress { kNarrowing, kMeasured, kNoTimeoutUpToMax };
 // kMeasured: a confirmed upper bound and confirmed upper - lower <=
 // resolution; kNoTimeoutUpToMax: nothing was lost and --max survived;
@@ -145,6 +148,16 @@ std::vector<long long> plan_round(const Bracket &bracket, const Settings &settin
 // grace period.
 long long later_rounds_ms(const Bracket &bracket, const std::vector<long long> &pending_idle_ms,
                           const Settings &settings);
+
+// How long the rounds after the current one take if the timeout lies in the
+// middle of what is left (the middle of the bracket; without a loss the
+// geometric middle of lower bound (or resolution) and --max): the current
+// round's `pending` probes and each later round are played against that
+// timeout, a round lasting its longest survivor or its shortest loss plus
+// the grace period. An expectation beside later_rounds_ms' worst case.
+long long expected_later_rounds_ms(std::vector<Trial> trials,
+                                   const std::vector<long long> &pending_idle_ms, int round,
+                                   const Settings &settings);
 
 // ---- recommendation ---------------------------------------------------------
 

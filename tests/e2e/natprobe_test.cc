@@ -280,6 +280,11 @@ void expect_measured(const Judged &j, const ProbeRun &run, const std::string &tr
   ASSERT_TRUE(j.recommended && j.lower) << transcript;
   EXPECT_LT(*j.recommended, *j.lower) << transcript;
   EXPECT_NE(run.out.find("\"upper_confirmed\": true"), std::string::npos) << transcript;
+  // The round trip the probes saw, and the upper bound corrected by it.
+  auto round_trip = json_number(run.out, "round_trip_s");
+  auto corrected = json_number(run.out, "timeout_upper_bound_s");
+  ASSERT_TRUE(round_trip && corrected && j.upper) << transcript;
+  EXPECT_NEAR(*corrected, *j.upper + *round_trip, 0.0015) << transcript;
 }
 
 const Strings kImpairedArgs = {"--max", "12s", "--resolution", "1s", "--json"};
@@ -328,9 +333,9 @@ TEST_F(NatprobeCgnatTest, OutageAtARoundBoundaryIsWaitedOut) {
 }
 
 // T = 6 s. Round 1 probes 1 s ... 12 s from t0; an outage of 2.5 s from just
-// before the 4.137 s probe's line is due loses that line (and the 5.9 s
-// one's): the NAT forgets the mapping meanwhile, the grace period passes. A
-// loss at 4.137 s < T must not become the result: it is probed again.
+// before the 4.137 s probe's line is due loses that line: the NAT forgets
+// the mapping meanwhile, the grace period passes. A loss at 4.137 s < T
+// must not become the result: it is probed again (and survives).
 TEST_F(NatprobeCgnatTest, OutageDuringAWakeUpLineIsNotTheResult) {
   constexpr int kT = 6;
   constexpr double kVictimS = 4.137;  // round 1 of --max 12s --resolution 1s --parallel 8
