@@ -9,6 +9,7 @@
 // Exit 0 done, 1 some socket could not be set, 2 usage or invalid
 // configuration (nothing changed), 3 cannot reach the process.
 
+#include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
@@ -46,7 +47,8 @@ void print_help() {
       "direction, service port and peer, else the global settings. The options are set on the\n"
       "process's own socket (a duplicate taken with pidfd_getfd shares it); the process is not\n"
       "stopped, and nothing but TCP sockets is touched. A socket a rule turns `off` is left as\n"
-      "it is: apply never switches keepalive off.\n"
+      "it is: apply never switches keepalive off. Sockets accepted while apply runs are\n"
+      "found by a second look at the process and set like the others.\n"
       "\n"
       "FLAGS:\n";
   text += keepalive_cli::ConfigFlags::usage();
@@ -56,7 +58,9 @@ void print_help() {
       "Options:\n"
       "  --listeners   also set the listening sockets: connections accepted from now on\n"
       "                inherit their options, even without the library (a listener cannot\n"
-      "                tell peers apart: rules with peer= are pointed out)\n"
+      "                tell peers apart: rules with peer= are pointed out); connections\n"
+      "                waiting in their accept queues keep the old settings: they are\n"
+      "                counted and reported as NOT COVERED\n"
       "  --dry-run     show what would be set, set nothing\n"
       "  --json        one JSON object on stdout instead of a table\n"
       "\n"
@@ -105,6 +109,17 @@ struct Outcome {
   std::string error;           // kFailed, kGone
   keepalive_apply_failure failure{};
   std::vector<int> peer_rules;  // listeners: rules by peer= the listener cannot honour
+  bool second_look = false;     // not in the first listing: accepted (or opened) while apply ran
+};
+
+// What setting the listeners could not reach: per listener set, the
+// connections waiting in its accept queue once it was set. They were
+// established before, copied the listener's old options then, and are in no
+// descriptor yet; the program accepts them later, with the old settings.
+struct AcceptQueue {
+  int fd = -1;
+  std::string local;
+  unsigned int waiting = 0;  // TCP_INFO's tcpi_unacked on a listening socket
 };
 
 // Fills `options`; returns false when the command ends here with *status
@@ -519,7 +534,8 @@ std::string text_report(const keepalive_cli::TargetProcess &target, const std::s
 
 std::string json_report(const keepalive_cli::TargetProcess &target, const std::string &command,
                         const keepalive_config &config, const Options &options,
-                        const std::vector<Outcome> &outcomes) {
+                        const std::vector<Outcome> &outcomes,
+                        const std::vector<AcceptQueue> &queues) {
   JsonWriter json;
   json.begin_object();
   json.field("pid", static_cast<long long>(target.pid()));
@@ -570,6 +586,7 @@ std::string json_report(const keepalive_cli::TargetProcess &target, const std::s
     json.field("inherited_by_new_connections",
                socket.listening &&
                    (outcome.action == Action::kSet || outcome.action == Action::kWouldSet));
+    json.field("second_look", outcome.second_look);
     json.key("peer_rules_not_honoured").begin_array();
     for (int rule : outcome.peer_rules) json.number(static_cast<long long>(rule + 1));
     json.end_array();
@@ -591,6 +608,15 @@ std::string json_report(const keepalive_cli::TargetProcess &target, const std::s
   json.field("gone", counts.gone);
   json.field("failed", counts.failed);
   json.end_object();
+  json.key("accept_queues").begin_array();
+  for (const AcceptQueue &queue : queues) {
+    json.begin_object();
+    json.field("fd", queue.fd);
+    json.field("local", queue.local);
+    json.field("waiting_not_covered", static_cast<long long>(queue.waiting));
+    json.end_object();
+  }
+  json.end_array();
   json.end_object();
   return json.str();
 }
@@ -612,6 +638,75 @@ std::vector<TcpSocket> distinct_sockets(const std::vector<TcpSocket> &sockets,
     if (!seen) distinct.push_back(socket);
   }
   return distinct;
+}
+
+// The accept queue of each listener that was set, read after setting it.
+std::vector<AcceptQueue> accept_queues(const keepalive_cli::TargetProcess &target,
+                                       const std::vector<Outcome> &outcomes) {
+  std::vector<AcceptQueue> queues;
+  for (const Outcome &outcome : outcomes) {
+    if (!outcome.socket.listening || outcome.action != Action::kSet) continue;
+    std::string error;
+    keepalive_cli::UniqueFd dup = target.duplicate_socket(outcome.socket, &error);
+    tcp_info info{};
+    socklen_t length = sizeof info;
+    if (!dup.valid() || getsockopt(dup.get(), IPPROTO_TCP, TCP_INFO, &info, &length) != 0) {
+      continue;
+    }
+    AcceptQueue queue;
+    queue.fd = outcome.socket.fd;
+    queue.local = keepalive_cli::format_endpoint(outcome.socket.local);
+    queue.waiting = info.tcpi_unacked;
+    queues.push_back(queue);
+  }
+  return queues;
+}
+
+// A second look at the process, after the first pass (and after the
+// listeners were set): the sockets it accepted or opened meanwhile landed on
+// descriptors the first pass did not see. They are decided and set like the
+// others; what is accepted after this look inherits from the listeners.
+void second_look(const keepalive_cli::TargetProcess &target, const keepalive_config &config,
+                 const Options &options, std::vector<Outcome> *outcomes) {
+  std::vector<TcpSocket> sockets;
+  std::string error;
+  if (!target.read_tcp_sockets(&sockets, &error)) return;
+  keepalive_cli::classify_directions(&sockets);
+  std::map<unsigned long long, std::vector<int>> more_fds;
+  const size_t first = outcomes->size();
+  for (const TcpSocket &socket : distinct_sockets(sockets, &more_fds)) {
+    bool seen = false;
+    for (size_t i = 0; i < first && !seen; ++i) seen = (*outcomes)[i].socket.inode == socket.inode;
+    if (seen || socket.inode == 0) continue;
+    Outcome outcome = process_socket(target, config, socket, options);
+    outcome.second_look = true;
+    auto more = more_fds.find(socket.inode);
+    if (more != more_fds.end()) outcome.same_socket_fds = more->second;
+    outcomes->push_back(std::move(outcome));
+  }
+}
+
+// The notes on what the run could not cover, for the text report.
+std::string coverage_notes(const std::vector<Outcome> &outcomes,
+                           const std::vector<AcceptQueue> &queues) {
+  std::string notes;
+  int late = 0;
+  for (const Outcome &outcome : outcomes) late += outcome.second_look ? 1 : 0;
+  if (late > 0) {
+    notes += plural(late, "socket", "sockets") +
+             " accepted or opened while apply ran (not in the first listing) " +
+             (late == 1 ? "was" : "were") +
+             " found by a second look and handled like the others.\n";
+  }
+  for (const AcceptQueue &queue : queues) {
+    if (queue.waiting == 0) continue;
+    notes +=
+        "NOT COVERED: " + plural(static_cast<int>(queue.waiting), "connection", "connections") +
+        " waiting in the accept queue of " + queue.local +
+        " after it was set: established before, they keep the old settings when the "
+        "program accepts them; run apply again once they are accepted.\n";
+  }
+  return notes;
 }
 
 }  // namespace
@@ -655,11 +750,18 @@ int keepalive_cmd_apply(int argc, char **argv) {
     if (more != more_fds.end()) outcome.same_socket_fds = more->second;
     outcomes.push_back(std::move(outcome));
   }
+  std::vector<AcceptQueue> queues;
+  if (!options.dry_run) {
+    queues = accept_queues(target, outcomes);
+    second_look(target, config, options, &outcomes);
+  }
   std::string command = target.command_name();
   bool exited = target.exited();
 
-  std::string report = options.json ? json_report(target, command, config, options, outcomes)
-                                    : text_report(target, command, config, options, outcomes);
+  std::string report = options.json
+                           ? json_report(target, command, config, options, outcomes, queues)
+                           : text_report(target, command, config, options, outcomes) +
+                                 coverage_notes(outcomes, queues);
   fputs(report.c_str(), stdout);
   fflush(stdout);
 

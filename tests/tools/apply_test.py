@@ -100,6 +100,24 @@ HOLDER = textwrap.dedent("""
 """)
 
 
+# A server that accepts, on "go", the connections waiting in its listener's
+# queue one by one, 0.5 ms apart, keeps them, and on EOF of stdin prints
+# whether each has SO_KEEPALIVE on ([0|1, ...]).
+SLOW_ACCEPTER = textwrap.dedent("""
+    import json, socket, sys, time
+    listener = socket.create_server(("127.0.0.1", 0), backlog=512)
+    print(json.dumps({"port": listener.getsockname()[1]}), flush=True)
+    count = int(sys.stdin.readline())
+    accepted = []
+    for _ in range(count):
+        accepted.append(listener.accept()[0])
+        time.sleep(0.0005)
+    sys.stdin.read()
+    print(json.dumps([c.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) for c in accepted]),
+          flush=True)
+""")
+
+
 class Holder:
     """The server process, and the test's ends of its connections."""
 
@@ -365,6 +383,67 @@ class ApplyTest(unittest.TestCase):
         listener = next(s for s in doc["sockets"] if s["fd"] == holder.socket("a")["fd"])
         self.assertEqual((listener["direction"], listener["action"]), ("listen", "set"))
         self.assertTrue(listener["inherited_by_new_connections"])
+
+    def test_accept_queue_is_reported_as_not_covered(self):
+        holder = Holder(self)
+        port_a = holder.port("a")
+        rules = f"in port={port_a} idle=33 intvl=4 cnt=2; off"
+        # Two connections the server has not accepted yet: in a's accept queue.
+        for _ in range(2):
+            holder.peers.append(socket.create_connection(("127.0.0.1", port_a), timeout=TIMEOUT))
+        result = keepalive("apply", str(holder.pid), "--listeners", "--rules", rules)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn(f"NOT COVERED: 2 connections waiting in the accept queue of "
+                      f"127.0.0.1:{port_a} after it was set: established before, they keep the "
+                      "old settings when the program accepts them", result.stdout)
+        # What the report says: accepted now, they have the old settings...
+        holder.command("accept queued1 a")
+        holder.command("accept queued2 a")
+        self.assertEqual(holder.options("queued1"), UNTOUCHED)
+        self.assertEqual(holder.options("queued2"), UNTOUCHED)
+        # ... while a connection made after the listener was set inherits.
+        holder.accept("after", "a")
+        self.assertEqual(holder.options("after"), [1, 33, 4, 2, 0])
+        # An empty queue is no note; JSON gives each listener's queue.
+        doc = parse_json(self, keepalive("apply", str(holder.pid), "--listeners", "--json",
+                                         "--rules", rules).stdout)
+        queue = next(q for q in doc["accept_queues"] if q["fd"] == holder.socket("a")["fd"])
+        self.assertEqual(queue["waiting_not_covered"], 0)
+        self.assertEqual(queue["local"], f"127.0.0.1:{port_a}")
+        self.assertNotIn("NOT COVERED", keepalive("apply", str(holder.pid), "--listeners",
+                                                  "--rules", rules).stdout)
+
+    def test_connections_accepted_during_the_run_are_set_or_reported(self):
+        """While apply runs, the program accepts connections that were waiting
+        in the accept queue (established before the listener was set): each
+        one is either set (found by the second look) or counted as not
+        covered in the listener's accept queue."""
+        count = 200
+        server = subprocess.Popen([PYTHON, "-c", SLOW_ACCEPTER], env=clean_env(),
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.addCleanup(server.wait, TIMEOUT)
+        port = json.loads(server.stdout.readline())["port"]
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+                   for _ in range(count)]
+        for client in clients:
+            self.addCleanup(client.close)
+        server.stdin.write(f"{count}\n")
+        server.stdin.flush()
+        result = keepalive("apply", str(server.pid), "--listeners", "--idle", "33", "--json")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        doc = parse_json(self, result.stdout)
+        server.stdin.close()
+        keepalive_on = json.loads(server.stdout.readline())
+        server.stdout.close()
+        self.assertEqual(len(keepalive_on), count)
+        not_set = keepalive_on.count(0)
+        waiting = sum(q["waiting_not_covered"] for q in doc["accept_queues"])
+        second_look = sum(1 for s in doc["sockets"] if s["second_look"])
+        print(f"accepted during the run: {second_look} found by the second look; "
+              f"{waiting} reported waiting; {not_set} of {count} without keepalive")
+        self.assertEqual(len(doc["accept_queues"]), 1)
+        self.assertLessEqual(not_set, waiting,
+                             "connections without keepalive that the report did not count")
 
     def test_listener_cannot_honour_peer_rules(self):
         holder = Holder(self)
