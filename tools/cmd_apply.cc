@@ -30,14 +30,16 @@ using keepalive_cli::JsonWriter;
 using keepalive_cli::TcpSocket;
 
 constexpr char kName[] = "apply";
-constexpr char kUsage[] = "usage: keepalive apply PID [FLAGS] [--listeners] [--dry-run] [--json]";
+constexpr char kUsage[] =
+    "usage: keepalive apply PID [FLAGS] [--listeners] [--dry-run] [--summary|--full] [--json]";
 
 constexpr int kExitSomeNotSet = 1;  // some socket could not be set
 constexpr int kExitNoAccess = 3;    // no such process, permission denied, kernel too old
 
 void print_help() {
   std::string text =
-      "Usage: keepalive apply PID [FLAGS] [--listeners] [--dry-run] [--json]\n"
+      "Usage: keepalive apply PID [FLAGS] [--listeners] [--dry-run] [--summary|--full]\n"
+      "                       [--json]\n"
       "Gives the TCP connections that process PID holds now the keepalive settings that\n"
       "libkeepalive would have given them, without restarting it. The configuration comes from\n"
       "the KEEPALIVE_* environment and FLAGS (FLAGS win), as for `keepalive run`.\n"
@@ -63,6 +65,8 @@ void print_help() {
       "                counted and reported as NOT COVERED\n"
       "  --dry-run     show what would be set, set nothing\n"
       "  --json        one JSON object on stdout instead of a table\n"
+      "  --summary     counts by direction, rule and action, and the failed sockets\n"
+      "                in full (the default above 200 sockets); --full: every socket\n"
       "\n"
       "Setting another process's socket options needs ptrace access to it: the same user where\n"
       "the ptrace policy allows it, otherwise root or CAP_SYS_PTRACE. Linux 5.6 or later.\n"
@@ -83,6 +87,7 @@ struct Options {
   bool listeners = false;
   bool dry_run = false;
   bool json = false;
+  keepalive_cli::Detail detail = keepalive_cli::Detail::kAuto;  // --summary, --full
 };
 
 // What happened to one socket.
@@ -147,6 +152,7 @@ bool parse_arguments(int argc, char **argv, Options *options, int *status) {
       options->dry_run = true;
     } else if (arg == "--json") {
       options->json = true;
+    } else if (keepalive_cli::parse_detail_option(arg, &options->detail)) {
     } else if (arg.size() > 1 && arg[0] == '-') {
       keepalive_cli::print_error(
           kName, std::string("unknown option ") + argv[index] + " (" + kUsage + ")");
@@ -446,6 +452,35 @@ std::string joined(const std::vector<std::string> &items) {
   return text;
 }
 
+// The summary of many sockets: a count per direction, rule and action, then
+// the sockets that failed, in full.
+std::vector<std::vector<std::string>> summary_keys(const keepalive_config &config,
+                                                   const std::vector<Outcome> &outcomes) {
+  std::vector<std::vector<std::string>> keys;
+  for (const Outcome &outcome : outcomes) {
+    keys.push_back({keepalive_cli::direction_name(outcome.socket), rule_text(config, outcome),
+                    action_text(outcome.action)});
+  }
+  return keys;
+}
+
+std::string summary_tables(const keepalive_config &config, const std::vector<Outcome> &outcomes) {
+  std::string out =
+      "Summary (--full shows every socket):\n" +
+      keepalive_cli::summary_table({"DIR", "RULE", "ACTION"}, summary_keys(config, outcomes));
+  std::vector<std::vector<std::string>> failed = {{"FD", "DIR", "LOCAL", "PEER", "RULE", "ERROR"}};
+  for (const Outcome &outcome : outcomes) {
+    if (outcome.action != Action::kFailed) continue;
+    const TcpSocket &socket = outcome.socket;
+    failed.push_back({fds_text(outcome), keepalive_cli::direction_name(socket),
+                      socket.has_local ? keepalive_cli::format_endpoint(socket.local) : "-",
+                      socket.has_peer ? keepalive_cli::format_endpoint(socket.peer) : "-",
+                      rule_text(config, outcome), outcome.error});
+  }
+  if (failed.size() > 1) out += "\nFailed:\n" + keepalive_cli::format_table(failed);
+  return out;
+}
+
 std::string text_report(const keepalive_cli::TargetProcess &target, const std::string &command,
                         const keepalive_config &config, const Options &options,
                         const std::vector<Outcome> &outcomes) {
@@ -472,7 +507,11 @@ std::string text_report(const keepalive_cli::TargetProcess &target, const std::s
                     rule_text(config, outcome), action_text(outcome.action),
                     keepalive_column(config, outcome)});
   }
-  out += keepalive_cli::format_table(rows);
+  if (keepalive_cli::use_summary(options.detail, outcomes.size())) {
+    out += summary_tables(config, outcomes);
+  } else {
+    out += keepalive_cli::format_table(rows);
+  }
 
   // What the table cannot say in a cell; listeners with the same settings
   // share one line.
@@ -543,8 +582,13 @@ std::string json_report(const keepalive_cli::TargetProcess &target, const std::s
   json.field("dry_run", options.dry_run);
   json.field("listeners", options.listeners);
   json.field("enabled", config.enabled != 0);
+  // A summary: the groups, and only the failed sockets in "sockets".
+  const bool summary = keepalive_cli::use_summary(options.detail, outcomes.size());
+  keepalive_cli::summary_json(&json, summary, {"direction", "rule", "action"},
+                              summary_keys(config, outcomes));
   json.key("sockets").begin_array();
   for (const Outcome &outcome : outcomes) {
+    if (summary && outcome.action != Action::kFailed) continue;
     const TcpSocket &socket = outcome.socket;
     json.begin_object();
     json.field("fd", socket.fd);

@@ -100,9 +100,10 @@ HOLDER = textwrap.dedent("""
 """)
 
 
-# A server that accepts, on "go", the connections waiting in its listener's
-# queue one by one, 0.5 ms apart, keeps them, and on EOF of stdin prints
-# whether each has SO_KEEPALIVE on ([0|1, ...]).
+# A server that accepts, when told how many, the connections waiting in its
+# listener's queue one by one, 0.5 ms apart, keeps them, says so
+# ({"accepted": n}), and on EOF of stdin prints whether each has
+# SO_KEEPALIVE on ([0|1, ...]).
 SLOW_ACCEPTER = textwrap.dedent("""
     import json, socket, sys, time
     listener = socket.create_server(("127.0.0.1", 0), backlog=512)
@@ -112,10 +113,26 @@ SLOW_ACCEPTER = textwrap.dedent("""
     for _ in range(count):
         accepted.append(listener.accept()[0])
         time.sleep(0.0005)
+    print(json.dumps({"accepted": len(accepted)}), flush=True)
     sys.stdin.read()
     print(json.dumps([c.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) for c in accepted]),
           flush=True)
 """)
+
+
+def slow_accepter(test, count):
+    """A SLOW_ACCEPTER with `count` connections from the test waiting in its
+    accept queue, just told to accept them: (process, its port)."""
+    server = subprocess.Popen([PYTHON, "-c", SLOW_ACCEPTER], env=clean_env(),
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    test.addCleanup(server.wait, TIMEOUT)
+    port = json.loads(server.stdout.readline())["port"]
+    for _ in range(count):
+        client = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        test.addCleanup(client.close)
+    server.stdin.write(f"{count}\n")
+    server.stdin.flush()
+    return server
 
 
 class Holder:
@@ -419,19 +436,11 @@ class ApplyTest(unittest.TestCase):
         one is either set (found by the second look) or counted as not
         covered in the listener's accept queue."""
         count = 200
-        server = subprocess.Popen([PYTHON, "-c", SLOW_ACCEPTER], env=clean_env(),
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.addCleanup(server.wait, TIMEOUT)
-        port = json.loads(server.stdout.readline())["port"]
-        clients = [socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-                   for _ in range(count)]
-        for client in clients:
-            self.addCleanup(client.close)
-        server.stdin.write(f"{count}\n")
-        server.stdin.flush()
+        server = slow_accepter(self, count)
         result = keepalive("apply", str(server.pid), "--listeners", "--idle", "33", "--json")
         self.assertEqual(result.returncode, 0, result.stderr)
         doc = parse_json(self, result.stdout)
+        self.assertEqual(json.loads(server.stdout.readline()), {"accepted": count})
         server.stdin.close()
         keepalive_on = json.loads(server.stdout.readline())
         server.stdout.close()
@@ -444,6 +453,61 @@ class ApplyTest(unittest.TestCase):
         self.assertEqual(len(doc["accept_queues"]), 1)
         self.assertLessEqual(not_set, waiting,
                              "connections without keepalive that the report did not count")
+
+    def test_summary_counts_and_shows_failures_in_full(self):
+        holder = self.standard_holder()
+        port_a = holder.port("a")
+        in_a = holder.socket("in_a")
+        env = clean_env(LD_PRELOAD=SETSOCKOPT_FAULT, KEEPALIVE_TEST_FAULT_PORT=str(port_a))
+        result = keepalive("apply", str(holder.pid), "--idle", "35", "--cnt", "5", "--summary",
+                           env=env)
+        self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+        out = result.stdout
+        self.assertIn("Summary (--full shows every socket):\n", out)
+        counts = {tuple(line.split()[1:]): int(line.split()[0])
+                  for line in out.split("Summary (--full shows every socket):\n")[1]
+                  .split("\n\n")[0].splitlines()[1:]}
+        self.assertEqual(counts, {("in", "global", "FAILED"): 1, ("in", "global", "set"): 2,
+                                  ("out", "global", "set"): 1, ("listen", "-", "skipped"): 2},
+                         out)
+        failed = out.split("\nFailed:\n")[1].splitlines()
+        self.assertTrue(failed[0].startswith("FD "), out)
+        self.assertIn(f"{in_a['fd']}", failed[1].split()[0])
+        self.assertIn("setting TCP_KEEPCNT failed: Operation not permitted", failed[1])
+        self.assertNotIn("KEEPALIVE BEFORE", out, "no line per socket")
+
+        doc = parse_json(self, keepalive("apply", str(holder.pid), "--idle", "36", "--cnt", "6", "--summary",
+                                         "--json", env=env).stdout)
+        self.assertTrue(doc["summary_only"])
+        self.assertIn({"direction": "in", "rule": "global", "action": "set", "sockets": 2},
+                      doc["groups"])
+        self.assertEqual([s["fd"] for s in doc["sockets"]], [in_a["fd"]], "only the failure")
+        full = keepalive("apply", str(holder.pid), "--idle", "37", "--full", "--json").stdout
+        self.assertFalse(parse_json(self, full)["summary_only"])
+
+    def test_many_sockets_are_summarized_by_default(self):
+        count = 201  # with the listener, 202 TCP sockets: above 200
+        server = slow_accepter(self, count)
+        self.addCleanup(server.stdout.close)
+        self.addCleanup(server.stdin.close)
+        self.assertEqual(json.loads(server.stdout.readline()), {"accepted": count})
+        pid = str(server.pid)
+        out = keepalive("apply", pid, "--idle", "33").stdout
+        self.assertIn("Summary (--full shows every socket):", out)
+        self.assertRegex(out, r"\n201 +in +global +set\n")
+        self.assertLess(len(out.splitlines()), 15, out)
+        self.assertEqual(len(rows(self, keepalive("apply", pid, "--idle", "33", "--full")
+                                  .stdout)), 202)
+        out = keepalive("inspect", pid).stdout
+        self.assertIn("202 TCP sockets; summary (--full shows every socket):", out)
+        self.assertRegex(out, r"\n201 +ESTAB +in +idle=33s ")
+        self.assertEqual(len(rows(self, keepalive("inspect", pid, "--full").stdout)), 202)
+        doc = parse_json(self, keepalive("inspect", pid, "--json").stdout)
+        self.assertTrue(doc["summary_only"])
+        self.assertEqual(doc["sockets"], [], "every socket was readable")
+        self.assertEqual(sum(g["sockets"] for g in doc["groups"]), 202)
+        self.assertEqual(len(parse_json(self, keepalive("inspect", pid, "--json", "--full")
+                                        .stdout)["sockets"]), 202)
 
     def test_listener_cannot_honour_peer_rules(self):
         holder = Holder(self)
