@@ -100,16 +100,16 @@ void print_help() {
       "  --grace DURATION        how long after an idle period to wait for the line\n"
       "                          (default 5s: a phone's radio may need seconds to wake up)\n"
       "  --parallel N            connections per round, 1..64 (default 8)\n"
-      "  --give-up-after DURATION  stop when the server has not answered this long\n"
-      "                          (default 5m); a probe that cannot be set up is\n"
-      "                          retried meanwhile, after 1s, 2s, 4s ... up to 30s\n"
+      "  --give-up-after DURATION  stop when probes could not be set up, and the\n"
+      "                          server did not answer, for this long (default 5m);\n"
+      "                          meanwhile retried after 1s, 2s, 4s ... up to 30s\n"
       "  --json                  the result as one JSON object on stdout\n"
       "A loss narrows the bracket only once it is confirmed, by a loss in another round\n"
       "(a single one may be an outage or a lost packet): it is probed again, which\n"
-      "usually costs one more round.\n"
+      "may cost one more round.\n"
       "Progress goes to stderr, one line per finished probe. Ctrl-C stops the client and\n"
       "prints what was learned so far. A run takes about (rounds) x (timeout + grace): with\n"
-      "the defaults and a 5-minute timeout, 20 to 25 minutes.\n"
+      "the defaults and a 5-minute timeout, 15 to 20 minutes.\n"
       "\n"
       "Exit status: 0 measured (or no timeout up to --max); 1 the server cannot be reached,\n"
       "is not a natprobe server, or contact was lost; 2 usage error; 130 interrupted.\n"
@@ -469,9 +469,12 @@ struct Probe {
 
 // What the client knows of its contact with the server across rounds: a
 // probe whose set-up fails is retried with back-off, and the run gives up
-// only when no line came from the server for `give_up_ms`.
+// only when set-ups have failed, and no line came from the server, for
+// `give_up_ms`. (Silence alone is no sign: a round of long idle periods
+// hears nothing for that long.)
 struct Contact {
   double last_answer = 0;    // when the server's last line arrived (monotonic s)
+  double first_failure = 0;  // the first set-up that failed since then (0: none)
   int failed_setups = 0;     // set-ups that failed since then
   std::string last_failure;  // what the last failed set-up observed
 };
@@ -604,12 +607,16 @@ bool Round::setup_failed(Probe *probe, const std::string &observed, std::string 
   ++contact_->failed_setups;
   contact_->last_failure = observed;
   const double now = now_s();
+  if (contact_->first_failure == 0) contact_->first_failure = now;
   const double silent_s = now - contact_->last_answer;
-  if (silent_s * 1000 >= static_cast<double>(give_up_ms_)) {
-    *error = "lost contact with " + server_.text + ": no answer from it for " +
-             format_duration_ms(to_ms(silent_s) / 1000 * 1000) + " (--give-up-after " +
-             format_duration_ms(give_up_ms_) + "); " + std::to_string(contact_->failed_setups) +
-             " attempts to set up a probe failed meanwhile, the last one: " + observed;
+  const double failing_s = now - contact_->first_failure;
+  if (failing_s * 1000 >= static_cast<double>(give_up_ms_)) {
+    *error = "lost contact with " + server_.text + ": no probe could be set up for " +
+             format_duration_ms(to_ms(failing_s) / 1000 * 1000) + " (--give-up-after " +
+             format_duration_ms(give_up_ms_) + "; " + std::to_string(contact_->failed_setups) +
+             " attempts), the server last answered " +
+             format_duration_ms(to_ms(silent_s) / 1000 * 1000) +
+             " ago; the last attempt: " + observed;
     return false;
   }
   double wait_s = std::min(kLongestRetryS, kFirstRetryS * std::pow(2.0, probe->failures - 1));
@@ -636,6 +643,7 @@ bool Round::handle_readable(Probe *probe, std::string *error) {
   std::string line;
   while (probe->fd >= 0 && take_line(&probe->buffer, &line)) {
     contact_->last_answer = now_s();
+    contact_->first_failure = 0;
     contact_->failed_setups = 0;
     if (!handle_line(probe, line, error)) return false;
   }

@@ -501,6 +501,60 @@ TEST_F(NatprobeLoopbackTest, ResetByThePathCountsAsLost) {
   std::cout << text.out;
 }
 
+// The server answers the first round, then closes every connection at
+// once (a server restarting, a middlebox): each set-up fails and is retried
+// with back-off, and after --give-up-after the client stops and says what
+// it observed, with what was learned.
+TEST_F(NatprobeLoopbackTest, ServerGoneAfterARoundEndsTheRunAfterGiveUpAfter) {
+  std::atomic<bool> down{false};
+  FakeServer fake([&down](int fd) {
+    if (down) {
+      close(fd);
+      return;
+    }
+    send_text(fd, "KEEPALIVE-NATPROBE 1\n");
+    std::string request = read_line(fd, 5);
+    long long idle_ms = request.rfind("IDLE ", 0) == 0 ? atoll(request.c_str() + 5) : 0;
+    if (idle_ms > 0) {
+      send_text(fd, "ARMED " + std::to_string(idle_ms) + "\n");
+      bool reset = idle_ms >= 1500;  // a path that resets after 1.5 s
+      usleep(static_cast<useconds_t>((reset ? 1500 : idle_ms) * 1000));
+      if (reset) {
+        linger abort_now{1, 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_now, sizeof abort_now);
+      } else {
+        send_text(fd, "WAKE " + std::to_string(idle_ms) + "\n");
+      }
+    }
+    close(fd);
+  });
+  ASSERT_TRUE(fake.listening());
+  Process client("client", {command(), "natprobe", "client", fake.endpoint(), "--max", "4s",
+                            "--resolution", "1s", "--grace", "1s", "--give-up-after", "10s"});
+  ASSERT_TRUE(client.wait_for_output("round 1 done", 15, true)) << client.transcript();
+  down = true;
+  EXPECT_EQ(client.wait_exit(30), 1) << client.transcript();
+  const std::string &err = client.err();
+  EXPECT_NE(err.find("set-up failed (connected, but the connection closed before the greeting); "
+                     "retrying in 1s"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("retrying in 8s"), std::string::npos) << "back-off\n" << err;
+  std::smatch gave_up;
+  ASSERT_TRUE(std::regex_search(
+      err, gave_up,
+      std::regex("lost contact with 127\\.0\\.0\\.1:[0-9]+: no probe could be set up for "
+                 "([0-9]+)s \\(--give-up-after 10s; [0-9]+ attempts\\), the server last "
+                 "answered [0-9]+s ago; the last attempt: connected, but the connection closed "
+                 "before the greeting")))
+      << err;
+  EXPECT_GE(std::stoi(gave_up[1]), 10);
+  EXPECT_NE(client.out().find("Stopped early (lost contact with"), std::string::npos)
+      << client.out();
+  EXPECT_NE(client.out().find("  survived   1s"), std::string::npos) << client.out();
+  std::cout << "gave up after " << client.run_time() << " s:\n" << err;
+}
+
 TEST_F(NatprobeLoopbackTest, UnreachableServerFailsClearly) {
   // A port nobody listens on: bound, then closed.
   int fd = socket(AF_INET, SOCK_STREAM, 0);
