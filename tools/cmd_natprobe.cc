@@ -725,6 +725,10 @@ bool Round::handle_deadline(Probe *probe, std::string *error) {
     case Probe::Stage::kConnecting:
       return setup_failed(probe, "no answer to the connection within " + within, error);
     case Probe::Stage::kGreeting:
+      if (!probe->buffer.empty()) {  // a foreign peer's bytes end the run
+        *error = no_greeting(server_.text, probe->buffer);
+        return false;
+      }
       return setup_failed(probe, "connected, but no greeting within " + within, error);
     case Probe::Stage::kArming:
       return setup_failed(probe, "greeted, but the probe was not armed within " + within, error);
