@@ -190,11 +190,17 @@ class NatprobeCgnatTest : public testing::Test {
   // Measures through a NAT with timeout T; the client's run and the server's
   // log. `env` is given to both ends. `impair`, when given, runs once the
   // client has started (the path's impairments: see Impairment).
+  // `prepare`, when given, runs before the server starts.
   void measure(const std::string &tag, int nat_timeout_s, const Strings &env,
                const Strings &client_args, ProbeRun *run, std::string *server_log,
-               const std::function<void(const Nat &, Process *)> &impair = nullptr) {
+               const std::function<void(const Nat &, Process *)> &impair = nullptr,
+               const std::function<void(const Nat &)> &prepare = nullptr) {
     Nat nat(tag, nat_timeout_s);
     ASSERT_TRUE(nat.up()) << "cgnat up " << nat.name() << " failed:\n" << nat.up_output();
+    if (prepare) {
+      prepare(nat);
+      if (HasFatalFailure()) return;
+    }
     Process server(
         "server",
         nat.exec("s", env, {command(), "natprobe", "server", "--listen", kServerEndpoint}));
@@ -251,7 +257,7 @@ class Impairment {
 // The client's JSON result, judged against the NAT's timeout T; one line
 // for the table of impaired runs (KEEPALIVE_NATPROBE_TABLE).
 struct Judged {
-  std::optional<double> lower, upper, recommended;
+  std::optional<double> lower, upper, recommended, corrected_upper;
   bool contains_t = false;
 };
 Judged judge(const std::string &name, int nat_timeout_s, const ProbeRun &run) {
@@ -259,6 +265,7 @@ Judged judge(const std::string &name, int nat_timeout_s, const ProbeRun &run) {
   j.lower = json_number(run.out, "timeout_lower_s");
   j.upper = json_number(run.out, "timeout_upper_s");
   j.recommended = json_number(run.out, "recommended_idle_s");
+  j.corrected_upper = json_number(run.out, "timeout_upper_bound_s");
   j.contains_t = j.lower && j.upper && *j.lower < nat_timeout_s && *j.upper >= nat_timeout_s;
   auto shown = [](const std::optional<double> &v) {
     return v ? std::to_string(*v).substr(0, std::to_string(*v).find('.') + 4) : std::string("-");
@@ -266,8 +273,9 @@ Judged judge(const std::string &name, int nat_timeout_s, const ProbeRun &run) {
   std::cout << "IMPAIRED | " << name << " | T=" << nat_timeout_s << "s | exit " << run.status
             << " | status " << json_string(run.out, "status") << " | bracket [" << shown(j.lower)
             << ", " << shown(j.upper) << "] | contains T: " << (j.contains_t ? "yes" : "no")
-            << " | recommendation " << shown(j.recommended) << " | " << std::fixed
-            << std::setprecision(1) << run.seconds << " s\n";
+            << " | upper + round trip " << shown(j.corrected_upper) << " | recommendation "
+            << shown(j.recommended) << " | " << std::fixed << std::setprecision(1) << run.seconds
+            << " s\n";
   return j;
 }
 
@@ -357,6 +365,37 @@ TEST_F(NatprobeCgnatTest, OutageDuringAWakeUpLineIsNotTheResult) {
   EXPECT_NE(run.err.find("4.137s lost: nothing arrived"), std::string::npos)
       << "the outage missed the line it was meant for\n"
       << transcript;
+}
+
+// The server 0.6 s from the NAT each way (`cgnat delay`: a 1.2 s round trip
+// between them). The server counts the silence from when the client's ACK
+// reaches it, the NAT from when it passed: the NAT sees 1.2 s more silence
+// than asked for, so the 3 s probe is lost (4.2 s at the NAT) and the plain
+// bracket [2 s, 3 s] misses T = 4 s — on the safe side. The report gives the
+// round trip and the upper bound it allows, which contains T.
+TEST_F(NatprobeCgnatTest, ServerFarFromTheNatIsAccountedFor) {
+  constexpr int kT = 4;
+  ProbeRun run;
+  std::string server_log;
+  std::unique_ptr<Process> bridge;
+  ASSERT_NO_FATAL_FAILURE(measure(
+      "npfar", kT, {}, {"--max", "8s", "--resolution", "1s", "--grace", "2s", "--json"}, &run,
+      &server_log, nullptr, [&bridge](const Nat &nat) {
+        bridge = std::make_unique<Process>(
+            "bridge", Strings{cgnat_harness::harness(), "delay", nat.name(), "0.6"});
+        ASSERT_TRUE(bridge->wait_for_output("bridging", kStartupTimeout)) << bridge->transcript();
+      }));
+  const std::string transcript = run.out + run.err + server_log;
+  Judged j = judge("server 0.6 s from the NAT each way", kT, run);
+  ASSERT_EQ(run.status, 0) << transcript;
+  EXPECT_EQ(json_string(run.out, "status"), "measured") << transcript;
+  auto round_trip = json_number(run.out, "round_trip_s");
+  ASSERT_TRUE(round_trip && j.corrected_upper && j.lower && j.recommended) << transcript;
+  EXPECT_GE(*round_trip, 1.2) << transcript;
+  EXPECT_LT(*j.lower, kT) << transcript;
+  EXPECT_GE(*j.corrected_upper, kT) << "the corrected upper bound must hold T\n" << transcript;
+  EXPECT_LT(*j.recommended, *j.lower) << transcript;
+  EXPECT_NE(run.out.find("\"upper_confirmed\": true"), std::string::npos) << transcript;
 }
 
 // ---- through the emulated CGNAT --------------------------------------------
