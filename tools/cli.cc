@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 
 // Set by tools/CMakeLists.txt: where the library lies relative to the
@@ -344,6 +345,43 @@ std::string format_cidr(const keepalive_cidr &cidr) {
   return std::string(host) + "/" + std::to_string(cidr.prefix);
 }
 
+std::vector<std::pair<std::vector<std::string>, int>> count_rows(
+    const std::vector<std::vector<std::string>> &rows) {
+  std::vector<std::pair<std::vector<std::string>, int>> counted;
+  for (const auto &row : rows) {
+    auto found = std::find_if(counted.begin(), counted.end(),
+                              [&row](const auto &entry) { return entry.first == row; });
+    if (found != counted.end()) {
+      ++found->second;
+    } else {
+      counted.push_back({row, 1});
+    }
+  }
+  return counted;
+}
+
+bool parse_detail_option(std::string_view arg, Detail *detail) {
+  if (arg == "--summary") {
+    *detail = Detail::kSummary;
+  } else if (arg == "--full") {
+    *detail = Detail::kFull;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+std::string summary_table(const std::vector<std::string> &header,
+                          const std::vector<std::vector<std::string>> &keys) {
+  std::vector<std::vector<std::string>> rows = {{"SOCKETS"}};
+  rows[0].insert(rows[0].end(), header.begin(), header.end());
+  for (const auto &[key, n] : count_rows(keys)) {
+    rows.push_back({std::to_string(n)});
+    rows.back().insert(rows.back().end(), key.begin(), key.end());
+  }
+  return format_table(rows);
+}
+
 std::string format_table(const std::vector<std::vector<std::string>> &rows) {
   std::vector<size_t> widths;
   for (const auto &row : rows) {
@@ -524,6 +562,20 @@ JsonWriter &JsonWriter::null() {
 JsonWriter &JsonWriter::optional_field(std::string_view name, long long value) {
   key(name);
   return value == KEEPALIVE_UNSET ? null() : number(value);
+}
+
+void summary_json(JsonWriter *json, bool summary, const std::vector<const char *> &names,
+                  const std::vector<std::vector<std::string>> &keys) {
+  json->field("summary_only", summary);
+  if (!summary) return;
+  json->key("groups").begin_array();
+  for (const auto &[key, n] : count_rows(keys)) {
+    json->begin_object();
+    for (size_t i = 0; i < names.size() && i < key.size(); ++i) json->field(names[i], key[i]);
+    json->field("sockets", n);
+    json->end_object();
+  }
+  json->end_array();
 }
 
 void socket_settings_json(JsonWriter *json, std::string_view name, bool read,

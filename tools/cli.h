@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "keepalive/keepalive.h"
@@ -128,6 +129,25 @@ std::string format_cidr(const keepalive_cidr &cidr);
 // its widest cell plus two spaces.
 std::string format_table(const std::vector<std::vector<std::string>> &rows);
 
+// Identical rows counted, in order of first appearance: {cells, count}.
+std::vector<std::pair<std::vector<std::string>, int>> count_rows(
+    const std::vector<std::vector<std::string>> &rows);
+
+// One line per socket, or a summary (counts by group, failures in full) for
+// inspect and apply: --summary, --full, else a summary above kSummaryAbove
+// sockets (5 000 sockets would be 5 000 lines, or megabytes of JSON).
+enum class Detail { kAuto, kSummary, kFull };
+inline constexpr size_t kSummaryAbove = 200;
+inline bool use_summary(Detail detail, size_t sockets) {
+  return detail == Detail::kSummary || (detail == Detail::kAuto && sockets > kSummaryAbove);
+}
+// "--summary" or "--full": true with *detail set; false for another argument.
+bool parse_detail_option(std::string_view arg, Detail *detail);
+// The summary as a table: a SOCKETS column with each group's count, then
+// the group's cells under `header`.
+std::string summary_table(const std::vector<std::string> &header,
+                          const std::vector<std::vector<std::string>> &keys);
+
 // A JSON string literal, quotes included.
 std::string json_quote(std::string_view text);
 
@@ -175,6 +195,11 @@ class JsonWriter {
   std::vector<bool> has_items_;  // one entry per open object/array
   bool after_key_ = false;
 };
+
+// Writes "summary_only": `summary` and, for a summary, "groups": the rows of
+// `keys` counted, one object each with the fields `names` and "sockets".
+void summary_json(JsonWriter *json, bool summary, const std::vector<const char *> &names,
+                  const std::vector<std::vector<std::string>> &keys);
 
 // Writes `name`: the keepalive options read from a socket (enabled, idle_s,
 // intvl_s, cnt, user_timeout_ms as the kernel reports them), or null when

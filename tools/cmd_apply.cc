@@ -9,6 +9,7 @@
 // Exit 0 done, 1 some socket could not be set, 2 usage or invalid
 // configuration (nothing changed), 3 cannot reach the process.
 
+#include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
@@ -29,7 +30,8 @@ using keepalive_cli::JsonWriter;
 using keepalive_cli::TcpSocket;
 
 constexpr char kName[] = "apply";
-constexpr char kUsage[] = "usage: keepalive apply PID [FLAGS] [--listeners] [--dry-run] [--json]";
+constexpr char kUsage[] =
+    "usage: keepalive apply PID [FLAGS] [--listeners] [--dry-run] [--summary|--full] [--json]";
 
 // Some socket could not be set, or some descriptor not examined.
 constexpr int kExitSomeNotSet = keepalive_cli::kExitFailure;
@@ -37,7 +39,8 @@ constexpr int kExitNoAccess = keepalive_cli::kExitNoProcess;
 
 void print_help() {
   std::string text =
-      "Usage: keepalive apply PID [FLAGS] [--listeners] [--dry-run] [--json]\n"
+      "Usage: keepalive apply PID [FLAGS] [--listeners] [--dry-run]\n"
+      "                       [--summary|--full] [--json]\n"
       "Gives the TCP connections that process PID holds now the keepalive settings\n"
       "that libkeepalive would have given them, without restarting it. The\n"
       "configuration comes from the KEEPALIVE_* environment and FLAGS (FLAGS win),\n"
@@ -52,6 +55,8 @@ void print_help() {
       "switches keepalive off.\n"
       "As with the library, a socket whose idle time is not the kernel's default\n"
       "has had its timings chosen (by the program, or earlier) and is left alone.\n"
+      "Sockets accepted while apply runs are found by a second look at the process\n"
+      "and set like the others.\n"
       "\n"
       "FLAGS:\n";
   text += keepalive_cli::ConfigFlags::usage();
@@ -62,10 +67,15 @@ void print_help() {
   text += keepalive_cli::help_entry(
       "--listeners",
       "also set the listening sockets: connections accepted from now on inherit their "
-      "options, even without the library (a listener cannot tell peers apart: rules with "
-      "peer=: if a peer= rule decides its port, it is left alone)");
+      "options, even without the library (a listener cannot tell peers apart: one whose "
+      "port a peer= rule decides is left alone); connections waiting in their accept "
+      "queues keep the old settings: they are counted and reported as NOT COVERED");
   text += keepalive_cli::help_entry("--dry-run", "show what would be set, set nothing");
   text += keepalive_cli::help_entry("--json", "one JSON object on stdout instead of a table");
+  text += keepalive_cli::help_entry(
+      "--summary",
+      "counts by direction, rule and action, and the failed sockets in full (the default "
+      "above 200 sockets); --full: every socket");
   text +=
       "\n"
       "Setting another process's socket options needs ptrace access to it: the same\n"
@@ -90,6 +100,7 @@ struct Options {
   bool listeners = false;
   bool dry_run = false;
   bool json = false;
+  keepalive_cli::Detail detail = keepalive_cli::Detail::kAuto;  // --summary, --full
 };
 
 // What happened to one socket.
@@ -118,6 +129,17 @@ struct Outcome {
   std::string error;           // kFailed, kGone
   keepalive_apply_failure failure{};
   std::vector<int> peer_rules;  // listeners: rules by peer= the listener cannot honour
+  bool second_look = false;     // not in the first listing: accepted (or opened) while apply ran
+};
+
+// What setting the listeners could not reach: per listener set, the
+// connections waiting in its accept queue once it was set. They were
+// established before, copied the listener's old options then, and are in no
+// descriptor yet; the program accepts them later, with the old settings.
+struct AcceptQueue {
+  int fd = -1;
+  std::string local;
+  unsigned int waiting = 0;  // TCP_INFO's tcpi_unacked on a listening socket
 };
 
 // Fills `options`; returns false when the command ends here with *status
@@ -145,6 +167,7 @@ bool parse_arguments(int argc, char **argv, Options *options, int *status) {
       options->dry_run = true;
     } else if (arg == "--json") {
       options->json = true;
+    } else if (keepalive_cli::parse_detail_option(arg, &options->detail)) {
     } else if (arg.size() > 1 && arg[0] == '-') {
       keepalive_cli::print_error(
           kName, std::string("unknown option ") + argv[index] + " (" + kUsage + ")");
@@ -468,6 +491,35 @@ std::string joined(const std::vector<std::string> &items) {
   return text;
 }
 
+// The summary of many sockets: a count per direction, rule and action, then
+// the sockets that failed, in full.
+std::vector<std::vector<std::string>> summary_keys(const keepalive_config &config,
+                                                   const std::vector<Outcome> &outcomes) {
+  std::vector<std::vector<std::string>> keys;
+  for (const Outcome &outcome : outcomes) {
+    keys.push_back({keepalive_cli::direction_name(outcome.socket), rule_text(config, outcome),
+                    action_text(outcome.action)});
+  }
+  return keys;
+}
+
+std::string summary_tables(const keepalive_config &config, const std::vector<Outcome> &outcomes) {
+  std::string out =
+      "Summary (--full shows every socket):\n" +
+      keepalive_cli::summary_table({"DIR", "RULE", "ACTION"}, summary_keys(config, outcomes));
+  std::vector<std::vector<std::string>> failed = {{"FD", "DIR", "LOCAL", "PEER", "RULE", "ERROR"}};
+  for (const Outcome &outcome : outcomes) {
+    if (outcome.action != Action::kFailed) continue;
+    const TcpSocket &socket = outcome.socket;
+    failed.push_back({fds_text(outcome), keepalive_cli::direction_name(socket),
+                      socket.has_local ? keepalive_cli::format_endpoint(socket.local) : "-",
+                      socket.has_peer ? keepalive_cli::format_endpoint(socket.peer) : "-",
+                      rule_text(config, outcome), outcome.error});
+  }
+  if (failed.size() > 1) out += "\nFailed:\n" + keepalive_cli::format_table(failed);
+  return out;
+}
+
 std::string text_report(const keepalive_cli::TargetProcess &target, const std::string &command,
                         const keepalive_config &config, const Options &options,
                         const std::vector<Outcome> &outcomes,
@@ -499,7 +551,11 @@ std::string text_report(const keepalive_cli::TargetProcess &target, const std::s
                     rule_text(config, outcome), action_text(outcome.action),
                     keepalive_column(config, outcome)});
   }
-  out += keepalive_cli::format_table(rows);
+  if (keepalive_cli::use_summary(options.detail, outcomes.size())) {
+    out += summary_tables(config, outcomes);
+  } else {
+    out += keepalive_cli::format_table(rows);
+  }
 
   // What the table cannot say in a cell; listeners with the same settings
   // share one line.
@@ -550,7 +606,8 @@ std::string text_report(const keepalive_cli::TargetProcess &target, const std::s
 std::string json_report(const keepalive_cli::TargetProcess &target, const std::string &command,
                         const keepalive_config &config, const Options &options,
                         const std::vector<Outcome> &outcomes,
-                        const keepalive_cli::Unexamined &unexamined) {
+                        const keepalive_cli::Unexamined &unexamined,
+                        const std::vector<AcceptQueue> &queues) {
   JsonWriter json;
   json.begin_object();
   json.field("pid", static_cast<long long>(target.pid()));
@@ -558,8 +615,13 @@ std::string json_report(const keepalive_cli::TargetProcess &target, const std::s
   json.field("dry_run", options.dry_run);
   json.field("listeners", options.listeners);
   json.field("enabled", config.enabled != 0);
+  // A summary: the groups, and only the failed sockets in "sockets".
+  const bool summary = keepalive_cli::use_summary(options.detail, outcomes.size());
+  keepalive_cli::summary_json(&json, summary, {"direction", "rule", "action"},
+                              summary_keys(config, outcomes));
   json.key("sockets").begin_array();
   for (const Outcome &outcome : outcomes) {
+    if (summary && outcome.action != Action::kFailed) continue;
     const TcpSocket &socket = outcome.socket;
     json.begin_object();
     json.field("fd", socket.fd);
@@ -601,6 +663,7 @@ std::string json_report(const keepalive_cli::TargetProcess &target, const std::s
     json.field("inherited_by_new_connections",
                socket.listening &&
                    (outcome.action == Action::kSet || outcome.action == Action::kWouldSet));
+    json.field("second_look", outcome.second_look);
     json.key("peer_rules_not_honoured").begin_array();
     for (int rule : outcome.peer_rules) json.number(static_cast<long long>(rule + 1));
     json.end_array();
@@ -624,6 +687,15 @@ std::string json_report(const keepalive_cli::TargetProcess &target, const std::s
   json.field("unexamined", static_cast<int>(unexamined.fds.size()));
   json.end_object();
   keepalive_cli::unexamined_json(&json, unexamined);
+  json.key("accept_queues").begin_array();
+  for (const AcceptQueue &queue : queues) {
+    json.begin_object();
+    json.field("fd", queue.fd);
+    json.field("local", queue.local);
+    json.field("waiting_not_covered", static_cast<long long>(queue.waiting));
+    json.end_object();
+  }
+  json.end_array();
   json.end_object();
   return json.str();
 }
@@ -645,6 +717,76 @@ std::vector<TcpSocket> distinct_sockets(const std::vector<TcpSocket> &sockets,
     if (!seen) distinct.push_back(socket);
   }
   return distinct;
+}
+
+// The accept queue of each listener that was set, read after setting it.
+std::vector<AcceptQueue> accept_queues(const keepalive_cli::TargetProcess &target,
+                                       const std::vector<Outcome> &outcomes) {
+  std::vector<AcceptQueue> queues;
+  for (const Outcome &outcome : outcomes) {
+    if (!outcome.socket.listening || outcome.action != Action::kSet) continue;
+    std::string error;
+    keepalive_cli::UniqueFd dup = target.duplicate_socket(outcome.socket, &error);
+    tcp_info info{};
+    socklen_t length = sizeof info;
+    if (!dup.valid() || getsockopt(dup.get(), IPPROTO_TCP, TCP_INFO, &info, &length) != 0) {
+      continue;
+    }
+    AcceptQueue queue;
+    queue.fd = outcome.socket.fd;
+    queue.local = keepalive_cli::format_endpoint(outcome.socket.local);
+    queue.waiting = info.tcpi_unacked;
+    queues.push_back(queue);
+  }
+  return queues;
+}
+
+// A second look at the process, after the first pass (and after the
+// listeners were set): the sockets it accepted or opened meanwhile landed on
+// descriptors the first pass did not see. They are decided and set like the
+// others; what is accepted after this look inherits from the listeners.
+void second_look(const keepalive_cli::TargetProcess &target, const keepalive_config &config,
+                 const Options &options, std::vector<Outcome> *outcomes) {
+  std::vector<TcpSocket> sockets;
+  keepalive_cli::Unexamined unexamined;  // reported by the first look
+  std::string error;
+  if (!target.read_tcp_sockets(&sockets, &unexamined, &error)) return;
+  keepalive_cli::classify_directions(&sockets);
+  std::map<unsigned long long, std::vector<int>> more_fds;
+  const size_t first = outcomes->size();
+  for (const TcpSocket &socket : distinct_sockets(sockets, &more_fds)) {
+    bool seen = false;
+    for (size_t i = 0; i < first && !seen; ++i) seen = (*outcomes)[i].socket.inode == socket.inode;
+    if (seen || socket.inode == 0) continue;
+    Outcome outcome = process_socket(target, config, socket, options);
+    outcome.second_look = true;
+    auto more = more_fds.find(socket.inode);
+    if (more != more_fds.end()) outcome.same_socket_fds = more->second;
+    outcomes->push_back(std::move(outcome));
+  }
+}
+
+// The notes on what the run could not cover, for the text report.
+std::string coverage_notes(const std::vector<Outcome> &outcomes,
+                           const std::vector<AcceptQueue> &queues) {
+  std::string notes;
+  int late = 0;
+  for (const Outcome &outcome : outcomes) late += outcome.second_look ? 1 : 0;
+  if (late > 0) {
+    notes += plural(late, "socket", "sockets") +
+             " accepted or opened while apply ran (not in the first listing) " +
+             (late == 1 ? "was" : "were") +
+             " found by a second look and handled like the others.\n";
+  }
+  for (const AcceptQueue &queue : queues) {
+    if (queue.waiting == 0) continue;
+    notes +=
+        "NOT COVERED: " + plural(static_cast<int>(queue.waiting), "connection", "connections") +
+        " waiting in the accept queue of " + queue.local +
+        " after it was set: established before, they keep the old settings when the "
+        "program accepts them; run apply again once they are accepted.\n";
+  }
+  return notes;
 }
 
 }  // namespace
@@ -692,12 +834,19 @@ int keepalive_cmd_apply(int argc, char **argv) {
     if (more != more_fds.end()) outcome.same_socket_fds = more->second;
     outcomes.push_back(std::move(outcome));
   }
+  std::vector<AcceptQueue> queues;
+  if (!options.dry_run) {
+    queues = accept_queues(target, outcomes);
+    second_look(target, config, options, &outcomes);
+  }
   std::string command = target.command_name();
   bool exited = target.exited();
 
   std::string report = options.json
-                           ? json_report(target, command, config, options, outcomes, unexamined)
-                           : text_report(target, command, config, options, outcomes, unexamined);
+                           ? json_report(target, command, config, options, outcomes, unexamined,
+                                         queues)
+                           : text_report(target, command, config, options, outcomes, unexamined) +
+                                 coverage_notes(outcomes, queues);
   fputs(report.c_str(), stdout);
   fflush(stdout);
 

@@ -1,4 +1,4 @@
-// cmd_inspect.cc — `keepalive inspect PID [--json]`: a running process's TCP
+// cmd_inspect.cc — `keepalive inspect PID [--summary|--full] [--json]`: a running process's TCP
 // sockets with state, addresses, direction and keepalive settings (read via
 // pidfd_getfd + getsockopt, process.h), whether libkeepalive is mapped in it,
 // its KEEPALIVE_* environment and whether the core accepts that environment.
@@ -31,7 +31,7 @@ constexpr char kName[] = "inspect";
 
 void print_help() {
   std::string text =
-      "Usage: keepalive inspect PID [--json]\n"
+      "Usage: keepalive inspect PID [--summary|--full] [--json]\n"
       "Shows the TCP sockets of process PID with their state, local and peer address,\n"
       "direction (in: local port is one the process listens on) and keepalive settings\n"
       "as the kernel reports them; whether libkeepalive is loaded in the process; and\n"
@@ -43,6 +43,10 @@ void print_help() {
       "same user where the ptrace policy allows it, otherwise root or CAP_SYS_PTRACE.\n"
       "\n";
   text += keepalive_cli::help_entry("--json", "one JSON object on stdout instead of a table");
+  text += keepalive_cli::help_entry(
+      "--summary",
+      "counts by state, direction and keepalive settings instead of one line per socket "
+      "(the default above 200 sockets); --full: every socket");
   text +=
       "\n"
       "Exit status: 0 shown; 1 shown, but some descriptors could not be examined\n"
@@ -140,8 +144,19 @@ std::string left_alone_reason(const ProcessFacts &facts, const TcpSocket &socket
                           : "libkeepalive's (set once, then left alone)";
 }
 
-std::string text_report(pid_t pid, const ProcessFacts &facts,
-                        const std::vector<TcpSocket> &sockets) {
+// The summary of many sockets: a count per state, direction and keepalive
+// settings.
+std::vector<std::vector<std::string>> summary_keys(const std::vector<TcpSocket> &sockets) {
+  std::vector<std::vector<std::string>> keys;
+  for (const TcpSocket &socket : sockets) {
+    keys.push_back({keepalive_cli::tcp_state_name(socket.state),
+                    keepalive_cli::direction_name(socket), keepalive_text(socket)});
+  }
+  return keys;
+}
+
+std::string text_report(pid_t pid, const ProcessFacts &facts, const std::vector<TcpSocket> &sockets,
+                        bool summary) {
   std::string out = "Process " + std::to_string(pid);
   if (!facts.command.empty()) out += " (" + facts.command + ")";
   out += "\n";
@@ -198,6 +213,11 @@ std::string text_report(pid_t pid, const ProcessFacts &facts,
     return out;
   }
   std::vector<std::vector<std::string>> rows;
+  if (summary) {
+    return out + std::to_string(sockets.size()) +
+           " TCP sockets; summary (--full shows every socket):\n" +
+           keepalive_cli::summary_table({"STATE", "DIR", "KEEPALIVE"}, summary_keys(sockets));
+  }
   rows.push_back({"FD", "STATE", "DIR", "LOCAL", "PEER", "KEEPALIVE"});
   for (const TcpSocket &socket : sockets) {
     rows.push_back({std::to_string(socket.fd), keepalive_cli::tcp_state_name(socket.state),
@@ -212,8 +232,8 @@ std::string text_report(pid_t pid, const ProcessFacts &facts,
   return out + not_examined;
 }
 
-std::string json_report(pid_t pid, const ProcessFacts &facts,
-                        const std::vector<TcpSocket> &sockets) {
+std::string json_report(pid_t pid, const ProcessFacts &facts, const std::vector<TcpSocket> &sockets,
+                        bool summary) {
   JsonWriter json;
   json.begin_object();
   json.field("pid", static_cast<long long>(pid));
@@ -275,8 +295,13 @@ std::string json_report(pid_t pid, const ProcessFacts &facts,
   }
   json.end_object();
   keepalive_cli::unexamined_json(&json, facts.unexamined);
+  // A summary: the groups, and in "sockets" only those whose options could
+  // not be read.
+  keepalive_cli::summary_json(&json, summary, {"state", "direction", "keepalive"},
+                              summary_keys(sockets));
   json.key("sockets").begin_array();
   for (const TcpSocket &socket : sockets) {
+    if (summary && socket.keepalive_read) continue;
     json.begin_object();
     json.field("fd", socket.fd);
     keepalive_cli::socket_identity_json(&json, socket);
@@ -300,6 +325,7 @@ std::string json_report(pid_t pid, const ProcessFacts &facts,
 
 int keepalive_cmd_inspect(int argc, char **argv) {
   bool as_json = false;
+  keepalive_cli::Detail detail = keepalive_cli::Detail::kAuto;
   const char *pid_text = nullptr;
   for (int index = 1; index < argc; ++index) {
     std::string_view arg = argv[index];
@@ -309,20 +335,24 @@ int keepalive_cmd_inspect(int argc, char **argv) {
     }
     if (arg == "--json") {
       as_json = true;
+    } else if (keepalive_cli::parse_detail_option(arg, &detail)) {
     } else if (arg.size() > 1 && arg[0] == '-') {
-      keepalive_cli::print_error(kName, std::string("unknown option ") + argv[index] +
-                                            " (usage: keepalive inspect PID [--json])");
+      keepalive_cli::print_error(kName,
+                                 std::string("unknown option ") + argv[index] +
+                                     " (usage: keepalive inspect PID [--summary|--full] [--json])");
       return keepalive_cli::kExitUsage;
     } else if (pid_text == nullptr) {
       pid_text = argv[index];
     } else {
-      keepalive_cli::print_error(kName, std::string("one PID only, got also ") + argv[index] +
-                                            " (usage: keepalive inspect PID [--json])");
+      keepalive_cli::print_error(kName,
+                                 std::string("one PID only, got also ") + argv[index] +
+                                     " (usage: keepalive inspect PID [--summary|--full] [--json])");
       return keepalive_cli::kExitUsage;
     }
   }
   if (pid_text == nullptr) {
-    keepalive_cli::print_error(kName, "no PID given (usage: keepalive inspect PID [--json])");
+    keepalive_cli::print_error(
+        kName, "no PID given (usage: keepalive inspect PID [--summary|--full] [--json])");
     return keepalive_cli::kExitUsage;
   }
   pid_t pid = 0;
@@ -369,8 +399,9 @@ int keepalive_cmd_inspect(int argc, char **argv) {
     facts.program_facts = keepalive_cli::read_program_facts(program.get());
     facts.obstacle = keepalive_cli::library_obstacle(facts.program_facts);
   }
-  std::string report =
-      as_json ? json_report(pid, facts, sockets) : text_report(pid, facts, sockets);
+  const bool summary = keepalive_cli::use_summary(detail, sockets.size());
+  std::string report = as_json ? json_report(pid, facts, sockets, summary)
+                               : text_report(pid, facts, sockets, summary);
   fputs(report.c_str(), stdout);
   fflush(stdout);
   if (!facts.unexamined.fds.empty()) {

@@ -70,6 +70,8 @@ constexpr int kMaxParallel = 64;
 constexpr long long kMinResolutionMs = 1000;  // KEEPALIVE_IDLE is whole seconds
 constexpr long long kMinGraceMs = 100;
 constexpr long long kMaxGraceMs = 10 * 60 * 1000;
+constexpr long long kDefaultGiveUpMs = 5 * 60 * 1000;  // --give-up-after
+constexpr long long kMinGiveUpMs = 10 * 1000;
 
 void print_help() {
   using keepalive_cli::help_entry;
@@ -77,7 +79,8 @@ void print_help() {
       "Usage: keepalive natprobe server [--listen ADDR:PORT]\n"
       "       keepalive natprobe client HOST:PORT [--max DURATION]\n"
       "                                 [--resolution DURATION] [--grace DURATION]\n"
-      "                                 [--parallel N] [--json]\n"
+      "                                 [--parallel N] [--give-up-after DURATION]\n"
+      "                                 [--json]\n"
       "Measures how long the NAT between a client and a server keeps an idle TCP\n"
       "connection (its idle timeout) and recommends KEEPALIVE_IDLE with a safety\n"
       "margin.\n"
@@ -105,8 +108,15 @@ void print_help() {
                      "how long after an idle period to wait for the line (default 5s: a "
                      "phone's radio may need seconds to wake up)");
   text += help_entry("--parallel N", "connections per round, 1..64 (default 8)");
+  text += help_entry("--give-up-after DURATION",
+                     "stop when probes could not be set up, and the server did not answer, "
+                     "for this long (default 5m); meanwhile retried after 1s, 2s, 4s ... up "
+                     "to 30s");
   text += help_entry("--json", "the result as one JSON object on stdout");
   text +=
+      "A loss narrows the bracket only once it is confirmed, by a loss in another\n"
+      "round (a single one may be an outage or a lost packet): it is probed again,\n"
+      "which may cost one more round.\n"
       "Progress goes to stderr, one line per finished probe. Ctrl-C stops the client\n"
       "and prints what was learned so far. A run takes about (rounds) x (timeout +\n"
       "grace): with the defaults and a 5-minute timeout, 15 to 20 minutes.\n"
@@ -279,6 +289,7 @@ struct ClientOptions {
   std::string target;  // HOST:PORT as given
   std::string host, port;
   Settings settings;
+  long long give_up_ms = kDefaultGiveUpMs;  // --give-up-after
   bool json = false;
 };
 
@@ -339,6 +350,15 @@ int start_connection(const ServerAddress &server, std::string *error) {
     return -1;
   }
   return fd;
+}
+
+// The kernel's smoothed round-trip time of a connection, rounded up to whole
+// milliseconds; -1 when unreadable.
+long long round_trip_ms(int fd) {
+  tcp_info info{};
+  socklen_t length = sizeof info;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) != 0) return -1;
+  return (static_cast<long long>(info.tcpi_rtt) + 999) / 1000;
 }
 
 // The outcome of a finished non-blocking connect: 0 or its errno.
@@ -445,13 +465,29 @@ bool find_server(const StopSignals &signals, const std::string &host, const std:
 }
 
 struct Probe {
-  enum class Stage { kConnecting, kGreeting, kArming, kIdle };
+  // kRetry: its set-up failed; no connection until retry_at (its deadline).
+  enum class Stage { kRetry, kConnecting, kGreeting, kArming, kIdle };
   int fd = -1;
   long long idle_ms = 0;
   Stage stage = Stage::kConnecting;
-  double deadline = 0;    // of the current stage
-  double idle_since = 0;  // kIdle: when ARMED arrived
+  double deadline = 0;           // of the current stage
+  double idle_since = 0;         // kIdle: when ARMED arrived
+  int failures = 0;              // set-ups that failed in a row
+  long long round_trip_ms = -1;  // kIdle: the smoothed RTT when ARMED came
   std::string buffer;
+  bool pending() const { return fd >= 0 || stage == Stage::kRetry; }
+};
+
+// What the client knows of its contact with the server across rounds: a
+// probe whose set-up fails is retried with back-off, and the run gives up
+// only when set-ups have failed, and no line came from the server, for
+// `give_up_ms`. (Silence alone is no sign: a round of long idle periods
+// hears nothing for that long.)
+struct Contact {
+  double last_answer = 0;    // when the server's last line arrived (monotonic s)
+  double first_failure = 0;  // the first set-up that failed since then (0: none)
+  int failed_setups = 0;     // set-ups that failed since then
+  std::string last_failure;  // what the last failed set-up observed
 };
 
 // One round: its probes run in parallel; each finished one becomes a trial
@@ -459,13 +495,15 @@ struct Probe {
 // dropped at once.
 class Round {
  public:
-  Round(const StopSignals &signals, const ServerAddress &server, const Settings &settings,
-        int number, Report *report, double run_start)
+  Round(const StopSignals &signals, const ServerAddress &server, const ClientOptions &options,
+        int number, Report *report, Contact *contact, double run_start)
       : signals_(signals),
         server_(server),
-        settings_(settings),
+        settings_(options.settings),
+        give_up_ms_(options.give_up_ms),
         number_(number),
         report_(report),
+        contact_(contact),
         run_start_(run_start) {}
   Round(const Round &) = delete;
   Round &operator=(const Round &) = delete;
@@ -481,6 +519,8 @@ class Round {
   void progress(const std::string &text) const {
     keepalive_cli::print_error(kName, "round " + std::to_string(number_) + ": " + text);
   }
+  bool connect_probe(Probe *probe, std::string *error);
+  bool setup_failed(Probe *probe, const std::string &observed, std::string *error);
   void finish(Probe *probe, Outcome outcome, long long silence_ms, const std::string &detail);
   std::string drop_unneeded();
   bool handle_readable(Probe *probe, std::string *error);
@@ -492,8 +532,10 @@ class Round {
   const StopSignals &signals_;
   const ServerAddress &server_;
   const Settings &settings_;
+  const long long give_up_ms_;
   const int number_;
   Report *report_;
+  Contact *contact_;
   const double run_start_;
   std::vector<Probe> probes_;
 };
@@ -507,27 +549,26 @@ Stop Round::run(const std::vector<long long> &idle_ms, std::string *error) {
   }
   progress(std::to_string(idle_ms.size()) + (idle_ms.size() == 1 ? " probe:" : " probes:") + list +
            " (ends within " + format_duration_ms(longest + settings_.grace_ms) + ")");
-  probes_.reserve(idle_ms.size());
-  for (long long idle : idle_ms) {
-    Probe probe;
-    probe.idle_ms = idle;
-    probe.fd = start_connection(server_, error);
-    if (probe.fd < 0) return Stop::kFailed;
-    probe.deadline = now_s() + kSetupTimeoutS;
-    probes_.push_back(probe);
+  probes_.resize(idle_ms.size());
+  for (size_t i = 0; i < idle_ms.size(); ++i) {
+    probes_[i].idle_ms = idle_ms[i];
+    if (!connect_probe(&probes_[i], error)) return Stop::kFailed;
   }
   for (;;) {
     std::vector<pollfd> fds;
     std::vector<Probe *> polled;
     double deadline = now_s() + 3600;
+    bool any = false;
     for (Probe &probe : probes_) {
+      if (!probe.pending()) continue;
+      any = true;
+      deadline = std::min(deadline, probe.deadline);
       if (probe.fd < 0) continue;
       short events = probe.stage == Probe::Stage::kConnecting ? POLLOUT : POLLIN;
       fds.push_back({probe.fd, events, 0});
       polled.push_back(&probe);
-      deadline = std::min(deadline, probe.deadline);
     }
-    if (polled.empty()) return Stop::kNone;
+    if (!any) return Stop::kNone;
     int ready = signals_.wait(&fds, deadline);
     if (StopSignals::stopped()) return Stop::kInterrupted;
     if (ready < 0 && errno != EINTR) {
@@ -545,15 +586,64 @@ Stop Round::run(const std::vector<long long> &idle_ms, std::string *error) {
       }
       if (!ok) return Stop::kFailed;
     }
+    for (Probe &probe : probes_) {
+      if (probe.stage == Probe::Stage::kRetry && now_s() >= probe.deadline &&
+          !connect_probe(&probe, error)) {
+        return Stop::kFailed;
+      }
+    }
   }
+}
+
+// Starts (or restarts) a probe's connection; a failure to start is a failed
+// set-up like any other.
+bool Round::connect_probe(Probe *probe, std::string *error) {
+  std::string failure;
+  probe->buffer.clear();
+  probe->fd = start_connection(server_, &failure);
+  probe->stage = Probe::Stage::kConnecting;
+  probe->deadline = now_s() + kSetupTimeoutS;
+  return probe->fd >= 0 || setup_failed(probe, failure, error);
+}
+
+// A probe could not be set up (the path or the server is down for a while,
+// or a packet was lost): close it and try again later, with back-off: 1 s,
+// 2 s, 4 s ... at most 30 s. False (with *error) when the server has not
+// answered for the give-up time.
+bool Round::setup_failed(Probe *probe, const std::string &observed, std::string *error) {
+  constexpr double kFirstRetryS = 1, kLongestRetryS = 30;
+  if (probe->fd >= 0) close_abortively(probe->fd);
+  probe->fd = -1;
+  ++probe->failures;
+  ++contact_->failed_setups;
+  contact_->last_failure = observed;
+  const double now = now_s();
+  if (contact_->first_failure == 0) contact_->first_failure = now;
+  const double silent_s = now - contact_->last_answer;
+  const double failing_s = now - contact_->first_failure;
+  if (failing_s * 1000 >= static_cast<double>(give_up_ms_)) {
+    *error = "lost contact with " + server_.text + ": no probe could be set up for " +
+             format_duration_ms(to_ms(failing_s) / 1000 * 1000) + " (--give-up-after " +
+             format_duration_ms(give_up_ms_) + "; " + std::to_string(contact_->failed_setups) +
+             " attempts), the server last answered " +
+             format_duration_ms(to_ms(silent_s) / 1000 * 1000) +
+             " ago; the last attempt: " + observed;
+    return false;
+  }
+  double wait_s = std::min(kLongestRetryS, kFirstRetryS * std::pow(2.0, probe->failures - 1));
+  probe->stage = Probe::Stage::kRetry;
+  probe->deadline = now + wait_s;
+  progress(format_duration_ms(probe->idle_ms) + ": set-up failed (" + observed + "); retrying in " +
+           format_duration_ms(to_ms(wait_s)) + ", the server last answered " +
+           format_duration_ms(to_ms(silent_s) / 1000 * 1000) + " ago");
+  return true;
 }
 
 bool Round::handle_readable(Probe *probe, std::string *error) {
   if (probe->stage == Probe::Stage::kConnecting) {
     int result = connect_result(probe->fd);
     if (result != 0) {
-      *error = "cannot connect to " + server_.text + ": " + strerror(result);
-      return false;
+      return setup_failed(probe, std::string("connecting failed: ") + strerror(result), error);
     }
     probe->stage = Probe::Stage::kGreeting;
     probe->deadline = now_s() + kSetupTimeoutS;
@@ -563,6 +653,9 @@ bool Round::handle_readable(Probe *probe, std::string *error) {
   int read_error = errno;
   std::string line;
   while (probe->fd >= 0 && take_line(&probe->buffer, &line)) {
+    contact_->last_answer = now_s();
+    contact_->first_failure = 0;
+    contact_->failed_setups = 0;
     if (!handle_line(probe, line, error)) return false;
   }
   if (probe->fd < 0) return true;
@@ -576,7 +669,7 @@ bool Round::handle_readable(Probe *probe, std::string *error) {
   if (state == ReadState::kMore) return true;
   // The connection ended. While idle that is an answer: the path (a NAT
   // that resets flows it forgets) or the server ended it — lost. Before
-  // that it is a failure to set the probe up.
+  // that it is a failed set-up (a foreign peer's bytes end the run).
   if (probe->stage == Probe::Stage::kIdle) {
     if (state == ReadState::kEof) {
       finish(probe, Outcome::kClosed, -1, "");
@@ -586,19 +679,18 @@ bool Round::handle_readable(Probe *probe, std::string *error) {
     }
     return true;
   }
-  if (probe->stage == Probe::Stage::kGreeting) {
-    *error = server_.text + " closed the connection without a natprobe greeting" +
-             (probe->buffer.empty()
-                  ? std::string("")
-                  : ": it sent \"" + keepalive_natprobe::printable(probe->buffer) + "\"");
-  } else {
-    *error =
-        "the server at " + server_.text + " " +
-        (state == ReadState::kEof ? std::string("closed the connection")
-                                  : std::string("connection failed: ") + strerror(read_error)) +
-        " before confirming the probe";
+  if (probe->stage == Probe::Stage::kGreeting && !probe->buffer.empty()) {
+    *error = server_.text + " closed the connection without a natprobe greeting: it sent \"" +
+             keepalive_natprobe::printable(probe->buffer) + "\"";
+    return false;
   }
-  return false;
+  std::string how = state == ReadState::kEof ? std::string("closed")
+                                             : std::string("failed: ") + strerror(read_error);
+  return setup_failed(probe,
+                      probe->stage == Probe::Stage::kGreeting
+                          ? "connected, but the connection " + how + " before the greeting"
+                          : "greeted, but the connection " + how + " before the probe was armed",
+                      error);
 }
 
 bool Round::handle_line(Probe *probe, const std::string &line, std::string *error) {
@@ -606,8 +698,8 @@ bool Round::handle_line(Probe *probe, const std::string &line, std::string *erro
   if (probe->stage == Probe::Stage::kGreeting) {
     if (!greeting_ok(line, server_.text, error)) return false;
     if (!send_all(probe->fd, keepalive_natprobe::idle_line(probe->idle_ms))) {
-      *error = "cannot send to " + server_.text + ": " + strerror(errno);
-      return false;
+      return setup_failed(probe, std::string("greeted, but sending failed: ") + strerror(errno),
+                          error);
     }
     probe->stage = Probe::Stage::kArming;
     probe->deadline = now_s() + kSetupTimeoutS;
@@ -620,6 +712,8 @@ bool Round::handle_line(Probe *probe, const std::string &line, std::string *erro
   if (probe->stage == Probe::Stage::kArming && parsed.kind == ServerLine::Kind::kArmed &&
       parsed.ms == probe->idle_ms) {
     probe->stage = Probe::Stage::kIdle;
+    probe->failures = 0;
+    probe->round_trip_ms = round_trip_ms(probe->fd);
     probe->idle_since = now_s();
     probe->deadline =
         probe->idle_since + static_cast<double>(probe->idle_ms + settings_.grace_ms) / 1000;
@@ -635,18 +729,20 @@ bool Round::handle_line(Probe *probe, const std::string &line, std::string *erro
 }
 
 bool Round::handle_deadline(Probe *probe, std::string *error) {
+  const std::string within = format_duration_ms(to_ms(kSetupTimeoutS));
   switch (probe->stage) {
+    case Probe::Stage::kRetry:
+      return true;
     case Probe::Stage::kConnecting:
-      *error = "cannot connect to " + server_.text + ": no answer within " +
-               format_duration_ms(to_ms(kSetupTimeoutS));
-      return false;
+      return setup_failed(probe, "no answer to the connection within " + within, error);
     case Probe::Stage::kGreeting:
-      *error = no_greeting(server_.text, probe->buffer);
-      return false;
+      if (!probe->buffer.empty()) {  // a foreign peer's bytes end the run
+        *error = no_greeting(server_.text, probe->buffer);
+        return false;
+      }
+      return setup_failed(probe, "connected, but no greeting within " + within, error);
     case Probe::Stage::kArming:
-      *error = "the server at " + server_.text + " did not confirm a probe within " +
-               format_duration_ms(to_ms(kSetupTimeoutS));
-      return false;
+      return setup_failed(probe, "greeted, but the probe was not armed within " + within, error);
     case Probe::Stage::kIdle:
       finish(probe, Outcome::kSilent, -1, "");
       return true;
@@ -678,6 +774,7 @@ void Round::finish(Probe *probe, Outcome outcome, long long silence_ms, const st
   trial.idle_ms = probe->idle_ms;
   trial.outcome = outcome;
   trial.silence_ms = silence_ms;
+  trial.round_trip_ms = probe->round_trip_ms;
   if (outcome == Outcome::kFailed) trial.detail = detail;
   std::string what = outcome == Outcome::kSurvived
                          ? "survived (the server's line came after " +
@@ -693,25 +790,25 @@ void Round::finish(Probe *probe, Outcome outcome, long long silence_ms, const st
   std::string dropped = drop_unneeded();
   Bracket bracket = keepalive_natprobe::bracket_of(report_->trials);
   std::string text = format_duration_ms(probe->idle_ms) + " " + what + "; timeout ";
-  text += bracket.has_upper() ? "in [" + format_duration_ms(bracket.lower_ms) + ", " +
-                                    format_duration_ms(bracket.upper_ms) + "]"
-                              : "> " + format_duration_ms(bracket.lower_ms);
+  text += keepalive_natprobe::bracket_text(bracket);
   if (!dropped.empty()) text += "; no longer needed:" + dropped;
   text += "; " + time_left();
   progress(text);
 }
 
 // Closes the probes whose idle period lies outside the bracket now: a longer
-// one than a loss would be lost too, a shorter one than a survivor survive.
-// Returns their idle periods, for the progress line.
+// one than a loss would be lost too, a shorter one than a survivor survive
+// (a loss seen once is probed again next round: see natprobe.h). Returns
+// their idle periods, for the progress line.
 std::string Round::drop_unneeded() {
   Bracket bracket = keepalive_natprobe::bracket_of(report_->trials);
   std::string dropped;
   for (Probe &probe : probes_) {
-    if (probe.fd >= 0 && !keepalive_natprobe::still_needed(bracket, probe.idle_ms)) {
+    if (probe.pending() && !keepalive_natprobe::still_needed(bracket, probe.idle_ms)) {
       dropped += " " + format_duration_ms(probe.idle_ms);
-      close_abortively(probe.fd);
+      if (probe.fd >= 0) close_abortively(probe.fd);
       probe.fd = -1;
+      probe.stage = Probe::Stage::kConnecting;  // not pending any more
     }
   }
   return dropped;
@@ -722,7 +819,7 @@ std::string Round::time_left() const {
   double round_end = now;
   std::vector<long long> pending;
   for (const Probe &probe : probes_) {
-    if (probe.fd < 0) continue;
+    if (!probe.pending()) continue;
     pending.push_back(probe.idle_ms);
     double end = probe.stage == Probe::Stage::kIdle
                      ? probe.deadline
@@ -732,9 +829,14 @@ std::string Round::time_left() const {
   Bracket bracket = keepalive_natprobe::bracket_of(report_->trials);
   long long later = keepalive_natprobe::later_rounds_ms(bracket, pending, settings_);
   long long left_ms = to_ms(round_end - now) + later;
+  long long expected_ms =
+      to_ms(round_end - now) +
+      keepalive_natprobe::expected_later_rounds_ms(report_->trials, pending, number_, settings_);
   std::string text = std::to_string(pending.size()) + " pending";
   if (left_ms == 0) return text + ", nothing left to probe";
-  return text + ", at most about " + format_duration_ms((left_ms + 999) / 1000 * 1000) + " left (" +
+  auto whole_s = [](long long ms) { return format_duration_ms((ms + 999) / 1000 * 1000); };
+  return text + ", about " + whole_s(std::min(expected_ms, left_ms)) +
+         " left expected, at most about " + whole_s(left_ms) + " (" +
          format_duration_ms(to_ms(now - run_start_) / 1000 * 1000) + " so far)";
 }
 
@@ -798,6 +900,12 @@ bool parse_client_options(int argc, char **argv, ClientOptions *options, std::st
     } else if (option_value(argc, argv, &index, "--grace", &value, error)) {
       if (value == nullptr || !parse_duration_option("--grace", value, kMinGraceMs, kMaxGraceMs,
                                                      &options->settings.grace_ms, error)) {
+        return false;
+      }
+    } else if (option_value(argc, argv, &index, "--give-up-after", &value, error)) {
+      if (value == nullptr ||
+          !parse_duration_option("--give-up-after", value, kMinGiveUpMs,
+                                 keepalive_natprobe::kMaxIdleMs, &options->give_up_ms, error)) {
         return false;
       }
     } else if (option_value(argc, argv, &index, "--parallel", &value, error)) {
@@ -872,6 +980,8 @@ int run_client(int argc, char **argv) {
   Report report;
   report.server = server.text;
   report.settings = settings;
+  Contact contact;
+  contact.last_answer = now_s();  // find_server read its greeting
   Stop stop = Stop::kNone;
   for (;;) {
     std::vector<long long> plan =
@@ -885,17 +995,14 @@ int run_client(int argc, char **argv) {
     ++report.rounds;
     double round_start = now_s();
     {
-      Round round(signals, server, settings, report.rounds, &report, start);
+      Round round(signals, server, options, report.rounds, &report, &contact, start);
       stop = round.run(plan, &error);
     }
     if (stop != Stop::kNone) break;
     Bracket bracket = keepalive_natprobe::bracket_of(report.trials);
-    keepalive_cli::print_error(
-        kName, "round " + std::to_string(report.rounds) + " done in " +
-                   format_duration_ms(to_ms(now_s() - round_start)) + ": timeout " +
-                   (bracket.has_upper() ? "in [" + format_duration_ms(bracket.lower_ms) + ", " +
-                                              format_duration_ms(bracket.upper_ms) + "]"
-                                        : "> " + format_duration_ms(bracket.lower_ms)));
+    keepalive_cli::print_error(kName, "round " + std::to_string(report.rounds) + " done in " +
+                                          format_duration_ms(to_ms(now_s() - round_start)) +
+                                          ": timeout " + keepalive_natprobe::bracket_text(bracket));
   }
   report.elapsed_s = now_s() - start;
   report.interrupted = stop == Stop::kInterrupted;

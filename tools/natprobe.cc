@@ -171,31 +171,76 @@ const char *outcome_name(Outcome outcome) {
 }
 
 Bracket bracket_of(const std::vector<Trial> &trials) {
+  // The longest survival below `limit` (-1: none).
+  auto lower_below = [&trials](long long limit) {
+    long long lower = 0;
+    for (const Trial &trial : trials) {
+      if (!is_lost(trial) && (limit < 0 || trial.idle_ms < limit)) {
+        lower = std::max(lower, trial.idle_ms);
+      }
+    }
+    return lower;
+  };
+  // Confirmed upper bound: the shortest loss L such that the losses in
+  // (longest survival below L, L] come from two rounds or more.
   Bracket bracket;
-  for (const Trial &trial : trials) {
-    if (is_lost(trial) && (!bracket.has_upper() || trial.idle_ms < bracket.upper_ms)) {
-      bracket.upper_ms = trial.idle_ms;
+  for (long long candidate : sorted_idle(trials, false)) {
+    const long long lower = lower_below(candidate);
+    int first_round = 0;
+    bool two_rounds = false;
+    for (const Trial &trial : trials) {
+      if (!is_lost(trial) || trial.idle_ms <= lower || trial.idle_ms > candidate) continue;
+      if (first_round == 0) first_round = trial.round;
+      if (trial.round != first_round) two_rounds = true;
+    }
+    if (two_rounds) {
+      bracket.confirmed_upper_ms = candidate;
+      break;
     }
   }
+  bracket.lower_ms = lower_below(bracket.confirmed_upper_ms);
   for (const Trial &trial : trials) {
-    if (is_lost(trial)) continue;
-    if (bracket.has_upper() && trial.idle_ms >= bracket.upper_ms) {
+    if (is_lost(trial)) {
+      if (trial.idle_ms <= bracket.lower_ms) {
+        ++bracket.transient;
+      } else if (!bracket.has_upper() || trial.idle_ms < bracket.upper_ms) {
+        bracket.upper_ms = trial.idle_ms;
+      }
+    } else if (bracket.confirmed_upper_ms >= 0 && trial.idle_ms >= bracket.confirmed_upper_ms) {
       ++bracket.contradicting;
-    } else if (trial.idle_ms > bracket.lower_ms) {
-      bracket.lower_ms = trial.idle_ms;
     }
   }
   return bracket;
 }
 
+std::string bracket_text(const Bracket &bracket) {
+  if (!bracket.has_upper()) return "> " + format_duration_ms(bracket.lower_ms);
+  std::string text = "in [" + format_duration_ms(bracket.lower_ms) + ", " +
+                     format_duration_ms(bracket.reported_upper_ms()) + "]";
+  if (!bracket.upper_confirmed()) {
+    text += " (" + format_duration_ms(bracket.upper_ms) + " lost once, probed again)";
+  }
+  return text;
+}
+
+long long longest_round_trip_ms(const std::vector<Trial> &trials) {
+  long long longest = -1;
+  for (const Trial &trial : trials) longest = std::max(longest, trial.round_trip_ms);
+  return longest;
+}
+
 bool still_needed(const Bracket &bracket, long long idle_ms) {
-  return idle_ms > bracket.lower_ms && (!bracket.has_upper() || idle_ms < bracket.upper_ms);
+  if (idle_ms <= bracket.lower_ms) return false;
+  return !bracket.has_upper() || idle_ms < bracket.upper_ms ||
+         (idle_ms == bracket.upper_ms && !bracket.upper_confirmed());
 }
 
 Progress progress_of(const Bracket &bracket, const Settings &settings) {
   if (bracket.has_upper()) {
-    return bracket.upper_ms - bracket.lower_ms <= settings.resolution_ms ? Progress::kMeasured
-                                                                         : Progress::kNarrowing;
+    return bracket.confirmed_upper_ms >= 0 &&
+                   bracket.confirmed_upper_ms - bracket.lower_ms <= settings.resolution_ms
+               ? Progress::kMeasured
+               : Progress::kNarrowing;
   }
   return bracket.lower_ms >= settings.max_ms ? Progress::kNoTimeoutUpToMax : Progress::kNarrowing;
 }
@@ -206,11 +251,13 @@ std::vector<long long> plan_round(const Bracket &bracket, const Settings &settin
   const long long resolution = std::max(1LL, settings.resolution_ms);
   std::vector<long long> points;
   if (bracket.has_upper()) {
+    const bool again = !bracket.upper_confirmed();
     long long width = bracket.upper_ms - bracket.lower_ms;
-    long long k = std::min(n, ceil_div(width, resolution) - 1);
+    long long k = std::max(0LL, std::min(n - (again ? 1 : 0), ceil_div(width, resolution) - 1));
     for (long long i = 1; i <= k; ++i) {
       points.push_back(bracket.lower_ms + (width * i + (k + 1) / 2) / (k + 1));
     }
+    if (again) points.push_back(bracket.upper_ms);
     return inside(points, bracket, settings);
   }
   const long long top = settings.max_ms;
@@ -260,13 +307,53 @@ long long later_rounds_ms(const Bracket &bracket, const std::vector<long long> &
       worst.upper_ms = edges[i];
     }
   }
+  worst.confirmed_upper_ms = worst.upper_ms;  // the estimate leaves confirmations out
   if (!worst.has_upper()) return total;
-  // Each later round: its probes, the loss just below the top of the bracket.
+  // Each later round: its probes, the loss just below the top of the bracket;
+  // then one more round to confirm the last loss.
   for (int round = 0; round < 64 && progress_of(worst, settings) == Progress::kNarrowing; ++round) {
     std::vector<long long> points = plan_round(worst, settings);
     if (points.empty()) break;
     total += worst.upper_ms + settings.grace_ms;
     worst.lower_ms = points.back();
+  }
+  return total + worst.upper_ms + settings.grace_ms;
+}
+
+long long expected_later_rounds_ms(std::vector<Trial> trials,
+                                   const std::vector<long long> &pending_idle_ms, int round,
+                                   const Settings &settings) {
+  const Bracket now = bracket_of(trials);
+  if (progress_of(now, settings) != Progress::kNarrowing) return 0;
+  long long timeout;
+  if (now.has_upper()) {
+    timeout = (now.lower_ms + now.reported_upper_ms()) / 2;
+  } else {
+    const double from = static_cast<double>(std::max(now.lower_ms, settings.resolution_ms));
+    timeout = std::llround(std::sqrt(from * static_cast<double>(settings.max_ms)));
+  }
+  auto play = [&](const std::vector<long long> &idle_ms, int number) {
+    long long longest_survivor = 0, shortest_loss = -1;
+    for (long long idle : idle_ms) {
+      Trial trial;
+      trial.round = number;
+      trial.idle_ms = idle;
+      trial.outcome = idle < timeout ? Outcome::kSurvived : Outcome::kSilent;
+      trials.push_back(trial);
+      if (idle < timeout) {
+        longest_survivor = std::max(longest_survivor, idle);
+      } else if (shortest_loss < 0 || idle < shortest_loss) {
+        shortest_loss = idle;
+      }
+    }
+    return std::max(longest_survivor, shortest_loss < 0 ? 0 : shortest_loss + settings.grace_ms);
+  };
+  play(pending_idle_ms, round);  // the current round: counted by the caller
+  long long total = 0;
+  for (int later = round + 1; later <= round + 64; ++later) {
+    std::vector<long long> plan = plan_round(bracket_of(trials), settings);
+    if (plan.empty()) break;
+    total += play(plan, later);
   }
   return total;
 }
@@ -344,14 +431,27 @@ std::string format_text(const Report &report) {
     out += "No loss yet: the timeout is longer than " + lower + " (--max " +
            format_duration_ms(settings.max_ms) + " was not reached).\n";
   } else {
-    const long long width = bracket.upper_ms - bracket.lower_ms;
+    const long long upper = bracket.reported_upper_ms();
+    const long long width = upper - bracket.lower_ms;
     out += "Timeout between " + lower + " (longest silence that survived) and " +
-           format_duration_ms(bracket.upper_ms) + " (shortest that was lost): bracket [" + lower +
-           ", " + format_duration_ms(bracket.upper_ms) + "], width " + format_duration_ms(width) +
+           format_duration_ms(upper) +
+           (bracket.confirmed_upper_ms >= 0 ? " (shortest loss, confirmed)"
+                                            : " (shortest that was lost, seen once)") +
+           ": bracket [" + lower + ", " + format_duration_ms(upper) + "], width " +
+           format_duration_ms(width) +
            (progress == Progress::kMeasured ? ""
                                             : ", not yet narrowed to the resolution " +
                                                   format_duration_ms(settings.resolution_ms)) +
            ".\n";
+    const long long round_trip = longest_round_trip_ms(report.trials);
+    if (round_trip >= 0) {
+      out +=
+          "Precision: the NAT saw up to one NAT-to-server round trip more silence than the "
+          "server counted; the probes' round trip was at most " +
+          format_duration_ms(round_trip) + ", so the timeout is at most " +
+          format_duration_ms(upper + round_trip) +
+          " (the lower bound needs no correction: it errs on the safe side).\n";
+    }
     const Recommendation r = recommend(bracket, settings);
     out += "Recommended KEEPALIVE_IDLE=" + std::to_string(r.idle_s) + ": the lower bound " + lower +
            " minus a safety margin of " + format_duration_ms(r.margin_ms) +
@@ -359,7 +459,7 @@ std::string format_text(const Report &report) {
            " and 10 % of the lower bound), rounded down to whole seconds";
     if (r.raised_to_minimum) {
       out += ", raised to 1 s, the shortest KEEPALIVE_IDLE: this NAT forgets within " +
-             format_duration_ms(bracket.upper_ms) + ", check it with a second run";
+             format_duration_ms(upper) + ", check it with a second run";
     } else if (r.capped) {
       out += ", capped at 32767 s, the kernel's longest keepalive idle time";
     }
@@ -379,11 +479,25 @@ std::string format_text(const Report &report) {
            " (a NAT that resets a flow when it forgets it; or the server's machine, if it "
            "restarted meanwhile).\n";
   }
+  if (bracket.has_upper() && bracket.confirmed_upper_ms < 0) {
+    out += "Note: the upper bound " + format_duration_ms(bracket.upper_ms) +
+           " rests on a single lost probe, not yet seen again: it may have been the path's fault "
+           "(an outage, a lost packet) rather than the NAT's. The lower bound is proof.\n";
+  } else if (bracket.has_upper() && bracket.upper_ms < bracket.confirmed_upper_ms) {
+    out += "Note: a single loss at " + format_duration_ms(bracket.upper_ms) +
+           " lies inside the bracket, not yet seen again.\n";
+  }
+  if (bracket.transient > 0) {
+    out += "Note: " + std::to_string(bracket.transient) + " probe" +
+           (bracket.transient == 1 ? " was" : "s were") +
+           " lost although a longer silence survived: counted as the path's fault (an outage, a "
+           "lost packet), not as the NAT's timeout.\n";
+  }
   if (bracket.contradicting > 0) {
     out += "Note: " + std::to_string(bracket.contradicting) + " probe" +
            (bracket.contradicting == 1 ? "" : "s") +
            " survived an idle period at or above the shortest loss (" +
-           format_duration_ms(bracket.upper_ms) +
+           format_duration_ms(bracket.confirmed_upper_ms) +
            "): this NAT does not forget at one sharp time (it may expire mappings lazily, or a "
            "packet was lost), so the bracket uses the shortest loss.\n";
   }
@@ -411,7 +525,21 @@ std::string format_json(const Report &report) {
   json.field("timeout_lower_s", to_s(bracket.lower_ms));
   json.key("timeout_upper_s");
   if (bracket.has_upper()) {
-    json.number(to_s(bracket.upper_ms));
+    json.number(to_s(bracket.reported_upper_ms()));
+  } else {
+    json.null();
+  }
+  json.field("upper_confirmed", bracket.confirmed_upper_ms >= 0);
+  const long long round_trip = longest_round_trip_ms(report.trials);
+  json.key("round_trip_s");
+  if (round_trip >= 0) {
+    json.number(to_s(round_trip));
+  } else {
+    json.null();
+  }
+  json.key("timeout_upper_bound_s");  // the upper bound plus the round trip
+  if (bracket.has_upper() && round_trip >= 0) {
+    json.number(to_s(bracket.reported_upper_ms() + round_trip));
   } else {
     json.null();
   }
@@ -440,6 +568,7 @@ std::string format_json(const Report &report) {
   json.field("rounds", report.rounds);
   json.field("elapsed_s", report.elapsed_s);
   json.field("contradicting_trials", bracket.contradicting);
+  json.field("transient_losses", bracket.transient);
   json.key("trials").begin_array();
   for (const Trial &trial : report.trials) {
     json.begin_object();
@@ -451,6 +580,12 @@ std::string format_json(const Report &report) {
     json.key("server_silence_s");
     if (trial.silence_ms >= 0) {
       json.number(to_s(trial.silence_ms));
+    } else {
+      json.null();
+    }
+    json.key("round_trip_s");
+    if (trial.round_trip_ms >= 0) {
+      json.number(to_s(trial.round_trip_ms));
     } else {
       json.null();
     }

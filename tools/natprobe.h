@@ -79,25 +79,54 @@ struct Trial {
   int round = 0;          // 1-based
   long long idle_ms = 0;  // the idle period asked for
   Outcome outcome = Outcome::kSilent;
-  long long silence_ms = -1;  // kSurvived: the silence the server measured; else -1
-  std::string detail;         // kFailed: the error's name (EHOSTUNREACH); else ""
+  long long silence_ms = -1;     // kSurvived: the silence the server measured; else -1
+  std::string detail;            // kFailed: the error's name (EHOSTUNREACH); else ""
+  long long round_trip_ms = -1;  // the client's smoothed RTT when ARMED came (TCP_INFO); -1 unknown
 };
 
+// The longest round trip the trials saw (-1: none known). The server counts
+// the silence from when the client's ACK of ARMED reaches it, the NAT from
+// when that ACK passed it, and the WAKE line reaches the NAT after it left
+// the server: the NAT sees up to one NAT-to-server round trip more silence
+// than asked for. So a loss at U bounds T only to T <= U + this.
+long long longest_round_trip_ms(const std::vector<Trial> &trials);
+
 // The NAT's idle timeout T, as the trials bound it: lower_ms < T <= upper_ms.
+//
+// A survival is proof (the line arrived after that much silence); a loss may
+// be the path's fault (an outage, a lost packet, a radio that wakes late)
+// rather than the NAT's. So a loss bounds T only once it is confirmed: a
+// loss at L is confirmed when the losses above the lower bound and at most L
+// were seen in at least two rounds (two probes, set up at different times).
+// A single loss is probed again before it counts; a loss that a longer
+// silence survived later is ignored as transient.
 struct Bracket {
-  long long lower_ms = 0;   // longest idle period that survived below upper_ms (0: none)
-  long long upper_ms = -1;  // shortest idle period that was lost (-1: none lost)
-  int contradicting = 0;    // trials that survived an idle period >= upper_ms
+  long long lower_ms = 0;   // longest idle period that survived below the confirmed upper (0: none)
+  long long upper_ms = -1;  // shortest idle period lost above lower_ms (-1: none), confirmed or not
+  int contradicting = 0;    // trials that survived an idle period >= the confirmed upper bound
+  long long confirmed_upper_ms = -1;  // shortest confirmed loss (-1: none); >= upper_ms
+  int transient = 0;                  // losses at or below lower_ms: a longer silence survived
   bool has_upper() const { return upper_ms >= 0; }
+  bool upper_confirmed() const { return has_upper() && upper_ms == confirmed_upper_ms; }
+  // The upper bound a report states: the confirmed one, else the single loss.
+  long long reported_upper_ms() const {
+    return confirmed_upper_ms >= 0 ? confirmed_upper_ms : upper_ms;
+  }
 };
 Bracket bracket_of(const std::vector<Trial> &trials);
 
-// Whether a probe of this idle period still tells something: lower < idle < upper.
+// For progress lines: "in [3.611s, 5.539s]", "> 3.611s", with
+// " (4.575s lost once, probed again)" while a loss awaits its confirmation.
+std::string bracket_text(const Bracket &bracket);
+
+// Whether a probe of this idle period still tells something: lower < idle <
+// upper, or idle == upper while that loss awaits its confirmation.
 bool still_needed(const Bracket &bracket, long long idle_ms);
 
 enum class Progress { kNarrowing, kMeasured, kNoTimeoutUpToMax };
-// kMeasured: upper - lower <= resolution; kNoTimeoutUpToMax: nothing was lost
-// and --max survived; kNarrowing otherwise.
+// kMeasured: a confirmed upper bound and confirmed upper - lower <=
+// resolution; kNoTimeoutUpToMax: nothing was lost and --max survived;
+// kNarrowing otherwise.
 Progress progress_of(const Bracket &bracket, const Settings &settings);
 
 // The idle periods of the next round, ascending, all strictly inside the
@@ -106,9 +135,10 @@ Progress progress_of(const Bracket &bracket, const Settings &settings);
 //    step of at most the resolution when `parallel` probes allow it (the round
 //    then finishes the job), else geometric from the resolution (or the
 //    lower bound) up, as timeouts range from seconds to hours.
-//  - Else bisection: k = min(parallel, ceil(width / resolution) - 1) probes
-//    splitting the bracket into k + 1 equal parts, so that no more probes
-//    than needed are used and the last round ends at the resolution.
+//  - Else bisection of [lower, upper]: k = min(parallel, ceil(width /
+//    resolution) - 1) probes splitting it into k + 1 equal parts, so that no
+//    more probes than needed are used; plus upper itself again while that
+//    loss is not confirmed (one of the parallel probes).
 std::vector<long long> plan_round(const Bracket &bracket, const Settings &settings);
 
 // How long the rounds after the current one may take at most, roughly, for
@@ -118,6 +148,16 @@ std::vector<long long> plan_round(const Bracket &bracket, const Settings &settin
 // grace period.
 long long later_rounds_ms(const Bracket &bracket, const std::vector<long long> &pending_idle_ms,
                           const Settings &settings);
+
+// How long the rounds after the current one take if the timeout lies in the
+// middle of what is left (the middle of the bracket; without a loss the
+// geometric middle of lower bound (or resolution) and --max): the current
+// round's `pending` probes and each later round are played against that
+// timeout, a round lasting its longest survivor or its shortest loss plus
+// the grace period. An expectation beside later_rounds_ms' worst case.
+long long expected_later_rounds_ms(std::vector<Trial> trials,
+                                   const std::vector<long long> &pending_idle_ms, int round,
+                                   const Settings &settings);
 
 // ---- recommendation ---------------------------------------------------------
 

@@ -21,6 +21,7 @@
 #include <atomic>
 #include <cmath>
 #include <functional>
+#include <iomanip>
 #include <iostream>
 #include <optional>
 #include <regex>
@@ -38,7 +39,7 @@ using cgnat_harness::Strings;
 
 const char kServerEndpoint[] = "198.51.100.2:7200";
 constexpr double kStartupTimeout = 5;
-constexpr double kRunLimit = 40;  // a run at 1 s resolution takes at most 40 s
+constexpr double kRunLimit = 50;  // a run at 1 s resolution, its loss confirmed: at most 50 s
 
 std::string command() { return cgnat_harness::program("keepalive"); }
 
@@ -187,11 +188,19 @@ class NatprobeCgnatTest : public testing::Test {
   }
 
   // Measures through a NAT with timeout T; the client's run and the server's
-  // log. `env` is given to both ends.
+  // log. `env` is given to both ends. `impair`, when given, runs once the
+  // client has started (the path's impairments: see Impairment).
+  // `prepare`, when given, runs before the server starts.
   void measure(const std::string &tag, int nat_timeout_s, const Strings &env,
-               const Strings &client_args, ProbeRun *run, std::string *server_log) {
+               const Strings &client_args, ProbeRun *run, std::string *server_log,
+               const std::function<void(const Nat &, Process *)> &impair = nullptr,
+               const std::function<void(const Nat &)> &prepare = nullptr) {
     Nat nat(tag, nat_timeout_s);
     ASSERT_TRUE(nat.up()) << "cgnat up " << nat.name() << " failed:\n" << nat.up_output();
+    if (prepare) {
+      prepare(nat);
+      if (HasFatalFailure()) return;
+    }
     Process server(
         "server",
         nat.exec("s", env, {command(), "natprobe", "server", "--listen", kServerEndpoint}));
@@ -201,6 +210,7 @@ class NatprobeCgnatTest : public testing::Test {
     Strings args = {command(), "natprobe", "client", kServerEndpoint};
     args.insert(args.end(), client_args.begin(), client_args.end());
     Process client("client", nat.exec("c", env, args));
+    if (impair) impair(nat, &client);
     run->status = client.wait_exit(kRunLimit + 20);
     run->out = client.out();
     run->err = client.err();
@@ -211,6 +221,182 @@ class NatprobeCgnatTest : public testing::Test {
     ASSERT_NE(run->status, -1) << "the client did not finish\n" << client.transcript();
   }
 };
+
+// ---- through an impaired path -----------------------------------------------
+// This kernel may lack netem: the impairments are nft rules in the NAT's
+// namespace, in a chain that runs before conntrack (priority raw), so that a
+// dropped packet is one the NAT never saw — loss or an outage between the
+// client and the NAT, or between the NAT and the server.
+
+class Impairment {
+ public:
+  explicit Impairment(const Nat &nat) : nat_(nat) {
+    nft("add table ip impair");
+    nft("add chain ip impair early { type filter hook prerouting priority raw; policy accept; }");
+  }
+  // Drops `percent` % of the packets both ways.
+  void loss(int percent) {
+    nft("add rule ip impair early numgen random mod 100 < " + std::to_string(percent) + " drop");
+  }
+  // Drops every packet both ways for `seconds`, then lets them pass again.
+  void outage(double seconds) {
+    nft("add rule ip impair early drop");
+    usleep(static_cast<useconds_t>(seconds * 1e6));
+    nft("flush chain ip impair early");
+  }
+
+ private:
+  void nft(const std::string &command) {
+    cgnat_harness::CommandResult result =
+        cgnat_harness::run_command(nat_.exec("n", {}, {"nft", command}));
+    EXPECT_EQ(result.status, 0) << "nft " << command << ": " << result.output;
+  }
+  const Nat &nat_;
+};
+
+// The client's JSON result, judged against the NAT's timeout T; one line
+// for the table of impaired runs (KEEPALIVE_NATPROBE_TABLE).
+struct Judged {
+  std::optional<double> lower, upper, recommended, corrected_upper;
+  bool contains_t = false;
+};
+Judged judge(const std::string &name, int nat_timeout_s, const ProbeRun &run) {
+  Judged j;
+  j.lower = json_number(run.out, "timeout_lower_s");
+  j.upper = json_number(run.out, "timeout_upper_s");
+  j.recommended = json_number(run.out, "recommended_idle_s");
+  j.corrected_upper = json_number(run.out, "timeout_upper_bound_s");
+  j.contains_t = j.lower && j.upper && *j.lower < nat_timeout_s && *j.upper >= nat_timeout_s;
+  auto shown = [](const std::optional<double> &v) {
+    return v ? std::to_string(*v).substr(0, std::to_string(*v).find('.') + 4) : std::string("-");
+  };
+  std::cout << "IMPAIRED | " << name << " | T=" << nat_timeout_s << "s | exit " << run.status
+            << " | status " << json_string(run.out, "status") << " | bracket [" << shown(j.lower)
+            << ", " << shown(j.upper) << "] | contains T: " << (j.contains_t ? "yes" : "no")
+            << " | upper + round trip " << shown(j.corrected_upper) << " | recommendation "
+            << shown(j.recommended) << " | " << std::fixed << std::setprecision(1) << run.seconds
+            << " s\n";
+  return j;
+}
+
+// Through the NAT of timeout T (whole seconds): the run completed, the
+// bracket contains T and the recommendation stays under it.
+void expect_measured(const Judged &j, const ProbeRun &run, const std::string &transcript) {
+  EXPECT_EQ(run.status, 0) << transcript;
+  EXPECT_EQ(json_string(run.out, "status"), "measured") << transcript;
+  EXPECT_TRUE(j.contains_t) << transcript;
+  ASSERT_TRUE(j.recommended && j.lower) << transcript;
+  EXPECT_LT(*j.recommended, *j.lower) << transcript;
+  EXPECT_NE(run.out.find("\"upper_confirmed\": true"), std::string::npos) << transcript;
+  // The round trip the probes saw, and the upper bound corrected by it.
+  auto round_trip = json_number(run.out, "round_trip_s");
+  auto corrected = json_number(run.out, "timeout_upper_bound_s");
+  ASSERT_TRUE(round_trip && corrected && j.upper) << transcript;
+  EXPECT_NEAR(*corrected, *j.upper + *round_trip, 0.0015) << transcript;
+}
+
+const Strings kImpairedArgs = {"--max", "12s", "--resolution", "1s", "--json"};
+
+Strings impaired_args(const char *grace) {
+  Strings args = kImpairedArgs;
+  args.insert(args.end(), {"--grace", grace});
+  return args;
+}
+
+// 20 % of the packets lost each way (SYNs, greetings, ARMED and WAKE lines,
+// their ACKs): set-ups are retried, lines retransmitted within the grace
+// period; the bracket is right.
+TEST_F(NatprobeCgnatTest, LossBothWaysStillBracketsT) {
+  constexpr int kT = 4;
+  ProbeRun run;
+  std::string server_log;
+  ASSERT_NO_FATAL_FAILURE(measure("nploss", kT, {}, impaired_args("2s"), &run, &server_log,
+                                  [](const Nat &nat, Process *) { Impairment(nat).loss(20); }));
+  const std::string transcript = run.out + run.err + server_log;
+  expect_measured(judge("loss 20% both ways", kT, run), run, transcript);
+}
+
+// A 12 s outage from 4.4 s into round 1 (after the line of its last
+// survivor, 2.901 s; at T = 4 s the longer ones are lost anyway) until well
+// into the next round: the probes of round 2 cannot be set up (no answer to
+// the SYNs for 10 s) and are retried until the path is back.
+TEST_F(NatprobeCgnatTest, OutageAtARoundBoundaryIsWaitedOut) {
+  constexpr int kT = 4;
+  ProbeRun run;
+  std::string server_log;
+  ASSERT_NO_FATAL_FAILURE(measure(
+      "npgap", kT, {}, impaired_args("2s"), &run, &server_log, [](const Nat &nat, Process *client) {
+        ASSERT_TRUE(client->wait_for_output("round 1: 8 probes:", 10, true))
+            << client->transcript();
+        double t0 = cgnat_harness::now_s();
+        Impairment impairment(nat);
+        usleep(static_cast<useconds_t>((4.4 - (cgnat_harness::now_s() - t0)) * 1e6));
+        impairment.outage(12);
+      }));
+  const std::string transcript = run.out + run.err + server_log;
+  expect_measured(judge("12 s outage at a round boundary", kT, run), run, transcript);
+  EXPECT_NE(run.err.find("set-up failed (no answer to the connection within 10s); retrying"),
+            std::string::npos)
+      << transcript;
+}
+
+// T = 6 s. Round 1 probes 1 s ... 12 s from t0; an outage of 2.5 s from just
+// before the 4.137 s probe's line is due loses that line: the NAT forgets
+// the mapping meanwhile, the grace period passes. A loss at 4.137 s < T
+// must not become the result: it is probed again (and survives).
+TEST_F(NatprobeCgnatTest, OutageDuringAWakeUpLineIsNotTheResult) {
+  constexpr int kT = 6;
+  constexpr double kVictimS = 4.137;  // round 1 of --max 12s --resolution 1s --parallel 8
+  ProbeRun run;
+  std::string server_log;
+  ASSERT_NO_FATAL_FAILURE(measure(
+      "npwake", kT, {}, impaired_args("1s"), &run, &server_log,
+      [kVictimS](const Nat &nat, Process *client) {
+        ASSERT_TRUE(client->wait_for_output("round 1: 8 probes:", 10, true))
+            << client->transcript();
+        double t0 = cgnat_harness::now_s();
+        ASSERT_NE(client->err().find(" 4.137s "), std::string::npos) << client->err();
+        Impairment impairment(nat);
+        usleep(static_cast<useconds_t>((kVictimS - 0.3 - (cgnat_harness::now_s() - t0)) * 1e6));
+        impairment.outage(2.5);
+      }));
+  const std::string transcript = run.out + run.err + server_log;
+  expect_measured(judge("2.5 s outage during a wake-up line", kT, run), run, transcript);
+  EXPECT_NE(run.err.find("4.137s lost: nothing arrived"), std::string::npos)
+      << "the outage missed the line it was meant for\n"
+      << transcript;
+}
+
+// The server 0.6 s from the NAT each way (`cgnat delay`: a 1.2 s round trip
+// between them). The server counts the silence from when the client's ACK
+// reaches it, the NAT from when it passed: the NAT sees 1.2 s more silence
+// than asked for, so the 3 s probe is lost (4.2 s at the NAT) and the plain
+// bracket [2 s, 3 s] misses T = 4 s — on the safe side. The report gives the
+// round trip and the upper bound it allows, which contains T.
+TEST_F(NatprobeCgnatTest, ServerFarFromTheNatIsAccountedFor) {
+  constexpr int kT = 4;
+  ProbeRun run;
+  std::string server_log;
+  std::unique_ptr<Process> bridge;
+  ASSERT_NO_FATAL_FAILURE(measure(
+      "npfar", kT, {}, {"--max", "8s", "--resolution", "1s", "--grace", "2s", "--json"}, &run,
+      &server_log, nullptr, [&bridge](const Nat &nat) {
+        bridge = std::make_unique<Process>(
+            "bridge", Strings{cgnat_harness::harness(), "delay", nat.name(), "0.6"});
+        ASSERT_TRUE(bridge->wait_for_output("bridging", kStartupTimeout)) << bridge->transcript();
+      }));
+  const std::string transcript = run.out + run.err + server_log;
+  Judged j = judge("server 0.6 s from the NAT each way", kT, run);
+  ASSERT_EQ(run.status, 0) << transcript;
+  EXPECT_EQ(json_string(run.out, "status"), "measured") << transcript;
+  auto round_trip = json_number(run.out, "round_trip_s");
+  ASSERT_TRUE(round_trip && j.corrected_upper && j.lower && j.recommended) << transcript;
+  EXPECT_GE(*round_trip, 1.2) << transcript;
+  EXPECT_LT(*j.lower, kT) << transcript;
+  EXPECT_GE(*j.corrected_upper, kT) << "the corrected upper bound must hold T\n" << transcript;
+  EXPECT_LT(*j.recommended, *j.lower) << transcript;
+  EXPECT_NE(run.out.find("\"upper_confirmed\": true"), std::string::npos) << transcript;
+}
 
 // ---- through the emulated CGNAT --------------------------------------------
 
@@ -352,6 +538,60 @@ TEST_F(NatprobeLoopbackTest, ResetByThePathCountsAsLost) {
             std::string::npos)
       << text.out;
   std::cout << text.out;
+}
+
+// The server answers the first round, then closes every connection at
+// once (a server restarting, a middlebox): each set-up fails and is retried
+// with back-off, and after --give-up-after the client stops and says what
+// it observed, with what was learned.
+TEST_F(NatprobeLoopbackTest, ServerGoneAfterARoundEndsTheRunAfterGiveUpAfter) {
+  std::atomic<bool> down{false};
+  FakeServer fake([&down](int fd) {
+    if (down) {
+      close(fd);
+      return;
+    }
+    send_text(fd, "KEEPALIVE-NATPROBE 1\n");
+    std::string request = read_line(fd, 5);
+    long long idle_ms = request.rfind("IDLE ", 0) == 0 ? atoll(request.c_str() + 5) : 0;
+    if (idle_ms > 0) {
+      send_text(fd, "ARMED " + std::to_string(idle_ms) + "\n");
+      bool reset = idle_ms >= 1500;  // a path that resets after 1.5 s
+      usleep(static_cast<useconds_t>((reset ? 1500 : idle_ms) * 1000));
+      if (reset) {
+        linger abort_now{1, 0};
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_now, sizeof abort_now);
+      } else {
+        send_text(fd, "WAKE " + std::to_string(idle_ms) + "\n");
+      }
+    }
+    close(fd);
+  });
+  ASSERT_TRUE(fake.listening());
+  Process client("client", {command(), "natprobe", "client", fake.endpoint(), "--max", "4s",
+                            "--resolution", "1s", "--grace", "1s", "--give-up-after", "10s"});
+  ASSERT_TRUE(client.wait_for_output("round 1 done", 15, true)) << client.transcript();
+  down = true;
+  EXPECT_EQ(client.wait_exit(30), 1) << client.transcript();
+  const std::string &err = client.err();
+  EXPECT_NE(err.find("set-up failed (connected, but the connection closed before the greeting); "
+                     "retrying in 1s"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("retrying in 8s"), std::string::npos) << "back-off\n" << err;
+  std::smatch gave_up;
+  ASSERT_TRUE(std::regex_search(
+      err, gave_up,
+      std::regex("lost contact with 127\\.0\\.0\\.1:[0-9]+: no probe could be set up for "
+                 "([0-9]+)s \\(--give-up-after 10s; [0-9]+ attempts\\), the server last "
+                 "answered [0-9]+s ago; the last attempt: connected, but the connection closed "
+                 "before the greeting")))
+      << err;
+  EXPECT_GE(std::stoi(gave_up[1]), 10);
+  EXPECT_NE(client.out().find("Stopped early (lost contact with"), std::string::npos)
+      << client.out();
+  EXPECT_NE(client.out().find("  survived   1s"), std::string::npos) << client.out();
+  std::cout << "gave up after " << client.run_time() << " s:\n" << err;
 }
 
 TEST_F(NatprobeLoopbackTest, UnreachableServerFailsClearly) {

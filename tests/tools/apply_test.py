@@ -105,6 +105,41 @@ HOLDER = textwrap.dedent("""
 """)
 
 
+# A server that accepts, when told how many, the connections waiting in its
+# listener's queue one by one, 0.5 ms apart, keeps them, says so
+# ({"accepted": n}), and on EOF of stdin prints whether each has
+# SO_KEEPALIVE on ([0|1, ...]).
+SLOW_ACCEPTER = textwrap.dedent("""
+    import json, socket, sys, time
+    listener = socket.create_server(("127.0.0.1", 0), backlog=512)
+    print(json.dumps({"port": listener.getsockname()[1]}), flush=True)
+    count = int(sys.stdin.readline())
+    accepted = []
+    for _ in range(count):
+        accepted.append(listener.accept()[0])
+        time.sleep(0.0005)
+    print(json.dumps({"accepted": len(accepted)}), flush=True)
+    sys.stdin.read()
+    print(json.dumps([c.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) for c in accepted]),
+          flush=True)
+""")
+
+
+def slow_accepter(test, count):
+    """A SLOW_ACCEPTER with `count` connections from the test waiting in its
+    accept queue, just told to accept them: (process, its port)."""
+    server = subprocess.Popen([PYTHON, "-c", SLOW_ACCEPTER], env=clean_env(),
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    test.addCleanup(server.wait, TIMEOUT)
+    port = json.loads(server.stdout.readline())["port"]
+    for _ in range(count):
+        client = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        test.addCleanup(client.close)
+    server.stdin.write(f"{count}\n")
+    server.stdin.flush()
+    return server
+
+
 class Holder:
     """The server process, and the test's ends of its connections."""
 
@@ -378,6 +413,114 @@ class ApplyTest(unittest.TestCase):
         listener = next(s for s in doc["sockets"] if s["fd"] == holder.socket("a")["fd"])
         self.assertEqual((listener["direction"], listener["action"]), ("listen", "own_timings"))
         self.assertEqual(holder.options("a"), [1, 33, 4, 2, 0])
+
+    def test_accept_queue_is_reported_as_not_covered(self):
+        holder = Holder(self)
+        port_a = holder.port("a")
+        rules = f"in port={port_a} idle=33 intvl=4 cnt=2; off"
+        # Two connections the server has not accepted yet: in a's accept queue.
+        for _ in range(2):
+            holder.peers.append(socket.create_connection(("127.0.0.1", port_a), timeout=TIMEOUT))
+        result = keepalive("apply", str(holder.pid), "--listeners", "--rules", rules)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn(f"NOT COVERED: 2 connections waiting in the accept queue of "
+                      f"127.0.0.1:{port_a} after it was set: established before, they keep the "
+                      "old settings when the program accepts them", result.stdout)
+        # What the report says: accepted now, they have the old settings...
+        holder.command("accept queued1 a")
+        holder.command("accept queued2 a")
+        self.assertEqual(holder.options("queued1"), UNTOUCHED)
+        self.assertEqual(holder.options("queued2"), UNTOUCHED)
+        # ... while a connection made after the listener was set inherits.
+        holder.accept("after", "a")
+        self.assertEqual(holder.options("after"), [1, 33, 4, 2, 0])
+        # An empty queue is no note; JSON gives each listener's queue.
+        doc = parse_json(self, keepalive("apply", str(holder.pid), "--listeners", "--json",
+                                         "--rules", rules).stdout)
+        queue = next(q for q in doc["accept_queues"] if q["fd"] == holder.socket("a")["fd"])
+        self.assertEqual(queue["waiting_not_covered"], 0)
+        self.assertEqual(queue["local"], f"127.0.0.1:{port_a}")
+        self.assertNotIn("NOT COVERED", keepalive("apply", str(holder.pid), "--listeners",
+                                                  "--rules", rules).stdout)
+
+    def test_connections_accepted_during_the_run_are_set_or_reported(self):
+        """While apply runs, the program accepts connections that were waiting
+        in the accept queue (established before the listener was set): each
+        one is either set (found by the second look) or counted as not
+        covered in the listener's accept queue."""
+        count = 200
+        server = slow_accepter(self, count)
+        result = keepalive("apply", str(server.pid), "--listeners", "--idle", "33", "--json")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        doc = parse_json(self, result.stdout)
+        self.assertEqual(json.loads(server.stdout.readline()), {"accepted": count})
+        server.stdin.close()
+        keepalive_on = json.loads(server.stdout.readline())
+        server.stdout.close()
+        self.assertEqual(len(keepalive_on), count)
+        not_set = keepalive_on.count(0)
+        waiting = sum(q["waiting_not_covered"] for q in doc["accept_queues"])
+        second_look = sum(1 for s in doc["sockets"] if s["second_look"])
+        print(f"accepted during the run: {second_look} found by the second look; "
+              f"{waiting} reported waiting; {not_set} of {count} without keepalive")
+        self.assertEqual(len(doc["accept_queues"]), 1)
+        self.assertLessEqual(not_set, waiting,
+                             "connections without keepalive that the report did not count")
+
+    def test_summary_counts_and_shows_failures_in_full(self):
+        holder = self.standard_holder()
+        port_a = holder.port("a")
+        in_a = holder.socket("in_a")
+        env = clean_env(LD_PRELOAD=SETSOCKOPT_FAULT, LIBKEEPALIVE_TEST_FAULT_PORT=str(port_a))
+        result = keepalive("apply", str(holder.pid), "--idle", "35", "--cnt", "5", "--summary",
+                           env=env)
+        self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+        out = result.stdout
+        self.assertIn("Summary (--full shows every socket):\n", out)
+        counts = {tuple(line.split()[1:]): int(line.split()[0])
+                  for line in out.split("Summary (--full shows every socket):\n")[1]
+                  .split("\n\n")[0].splitlines()[1:]}
+        self.assertEqual(counts, {("in", "global", "FAILED"): 1, ("in", "global", "set"): 2,
+                                  ("out", "global", "set"): 1, ("listen", "-", "skipped"): 2},
+                         out)
+        failed = out.split("\nFailed:\n")[1].splitlines()
+        self.assertTrue(failed[0].startswith("FD "), out)
+        self.assertIn(f"{in_a['fd']}", failed[1].split()[0])
+        self.assertIn("setting TCP_KEEPCNT failed: Operation not permitted", failed[1])
+        self.assertNotIn("KEEPALIVE BEFORE", out, "no line per socket")
+
+        doc = parse_json(self, keepalive("apply", str(holder.pid), "--idle", "36", "--cnt", "6", "--summary",
+                                         "--json", env=env).stdout)
+        self.assertTrue(doc["summary_only"])
+        self.assertIn({"direction": "in", "rule": "global", "action": "set", "sockets": 2},
+                      doc["groups"])
+        self.assertEqual([s["fd"] for s in doc["sockets"]], [in_a["fd"]], "only the failure")
+        full = keepalive("apply", str(holder.pid), "--idle", "37", "--full", "--json").stdout
+        self.assertFalse(parse_json(self, full)["summary_only"])
+
+    def test_many_sockets_are_summarized_by_default(self):
+        count = 201  # with the listener, 202 TCP sockets: above 200
+        server = slow_accepter(self, count)
+        self.addCleanup(server.stdout.close)
+        self.addCleanup(server.stdin.close)
+        self.assertEqual(json.loads(server.stdout.readline()), {"accepted": count})
+        pid = str(server.pid)
+        out = keepalive("apply", pid, "--idle", "33").stdout
+        self.assertIn("Summary (--full shows every socket):", out)
+        self.assertRegex(out, r"\n201 +in +global +set\n")
+        self.assertLess(len(out.splitlines()), 15, out)
+        self.assertEqual(len(rows(self, keepalive("apply", pid, "--idle", "33", "--full")
+                                  .stdout)), 202)
+        out = keepalive("inspect", pid).stdout
+        self.assertIn("202 TCP sockets; summary (--full shows every socket):", out)
+        self.assertRegex(out, r"\n201 +ESTAB +in +idle=33s ")
+        self.assertEqual(len(rows(self, keepalive("inspect", pid, "--full").stdout)), 202)
+        doc = parse_json(self, keepalive("inspect", pid, "--json").stdout)
+        self.assertTrue(doc["summary_only"])
+        self.assertEqual(doc["sockets"], [], "every socket was readable")
+        self.assertEqual(sum(g["sockets"] for g in doc["groups"]), 202)
+        self.assertEqual(len(parse_json(self, keepalive("inspect", pid, "--json", "--full")
+                                        .stdout)["sockets"]), 202)
 
     def test_listener_is_left_alone_when_a_peer_rule_decides(self):
         # As the library: a listener cannot stand for connections a peer=

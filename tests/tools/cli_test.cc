@@ -175,6 +175,33 @@ TEST(FormatTable, PadsEveryColumnButTheLastToItsWidestCell) {
   EXPECT_EQ(format_table({}), "");
 }
 
+TEST(Summary, CountsIdenticalRowsInOrderOfFirstAppearance) {
+  std::vector<std::vector<std::string>> keys = {{"in", "set"}, {"out", "set"}, {"in", "set"}};
+  EXPECT_EQ(summary_table({"DIR", "ACTION"}, keys),
+            "SOCKETS  DIR  ACTION\n"
+            "2        in   set\n"
+            "1        out  set\n");
+  JsonWriter json;
+  json.begin_object();
+  summary_json(&json, true, {"direction", "action"}, keys);
+  json.end_object();
+  EXPECT_NE(json.str().find("\"direction\": \"out\",\n      \"action\": \"set\",\n      "
+                            "\"sockets\": 1"),
+            std::string::npos)
+      << json.str();
+}
+
+TEST(Summary, ByFlagOrAboveTheThreshold) {
+  Detail detail = Detail::kAuto;
+  EXPECT_FALSE(use_summary(detail, kSummaryAbove));
+  EXPECT_TRUE(use_summary(detail, kSummaryAbove + 1));
+  ASSERT_TRUE(parse_detail_option("--summary", &detail));
+  EXPECT_TRUE(use_summary(detail, 1));
+  ASSERT_TRUE(parse_detail_option("--full", &detail));
+  EXPECT_FALSE(use_summary(detail, 5000));
+  EXPECT_FALSE(parse_detail_option("--json", &detail));
+}
+
 TEST(HelpOption, BothSpellingsAndNothingElse) {
   EXPECT_TRUE(is_help_option("-h"));
   EXPECT_TRUE(is_help_option("--help"));

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <iostream>
 #include <string>
 #include <vector>
 
@@ -113,9 +114,9 @@ TEST(NatprobeProtocol, PrintableEscapesAndCuts) {
 
 // ---- the bracket --------------------------------------------------------------
 
-Trial trial(long long idle_ms, Outcome outcome) {
+Trial trial(long long idle_ms, Outcome outcome, int round = 1) {
   Trial t;
-  t.round = 1;
+  t.round = round;
   t.idle_ms = idle_ms;
   t.outcome = outcome;
   t.silence_ms = outcome == Outcome::kSurvived ? idle_ms + 10 : -1;
@@ -131,11 +132,25 @@ TEST(NatprobeBracket, FromTrials) {
   EXPECT_EQ(survived.lower_ms, 3000);
   EXPECT_FALSE(survived.has_upper());
 
-  Bracket mixed = bracket_of({trial(5539, Outcome::kSilent), trial(3611, Outcome::kSurvived),
-                              trial(4575, Outcome::kSilent), trial(1000, Outcome::kSurvived)});
+  // Losses seen in one round only: the shortest is the upper bound, not confirmed.
+  std::vector<Trial> trials = {trial(5539, Outcome::kSilent), trial(3611, Outcome::kSurvived),
+                               trial(4575, Outcome::kSilent), trial(1000, Outcome::kSurvived)};
+  Bracket mixed = bracket_of(trials);
   EXPECT_EQ(mixed.lower_ms, 3611);
   EXPECT_EQ(mixed.upper_ms, 4575);
+  EXPECT_EQ(mixed.confirmed_upper_ms, -1);
+  EXPECT_FALSE(mixed.upper_confirmed());
+  EXPECT_EQ(mixed.reported_upper_ms(), 4575);
   EXPECT_EQ(mixed.contradicting, 0);
+  // A loss in a second round confirms the losses up to it.
+  trials.push_back(trial(5000, Outcome::kSilent, 2));
+  Bracket second = bracket_of(trials);
+  EXPECT_EQ(second.upper_ms, 4575);
+  EXPECT_EQ(second.confirmed_upper_ms, 5000);
+  EXPECT_EQ(second.reported_upper_ms(), 5000);
+  trials.push_back(trial(4575, Outcome::kSilent, 3));
+  EXPECT_TRUE(bracket_of(trials).upper_confirmed());
+  EXPECT_EQ(bracket_of(trials).confirmed_upper_ms, 4575);
 
   // A reset, a close and another error are losses like silence.
   for (Outcome lost : {Outcome::kReset, Outcome::kClosed, Outcome::kFailed}) {
@@ -143,31 +158,84 @@ TEST(NatprobeBracket, FromTrials) {
     EXPECT_EQ(b.upper_ms, 3000) << outcome_name(lost);
   }
 
-  // A survivor above the shortest loss contradicts it: it is counted and the
-  // bracket keeps the shortest loss, with the longest survivor below it.
+  // A single loss that a longer silence survived later was the path's fault.
+  Bracket transient =
+      bracket_of({trial(2000, Outcome::kSurvived), trial(3000, Outcome::kSilent),
+                  trial(3000, Outcome::kSurvived, 2), trial(4000, Outcome::kSurvived, 2)});
+  EXPECT_EQ(transient.lower_ms, 4000);
+  EXPECT_FALSE(transient.has_upper());
+  EXPECT_EQ(transient.transient, 1);
+  EXPECT_EQ(transient.contradicting, 0);
+
+  // A survivor above a confirmed loss contradicts it: it is counted and the
+  // bracket keeps the confirmed loss, with the longest survivor below it.
   Bracket contradicted =
       bracket_of({trial(2000, Outcome::kSurvived), trial(3000, Outcome::kSilent),
-                  trial(3000, Outcome::kSurvived), trial(4000, Outcome::kSurvived)});
+                  trial(3000, Outcome::kSilent, 2), trial(4000, Outcome::kSurvived, 2)});
   EXPECT_EQ(contradicted.lower_ms, 2000);
   EXPECT_EQ(contradicted.upper_ms, 3000);
-  EXPECT_EQ(contradicted.contradicting, 2);
+  EXPECT_TRUE(contradicted.upper_confirmed());
+  EXPECT_EQ(contradicted.contradicting, 1);
+
+  // T = 6 s; an outage while the 5.539 s probe's line was on its way (round
+  // 2) lost it, and 6.5 s was really lost: the losses up to 8.498 s are
+  // confirmed (rounds 1 and 2), 5.539 s is not.
+  std::vector<Trial> outage = {trial(4575, Outcome::kSurvived), trial(8498, Outcome::kSilent),
+                               trial(5539, Outcome::kSilent, 2), trial(6500, Outcome::kSilent, 2)};
+  Bracket during = bracket_of(outage);
+  EXPECT_EQ(during.lower_ms, 4575);
+  EXPECT_EQ(during.upper_ms, 5539);
+  EXPECT_EQ(during.confirmed_upper_ms, 8498);
+  // Probed again in round 3, 5.539 s survives: the loss was transient.
+  outage.push_back(trial(5539, Outcome::kSurvived, 3));
+  Bracket after = bracket_of(outage);
+  EXPECT_EQ(after.lower_ms, 5539);
+  EXPECT_EQ(after.upper_ms, 6500);
+  EXPECT_EQ(after.confirmed_upper_ms, 8498);
+  EXPECT_EQ(after.transient, 1);
+}
+
+// Brackets for the tables: the upper bound confirmed, or resting on one loss.
+Bracket confirmed(long long lower_ms, long long upper_ms) {
+  Bracket b;
+  b.lower_ms = lower_ms;
+  b.upper_ms = upper_ms;
+  b.confirmed_upper_ms = upper_ms;
+  return b;
+}
+Bracket single(long long lower_ms, long long upper_ms) {
+  Bracket b;
+  b.lower_ms = lower_ms;
+  b.upper_ms = upper_ms;
+  return b;
+}
+
+TEST(NatprobeBracket, Text) {
+  Bracket both = single(3611, 4575);
+  both.confirmed_upper_ms = 5539;
+  EXPECT_EQ(bracket_text(both), "in [3.611s, 5.539s] (4.575s lost once, probed again)");
+  EXPECT_EQ(bracket_text(confirmed(3611, 4575)), "in [3.611s, 4.575s]");
+  EXPECT_EQ(bracket_text(Bracket{}), "> 0s");
 }
 
 TEST(NatprobeBracket, StillNeededAndProgress) {
-  Bracket b{3611, 5539, 0};
+  Bracket b = confirmed(3611, 5539);
   EXPECT_FALSE(still_needed(b, 3611));
   EXPECT_TRUE(still_needed(b, 3612));
   EXPECT_TRUE(still_needed(b, 5538));
   EXPECT_FALSE(still_needed(b, 5539));
+  EXPECT_TRUE(still_needed(single(3611, 5539), 5539)) << "a single loss is probed again";
+  EXPECT_FALSE(still_needed(single(3611, 5539), 5540));
   EXPECT_TRUE(still_needed(Bracket{1000, -1, 0}, 20000));
 
   Settings s;
   s.max_ms = 20000;
   s.resolution_ms = 1000;
   EXPECT_EQ(progress_of(b, s), Progress::kNarrowing);
-  EXPECT_EQ(progress_of(Bracket{3611, 4611, 0}, s), Progress::kMeasured);  // width == resolution
-  EXPECT_EQ(progress_of(Bracket{3611, 4612, 0}, s), Progress::kNarrowing);
-  EXPECT_EQ(progress_of(Bracket{0, 1000, 0}, s), Progress::kMeasured);
+  EXPECT_EQ(progress_of(confirmed(3611, 4611), s), Progress::kMeasured);  // width == resolution
+  EXPECT_EQ(progress_of(single(3611, 4611), s), Progress::kNarrowing) << "not confirmed";
+  EXPECT_EQ(progress_of(confirmed(3611, 4612), s), Progress::kNarrowing);
+  EXPECT_EQ(progress_of(confirmed(0, 1000), s), Progress::kMeasured);
   EXPECT_EQ(progress_of(Bracket{20000, -1, 0}, s), Progress::kNoTimeoutUpToMax);
   EXPECT_EQ(progress_of(Bracket{13037, -1, 0}, s), Progress::kNarrowing);
 }
@@ -217,17 +285,28 @@ INSTANTIATE_TEST_SUITE_P(
                  settings(20000, 1000, 4),
                  {10059, 12649, 15905, 20000}},
         // Bisection: no more probes than the resolution needs...
-        PlanCase{"bisect_one", {3611, 5539, 0}, settings(20000, 1000), {4575}},
-        PlanCase{
-            "bisect_four", {8498, 13037, 0}, settings(20000, 1000), {9406, 10314, 11221, 12129}},
+        PlanCase{"bisect_one", confirmed(3611, 5539), settings(20000, 1000), {4575}},
+        PlanCase{"bisect_four",
+                 confirmed(8498, 13037),
+                 settings(20000, 1000),
+                 {9406, 10314, 11221, 12129}},
+        // A single loss is probed again, beside the bisection below it...
+        PlanCase{"bisect_one_and_again", single(3611, 5539), settings(20000, 1000), {4575, 5539}},
+        PlanCase{"again_only", single(3611, 4575), settings(20000, 1000), {4575}},
+        // ... taking one of the --parallel probes.
+        PlanCase{"bisect_parallel_and_again",
+                 single(0, 90000),
+                 settings(1800000, 1000),
+                 {11250, 22500, 33750, 45000, 56250, 67500, 78750, 90000}},
+        PlanCase{"again_single_probe", single(0, 90000), settings(1800000, 1000, 1), {90000}},
         // ... and no more than --parallel: 9 equal parts.
         PlanCase{"bisect_parallel",
-                 {0, 90000, 0},
+                 confirmed(0, 90000),
                  settings(1800000, 1000),
                  {10000, 20000, 30000, 40000, 50000, 60000, 70000, 80000}},
-        PlanCase{"bisect_single_probe", {0, 90000, 0}, settings(1800000, 1000, 1), {45000}},
+        PlanCase{"bisect_single_probe", confirmed(0, 90000), settings(1800000, 1000, 1), {45000}},
         // Done: nothing to probe.
-        PlanCase{"measured", {3611, 4575, 0}, settings(20000, 1000), {}},
+        PlanCase{"measured", confirmed(3611, 4575), settings(20000, 1000), {}},
         PlanCase{"no_timeout_up_to_max", {20000, -1, 0}, settings(20000, 1000), {}}),
     [](const ::testing::TestParamInfo<PlanCase> &case_info) {
       return std::string(case_info.param.name);
@@ -265,7 +344,7 @@ TEST(NatprobePlan, SimulatedNatsAreBracketedWithinTheResolution) {
         const Bracket before = bracket_of(trials);
         for (long long idle : plan) {
           EXPECT_TRUE(still_needed(before, idle)) << idle;
-          trials.push_back(trial(idle, idle < t ? Outcome::kSurvived : Outcome::kSilent));
+          trials.push_back(trial(idle, idle < t ? Outcome::kSurvived : Outcome::kSilent, rounds));
         }
       }
       Bracket b = bracket_of(trials);
@@ -286,18 +365,78 @@ TEST(NatprobePlan, SimulatedNatsAreBracketedWithinTheResolution) {
   }
 }
 
+// The same against a path that loses one probe that should have survived
+// (an outage while its line was on the way), for every such probe of the
+// run in turn: the loss is probed again and the bracket still contains T.
+TEST(NatprobePlan, OneFalseLossDoesNotBecomeTheResult) {
+  const std::vector<Settings> all = {settings(20000, 1000), settings(1800000, 10000),
+                                     settings(1800000, 10000, 1)};
+  const std::vector<long long> timeouts = {4000, 6000, 9000, 270000, 299999, 1000000};
+  for (const Settings &s : all) {
+    for (long long t : timeouts) {
+      if (t > s.max_ms) continue;
+      for (int victim = 0; victim < 12; ++victim) {
+        std::vector<Trial> trials;
+        int rounds = 0, survivors = 0;
+        bool struck = false;
+        for (std::vector<long long> plan; !(plan = plan_round(bracket_of(trials), s)).empty();) {
+          ASSERT_LT(++rounds, 40) << "no end: T=" << t << " victim " << victim;
+          for (long long idle : plan) {
+            bool survives = idle < t;
+            if (survives && survivors++ == victim) {
+              survives = false;
+              struck = true;
+            }
+            trials.push_back(trial(idle, survives ? Outcome::kSurvived : Outcome::kSilent, rounds));
+          }
+        }
+        if (!struck) continue;
+        Bracket b = bracket_of(trials);
+        std::string where = "T=" + std::to_string(t) + " max=" + std::to_string(s.max_ms) +
+                            " parallel=" + std::to_string(s.parallel) +
+                            " victim=" + std::to_string(victim);
+        ASSERT_EQ(progress_of(b, s), Progress::kMeasured) << where;
+        EXPECT_LT(b.lower_ms, t) << where;
+        EXPECT_GE(b.reported_upper_ms(), t) << where;
+        EXPECT_LE(b.reported_upper_ms() - b.lower_ms, s.resolution_ms) << where;
+      }
+    }
+  }
+}
+
 TEST(NatprobePlan, LaterRoundsEstimate) {
   Settings s = settings(20000, 1000);
   // Measured: nothing left.
-  EXPECT_EQ(later_rounds_ms(Bracket{3611, 4575, 0}, {}, s), 0);
-  // One more round of one probe (4.575 s) plus the grace period.
-  EXPECT_EQ(later_rounds_ms(Bracket{3611, 5539, 0}, {}, s), 4575 + 2000);
+  EXPECT_EQ(later_rounds_ms(confirmed(3611, 4575), {}, s), 0);
+  // One more round of one probe (4.575 s) plus the grace period, and one to
+  // confirm its loss.
+  EXPECT_EQ(later_rounds_ms(confirmed(3611, 5539), {}, s), 4575 + 2000 + 4575 + 2000);
   // During the first round: if 20 s is the first loss, one more round up
-  // to 20 s finishes the bracket [13.037 s, 20 s].
+  // to 20 s finishes the bracket [13.037 s, 20 s], one more confirms it.
   EXPECT_EQ(later_rounds_ms(Bracket{1000, -1, 0}, {1534, 2354, 3611, 5539, 8498, 13037, 20000}, s),
-            20000 + 2000);
+            20000 + 2000 + 20000 + 2000);
   // Probes outside the bracket do not count.
-  EXPECT_EQ(later_rounds_ms(Bracket{3611, 4575, 0}, {8498, 13037, 20000}, s), 0);
+  EXPECT_EQ(later_rounds_ms(confirmed(3611, 4575), {8498, 13037, 20000}, s), 0);
+}
+
+// The expectation beside the worst case: at the start of a default run the
+// worst case assumes the timeout at the top of every bracket (hours); the
+// expectation plays the rounds against a timeout in the middle.
+TEST(NatprobePlan, ExpectedTimeLeftIsBelowTheWorstCase) {
+  Settings s;  // 30m, 10s, 8 probes, grace 5s
+  std::vector<long long> first = plan_round(Bracket{}, s);
+  long long worst = later_rounds_ms(Bracket{}, first, s);
+  long long expected = expected_later_rounds_ms({}, first, 1, s);
+  std::cout << "default run, start: expected " << expected << " ms, worst " << worst << " ms\n";
+  EXPECT_GT(expected, 0);
+  EXPECT_LT(expected, worst / 2);
+  // Measured: nothing left, in both.
+  std::vector<Trial> done = {trial(3611, Outcome::kSurvived), trial(4575, Outcome::kSilent, 1),
+                             trial(4575, Outcome::kSilent, 2)};
+  EXPECT_EQ(expected_later_rounds_ms(done, {}, 2, settings(20000, 1000)), 0);
+  // One loss, not confirmed: one more round (4.575 s lost again, + grace).
+  done.pop_back();
+  EXPECT_EQ(expected_later_rounds_ms(done, {}, 1, settings(20000, 1000)), 4575 + 2000);
 }
 
 // ---- the recommendation -------------------------------------------------------
@@ -354,9 +493,11 @@ Report measured_report() {
   report.server = "198.51.100.2:7200";
   report.settings = settings(20000, 1000);
   report.trials = {trial(3611, Outcome::kSurvived), trial(5539, Outcome::kSilent)};
-  report.trials.push_back(trial(4575, Outcome::kSilent));
-  report.trials.back().round = 2;
-  report.rounds = 2;
+  report.trials.push_back(trial(4575, Outcome::kSilent, 2));
+  report.trials.push_back(trial(4575, Outcome::kSilent, 3));
+  report.trials[0].round_trip_ms = 48;
+  report.trials[2].round_trip_ms = 31;
+  report.rounds = 3;
   report.elapsed_s = 14.1234;
   return report;
 }
@@ -370,6 +511,9 @@ TEST(NatprobeReport, Json) {
   "error": null,
   "timeout_lower_s": 3.611,
   "timeout_upper_s": 4.575,
+  "upper_confirmed": true,
+  "round_trip_s": 0.048,
+  "timeout_upper_bound_s": 4.623,
   "recommended_idle_s": 2,
   "safety_margin_s": 1,
   "systemd": "Environment=KEEPALIVE_IDLE=2",
@@ -377,30 +521,42 @@ TEST(NatprobeReport, Json) {
   "resolution_s": 1,
   "grace_s": 2,
   "parallel": 8,
-  "rounds": 2,
+  "rounds": 3,
   "elapsed_s": 14.123,
   "contradicting_trials": 0,
+  "transient_losses": 0,
   "trials": [
     {
       "round": 1,
       "idle_s": 3.611,
       "survived": true,
       "outcome": "survived",
-      "server_silence_s": 3.621
+      "server_silence_s": 3.621,
+      "round_trip_s": 0.048
     },
     {
       "round": 1,
       "idle_s": 5.539,
       "survived": false,
       "outcome": "silent",
-      "server_silence_s": null
+      "server_silence_s": null,
+      "round_trip_s": null
     },
     {
       "round": 2,
       "idle_s": 4.575,
       "survived": false,
       "outcome": "silent",
-      "server_silence_s": null
+      "server_silence_s": null,
+      "round_trip_s": 0.031
+    },
+    {
+      "round": 3,
+      "idle_s": 4.575,
+      "survived": false,
+      "outcome": "silent",
+      "server_silence_s": null,
+      "round_trip_s": null
     }
   ]
 }
@@ -420,11 +576,13 @@ TEST(NatprobeReport, JsonWithoutATimeoutAndWithAnError) {
     EXPECT_NE(json.find(std::string("\"") + key + "\": null"), std::string::npos) << key;
   }
 
+  // Lost once although 2 s survived: transient, the status stays.
   report.trials.push_back(trial(1500, Outcome::kFailed));
   report.trials.back().detail = "EHOSTUNREACH";
   report.error = "cannot connect to [2001:db8::1]:7200: Connection refused";
   json = format_json(report);
-  EXPECT_NE(json.find("\"status\": \"measured\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"status\": \"no_timeout_up_to_max\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"transient_losses\": 1,"), std::string::npos) << json;
   EXPECT_NE(json.find("\"error\": \"cannot connect to [2001:db8::1]:7200: Connection refused\""),
             std::string::npos)
       << json;
@@ -435,14 +593,19 @@ TEST(NatprobeReport, JsonWithoutATimeoutAndWithAnError) {
 
 TEST(NatprobeReport, TextMeasured) {
   std::string text = format_text(measured_report());
-  EXPECT_NE(text.find("NAT idle timeout on the path to 198.51.100.2:7200: 3 probes in 2 rounds, "
+  EXPECT_NE(text.find("NAT idle timeout on the path to 198.51.100.2:7200: 4 probes in 3 rounds, "
                       "14.123s\n"),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find("  survived   3.611s\n  lost       4.575s 5.539s\n"), std::string::npos)
+  EXPECT_NE(text.find("  survived   3.611s\n  lost       4.575s 4.575s 5.539s\n"),
+            std::string::npos)
       << text;
   EXPECT_NE(text.find("Timeout between 3.611s (longest silence that survived) and 4.575s "
-                      "(shortest that was lost): bracket [3.611s, 4.575s], width 964ms.\n"),
+                      "(shortest loss, confirmed): bracket [3.611s, 4.575s], width 964ms.\n"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("Note:"), std::string::npos) << text;
+  EXPECT_NE(text.find("the probes' round trip was at most 48ms, so the timeout is at most 4.623s"),
             std::string::npos)
       << text;
   EXPECT_NE(text.find("Recommended KEEPALIVE_IDLE=2: the lower bound 3.611s minus a safety "
@@ -481,9 +644,35 @@ TEST(NatprobeReport, TextNoTimeoutInterruptedResetsContradictions) {
   Report reset = measured_report();
   reset.trials[1].outcome = Outcome::kReset;
   text = format_text(reset);
-  EXPECT_NE(text.find("  lost       4.575s 5.539s (reset)\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("  lost       4.575s 4.575s 5.539s (reset)\n"), std::string::npos) << text;
   EXPECT_NE(text.find("Note: 1 probe connection was reset or closed instead of staying silent, "
                       "counted as lost"),
+            std::string::npos)
+      << text;
+
+  Report once = measured_report();
+  once.trials.pop_back();  // 4.575 s lost in round 2 only; 5.539 s in rounds 1 and 2
+  text = format_text(once);
+  EXPECT_NE(text.find("and 5.539s (shortest loss, confirmed): bracket [3.611s, 5.539s]"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("Note: a single loss at 4.575s lies inside the bracket, not yet seen again."),
+            std::string::npos)
+      << text;
+  once.trials.pop_back();  // 5.539 s lost in round 1 only
+  text = format_text(once);
+  EXPECT_NE(text.find("and 5.539s (shortest that was lost, seen once): bracket [3.611s, 5.539s], "
+                      "width 1.928s, not yet narrowed"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("Note: the upper bound 5.539s rests on a single lost probe"),
+            std::string::npos)
+      << text;
+
+  Report transient = measured_report();
+  transient.trials.push_back(trial(3000, Outcome::kSilent, 3));
+  text = format_text(transient);
+  EXPECT_NE(text.find("Note: 1 probe was lost although a longer silence survived"),
             std::string::npos)
       << text;
 
