@@ -7,7 +7,9 @@
 // keepalive_decide), set with keepalive_apply and read back; socket options
 // belong to the socket, so the process's own descriptor is changed in place.
 // Exit 0 done, 1 some socket could not be set, 2 usage or invalid
-// configuration (nothing changed), 3 cannot reach the process.
+// configuration (nothing changed), 3 cannot reach the process. With
+// --follow, follow.h takes over after the configuration is loaded and the
+// process opened, and sets each socket with process_socket.
 
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -21,6 +23,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "follow.h"
 #include "process.h"
 
 namespace {
@@ -29,7 +32,9 @@ using keepalive_cli::JsonWriter;
 using keepalive_cli::TcpSocket;
 
 constexpr char kName[] = "apply";
-constexpr char kUsage[] = "usage: keepalive apply PID [FLAGS] [--listeners] [--dry-run] [--json]";
+constexpr char kUsage[] =
+    "usage: keepalive apply PID [FLAGS] [--listeners] [--dry-run] [--json]"
+    " [--follow [--interval D] [--verbose]]";
 
 // Some socket could not be set, or some descriptor not examined.
 constexpr int kExitSomeNotSet = keepalive_cli::kExitFailure;
@@ -38,6 +43,7 @@ constexpr int kExitNoAccess = keepalive_cli::kExitNoProcess;
 void print_help() {
   std::string text =
       "Usage: keepalive apply PID [FLAGS] [--listeners] [--dry-run] [--json]\n"
+      "                       [--follow [--interval DURATION] [--verbose]]\n"
       "Gives the TCP connections that process PID holds now the keepalive settings\n"
       "that libkeepalive would have given them, without restarting it. The\n"
       "configuration comes from the KEEPALIVE_* environment and FLAGS (FLAGS win),\n"
@@ -66,6 +72,16 @@ void print_help() {
       "peer=: if a peer= rule decides its port, it is left alone)");
   text += keepalive_cli::help_entry("--dry-run", "show what would be set, set nothing");
   text += keepalive_cli::help_entry("--json", "one JSON object on stdout instead of a table");
+  text += keepalive_cli::help_entry(
+      "--follow",
+      "keep following PID: set its connections now, then each new one (accepted or "
+      "connected, by any means: static and Go programs too) within --interval; ends 0 "
+      "when PID exits or on SIGINT/SIGTERM; with --json, one object per line");
+  text += keepalive_cli::help_entry(
+      "--interval DURATION",
+      "how often --follow looks for new connections (default 1s; one that lives less "
+      "may be missed)");
+  text += keepalive_cli::help_entry("--verbose", "with --follow, one line per connection");
   text +=
       "\n"
       "Setting another process's socket options needs ptrace access to it: the same\n"
@@ -90,6 +106,8 @@ struct Options {
   bool listeners = false;
   bool dry_run = false;
   bool json = false;
+  keepalive_cli::FollowOptions follow;
+  bool interval_given = false;
 };
 
 // What happened to one socket.
@@ -145,6 +163,21 @@ bool parse_arguments(int argc, char **argv, Options *options, int *status) {
       options->dry_run = true;
     } else if (arg == "--json") {
       options->json = true;
+    } else if (arg == "--follow") {
+      options->follow.follow = true;
+    } else if (arg == "--verbose") {
+      options->follow.verbose = true;
+    } else if (arg == "--interval" || arg.rfind("--interval=", 0) == 0) {
+      const char *value = arg == "--interval" ? (index + 1 < argc ? argv[++index] : nullptr)
+                                              : argv[index] + strlen("--interval=");
+      if (value == nullptr ||
+          !keepalive_cli::parse_follow_interval(value, &options->follow.interval_ms, &error)) {
+        keepalive_cli::print_error(
+            kName, value == nullptr ? std::string("--interval needs a duration") : error);
+        *status = keepalive_cli::kExitUsage;
+        return false;
+      }
+      options->interval_given = true;
     } else if (arg.size() > 1 && arg[0] == '-') {
       keepalive_cli::print_error(
           kName, std::string("unknown option ") + argv[index] + " (" + kUsage + ")");
@@ -159,6 +192,12 @@ bool parse_arguments(int argc, char **argv, Options *options, int *status) {
       return false;
     }
   }
+  if ((options->interval_given || options->follow.verbose) && !options->follow.follow) {
+    keepalive_cli::print_error(kName, "--interval and --verbose go with --follow");
+    *status = keepalive_cli::kExitUsage;
+    return false;
+  }
+  options->follow.json = options->json;
   if (pid_text == nullptr) {
     keepalive_cli::print_error(kName, std::string("no PID given (") + kUsage + ")");
     *status = keepalive_cli::kExitUsage;
@@ -628,6 +667,20 @@ std::string json_report(const keepalive_cli::TargetProcess &target, const std::s
   return json.str();
 }
 
+// process_socket's outcome as --follow reports it.
+keepalive_cli::SocketReport follow_report(const keepalive_config &config, const Outcome &outcome) {
+  keepalive_cli::SocketReport report;
+  report.action = action_name(outcome.action);
+  report.rule = rule_text(config, outcome);
+  report.keepalive = keepalive_column(config, outcome);
+  report.before_read = outcome.before_read;
+  report.before = outcome.before;
+  report.after_read = outcome.after_read;
+  report.after = outcome.after;
+  report.error = outcome.error;
+  return report;
+}
+
 // One entry per socket: a socket the process holds under several
 // descriptors (dup, inherited stdin/stdout) is decided and set once.
 std::vector<TcpSocket> distinct_sockets(const std::vector<TcpSocket> &sockets,
@@ -674,6 +727,13 @@ int keepalive_cmd_apply(int argc, char **argv) {
   if (!target.open(options.pid, &error)) {
     keepalive_cli::print_error(kName, error + "; nothing changed");
     return kExitNoAccess;
+  }
+  if (options.follow.follow) {
+    return keepalive_cli::follow_process(
+        target, options.follow,
+        [&](const keepalive_cli::TargetProcess &process, const TcpSocket &socket) {
+          return follow_report(config, process_socket(process, config, socket, options));
+        });
   }
   std::vector<TcpSocket> sockets;
   keepalive_cli::Unexamined unexamined;
