@@ -260,7 +260,9 @@ int Follower::initial_pass() {
   std::unordered_set<unsigned long long> done;
   for (const TcpSocket &socket : sockets) {
     if (socket.listening && socket.has_local) listeners_[socket.inode] = port_of(socket.local);
-    seen_.insert(socket.inode);
+    // A socket not yet connected (socket() before connect()) is new to the
+    // tick that first lists it established.
+    if (socket.state == TCP_ESTABLISHED || socket.listening) seen_.insert(socket.inode);
     if (!done.insert(socket.inode).second) continue;  // another descriptor of the same socket
     handle(socket, true);
   }

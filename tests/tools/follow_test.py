@@ -33,6 +33,8 @@ WAIT = 10
 #   report                  nothing else
 #   accept NAME             accept one connection (the test connected first)
 #   connect NAME PORT       open a connection to 127.0.0.1:PORT
+#   socket NAME             create a TCP socket, not connected yet
+#   connect_socket NAME PORT  connect that socket to 127.0.0.1:PORT
 #   close NAME              close a connection
 #   listener_idle S         set TCP_KEEPIDLE on the listener (accepted sockets inherit it)
 #   pairs N                 N connections to its own listener, both ends kept
@@ -69,6 +71,10 @@ SERVER = textwrap.dedent("""
             sockets[words[1]], _ = listener.accept()
         elif words[0] == "connect":
             sockets[words[1]] = socket.create_connection(("127.0.0.1", int(words[2])))
+        elif words[0] == "socket":
+            sockets[words[1]] = socket.socket()
+        elif words[0] == "connect_socket":
+            sockets[words[1]].connect(("127.0.0.1", int(words[2])))
         elif words[0] == "close":
             sockets.pop(words[1]).close()
         elif words[0] == "listener_idle":
@@ -247,6 +253,22 @@ class FollowTest(unittest.TestCase):
         event = follower.socket_event(second["inode"])
         self.assertEqual((event["fd"], event["action"]), (first["fd"], "set"))
         self.assertEqual(server.options("second"), [1, 43])
+
+    def test_socket_created_before_and_connected_while_followed(self):
+        server = Server(self)
+        unconnected = server.command("socket early")["sockets"]["early"]
+        follower = Follower(self, server.pid, "--idle", "47", "--interval", "200ms")
+        follower.started()
+        self.assertEqual(follower.socket_event(unconnected["inode"])["action"], "not_established")
+        listener = socket.create_server(("127.0.0.1", 0))
+        self.addCleanup(listener.close)
+        server.command(f"connect_socket early {listener.getsockname()[1]}")
+        self.addCleanup(listener.accept()[0].close)
+        event = follower.wait_for(
+            lambda e: e["event"] == "socket" and e["inode"] == unconnected["inode"]
+            and not e["initial"], "the connected socket's event")
+        self.assertEqual((event["action"], event["direction"]), ("set", "out"))
+        self.assertEqual(server.options("early"), [1, 47])
 
     def test_timings_the_program_chose_are_left(self):
         server = Server(self)
