@@ -324,6 +324,29 @@ class FollowTest(unittest.TestCase):
         self.assertIn("(SIGTERM)", rest)
 
 
+class FollowLimitTest(unittest.TestCase):
+    def test_how_short_a_connection_may_live_and_be_missed(self):
+        """The honest limit: a connection that opens and closes between two
+        ticks is never seen. Prints the share seen by lifetime at 500 ms;
+        asserts only that one living three intervals is always seen."""
+        server = Server(self)
+        follower = Follower(self, server.pid, "--idle", "48", "--interval", "500ms")
+        follower.started()
+        print(f"\nfollow --interval 500ms: connections seen by lifetime")
+        for lifetime, count in ((0.02, 8), (0.1, 8), (0.3, 8), (1.5, 3)):
+            inodes = []
+            for i in range(count):
+                inodes.append(server.accept(f"c{i}")["inode"])
+                time.sleep(lifetime)
+                server.command(f"close c{i}")
+            time.sleep(1.0)  # the next ticks report what they saw
+            seen = sum(1 for inode in inodes for e in follower.seen + list(follower.events.queue)
+                       if e and e["event"] == "socket" and e["inode"] == inode)
+            print(f"  lived {lifetime * 1000:5.0f} ms: {seen} of {count} seen and set")
+            if lifetime >= 1.5:
+                self.assertEqual(seen, count, "a connection living 3 intervals was missed")
+
+
 class FollowEndsTest(unittest.TestCase):
     def test_process_exit_ends_with_0(self):
         server = Server(self)
