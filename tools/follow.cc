@@ -2,7 +2,6 @@
 
 #include "follow.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -110,7 +109,8 @@ class Follower {
   // One tick: returns false when following must end with *status.
   bool tick(int *status);
   Scan map_inodes_to_fds(const std::unordered_set<unsigned long long> &wanted,
-                         std::unordered_map<unsigned long long, int> *fds) const;
+                         std::unordered_map<unsigned long long, int> *fds,
+                         std::string *error) const;
   void handle(const TcpSocket &socket, bool initial);
   void report(const TcpSocket &socket, const SocketReport &outcome, bool initial);
   void finish(const std::string &reason);
@@ -286,23 +286,16 @@ int Follower::initial_pass() {
 }
 
 Follower::Scan Follower::map_inodes_to_fds(const std::unordered_set<unsigned long long> &wanted,
-                                           std::unordered_map<unsigned long long, int> *fds) const {
-  std::string path = "/proc/" + std::to_string(target_.pid()) + "/fd";
-  DIR *dir = opendir(path.c_str());
-  if (dir == nullptr) return errno == ENOENT ? Scan::kExited : Scan::kDenied;
-  while (dirent *entry = readdir(dir)) {
-    if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
-    char link[64];
-    ssize_t n = readlinkat(dirfd(dir), entry->d_name, link, sizeof link - 1);
-    if (n <= 8 || strncmp(link, "socket:[", 8) != 0) continue;
-    link[n] = '\0';
-    unsigned long long inode = strtoull(link + 8, nullptr, 10);
-    if (wanted.count(inode) == 0) continue;
-    int fd = atoi(entry->d_name);
-    auto [it, inserted] = fds->emplace(inode, fd);
-    if (!inserted && fd < it->second) it->second = fd;  // the lowest, as apply
+                                           std::unordered_map<unsigned long long, int> *fds,
+                                           std::string *error) const {
+  std::vector<std::pair<int, unsigned long long>> descriptors;
+  Unexamined unexamined;  // their sockets were not listed as the process's: left
+  if (!target_.socket_descriptors(&descriptors, &unexamined, error)) {
+    return target_.exited() ? Scan::kExited : Scan::kDenied;
   }
-  closedir(dir);
+  for (const auto &[fd, inode] : descriptors) {
+    if (wanted.count(inode) != 0) fds->emplace(inode, fd);  // the lowest, as apply
+  }
   return Scan::kOk;
 }
 
@@ -329,11 +322,10 @@ bool Follower::tick(int *status) {
   std::unordered_set<unsigned long long> look_again;
   if (!fresh.empty()) {
     std::unordered_map<unsigned long long, int> fds;
-    Scan scan = map_inodes_to_fds(wanted, &fds);
+    Scan scan = map_inodes_to_fds(wanted, &fds, &error);
     if (scan == Scan::kExited) return true;  // the pidfd says so at the next wait
     if (scan == Scan::kDenied) {
-      print_error(kName, "process " + std::to_string(target_.pid()) +
-                             ": its descriptors can no longer be read; stopped following");
+      print_error(kName, error + "; stopped following");
       *status = kExitNoAccess;
       return false;
     }

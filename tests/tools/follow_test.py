@@ -144,10 +144,10 @@ class Server:
 class Follower:
     """`keepalive apply PID --follow --json ARGS`, its JSON lines read as they come."""
 
-    def __init__(self, test, pid, *args, prefix=()):
+    def __init__(self, test, pid, *args, prefix=(), command=COMMAND):
         self.test = test
         self.process = subprocess.Popen(
-            [*prefix, COMMAND, "apply", str(pid), "--follow", "--json", *args],
+            [*prefix, command, "apply", str(pid), "--follow", "--json", *args],
             env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.events = queue.Queue()
         self.seen = []
@@ -382,6 +382,24 @@ class FollowEndsTest(unittest.TestCase):
                       f"{server.pid} needs ptrace access to it: it runs as root (uid 0) and you "
                       f"are nobody (uid {NOBODY})", result.stderr)
         self.assertEqual(server.options("conn"), [0, KERNEL_IDLE])
+
+    def test_cap_sys_ptrace_alone_is_enough(self):
+        """What keepalive-follow@.service grants: root's user, no capability
+        but CAP_SYS_PTRACE, following another user's process (whose
+        /proc/PID/fd it cannot read)."""
+        if os.geteuid() != 0:
+            self.skipTest("SKIPPED: needs root, to drop to CAP_SYS_PTRACE alone")
+        server = Server(self, prefix=as_nobody())
+        before = server.accept("before")
+        from apply_test import ApplyErrorsTest
+        command = ApplyErrorsTest.copy_of_command(self)
+        follower = Follower(self, server.pid, "--idle", "49", "--interval", "200ms",
+                            prefix=("setpriv", "--bounding-set=-all,+sys_ptrace",
+                                    "--inh-caps=-all"), command=command)
+        self.assertEqual(follower.socket_event(before["inode"])["action"], "set")
+        later = server.accept("later")
+        self.assertEqual(follower.socket_event(later["inode"])["action"], "set")
+        self.assertEqual(server.options("later"), [1, 49])
 
     def test_usage_errors_exit_2(self):
         for args, message in ((["--interval", "1s"], "--interval and --verbose go with --follow"),
