@@ -13,6 +13,8 @@ Environment: as apply_test.py, whose helpers it uses.
 import json
 import os
 import queue
+import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +25,8 @@ import unittest
 
 from apply_test import NOBODY, UNTOUCHED, as_nobody, keepalive_timers
 from command_testlib import COMMAND, KERNEL_IDLE, PYTHON, TIMEOUT, clean_env, keepalive
+
+SOURCE_DIR = os.environ["KEEPALIVE_TEST_SOURCE_DIR"]
 
 # Generous: the machine running the tests may be loaded. The tests use short
 # intervals; what they wait for must happen within a few of them.
@@ -384,22 +388,28 @@ class FollowEndsTest(unittest.TestCase):
         self.assertEqual(server.options("conn"), [0, KERNEL_IDLE])
 
     def test_cap_sys_ptrace_alone_is_enough(self):
-        """What keepalive-follow@.service grants: root's user, no capability
-        but CAP_SYS_PTRACE, following another user's process (whose
-        /proc/PID/fd it cannot read)."""
+        """What keepalive-follow@.service grants, CAP_SYS_PTRACE and nothing
+        else: to a user of its own (DynamicUser=) following root's process,
+        and to root following nobody's (whose /proc/PID/fd it cannot read)."""
         if os.geteuid() != 0:
             self.skipTest("SKIPPED: needs root, to drop to CAP_SYS_PTRACE alone")
-        server = Server(self, prefix=as_nobody())
-        before = server.accept("before")
         from apply_test import ApplyErrorsTest
         command = ApplyErrorsTest.copy_of_command(self)
-        follower = Follower(self, server.pid, "--idle", "49", "--interval", "200ms",
-                            prefix=("setpriv", "--bounding-set=-all,+sys_ptrace",
-                                    "--inh-caps=-all"), command=command)
-        self.assertEqual(follower.socket_event(before["inode"])["action"], "set")
-        later = server.accept("later")
-        self.assertEqual(follower.socket_event(later["inode"])["action"], "set")
-        self.assertEqual(server.options("later"), [1, 49])
+        only_ptrace = ("--bounding-set=-all,+sys_ptrace", "--inh-caps=-all")
+        dynamic_user = ("--reuid=61999", "--regid=61999", "--clear-groups",
+                        "--bounding-set=-all,+sys_ptrace", "--inh-caps=+sys_ptrace",
+                        "--ambient-caps=+sys_ptrace")
+        for server_prefix, follower_options in (((), dynamic_user),
+                                                (as_nobody(), only_ptrace)):
+            with self.subTest(follower=follower_options[0]):
+                server = Server(self, prefix=server_prefix)
+                before = server.accept("before")
+                follower = Follower(self, server.pid, "--idle", "49", "--interval", "200ms",
+                                    prefix=("setpriv", *follower_options), command=command)
+                self.assertEqual(follower.socket_event(before["inode"])["action"], "set")
+                later = server.accept("later")
+                self.assertEqual(follower.socket_event(later["inode"])["action"], "set")
+                self.assertEqual(server.options("later"), [1, 49])
 
     def test_usage_errors_exit_2(self):
         for args, message in ((["--interval", "1s"], "--interval and --verbose go with --follow"),
@@ -410,6 +420,63 @@ class FollowEndsTest(unittest.TestCase):
             self.assertEqual(result.returncode, 2, (args, result.stderr))
             self.assertIn(message, result.stderr)
 
+
+class FollowExamplesTest(unittest.TestCase):
+    """examples/systemd/keepalive-follow@.service and the container sidecar
+    stay valid: CAP_SYS_PTRACE and nothing else, a command line apply
+    accepts, a configuration `keepalive check` accepts."""
+
+    def unit(self):
+        path = os.path.join(SOURCE_DIR, "examples", "systemd", "keepalive-follow@.service")
+        settings = {}
+        with open(path) as f:
+            for line in f:
+                if "=" in line and not line.startswith(("#", "[")):
+                    key, _, value = line.rstrip("\n").partition("=")
+                    settings.setdefault(key, []).append(value)
+        return path, settings
+
+    def test_unit_grants_cap_sys_ptrace_only(self):
+        _, unit = self.unit()
+        self.assertEqual(unit["CapabilityBoundingSet"], ["CAP_SYS_PTRACE"])
+        self.assertEqual(unit["AmbientCapabilities"], ["CAP_SYS_PTRACE"])
+        self.assertEqual(unit["DynamicUser"], ["yes"])
+
+    def test_unit_command_and_configuration(self):
+        _, unit = self.unit()
+        [exec_start] = unit["ExecStart"]
+        shell = shlex.split(exec_start)
+        self.assertEqual(shell[:2], ["/bin/sh", "-c"])
+        words = shlex.split(shell[2].replace("$$", "$"))
+        self.assertEqual(words[:3], ["exec", "/usr/local/bin/keepalive", "apply"])
+        self.assertIn("MainPID", words[3])
+        # The rest of the command line, given to the built command with a PID
+        # that cannot exist: only "no such process" may be wrong with it.
+        result = keepalive("apply", "2147483647", *words[4:])
+        self.assertEqual(result.returncode, 3, result.stderr)
+        self.assertIn("no such process", result.stderr)
+        variables = dict(v.split("=", 1) for v in unit["Environment"])
+        result = keepalive("check", env=clean_env(**variables))
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+
+    def test_unit_verifies(self):
+        if shutil.which("systemd-analyze") is None:
+            self.skipTest("SKIPPED: systemd-analyze not found (apt-get install systemd)")
+        path, _ = self.unit()
+        result = subprocess.run(["systemd-analyze", "verify", "--man=no", path],
+                                capture_output=True, text=True, timeout=TIMEOUT)
+        self.assertEqual((result.returncode, result.stdout + result.stderr), (0, ""))
+
+    def test_sidecar_command(self):
+        path = os.path.join(SOURCE_DIR, "examples", "container", "follow-sidecar.yaml")
+        with open(path) as f:
+            text = f.read()
+        self.assertRegex(text, r"cap_drop:\n\s+- ALL\n\s+cap_add:\n\s+- SYS_PTRACE\s")
+        command = json.loads(text.split("command: ", 1)[1].splitlines()[0])
+        self.assertEqual(command[:3], ["/usr/local/bin/keepalive", "apply", "1"])
+        result = keepalive("apply", "2147483647", *command[3:])
+        self.assertEqual(result.returncode, 3, result.stderr)
+        self.assertIn("no such process", result.stderr)
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
