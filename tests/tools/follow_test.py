@@ -37,6 +37,7 @@ WAIT = 10
 #   report                  nothing else
 #   accept NAME             accept one connection (the test connected first)
 #   connect NAME PORT       open a connection to 127.0.0.1:PORT
+#   connect6 NAME PORT      open a connection to [::1]:PORT
 #   socket NAME             create a TCP socket, not connected yet
 #   connect_socket NAME PORT  connect that socket to 127.0.0.1:PORT
 #   close NAME              close a connection
@@ -64,7 +65,7 @@ SERVER = textwrap.dedent("""
         counts = collections.Counter(json.dumps(options(s)) for s in bulk)
         print(json.dumps({"pid": os.getpid(), "port": port,
                           "sockets": {n: {"fd": s.fileno(), "inode": os.fstat(s.fileno()).st_ino,
-                                          "local": s.getsockname()[1], "options": options(s)}
+                                          "options": options(s)}
                                       for n, s in sockets.items()},
                           "bulk": counts}), flush=True)
 
@@ -75,6 +76,8 @@ SERVER = textwrap.dedent("""
             sockets[words[1]], _ = listener.accept()
         elif words[0] == "connect":
             sockets[words[1]] = socket.create_connection(("127.0.0.1", int(words[2])))
+        elif words[0] == "connect6":
+            sockets[words[1]] = socket.create_connection(("::1", int(words[2])))
         elif words[0] == "socket":
             sockets[words[1]] = socket.socket()
         elif words[0] == "connect_socket":
@@ -257,6 +260,23 @@ class FollowTest(unittest.TestCase):
         event = follower.socket_event(second["inode"])
         self.assertEqual((event["fd"], event["action"]), (first["fd"], "set"))
         self.assertEqual(server.options("second"), [1, 43])
+
+    def test_ipv6_connection(self):
+        server = Server(self)
+        follower = Follower(self, server.pid, "--idle", "50", "--interval", "200ms")
+        follower.started()
+        try:
+            listener = socket.create_server(("::1", 0), family=socket.AF_INET6)
+        except OSError as e:
+            self.skipTest(f"SKIPPED: no IPv6 loopback here: {e}")
+        self.addCleanup(listener.close)
+        outgoing = server.command(f"connect6 out6 {listener.getsockname()[1]}")["sockets"]["out6"]
+        self.addCleanup(listener.accept()[0].close)
+        event = follower.socket_event(outgoing["inode"])
+        self.assertEqual((event["family"], event["action"], event["direction"]),
+                         ("ipv6", "set", "out"), event)
+        self.assertRegex(event["peer"], r"^\[::1\]:\d+$")
+        self.assertEqual(server.options("out6"), [1, 50])
 
     def test_socket_created_before_and_connected_while_followed(self):
         server = Server(self)
