@@ -2,11 +2,11 @@
 // preloaded library cannot reach: a statically linked server (static_peer.c,
 // linked here with `gcc -static`) and a client of the same program that
 // connects with a raw syscall(SYS_connect, ...), through the emulated
-// carrier-grade NAT of tests/e2e/cgnat, T = 3 s. Both are followed from
-// their own namespace (`keepalive apply PID --follow --idle 1`) before the
-// connection exists; the server's message after 2T of silence arrives, and
-// ss shows keepalive timers on both ends. The control, through its own NAT,
-// is the same pair not followed: its message is lost.
+// carrier-grade NAT of tests/e2e/cgnat, T = 3 s. Both are followed
+// (`keepalive apply PID --follow --idle 1`) before the connection exists,
+// the client from its own namespace, the server from the host's; the server's message after 2T of
+// silence arrives, and ss shows keepalive timers on both ends. The control, through its own NAT, is
+// the same pair not followed: its message is lost.
 //
 // Prerequisites, loud skips (failures with KEEPALIVE_E2E_REQUIRED=1) and
 // cleanup on every exit path come from cgnat_harness.h.
@@ -85,13 +85,15 @@ struct Pair {
     return text;
   }
 
+  // Follows `target` from namespace `side`, or from the host's namespace
+  // when `side` is null (the follower then lists the target's namespace
+  // from inside it).
   std::unique_ptr<Process> follow(const char *side, const Process &target) {
-    auto follower = std::make_unique<Process>(
-        std::string(side) + " follower",
-        nat->exec(side, {},
-                  {program("keepalive"), "apply", std::to_string(target.pid()), "--follow",
-                   "--idle", "1", "--interval", "200ms", "--json"}));
-    return follower;
+    Strings command = {program("keepalive"), "apply",  std::to_string(target.pid()),
+                       "--follow",           "--idle", "1",
+                       "--interval",         "200ms",  "--json"};
+    return std::make_unique<Process>(std::string(side ? side : "host") + " follower",
+                                     side ? nat->exec(side, {}, command) : command);
   }
 
   std::string verdict() {
@@ -117,7 +119,7 @@ void start_pair(const std::string &tag, bool followed, Pair *p) {
                                      std::to_string(kClientWait)}));
   ASSERT_TRUE(p->client->wait_for_output("ready", kStartupTimeout)) << p->transcript();
   if (followed) {
-    p->server_follower = p->follow("s", *p->server);
+    p->server_follower = p->follow(nullptr, *p->server);
     p->client_follower = p->follow("c", *p->client);
     for (auto *follower : {p->server_follower.get(), p->client_follower.get()}) {
       ASSERT_TRUE(follower->wait_for_output("\"event\": \"applied\"", kStartupTimeout))
