@@ -46,7 +46,7 @@ std::optional<std::string> static_peer_unavailable() {
   struct stat st {};
   if (stat(static_peer_path().c_str(), &st) == 0) return std::nullopt;
   std::string source =
-      cgnat_harness::env_or_empty("KEEPALIVE_TEST_SOURCE_DIR") + "/tests/e2e/static_peer.c";
+      cgnat_harness::env_or_empty("LIBKEEPALIVE_TEST_SOURCE_DIR") + "/tests/e2e/static_peer.c";
   CommandResult gcc = cgnat_harness::run_command(
       {"/usr/bin/gcc", "-static", "-O2", "-o", static_peer_path(), source});
   if (gcc.status != 0) return "gcc -static failed (needs gcc and libc6-dev):\n" + gcc.output;

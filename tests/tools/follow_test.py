@@ -26,7 +26,7 @@ import unittest
 from apply_test import NOBODY, UNTOUCHED, as_nobody, keepalive_timers
 from command_testlib import COMMAND, KERNEL_IDLE, PYTHON, TIMEOUT, clean_env, keepalive
 
-SOURCE_DIR = os.environ["KEEPALIVE_TEST_SOURCE_DIR"]
+SOURCE_DIR = os.environ["LIBKEEPALIVE_TEST_SOURCE_DIR"]
 
 # Generous: the machine running the tests may be loaded. The tests use short
 # intervals; what they wait for must happen within a few of them.
