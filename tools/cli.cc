@@ -476,6 +476,7 @@ void JsonWriter::before_value() {
   if (!has_items_.empty()) {
     if (has_items_.back()) out_ += ',';
     has_items_.back() = true;
+    if (one_line_) return;
     out_ += '\n';
     out_.append(2 * has_items_.size(), ' ');
   }
@@ -490,7 +491,7 @@ void JsonWriter::open(char bracket) {
 void JsonWriter::close(char bracket) {
   bool had_items = has_items_.back();
   has_items_.pop_back();
-  if (had_items) {
+  if (had_items && !one_line_) {
     out_ += '\n';
     out_.append(2 * has_items_.size(), ' ');
   }

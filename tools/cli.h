@@ -156,7 +156,8 @@ std::string json_quote(std::string_view text);
 // when begin/end calls are balanced.
 class JsonWriter {
  public:
-  JsonWriter() = default;
+  enum Layout { kIndented, kOneLine };  // kOneLine: a log pipeline's JSON Lines
+  explicit JsonWriter(Layout layout = kIndented) : one_line_(layout == kOneLine) {}
 
   JsonWriter &begin_object();
   JsonWriter &end_object();
@@ -194,6 +195,7 @@ class JsonWriter {
   std::string out_;
   std::vector<bool> has_items_;  // one entry per open object/array
   bool after_key_ = false;
+  bool one_line_ = false;
 };
 
 // Writes "summary_only": `summary` and, for a summary, "groups": the rows of

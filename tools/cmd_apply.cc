@@ -7,7 +7,9 @@
 // keepalive_decide), set with keepalive_apply and read back; socket options
 // belong to the socket, so the process's own descriptor is changed in place.
 // Exit 0 done, 1 some socket could not be set, 2 usage or invalid
-// configuration (nothing changed), 3 cannot reach the process.
+// configuration (nothing changed), 3 cannot reach the process. With
+// --follow, follow.h takes over after the configuration is loaded and the
+// process opened, and sets each socket with process_socket.
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -22,6 +24,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "follow.h"
 #include "process.h"
 
 namespace {
@@ -31,7 +34,8 @@ using keepalive_cli::TcpSocket;
 
 constexpr char kName[] = "apply";
 constexpr char kUsage[] =
-    "usage: keepalive apply PID [FLAGS] [--listeners] [--dry-run] [--summary|--full] [--json]";
+    "usage: keepalive apply PID [FLAGS] [--listeners] [--dry-run] [--summary|--full] [--json]"
+    " [--follow [--interval D] [--verbose]]";
 
 // Some socket could not be set, or some descriptor not examined.
 constexpr int kExitSomeNotSet = keepalive_cli::kExitFailure;
@@ -41,6 +45,7 @@ void print_help() {
   std::string text =
       "Usage: keepalive apply PID [FLAGS] [--listeners] [--dry-run]\n"
       "                       [--summary|--full] [--json]\n"
+      "                       [--follow [--interval DURATION] [--verbose]]\n"
       "Gives the TCP connections that process PID holds now the keepalive settings\n"
       "that libkeepalive would have given them, without restarting it. The\n"
       "configuration comes from the KEEPALIVE_* environment and FLAGS (FLAGS win),\n"
@@ -76,6 +81,16 @@ void print_help() {
       "--summary",
       "counts by direction, rule and action, and the failed sockets in full (the default "
       "above 200 sockets); --full: every socket");
+  text += keepalive_cli::help_entry(
+      "--follow",
+      "keep following PID: set its connections now, then each new one (accepted or "
+      "connected, by any means: static and Go programs too) within --interval; ends 0 "
+      "when PID exits or on SIGINT/SIGTERM; with --json, one object per line");
+  text += keepalive_cli::help_entry(
+      "--interval DURATION",
+      "how often --follow looks for new connections (default 1s; one that lives less "
+      "may be missed)");
+  text += keepalive_cli::help_entry("--verbose", "with --follow, one line per connection");
   text +=
       "\n"
       "Setting another process's socket options needs ptrace access to it: the same\n"
@@ -101,6 +116,8 @@ struct Options {
   bool dry_run = false;
   bool json = false;
   keepalive_cli::Detail detail = keepalive_cli::Detail::kAuto;  // --summary, --full
+  keepalive_cli::FollowOptions follow;
+  bool interval_given = false;
 };
 
 // What happened to one socket.
@@ -168,6 +185,22 @@ bool parse_arguments(int argc, char **argv, Options *options, int *status) {
     } else if (arg == "--json") {
       options->json = true;
     } else if (keepalive_cli::parse_detail_option(arg, &options->detail)) {
+      // --summary or --full, recorded by parse_detail_option
+    } else if (arg == "--follow") {
+      options->follow.follow = true;
+    } else if (arg == "--verbose") {
+      options->follow.verbose = true;
+    } else if (arg == "--interval" || arg.rfind("--interval=", 0) == 0) {
+      const char *value = arg == "--interval" ? (index + 1 < argc ? argv[++index] : nullptr)
+                                              : argv[index] + strlen("--interval=");
+      if (value == nullptr ||
+          !keepalive_cli::parse_follow_interval(value, &options->follow.interval_ms, &error)) {
+        keepalive_cli::print_error(
+            kName, value == nullptr ? std::string("--interval needs a duration") : error);
+        *status = keepalive_cli::kExitUsage;
+        return false;
+      }
+      options->interval_given = true;
     } else if (arg.size() > 1 && arg[0] == '-') {
       keepalive_cli::print_error(
           kName, std::string("unknown option ") + argv[index] + " (" + kUsage + ")");
@@ -182,6 +215,12 @@ bool parse_arguments(int argc, char **argv, Options *options, int *status) {
       return false;
     }
   }
+  if ((options->interval_given || options->follow.verbose) && !options->follow.follow) {
+    keepalive_cli::print_error(kName, "--interval and --verbose go with --follow");
+    *status = keepalive_cli::kExitUsage;
+    return false;
+  }
+  options->follow.json = options->json;
   if (pid_text == nullptr) {
     keepalive_cli::print_error(kName, std::string("no PID given (") + kUsage + ")");
     *status = keepalive_cli::kExitUsage;
@@ -700,6 +739,20 @@ std::string json_report(const keepalive_cli::TargetProcess &target, const std::s
   return json.str();
 }
 
+// process_socket's outcome as --follow reports it.
+keepalive_cli::SocketReport follow_report(const keepalive_config &config, const Outcome &outcome) {
+  keepalive_cli::SocketReport report;
+  report.action = action_name(outcome.action);
+  report.rule = rule_text(config, outcome);
+  report.keepalive = keepalive_column(config, outcome);
+  report.before_read = outcome.before_read;
+  report.before = outcome.before;
+  report.after_read = outcome.after_read;
+  report.after = outcome.after;
+  report.error = outcome.error;
+  return report;
+}
+
 // One entry per socket: a socket the process holds under several
 // descriptors (dup, inherited stdin/stdout) is decided and set once.
 std::vector<TcpSocket> distinct_sockets(const std::vector<TcpSocket> &sockets,
@@ -817,6 +870,13 @@ int keepalive_cmd_apply(int argc, char **argv) {
     keepalive_cli::print_error(kName, error + "; nothing changed");
     return kExitNoAccess;
   }
+  if (options.follow.follow) {
+    return keepalive_cli::follow_process(
+        target, options.follow,
+        [&](const keepalive_cli::TargetProcess &process, const TcpSocket &socket) {
+          return follow_report(config, process_socket(process, config, socket, options));
+        });
+  }
   std::vector<TcpSocket> sockets;
   keepalive_cli::Unexamined unexamined;
   if (!target.read_tcp_sockets(&sockets, &unexamined, &error)) {
@@ -842,11 +902,10 @@ int keepalive_cmd_apply(int argc, char **argv) {
   std::string command = target.command_name();
   bool exited = target.exited();
 
-  std::string report = options.json
-                           ? json_report(target, command, config, options, outcomes, unexamined,
-                                         queues)
-                           : text_report(target, command, config, options, outcomes, unexamined) +
-                                 coverage_notes(outcomes, queues);
+  std::string report =
+      options.json ? json_report(target, command, config, options, outcomes, unexamined, queues)
+                   : text_report(target, command, config, options, outcomes, unexamined) +
+                         coverage_notes(outcomes, queues);
   fputs(report.c_str(), stdout);
   fflush(stdout);
 

@@ -27,7 +27,7 @@ constexpr Command kCommands[] = {
      "validate the configuration and explain what it does"},
     {"inspect", keepalive_cmd_inspect, "inspect PID [--json]",
      "show a process's TCP sockets and keepalive settings"},
-    {"apply", keepalive_cmd_apply, "apply PID [FLAGS] [--dry-run]",
+    {"apply", keepalive_cmd_apply, "apply PID [FLAGS] [--dry-run] [--follow]",
      "set a running process's connections now, no restart"},
     {"natprobe", keepalive_cmd_natprobe, "natprobe server|client ...",
      "measure a NAT's idle timeout, recommend KEEPALIVE_IDLE"},

@@ -278,17 +278,16 @@ std::string TargetProcess::access_denied(const char *what) const {
   }
 }
 
-bool TargetProcess::read_tcp_sockets(std::vector<TcpSocket> *out, Unexamined *unexamined,
-                                     std::string *error) const {
+bool TargetProcess::socket_descriptors(std::vector<std::pair<int, unsigned long long>> *out,
+                                       Unexamined *unexamined, std::string *error) const {
   out->clear();
   unexamined->fds.clear();
   unexamined->reason.clear();
   std::string fd_dir = proc_path("fd");
   DIR *dir = opendir(fd_dir.c_str());
   if (dir == nullptr) {
-    if (errno == EACCES || errno == EPERM) {
-      *error = access_denied("reading the descriptors");
-    } else if (errno == ENOENT) {
+    if (errno == EACCES || errno == EPERM) return socket_descriptors_by_duplication(out, error);
+    if (errno == ENOENT) {
       *error = "process " + std::to_string(pid_) + " exited";
     } else {
       *error = "cannot read " + fd_dir + ": " + strerror(errno);
@@ -298,7 +297,6 @@ bool TargetProcess::read_tcp_sockets(std::vector<TcpSocket> *out, Unexamined *un
   // A link that cannot be read is not a descriptor closed meanwhile (ENOENT):
   // without ptrace access (root without CAP_SYS_PTRACE too) the directory
   // lists but every link says EACCES, and those descriptors may be sockets.
-  std::vector<int> socket_fds;
   int unreadable_links = 0;
   int link_error = 0;
   while (dirent *entry = readdir(dir)) {
@@ -315,18 +313,58 @@ bool TargetProcess::read_tcp_sockets(std::vector<TcpSocket> *out, Unexamined *un
       continue;
     }
     link[n] = '\0';
-    if (is_socket_link(link)) socket_fds.push_back(static_cast<int>(fd_number));
+    if (is_socket_link(link)) {
+      out->emplace_back(static_cast<int>(fd_number), strtoull(link + 8, nullptr, 10));
+    }
   }
   closedir(dir);
-  std::sort(socket_fds.begin(), socket_fds.end());
+  std::sort(out->begin(), out->end());
   if (unreadable_links > 0) {
     unexamined->reason = link_error == EACCES || link_error == EPERM
                              ? access_denied("reading the descriptors")
                              : "cannot read their links in " + fd_dir + ": " + strerror(link_error);
   }
+  return true;
+}
+
+bool TargetProcess::socket_descriptors_by_duplication(
+    std::vector<std::pair<int, unsigned long long>> *out, std::string *error) const {
+  std::string status;
+  const char *line = nullptr;
+  if (read_file(proc_path("status"), &status)) line = strstr(status.c_str(), "\nFDSize:");
+  long fd_size = 0;
+  if (line == nullptr || sscanf(line, "\nFDSize: %ld", &fd_size) != 1 || fd_size <= 0) {
+    *error = access_denied("reading the descriptors");
+    return false;
+  }
+  for (int target_fd = 0; target_fd < fd_size; ++target_fd) {
+    UniqueFd dup(sys_pidfd_getfd(pidfd_.get(), target_fd));
+    if (!dup.valid()) {
+      if (errno == EBADF) continue;  // no such descriptor
+      // Refused: the directory was closed for want of ptrace access, not of
+      // a capability to read it; said as for the directory.
+      *error = errno == EPERM || errno == EACCES
+                   ? access_denied("reading the descriptors")
+                   : "pidfd_getfd(" + std::to_string(pid_) + ", fd " + std::to_string(target_fd) +
+                         "): " + strerror(errno);
+      return false;
+    }
+    struct stat st;
+    if (fstat(dup.get(), &st) == 0 && S_ISSOCK(st.st_mode)) {
+      out->emplace_back(target_fd, static_cast<unsigned long long>(st.st_ino));
+    }
+  }
+  return true;
+}
+
+bool TargetProcess::read_tcp_sockets(std::vector<TcpSocket> *out, Unexamined *unexamined,
+                                     std::string *error) const {
+  out->clear();
+  std::vector<std::pair<int, unsigned long long>> socket_fds;
+  if (!socket_descriptors(&socket_fds, unexamined, error)) return false;
 
   int duplicated = 0;
-  for (int target_fd : socket_fds) {
+  for (const auto &[target_fd, socket_inode] : socket_fds) {
     int dup = sys_pidfd_getfd(pidfd_.get(), target_fd);
     if (dup < 0) {
       switch (errno) {

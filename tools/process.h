@@ -96,6 +96,16 @@ class TargetProcess {
   bool read_tcp_sockets(std::vector<TcpSocket> *out, Unexamined *unexamined,
                         std::string *error) const;
 
+  // Every descriptor of the process that is a socket, with the socket's
+  // inode, sorted by descriptor; descriptors whose link cannot be read go to
+  // *unexamined. Read from /proc/PID/fd; when that directory is closed to the
+  // caller (another user's process, and CAP_SYS_PTRACE without
+  // CAP_DAC_READ_SEARCH: enough for pidfd_getfd, not for reading the
+  // directory), each descriptor number below the process's FDSize is
+  // duplicated instead. Fails like read_tcp_sockets.
+  bool socket_descriptors(std::vector<std::pair<int, unsigned long long>> *out,
+                          Unexamined *unexamined, std::string *error) const;
+
   // A duplicate of the target's descriptor for `socket`, checked to still
   // be the same socket (inode); invalid with *error set otherwise. *gone
   // (may be null) tells whether that was because the process closed the
@@ -123,6 +133,8 @@ class TargetProcess {
  private:
   std::string proc_path(const char *leaf) const;
   std::string access_denied(const char *what) const;
+  bool socket_descriptors_by_duplication(std::vector<std::pair<int, unsigned long long>> *out,
+                                         std::string *error) const;
 
   pid_t pid_ = 0;
   UniqueFd pidfd_;

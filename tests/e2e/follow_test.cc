@@ -1,0 +1,186 @@
+// follow_test.cc — `keepalive apply --follow` end to end, for the programs a
+// preloaded library cannot reach: a statically linked server (static_peer.c,
+// linked here with `gcc -static`) and a client of the same program that
+// connects with a raw syscall(SYS_connect, ...), through the emulated
+// carrier-grade NAT of tests/e2e/cgnat, T = 3 s. Both are followed
+// (`keepalive apply PID --follow --idle 1`) before the connection exists,
+// the client from its own namespace, the server from the host's; the server's message after 2T of
+// silence arrives, and ss shows keepalive timers on both ends. The control, through its own NAT, is
+// the same pair not followed: its message is lost.
+//
+// Prerequisites, loud skips (failures with LIBKEEPALIVE_E2E_REQUIRED=1) and
+// cleanup on every exit path come from cgnat_harness.h.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "cgnat_harness.h"
+
+namespace {
+
+using cgnat_harness::CommandResult;
+using cgnat_harness::Nat;
+using cgnat_harness::Process;
+using cgnat_harness::program;
+using cgnat_harness::Strings;
+
+constexpr int kNatTimeout = 3;             // T
+constexpr int kSilence = 2 * kNatTimeout;  // the server's message comes after 2T
+constexpr int kClientWait = kSilence + 2;  // delivery takes milliseconds: 2 s is ample
+constexpr double kStartupTimeout = 5;
+const char kServerAddress[] = "198.51.100.2";
+const char kServerPort[] = "5222";
+
+std::string static_peer_path() {
+  static const std::string path = "/tmp/keepalive-static-peer-" + std::to_string(getpid());
+  return path;
+}
+
+// Links static_peer.c with `gcc -static`; why it cannot, or nullopt.
+std::optional<std::string> static_peer_unavailable() {
+  struct stat st {};
+  if (stat(static_peer_path().c_str(), &st) == 0) return std::nullopt;
+  std::string source =
+      cgnat_harness::env_or_empty("LIBKEEPALIVE_TEST_SOURCE_DIR") + "/tests/e2e/static_peer.c";
+  CommandResult gcc = cgnat_harness::run_command(
+      {"/usr/bin/gcc", "-static", "-O2", "-o", static_peer_path(), source});
+  if (gcc.status != 0) return "gcc -static failed (needs gcc and libc6-dev):\n" + gcc.output;
+  return std::nullopt;
+}
+
+// `ss -tnoe` in namespace `side`: the lines of the test connection.
+std::string connection_sockets(const Nat &nat, const char *side) {
+  CommandResult ss =
+      cgnat_harness::run_command(nat.exec(side, {}, {"ss", "-tnoe", "state", "established"}));
+  std::string lines;
+  size_t start = 0;
+  while (start < ss.output.size()) {
+    size_t end = ss.output.find('\n', start);
+    if (end == std::string::npos) end = ss.output.size();
+    std::string line = ss.output.substr(start, end - start);
+    if (line.find(std::string(kServerAddress) + ":" + kServerPort) != std::string::npos) {
+      lines += line + "\n";
+    }
+    start = end + 1;
+  }
+  return lines;
+}
+
+// A static server and its raw-syscall client through their own NAT, each
+// followed (or not) from its namespace.
+struct Pair {
+  std::unique_ptr<Nat> nat;  // declared first: destroyed after the programs
+  std::unique_ptr<Process> server, client, server_follower, client_follower;
+
+  std::string transcript() const {
+    std::string text;
+    for (const auto *process : {&server, &client, &server_follower, &client_follower}) {
+      if (*process) text += (*process)->transcript();
+    }
+    return text;
+  }
+
+  // Follows `target` from namespace `side`, or from the host's namespace
+  // when `side` is null (the follower then lists the target's namespace
+  // from inside it).
+  std::unique_ptr<Process> follow(const char *side, const Process &target) {
+    Strings command = {program("keepalive"), "apply",  std::to_string(target.pid()),
+                       "--follow",           "--idle", "1",
+                       "--interval",         "200ms",  "--json"};
+    return std::make_unique<Process>(std::string(side ? side : "host") + " follower",
+                                     side ? nat->exec(side, {}, command) : command);
+  }
+
+  std::string verdict() {
+    client->wait_exit(kClientWait + kStartupTimeout);
+    for (const char *event : {"message_received", "nothing_received"}) {
+      if (client->out().find(event) != std::string::npos) return event;
+    }
+    return "";
+  }
+};
+
+void start_pair(const std::string &tag, bool followed, Pair *p) {
+  p->nat = std::make_unique<Nat>(tag, kNatTimeout);
+  ASSERT_TRUE(p->nat->up()) << "cgnat up " << p->nat->name() << " failed:\n" << p->nat->up_output();
+  p->server = std::make_unique<Process>(
+      tag + " server", p->nat->exec("s", {},
+                                    {static_peer_path(), "server", kServerAddress, kServerPort,
+                                     std::to_string(kSilence)}));
+  ASSERT_TRUE(p->server->wait_for_output("listening", kStartupTimeout)) << p->transcript();
+  p->client = std::make_unique<Process>(
+      tag + " client", p->nat->exec("c", {},
+                                    {static_peer_path(), "client", kServerAddress, kServerPort,
+                                     std::to_string(kClientWait)}));
+  ASSERT_TRUE(p->client->wait_for_output("ready", kStartupTimeout)) << p->transcript();
+  if (followed) {
+    p->server_follower = p->follow(nullptr, *p->server);
+    p->client_follower = p->follow("c", *p->client);
+    for (auto *follower : {p->server_follower.get(), p->client_follower.get()}) {
+      ASSERT_TRUE(follower->wait_for_output("\"event\": \"applied\"", kStartupTimeout))
+          << p->transcript();
+    }
+  }
+  p->client->signal(SIGUSR1);  // connect now
+  ASSERT_TRUE(p->client->wait_for_output("welcome_received", kStartupTimeout)) << p->transcript();
+}
+
+class FollowTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    CGNAT_REQUIRE_OR_SKIP();
+    struct stat st {};
+    ASSERT_EQ(stat(program("keepalive").c_str(), &st), 0) << "not built: " << program("keepalive");
+    E2E_REQUIRE_OR_SKIP(static_peer_unavailable(), "a statically linked peer", "gcc, libc6-dev");
+  }
+  static void TearDownTestSuite() { unlink(static_peer_path().c_str()); }
+};
+
+TEST_F(FollowTest, StaticServerAndRawConnectClientSurviveTheNat) {
+  Pair followed, control;
+  ASSERT_NO_FATAL_FAILURE(start_pair("follow", true, &followed));
+  ASSERT_NO_FATAL_FAILURE(start_pair("control", false, &control));
+
+  // Each follower sets the new connection within a few of its 200 ms ticks,
+  // well before the NAT forgets (3 s).
+  for (auto *follower : {followed.server_follower.get(), followed.client_follower.get()}) {
+    EXPECT_TRUE(follower->wait_for_output("\"action\": \"set\"", 2)) << followed.transcript();
+  }
+  EXPECT_NE(followed.server_follower->out().find("\"direction\": \"in\""), std::string::npos)
+      << followed.transcript();
+  EXPECT_NE(followed.client_follower->out().find("\"direction\": \"out\""), std::string::npos)
+      << followed.transcript();
+  std::string server_ss = connection_sockets(*followed.nat, "s");
+  std::string client_ss = connection_sockets(*followed.nat, "c");
+  EXPECT_NE(server_ss.find("timer:(keepalive,"), std::string::npos) << server_ss;
+  EXPECT_NE(client_ss.find("timer:(keepalive,"), std::string::npos) << client_ss;
+  EXPECT_EQ(connection_sockets(*control.nat, "s").find("timer:(keepalive,"), std::string::npos)
+      << "the control has keepalive on";
+  std::cout << "ss -tnoe, server's namespace:\n"
+            << server_ss << "ss -tnoe, client's namespace:\n"
+            << client_ss;
+
+  EXPECT_EQ(followed.verdict(), "message_received")
+      << "followed, the static server's connection should have kept its NAT mapping\n"
+      << followed.transcript();
+  EXPECT_EQ(control.verdict(), "nothing_received")
+      << "not followed, the message must be lost (else the emulated NAT does not forget)\n"
+      << control.transcript();
+
+  // The server exits after its message: its follower ends with 0.
+  EXPECT_EQ(followed.server_follower->wait_exit(kStartupTimeout + 3), 0) << followed.transcript();
+  EXPECT_NE(followed.server_follower->out().find("\"reason\": \"process exited\""),
+            std::string::npos)
+      << followed.transcript();
+  std::cout << "follow: the static server's message arrived after " << kSilence
+            << " s of silence through a NAT that forgets after " << kNatTimeout
+            << " s; not followed, it was lost.\nserver follower:\n"
+            << followed.server_follower->out();
+}
+
+}  // namespace

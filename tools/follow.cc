@@ -1,0 +1,429 @@
+// follow.cc — see follow.h.
+
+#include "follow.h"
+
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <iterator>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "cli.h"
+#include "sockdiag.h"
+
+namespace keepalive_cli {
+namespace {
+
+constexpr char kName[] = "apply";
+constexpr int kExitNoAccess = kExitNoProcess;  // as `keepalive apply`
+// Established connections to set, listeners for the directions (and for
+// --listeners).
+constexpr unsigned kListedStates = diag_state_bit(TCP_ESTABLISHED) | diag_state_bit(TCP_LISTEN);
+
+double now_s() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec / 1000000) / 1000.0;
+}
+
+std::string clock_text() {
+  time_t t = time(nullptr);
+  tm local;
+  localtime_r(&t, &local);
+  char text[16];
+  strftime(text, sizeof text, "%H:%M:%S", &local);
+  return text;
+}
+
+double cpu_ms(const timeval &tv) {
+  return static_cast<double>(tv.tv_sec) * 1000.0 + static_cast<double>(tv.tv_usec) / 1000.0;
+}
+
+// The CPU time the command has used so far, as JSON fields (the benchmark
+// reads the cost per tick and per new connection from them).
+void cpu_fields(JsonWriter *json) {
+  rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  json->field("cpu_user_ms", cpu_ms(usage.ru_utime));
+  json->field("cpu_system_ms", cpu_ms(usage.ru_stime));
+}
+
+// A socket of the process built from the listing: what apply reads from the
+// socket, but taken from the kernel's description; the keepalive options are
+// read from the socket itself when it is set.
+TcpSocket socket_from_listing(const DiagSocket &listed, int fd) {
+  TcpSocket socket;
+  socket.fd = fd;
+  socket.inode = listed.inode;
+  socket.family = listed.family;
+  socket.state = listed.state;
+  socket.has_local = true;
+  socket.local = listed.local;
+  socket.listening = listed.state == TCP_LISTEN;
+  socket.connected = listed.state == TCP_ESTABLISHED;
+  socket.has_peer = socket.connected;
+  socket.peer = listed.peer;
+  return socket;
+}
+
+class Follower {
+ public:
+  Follower(const TargetProcess &target, const FollowOptions &options,
+           const ConfigureSocket &configure)
+      : target_(target),
+        options_(options),
+        configure_(configure),
+        kernel_idle_s_(keepalive_kernel_default_idle()) {}
+
+  int run();
+
+ private:
+  enum class Scan { kOk, kExited, kDenied };
+
+  bool setup_signals(std::string *error);
+  int initial_pass();
+  // One tick: returns false when following must end with *status.
+  bool tick(int *status);
+  Scan map_inodes_to_fds(const std::unordered_set<unsigned long long> &wanted,
+                         std::unordered_map<unsigned long long, int> *fds,
+                         std::string *error) const;
+  void handle(const TcpSocket &socket, bool initial);
+  void report(const TcpSocket &socket, const SocketReport &outcome, bool initial);
+  void finish(const std::string &reason);
+
+  const TargetProcess &target_;
+  const FollowOptions &options_;
+  const ConfigureSocket &configure_;
+  const int kernel_idle_s_;
+  SockDiag diag_;
+  UniqueFd signals_;
+  std::string command_;
+
+  // Inodes of the namespace's listed sockets already looked at (the
+  // process's and everyone else's), as of the last listing.
+  std::unordered_set<unsigned long long> seen_;
+  // Inodes the process did not hold at the last look: looked at once more,
+  // for a socket listed between its creation and its descriptor.
+  std::unordered_set<unsigned long long> look_again_;
+  // The process's listening sockets: inode → port (directions).
+  std::unordered_map<unsigned long long, uint16_t> listeners_;
+
+  long long ticks_ = 0;
+  long long handled_ = 0, set_ = 0, left_ = 0, failed_ = 0;
+};
+
+bool Follower::setup_signals(std::string *error) {
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGTERM);
+  if (sigprocmask(SIG_BLOCK, &mask, nullptr) != 0) {
+    *error = std::string("cannot block SIGINT/SIGTERM: ") + strerror(errno);
+    return false;
+  }
+  signals_ = UniqueFd(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!signals_.valid()) {
+    *error = std::string("signalfd: ") + strerror(errno);
+    return false;
+  }
+  return true;
+}
+
+void Follower::report(const TcpSocket &socket, const SocketReport &outcome, bool initial) {
+  ++handled_;
+  if (outcome.action == "set" || outcome.action == "would_set") ++set_;
+  if (outcome.action == "left") ++left_;
+  if (outcome.action == "failed") {
+    ++failed_;
+    print_error(kName, "fd " + std::to_string(socket.fd) + " (" + format_endpoint(socket.local) +
+                           "): not set: " + outcome.error);
+  }
+  if (options_.json) {
+    JsonWriter json(JsonWriter::kOneLine);
+    json.begin_object();
+    json.field("event", "socket");
+    json.field("time", now_s());
+    json.field("initial", initial);
+    json.field("fd", socket.fd);
+    socket_identity_json(&json, socket);
+    json.field("action", outcome.action);
+    json.field("rule", outcome.rule);
+    socket_settings_json(&json, "before", outcome.before_read, outcome.before);
+    socket_settings_json(&json, "after", outcome.after_read, outcome.after);
+    json.key("error");
+    if (outcome.error.empty()) {
+      json.null();
+    } else {
+      json.string(outcome.error);
+    }
+    json.end_object();
+    fputs(json.str().c_str(), stdout);
+  } else if (options_.verbose) {
+    std::string line = clock_text() + " fd " + std::to_string(socket.fd) + " " +
+                       direction_name(socket) + " " + format_endpoint(socket.local);
+    if (socket.has_peer) line += " <-> " + format_endpoint(socket.peer);
+    line += ": " + outcome.action + ", rule " + outcome.rule + ": " + outcome.keepalive + "\n";
+    fputs(line.c_str(), stdout);
+  }
+}
+
+void Follower::handle(const TcpSocket &listed, bool initial) {
+  TcpSocket socket = listed;
+  // The library's rule: timings the program chose itself win.
+  if (socket.state == TCP_ESTABLISHED || socket.listening) {
+    std::string error;
+    bool gone = false;
+    UniqueFd dup = target_.duplicate_socket(socket, &error, &gone);
+    keepalive_settings read{};
+    socket.keepalive_read = dup.valid() && keepalive_read_settings(dup.get(), &read) == 1;
+    if (socket.keepalive_read) socket.keepalive = read;
+    if (socket.keepalive_read && keepalive_timings_chosen(&read, kernel_idle_s_)) {
+      SocketReport outcome;
+      outcome.action = "left";
+      outcome.rule = "-";
+      char text[160];
+      keepalive_format_settings(&read, text, sizeof text);
+      outcome.keepalive = std::string(text) +
+                          " (timings chosen by the program or inherited from its listener: left "
+                          "as they are)";
+      outcome.before_read = outcome.after_read = true;
+      outcome.before = outcome.after = read;
+      report(socket, outcome, initial);
+      return;
+    }
+  }
+  report(socket, configure_(target_, socket), initial);
+}
+
+int Follower::initial_pass() {
+  std::string error;
+  std::vector<DiagSocket> listing;
+  if (!diag_.dump_tcp(kListedStates, &listing, &error)) {
+    print_error(kName, error + "; nothing changed");
+    return kExitNoAccess;
+  }
+  // Listed before the descriptors are read: a connection made in between is
+  // set now and not again.
+  for (const DiagSocket &listed : listing) seen_.insert(listed.inode);
+  std::vector<TcpSocket> sockets;
+  Unexamined unexamined;
+  if (!target_.read_tcp_sockets(&sockets, &unexamined, &error)) {
+    print_error(kName, error + "; nothing changed");
+    return kExitNoAccess;
+  }
+  if (!unexamined.fds.empty()) {
+    // As apply says it; following goes on with the sockets it can reach.
+    print_error(kName, unexamined_text(unexamined) + "; they may be TCP connections, not set");
+  }
+  classify_directions(&sockets);
+  command_ = target_.command_name();
+  if (options_.json) {
+    JsonWriter json(JsonWriter::kOneLine);
+    json.begin_object();
+    json.field("event", "start");
+    json.field("time", now_s());
+    json.field("pid", static_cast<long long>(target_.pid()));
+    json.field("command", command_);
+    json.field("interval_ms", options_.interval_ms);
+    json.field("kernel_idle_s", kernel_idle_s_);
+    json.end_object();
+    fputs(json.str().c_str(), stdout);
+  } else {
+    printf("Following process %d (%s) every %s; it ends when the process exits.\n",
+           static_cast<int>(target_.pid()), command_.c_str(),
+           format_duration_ms(options_.interval_ms).c_str());
+  }
+  std::unordered_set<unsigned long long> done;
+  for (const TcpSocket &socket : sockets) {
+    if (socket.listening && socket.has_local) listeners_[socket.inode] = port_of(socket.local);
+    // A socket not yet connected (socket() before connect()) is new to the
+    // tick that first lists it established.
+    if (socket.state == TCP_ESTABLISHED || socket.listening) seen_.insert(socket.inode);
+    if (!done.insert(socket.inode).second) continue;  // another descriptor of the same socket
+    handle(socket, true);
+  }
+  if (options_.json) {
+    JsonWriter json(JsonWriter::kOneLine);
+    json.begin_object();
+    json.field("event", "applied");
+    json.field("time", now_s());
+    json.field("sockets", handled_);
+    json.field("set", set_);
+    json.field("left", left_);
+    json.field("failed", failed_);
+    cpu_fields(&json);
+    json.end_object();
+    fputs(json.str().c_str(), stdout);
+  } else if (!options_.verbose) {
+    printf("Now: %lld sockets set, %lld left as they are, %lld failed.\n", set_, left_, failed_);
+  }
+  fflush(stdout);
+  return 0;
+}
+
+Follower::Scan Follower::map_inodes_to_fds(const std::unordered_set<unsigned long long> &wanted,
+                                           std::unordered_map<unsigned long long, int> *fds,
+                                           std::string *error) const {
+  std::vector<std::pair<int, unsigned long long>> descriptors;
+  Unexamined unexamined;  // their sockets were not listed as the process's: left
+  if (!target_.socket_descriptors(&descriptors, &unexamined, error)) {
+    return target_.exited() ? Scan::kExited : Scan::kDenied;
+  }
+  for (const auto &[fd, inode] : descriptors) {
+    if (wanted.count(inode) != 0) fds->emplace(inode, fd);  // the lowest, as apply
+  }
+  return Scan::kOk;
+}
+
+bool Follower::tick(int *status) {
+  ++ticks_;
+  std::string error;
+  std::vector<DiagSocket> listing;
+  if (!diag_.dump_tcp(kListedStates, &listing, &error)) {
+    print_error(kName, error + "; trying again at the next tick");
+    return true;
+  }
+  std::unordered_set<unsigned long long> listed, wanted;
+  std::vector<const DiagSocket *> fresh;
+  for (const DiagSocket &socket : listing) {
+    if (socket.inode == 0) continue;  // not yet accepted: no descriptor yet
+    listed.insert(socket.inode);
+    if (seen_.count(socket.inode) != 0) continue;
+    fresh.push_back(&socket);
+    wanted.insert(socket.inode);
+  }
+  for (auto it = listeners_.begin(); it != listeners_.end();) {
+    it = listed.count(it->first) != 0 ? std::next(it) : listeners_.erase(it);
+  }
+  std::unordered_set<unsigned long long> look_again;
+  if (!fresh.empty()) {
+    std::unordered_map<unsigned long long, int> fds;
+    Scan scan = map_inodes_to_fds(wanted, &fds, &error);
+    if (scan == Scan::kExited) return true;  // the pidfd says so at the next wait
+    if (scan == Scan::kDenied) {
+      print_error(kName, error + "; stopped following");
+      *status = kExitNoAccess;
+      return false;
+    }
+    std::vector<TcpSocket> connections;
+    for (const DiagSocket *listed_socket : fresh) {
+      auto fd = fds.find(listed_socket->inode);
+      if (fd == fds.end()) {
+        // Not the process's, or its descriptor is not installed yet.
+        if (look_again_.count(listed_socket->inode) == 0) {
+          look_again.insert(listed_socket->inode);
+          listed.erase(listed_socket->inode);
+        }
+        continue;
+      }
+      TcpSocket socket = socket_from_listing(*listed_socket, fd->second);
+      if (socket.listening) {
+        listeners_[socket.inode] = port_of(socket.local);
+        handle(socket, false);
+      } else {
+        connections.push_back(socket);
+      }
+    }
+    // Directions once the new listeners are known.
+    std::sort(connections.begin(), connections.end(),
+              [](const TcpSocket &a, const TcpSocket &b) { return a.fd < b.fd; });
+    for (TcpSocket &socket : connections) {
+      bool incoming = false;
+      uint16_t port = port_of(socket.local);
+      for (const auto &[inode, listening_port] : listeners_) incoming |= listening_port == port;
+      socket.direction = incoming ? KEEPALIVE_IN : KEEPALIVE_OUT;
+      handle(socket, false);
+    }
+    fflush(stdout);
+  }
+  seen_ = std::move(listed);
+  look_again_ = std::move(look_again);
+  return true;
+}
+
+void Follower::finish(const std::string &reason) {
+  if (options_.json) {
+    JsonWriter json(JsonWriter::kOneLine);
+    json.begin_object();
+    json.field("event", "end");
+    json.field("time", now_s());
+    json.field("reason", reason);
+    json.field("ticks", ticks_);
+    json.field("sockets", handled_);
+    json.field("set", set_);
+    json.field("left", left_);
+    json.field("failed", failed_);
+    cpu_fields(&json);
+    json.end_object();
+    fputs(json.str().c_str(), stdout);
+  } else {
+    printf(
+        "Stopped following process %d (%s): %lld sockets handled, %lld set, %lld left, "
+        "%lld failed.\n",
+        static_cast<int>(target_.pid()), reason.c_str(), handled_, set_, left_, failed_);
+  }
+  fflush(stdout);
+}
+
+int Follower::run() {
+  std::string error;
+  if (!setup_signals(&error) || !diag_.open(target_.pid(), &error)) {
+    print_error(kName, error + "; nothing changed");
+    return kExitNoAccess;
+  }
+  if (int status = initial_pass(); status != 0) return status;
+  for (;;) {
+    pollfd waits[2] = {{target_.pidfd(), POLLIN, 0}, {signals_.get(), POLLIN, 0}};
+    int ready = poll(waits, 2, options_.interval_ms);
+    if (ready < 0 && errno != EINTR) {
+      print_error(kName, std::string("poll: ") + strerror(errno));
+      return kExitNoAccess;
+    }
+    if (ready > 0 && (waits[0].revents & POLLIN) != 0) {
+      finish("process exited");
+      return kExitOk;
+    }
+    if (ready > 0 && (waits[1].revents & POLLIN) != 0) {
+      signalfd_siginfo info;
+      ssize_t n = read(signals_.get(), &info, sizeof info);
+      finish(n == sizeof info && info.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+      return kExitOk;
+    }
+    int status = kExitOk;
+    if (!tick(&status)) return status;
+  }
+}
+
+}  // namespace
+
+bool parse_follow_interval(const char *text, int *interval_ms, std::string *error) {
+  long long ms = 0;
+  if (!keepalive_parse_duration_ms(text, &ms) || ms < kMinFollowIntervalMs ||
+      ms > kMaxFollowIntervalMs) {
+    *error = std::string("--interval must be a duration from 10ms to 1h (1s, 250ms, 1.5s), not '") +
+             text + "'";
+    return false;
+  }
+  *interval_ms = static_cast<int>(ms);
+  return true;
+}
+
+int follow_process(const TargetProcess &target, const FollowOptions &options,
+                   const ConfigureSocket &configure) {
+  Follower follower(target, options, configure);
+  return follower.run();
+}
+
+}  // namespace keepalive_cli
