@@ -33,7 +33,7 @@ constexpr int kLoadWaits = 20000;
 constexpr long kLoadWaitNs = 50000;
 
 void report_loaded(const keepalive_config &cfg) {
-  char global[160];
+  char global[KEEPALIVE_SETTINGS_TEXT_LEN];
   keepalive_format_settings(&cfg.global, global, sizeof global);
   log_line("active (pid %d): %s%s; %d rule%s", static_cast<int>(getpid()), global,
            cfg.intvl_derived ? " (intvl from idle)" : "", cfg.nrules, cfg.nrules == 1 ? "" : "s");
@@ -188,7 +188,7 @@ void configure_listener(const keepalive_config *cfg, int listener,
   keepalive_apply_failure failure;
   keepalive_apply(listener, &decided, &failure);
   if (cfg->log_level < KEEPALIVE_LOG_DEBUG) return;
-  char values[160];
+  char values[KEEPALIVE_SETTINGS_TEXT_LEN];
   keepalive_format_settings(&decided, values, sizeof values);
   if (failure.option != nullptr) {
     log_line("listen fd=%d: %s; setting %s failed: %s", listener, values, failure.option,
@@ -230,7 +230,7 @@ void log_socket(const keepalive_config *cfg, int fd, keepalive_direction directi
   if (settings.rule != KEEPALIVE_RULE_GLOBAL) {
     snprintf(rule, sizeof rule, "%d (%s)", settings.rule + 1, cfg->rules[settings.rule].text);
   }
-  char values[160];
+  char values[KEEPALIVE_SETTINGS_TEXT_LEN];
   keepalive_format_settings(&settings, values, sizeof values);
   if (failure.option != nullptr) {
     log_line("%s fd=%d peer=%s rule=%s: %s; setting %s failed: %s", direction_name(direction), fd,
@@ -250,7 +250,7 @@ void log_left_alone(const keepalive_config *cfg, int fd, keepalive_direction dir
   keepalive_socket_facts facts;
   keepalive_read_facts(fd, direction, keepalive_needs(cfg, direction), &facts);
   keepalive_decide(cfg, &facts, &ours);
-  char values[160];
+  char values[KEEPALIVE_SETTINGS_TEXT_LEN];
   keepalive_format_settings(&now, values, sizeof values);
   const char *why = !carries(now, ours)         ? "the program chose its own keepalive timings"
                     : direction == KEEPALIVE_IN ? "inherited from its listening socket"

@@ -130,6 +130,15 @@ std::string help_entry(std::string_view term, std::string_view text, size_t colu
   return out;
 }
 
+std::string settings_text(bool read, const keepalive_settings &settings) {
+  if (!read) return "unreadable";
+  keepalive_settings shown = settings;
+  if (shown.user_timeout_ms == 0) shown.user_timeout_ms = KEEPALIVE_UNSET;
+  char text[KEEPALIVE_SETTINGS_TEXT_LEN];
+  keepalive_format_settings(&shown, text, sizeof text);
+  return text;
+}
+
 bool is_help_option(std::string_view arg) { return arg == "-h" || arg == "--help"; }
 
 const std::vector<const char *> &configuration_variables() {

@@ -30,6 +30,7 @@
 namespace {
 
 using keepalive_cli::JsonWriter;
+using keepalive_cli::settings_text;
 using keepalive_cli::TcpSocket;
 
 constexpr char kName[] = "apply";
@@ -409,17 +410,6 @@ const char *action_text(Action action) {
       return "FAILED";
   }
   return "?";
-}
-
-// keepalive_format_settings of what a socket reads, a user timeout of 0
-// shown as the kernel default it is.
-std::string settings_text(bool read, const keepalive_settings &settings) {
-  if (!read) return "unreadable";
-  keepalive_settings shown = settings;
-  if (shown.user_timeout_ms == 0) shown.user_timeout_ms = KEEPALIVE_UNSET;
-  char text[160];
-  keepalive_format_settings(&shown, text, sizeof text);
-  return text;
 }
 
 std::string rule_text(const keepalive_config &config, const Outcome &outcome) {

@@ -24,6 +24,7 @@
 namespace {
 
 using keepalive_cli::JsonWriter;
+using keepalive_cli::settings_text;
 using keepalive_cli::TcpSocket;
 using Environment = std::vector<std::pair<std::string, std::string>>;
 
@@ -83,17 +84,6 @@ const char *environment_lookup(const char *name, void *context) {
   return nullptr;
 }
 
-// keepalive_format_settings, with a user timeout of 0 shown as the kernel
-// default it is.
-std::string keepalive_text(const TcpSocket &socket) {
-  if (!socket.keepalive_read) return "unreadable";
-  keepalive_settings shown = socket.keepalive;
-  if (shown.user_timeout_ms == 0) shown.user_timeout_ms = KEEPALIVE_UNSET;
-  char text[160];
-  keepalive_format_settings(&shown, text, sizeof text);
-  return text;
-}
-
 // The peer address as a rule sees it (v4-mapped IPv6 as IPv4), through the
 // core's own address parser.
 bool peer_address(const TcpSocket &socket, keepalive_address *out) {
@@ -150,7 +140,8 @@ std::vector<std::vector<std::string>> summary_keys(const std::vector<TcpSocket> 
   std::vector<std::vector<std::string>> keys;
   for (const TcpSocket &socket : sockets) {
     keys.push_back({keepalive_cli::tcp_state_name(socket.state),
-                    keepalive_cli::direction_name(socket), keepalive_text(socket)});
+                    keepalive_cli::direction_name(socket),
+                    settings_text(socket.keepalive_read, socket.keepalive)});
   }
   return keys;
 }
@@ -224,7 +215,7 @@ std::string text_report(pid_t pid, const ProcessFacts &facts, const std::vector<
                     keepalive_cli::direction_name(socket),
                     socket.has_local ? keepalive_cli::format_endpoint(socket.local) : "-",
                     socket.has_peer ? keepalive_cli::format_endpoint(socket.peer) : "-",
-                    keepalive_text(socket)});
+                    settings_text(socket.keepalive_read, socket.keepalive)});
     std::string reason = left_alone_reason(facts, socket);
     if (!reason.empty()) rows.back().back() += " (" + reason + ")";
   }

@@ -32,6 +32,7 @@
 namespace {
 
 using keepalive_cli::print_error;
+using keepalive_cli::settings_text;
 using keepalive_cli::TcpSocket;
 
 constexpr char kDropInName[] = "keepalive.conf";
@@ -521,16 +522,6 @@ void use_drop_in_environment(const DropIn &drop_in) {
       setenv(variable.name.c_str(), variable.value.c_str(), 1);
     }
   }
-}
-
-// keepalive_format_settings, a user timeout of 0 shown as the kernel default.
-std::string settings_text(bool read, const keepalive_settings &settings) {
-  if (!read) return "unreadable";
-  keepalive_settings shown = settings;
-  if (shown.user_timeout_ms == 0) shown.user_timeout_ms = KEEPALIVE_UNSET;
-  char text[160];
-  keepalive_format_settings(&shown, text, sizeof text);
-  return text;
 }
 
 // True when every value `decision` sets is what the socket reads.

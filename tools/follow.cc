@@ -193,7 +193,7 @@ void Follower::handle(const TcpSocket &listed, bool initial) {
       SocketReport outcome;
       outcome.action = "left";
       outcome.rule = "-";
-      char text[160];
+      char text[KEEPALIVE_SETTINGS_TEXT_LEN];
       keepalive_format_settings(&read, text, sizeof text);
       outcome.keepalive = std::string(text) +
                           " (timings chosen by the program or inherited from its listener: left "

@@ -30,12 +30,13 @@ extern "C" {
 #define KEEPALIVE_VERSION_STRING "0.1.0"
 
 /* Fixed limits of the configuration storage; exceeding one is an error. */
-#define KEEPALIVE_MAX_RULES 64      /* rules in KEEPALIVE_RULES */
-#define KEEPALIVE_MAX_ITEMS 64      /* ports/ranges or CIDRs in one list */
-#define KEEPALIVE_MAX_PROBLEMS 16   /* problems kept (further ones are counted) */
-#define KEEPALIVE_MAX_WARNINGS 8    /* warnings kept (further ones are counted) */
-#define KEEPALIVE_PROBLEM_LEN 384   /* one problem message, NUL included */
-#define KEEPALIVE_RULE_TEXT_LEN 128 /* a rule's text as kept for messages */
+#define KEEPALIVE_MAX_RULES 64          /* rules in KEEPALIVE_RULES */
+#define KEEPALIVE_MAX_ITEMS 64          /* ports/ranges or CIDRs in one list */
+#define KEEPALIVE_MAX_PROBLEMS 16       /* problems kept (further ones are counted) */
+#define KEEPALIVE_MAX_WARNINGS 8        /* warnings kept (further ones are counted) */
+#define KEEPALIVE_PROBLEM_LEN 384       /* one problem message, NUL included */
+#define KEEPALIVE_RULE_TEXT_LEN 128     /* a rule's text as kept for messages */
+#define KEEPALIVE_SETTINGS_TEXT_LEN 160 /* settings as text, NUL included */
 
 /* Kernel ranges (tcp(7)). */
 #define KEEPALIVE_IDLE_MAX_S 32767
@@ -314,7 +315,7 @@ KEEPALIVE_API int keepalive_read_settings(int fd, keepalive_settings *out);
 /* Writes "idle=270s intvl=75s cnt=kernel user_timeout=3000ms" into buf:
  * unset values read "kernel", a user timeout of 0 reads "0ms" (the kernel
  * default, set explicitly); "off" when s->enable is 0. Returns the length
- * snprintf would have written. */
+ * snprintf would have written, always below KEEPALIVE_SETTINGS_TEXT_LEN. */
 KEEPALIVE_API int keepalive_format_settings(const keepalive_settings *s, char *buf, size_t size);
 
 /* The library's version, KEEPALIVE_VERSION_STRING. */
