@@ -196,17 +196,23 @@ bool parse_port_range(Text text, keepalive_port_range *out) {
 }
 
 // Collects problems (or warnings) into the configuration, formatting each
-// into one line; those beyond the storage are only counted.
+// into one line; those beyond the storage are only counted. Each kept
+// problem also records the variable it is about (kNoVariable: none).
+constexpr int kNoVariable = -1;
 class Problems {
  public:
   explicit Problems(keepalive_config *cfg)
-      : count_(&cfg->nproblems), slots_(cfg->problems), capacity_(KEEPALIVE_MAX_PROBLEMS) {}
+      : count_(&cfg->nproblems),
+        slots_(cfg->problems),
+        variables_(cfg->problem_variables),
+        capacity_(KEEPALIVE_MAX_PROBLEMS) {}
   Problems(int *count, char (*slots)[KEEPALIVE_PROBLEM_LEN], int capacity)
-      : count_(count), slots_(slots), capacity_(capacity) {}
+      : count_(count), slots_(slots), variables_(nullptr), capacity_(capacity) {}
 
-  __attribute__((format(printf, 2, 3))) void add(const char *format, ...) {
+  __attribute__((format(printf, 3, 4))) void add(int variable, const char *format, ...) {
     int index = (*count_)++;
     if (index >= capacity_) return;
+    if (variables_ != nullptr) variables_[index] = variable;
     va_list args;
     va_start(args, format);
     vsnprintf(slots_[index], KEEPALIVE_PROBLEM_LEN, format, args);
@@ -216,6 +222,7 @@ class Problems {
  private:
   int *count_;
   char (*slots_)[KEEPALIVE_PROBLEM_LEN];
+  int *variables_;
   int capacity_;
 };
 
@@ -341,15 +348,15 @@ constexpr const char kVariablePrefix[] = "KEEPALIVE_";
 
 struct SettingName {
   Setting setting;
-  const char *variable;   // KEEPALIVE_IDLE
+  Variable variable;      // kIdleVariable
   const char *rule_word;  // idle=
 };
 
 constexpr SettingName kSettings[] = {
-    {Setting::kIdle, kVariableNames[kIdleVariable], "idle="},
-    {Setting::kIntvl, kVariableNames[kIntvlVariable], "intvl="},
-    {Setting::kCnt, kVariableNames[kCntVariable], "cnt="},
-    {Setting::kUserTimeout, kVariableNames[kUserTimeoutVariable], "user_timeout="},
+    {Setting::kIdle, kIdleVariable, "idle="},
+    {Setting::kIntvl, kIntvlVariable, "intvl="},
+    {Setting::kCnt, kCntVariable, "cnt="},
+    {Setting::kUserTimeout, kUserTimeoutVariable, "user_timeout="},
 };
 
 // ---- names of the environment that look like ours --------------------------
@@ -483,7 +490,8 @@ void report_unknown_names(keepalive_config *cfg, Problems *problems, const char 
     }
     const char *closest = closest_variable(name);
     if (closest != nullptr) {
-      report->add("%s is not a libkeepalive variable: did you mean %s?", shown, closest);
+      report->add(kNoVariable, "%s is not a libkeepalive variable: did you mean %s?", shown,
+                  closest);
       continue;
     }
     char known[192];
@@ -492,10 +500,10 @@ void report_unknown_names(keepalive_config *cfg, Problems *problems, const char 
       n += static_cast<size_t>(snprintf(known + n, sizeof known - n, "%s, ", variable));
     }
     known[n - 2] = '\0';  // the last ", "
-    report->add(
-        "%s is not a libkeepalive variable: expected %s or %s (read by the keepalive "
-        "command)",
-        shown, known, kCommandVariable);
+    report->add(kNoVariable,
+                "%s is not a libkeepalive variable: expected %s or %s (read by the keepalive "
+                "command)",
+                shown, known, kCommandVariable);
   }
 }
 
@@ -615,9 +623,9 @@ class RuleParser {
   bool fail(Text word, const char *why) {
     char word_text[96];
     if (word.empty()) {
-      problems_->add("KEEPALIVE_RULES rule %d (%s): %s", number_, rule_text_, why);
+      problems_->add(kRulesVariable, "KEEPALIVE_RULES rule %d (%s): %s", number_, rule_text_, why);
     } else {
-      problems_->add("KEEPALIVE_RULES rule %d (%s): %s: %s", number_, rule_text_,
+      problems_->add(kRulesVariable, "KEEPALIVE_RULES rule %d (%s): %s: %s", number_, rule_text_,
                      quote(word, word_text, sizeof word_text), why);
     }
     (void)cfg_;
@@ -673,7 +681,7 @@ void parse_rules(keepalive_config *cfg, Problems *problems, Text rules, const Va
     }
     ++number;
     if (cfg->nrules == KEEPALIVE_MAX_RULES) {
-      problems->add("KEEPALIVE_RULES has more than %d rules", KEEPALIVE_MAX_RULES);
+      problems->add(kRulesVariable, "KEEPALIVE_RULES has more than %d rules", KEEPALIVE_MAX_RULES);
       return;
     }
     keepalive_rule *rule = &cfg->rules[cfg->nrules];
@@ -771,16 +779,16 @@ int keepalive_config_load_names(keepalive_config *cfg, keepalive_lookup_fn looku
   if (present) {
     enabled = parse_switch(text);
     if (enabled < 0) {
-      problems.add("KEEPALIVE=%s is invalid: expected %s", quote(text, shown, sizeof shown),
-                   kSwitchForm);
+      problems.add(kSwitchVariable, "KEEPALIVE=%s is invalid: expected %s",
+                   quote(text, shown, sizeof shown), kSwitchForm);
     }
   }
   text = value_of(lookup, context, kVariableNames[kStrictVariable], &present);
   if (present) {
     int strict = parse_switch(text);
     if (strict < 0) {
-      problems.add("KEEPALIVE_STRICT=%s is invalid: expected %s", quote(text, shown, sizeof shown),
-                   kSwitchForm);
+      problems.add(kStrictVariable, "KEEPALIVE_STRICT=%s is invalid: expected %s",
+                   quote(text, shown, sizeof shown), kSwitchForm);
     }
     cfg->strict = strict == 1;
     if (cfg->strict) {
@@ -799,17 +807,17 @@ int keepalive_config_load_names(keepalive_config *cfg, keepalive_lookup_fn looku
     } else if (text.equals_ignoring_case("debug")) {
       cfg->log_level = KEEPALIVE_LOG_DEBUG;
     } else {
-      problems.add("KEEPALIVE_LOG=%s is invalid: expected %s", quote(text, shown, sizeof shown),
-                   kLogForm);
+      problems.add(kLogVariable, "KEEPALIVE_LOG=%s is invalid: expected %s",
+                   quote(text, shown, sizeof shown), kLogForm);
     }
   }
 
   Values globals;
   for (const SettingName &name : kSettings) {
-    text = value_of(lookup, context, name.variable, &present);
+    text = value_of(lookup, context, kVariableNames[name.variable], &present);
     if (present && !parse_setting(name.setting, text, &globals)) {
-      problems.add("%s=%s is invalid: expected %s", name.variable, quote(text, shown, sizeof shown),
-                   form_of(name.setting));
+      problems.add(name.variable, "%s=%s is invalid: expected %s", kVariableNames[name.variable],
+                   quote(text, shown, sizeof shown), form_of(name.setting));
     }
   }
   cfg->global = resolve(globals, Values(), cfg->kernel_intvl_s, &cfg->intvl_derived);

@@ -55,11 +55,6 @@ const FlagSpec *find_flag(std::string_view name) {
   return nullptr;
 }
 
-bool starts_with_variable(const char *problem, const char *variable) {
-  size_t n = strlen(variable);
-  return strncmp(problem, variable, n) == 0 && (problem[n] == '=' || problem[n] == ' ');
-}
-
 // realpath() of the directory part, the file name kept as given, so that a
 // symlink such as lib/libkeepalive.so stays the name shown to the user.
 bool normalize_file_path(const std::string &path, std::string *out) {
@@ -254,12 +249,9 @@ std::vector<std::string> describe_problems(const keepalive_config &config,
   int shown = config.nproblems < KEEPALIVE_MAX_PROBLEMS ? config.nproblems : KEEPALIVE_MAX_PROBLEMS;
   for (int i = 0; i < shown; ++i) {
     std::string line = config.problems[i];
-    for (const char *variable : configuration_variables()) {
-      const char *flag = flags.flag_name(variable);
-      if (flag != nullptr && starts_with_variable(config.problems[i], variable)) {
-        line += std::string(" (given as ") + flag + ")";
-      }
-    }
+    const char *variable = keepalive_variable_name(config.problem_variables[i]);
+    const char *flag = variable != nullptr ? flags.flag_name(variable) : nullptr;
+    if (flag != nullptr) line += std::string(" (given as ") + flag + ")";
     lines.push_back(std::move(line));
   }
   if (config.nproblems > shown) {

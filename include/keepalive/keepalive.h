@@ -161,6 +161,9 @@ typedef struct keepalive_config {
   keepalive_rule_index index;
   int nproblems; /* problems found; only the first KEEPALIVE_MAX_PROBLEMS are kept */
   char problems[KEEPALIVE_MAX_PROBLEMS][KEEPALIVE_PROBLEM_LEN];
+  /* For each kept problem, the variable it is about: an index of
+   * keepalive_variable_name, or -1 for none (an unknown KEEPALIVE_* name). */
+  int problem_variables[KEEPALIVE_MAX_PROBLEMS];
   /* What is suspicious but leaves the configuration valid: a KEEPALIVE_*
    * name the library does not know, without KEEPALIVE_STRICT. Only the
    * first KEEPALIVE_MAX_WARNINGS of nwarnings are kept; the slots are
