@@ -21,10 +21,19 @@ namespace {
 
 constexpr long long kMsPerSecond = 1000;
 
-// Accepted forms, quoted in every message about a value.
+// The digits of a numeric macro, as a string literal.
+#define KEEPALIVE_DIGITS_(x) #x
+#define KEEPALIVE_DIGITS(x) KEEPALIVE_DIGITS_(x)
+
+// Accepted forms, quoted in every message about a value. One form serves
+// idle and interval, whose ranges are the same.
+static_assert(KEEPALIVE_IDLE_MAX_S == KEEPALIVE_INTVL_MAX_S);
 constexpr const char kSecondsForm[] =
-    "whole seconds from 1 to 32767, as a number or with units h, m, s, ms (e.g. 270, 4m30s)";
-constexpr const char kCountForm[] = "a whole number from 1 to 127";
+    "whole seconds from 1 to " KEEPALIVE_DIGITS(KEEPALIVE_IDLE_MAX_S) ", as a number or with "
+    "units h, m, s, ms (e.g. 270, 4m30s)";
+constexpr const char kCountForm[] = "a whole number from 1 to " KEEPALIVE_DIGITS(KEEPALIVE_CNT_MAX);
+// KEEPALIVE_USER_TIMEOUT_MAX_MS, whose digits carry a suffix (LL).
+static_assert(KEEPALIVE_USER_TIMEOUT_MAX_MS == 2147483647LL);
 constexpr const char kTimeoutForm[] =
     "a duration up to 2147483647ms, as seconds or with units h, m, s, ms "
     "(e.g. 30, 1m30s, 2500ms); 0 = kernel default";
@@ -150,11 +159,12 @@ bool parse_count(Text text, int *out) {
   return true;
 }
 
-bool parse_seconds(Text text, int *out) {
+// Whole seconds from 1 to `max`.
+bool parse_seconds(Text text, int max, int *out) {
   long long ms = 0;
   if (!parse_duration(text, &ms) || ms % kMsPerSecond != 0) return false;
   long long seconds = ms / kMsPerSecond;
-  if (seconds < 1 || seconds > KEEPALIVE_IDLE_MAX_S) return false;
+  if (seconds < 1 || seconds > max) return false;
   *out = static_cast<int>(seconds);
   return true;
 }
@@ -299,9 +309,9 @@ const char *form_of(Setting setting) {
 bool parse_setting(Setting setting, Text text, Values *values) {
   switch (setting) {
     case Setting::kIdle:
-      return parse_seconds(text, &values->idle_s);
+      return parse_seconds(text, KEEPALIVE_IDLE_MAX_S, &values->idle_s);
     case Setting::kIntvl:
-      return parse_seconds(text, &values->intvl_s);
+      return parse_seconds(text, KEEPALIVE_INTVL_MAX_S, &values->intvl_s);
     case Setting::kCnt:
       return parse_count(text, &values->cnt);
     case Setting::kUserTimeout:

@@ -34,11 +34,18 @@ struct FlagSpec {
   const char *help;
 };
 
+// The digits of a numeric macro, as a string literal.
+#define KEEPALIVE_DIGITS_(x) #x
+#define KEEPALIVE_DIGITS(x) KEEPALIVE_DIGITS_(x)
+
 constexpr FlagSpec kFlags[] = {
     {"--idle", "KEEPALIVE_IDLE", "DURATION",
-     "idle time before the first probe, 1s..32767s (270, 4m30s)"},
-    {"--intvl", "KEEPALIVE_INTVL", "DURATION", "time between probes, 1s..32767s"},
-    {"--cnt", "KEEPALIVE_CNT", "N", "unanswered probes before the connection is dropped, 1..127"},
+     "idle time before the first probe, 1s.." KEEPALIVE_DIGITS(KEEPALIVE_IDLE_MAX_S) "s (270, "
+                                                                                     "4m30s)"},
+    {"--intvl", "KEEPALIVE_INTVL", "DURATION",
+     "time between probes, 1s.." KEEPALIVE_DIGITS(KEEPALIVE_INTVL_MAX_S) "s"},
+    {"--cnt", "KEEPALIVE_CNT", "N",
+     "unanswered probes before the connection is dropped, 1.." KEEPALIVE_DIGITS(KEEPALIVE_CNT_MAX)},
     {"--user-timeout", "KEEPALIVE_USER_TIMEOUT", "DURATION",
      "TCP_USER_TIMEOUT (30s, 2500ms; 0 = kernel default)"},
     {"--rules", "KEEPALIVE_RULES", "RULES",

@@ -107,7 +107,8 @@ void print_help() {
   text += help_entry("--grace DURATION",
                      "how long after an idle period to wait for the line (default 5s: a "
                      "phone's radio may need seconds to wake up)");
-  text += help_entry("--parallel N", "connections per round, 1..64 (default 8)");
+  text += help_entry("--parallel N",
+                     "connections per round, 1.." + std::to_string(kMaxParallel) + " (default 8)");
   text += help_entry("--give-up-after DURATION",
                      "stop when probes could not be set up, and the server did not answer, "
                      "for this long (default 5m); meanwhile retried after 1s, 2s, 4s ... up "

@@ -461,7 +461,8 @@ std::string format_text(const Report &report) {
       out += ", raised to 1 s, the shortest KEEPALIVE_IDLE: this NAT forgets within " +
              format_duration_ms(upper) + ", check it with a second run";
     } else if (r.capped) {
-      out += ", capped at 32767 s, the kernel's longest keepalive idle time";
+      out += ", capped at " + std::to_string(KEEPALIVE_IDLE_MAX_S) +
+             " s, the kernel's longest keepalive idle time";
     }
     out +=
         ".\nWith KEEPALIVE_IDLE alone, libkeepalive probes every min(IDLE, the kernel's "
