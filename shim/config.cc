@@ -7,6 +7,7 @@
 // result lands in the fixed-size keepalive_config.
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -747,8 +748,9 @@ int keepalive_parse_cidr(const char *text, size_t len, keepalive_cidr *out) {
     }
     if (prefix > max_prefix) return 0;
   }
-  static const uint8_t kMappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  if (cidr.net.family == 6 && memcmp(cidr.net.addr, kMappedPrefix, 12) == 0) {
+  in6_addr as_in6;
+  memcpy(&as_in6, cidr.net.addr, sizeof as_in6);
+  if (cidr.net.family == 6 && IN6_IS_ADDR_V4MAPPED(&as_in6)) {
     // ::ffff:a.b.c.d is an IPv4 peer; a prefix must keep the mapped part.
     if (prefix < 96) return 0;
     memmove(cidr.net.addr, cidr.net.addr + 12, 4);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "compat.h"
+#include "errno_guard.h"
 #include "log.h"
 #include "sockopts.h"
 
@@ -51,7 +52,7 @@ void load() {
                                    __ATOMIC_ACQUIRE)) {
     return;  // loaded, or being loaded by another thread
   }
-  int saved = errno;
+  ErrnoGuard guard;
   __atomic_store_n(&loader_pid, getpid(), __ATOMIC_RELAXED);
   __atomic_store_n(&loader_tid, current_tid(), __ATOMIC_RELAXED);
   State result = kInert;
@@ -85,7 +86,6 @@ void load() {
     }
   }
   __atomic_store_n(&state, result, __ATOMIC_RELEASE);
-  errno = saved;
 }
 
 __attribute__((constructor)) void load_at_startup() { load(); }
@@ -96,7 +96,7 @@ __attribute__((constructor)) void load_at_startup() { load(); }
 // signal handler's connect() during the load) nor, in a child forked
 // during a load, for a thread that is not there. Returns the state after.
 int wait_for_load() {
-  int saved = errno;
+  ErrnoGuard guard;
   int current = kLoading;
   // Both are 0 until the loader has stored them: wait then too.
   pid_t pid = __atomic_load_n(&loader_pid, __ATOMIC_RELAXED);
@@ -108,7 +108,6 @@ int wait_for_load() {
       current = __atomic_load_n(&state, __ATOMIC_ACQUIRE);
     }
   }
-  errno = saved;
   return current;
 }
 
