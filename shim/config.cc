@@ -170,8 +170,6 @@ bool parse_seconds(Text text, int max, int *out) {
   return true;
 }
 
-bool parse_timeout(Text text, long long *out) { return parse_duration(text, out); }
-
 // Returns 1 for on, 0 for off, -1 for anything else.
 int parse_switch(Text text) {
   static const char *const kOn[] = {"on", "1", "yes", "true"};
@@ -273,6 +271,7 @@ struct Values {
 // Effective settings: own values, then the fallback, then the INTVL rule
 // (idle given, interval not: interval = min(idle, kernel default), because an
 // idle connection stays silent for max(idle, interval) between probes).
+// *intvl_derived (when not nullptr) says whether that rule set the interval.
 keepalive_settings resolve(const Values &own, const Values &fallback, int kernel_intvl_s,
                            int *intvl_derived) {
   keepalive_settings s;
@@ -283,11 +282,9 @@ keepalive_settings resolve(const Values &own, const Values &fallback, int kernel
   s.cnt = own.cnt != KEEPALIVE_UNSET ? own.cnt : fallback.cnt;
   s.user_timeout_ms =
       own.user_timeout_ms != KEEPALIVE_UNSET ? own.user_timeout_ms : fallback.user_timeout_ms;
-  *intvl_derived = 0;
-  if (s.idle_s != KEEPALIVE_UNSET && s.intvl_s == KEEPALIVE_UNSET) {
-    s.intvl_s = s.idle_s < kernel_intvl_s ? s.idle_s : kernel_intvl_s;
-    *intvl_derived = 1;
-  }
+  bool derived = s.idle_s != KEEPALIVE_UNSET && s.intvl_s == KEEPALIVE_UNSET;
+  if (derived) s.intvl_s = s.idle_s < kernel_intvl_s ? s.idle_s : kernel_intvl_s;
+  if (intvl_derived != nullptr) *intvl_derived = derived ? 1 : 0;
   return s;
 }
 
@@ -316,7 +313,7 @@ bool parse_setting(Setting setting, Text text, Values *values) {
     case Setting::kCnt:
       return parse_count(text, &values->cnt);
     case Setting::kUserTimeout:
-      return parse_timeout(text, &values->user_timeout_ms);
+      return parse_duration(text, &values->user_timeout_ms);
   }
   return false;
 }
@@ -522,8 +519,8 @@ void report_unknown_names(keepalive_config *cfg, Problems *problems, const char 
 // the rule by number and text, and the word at fault.
 class RuleParser {
  public:
-  RuleParser(keepalive_config *cfg, Problems *problems, int number, Text text)
-      : cfg_(cfg), problems_(problems), number_(number), text_(text) {}
+  RuleParser(Problems *problems, int number, Text text)
+      : problems_(problems), number_(number), text_(text) {}
 
   // Returns false when a problem was reported.
   bool parse(keepalive_rule *rule, Values *values, bool *off) {
@@ -639,11 +636,9 @@ class RuleParser {
       problems_->add(kRulesVariable, "KEEPALIVE_RULES rule %d (%s): %s: %s", number_, rule_text_,
                      quote(word, word_text, sizeof word_text), why);
     }
-    (void)cfg_;
     return false;
   }
 
-  keepalive_config *cfg_;
   Problems *problems_;
   int number_;
   Text text_;
@@ -698,10 +693,9 @@ void parse_rules(keepalive_config *cfg, Problems *problems, Text rules, const Va
     keepalive_rule *rule = &cfg->rules[cfg->nrules];
     Values values;
     bool off = false;
-    RuleParser parser(cfg, problems, number, text);
+    RuleParser parser(problems, number, text);
     if (!parser.parse(rule, &values, &off)) continue;
-    int derived = 0;
-    rule->settings = resolve(values, globals, cfg->kernel_intvl_s, &derived);
+    rule->settings = resolve(values, globals, cfg->kernel_intvl_s, nullptr);
     rule->settings.rule = cfg->nrules;
     if (off || !enabled) rule->settings.enable = 0;
     ++cfg->nrules;
