@@ -162,16 +162,6 @@ void format_peer(int fd, char *buf, size_t size) {
            static_cast<unsigned>(facts.port));
 }
 
-// True when `now` (read back) carries what `ours` sets: SO_KEEPALIVE on and
-// every value ours gives.
-bool carries(const keepalive_settings &now, const keepalive_settings &ours) {
-  return ours.enable && now.enable &&
-         (ours.idle_s == KEEPALIVE_UNSET || ours.idle_s == now.idle_s) &&
-         (ours.intvl_s == KEEPALIVE_UNSET || ours.intvl_s == now.intvl_s) &&
-         (ours.cnt == KEEPALIVE_UNSET || ours.cnt == now.cnt) &&
-         (ours.user_timeout_ms == KEEPALIVE_UNSET || ours.user_timeout_ms == now.user_timeout_ms);
-}
-
 // The listening socket carries `settings` from now on, so that the sockets
 // it accepts inherit them — unless inheritance could not be recognised (no
 // idle time of ours, or the kernel's: every accepted socket would take the
@@ -251,7 +241,8 @@ void log_left_alone(const keepalive_config *cfg, int fd, keepalive_direction dir
   keepalive_decide(cfg, &facts, &ours);
   char values[KEEPALIVE_SETTINGS_TEXT_LEN];
   keepalive_format_settings(&now, values, sizeof values);
-  const char *why = !carries(now, ours)         ? "the program chose its own keepalive timings"
+  const char *why = !keepalive_settings_carry(&now, &ours)
+                        ? "the program chose its own keepalive timings"
                     : direction == KEEPALIVE_IN ? "inherited from its listening socket"
                                                 : "already configured by an earlier connect()";
   log_line("%s fd=%d peer=%s: left alone: %s (%s)", direction_name(direction), fd, peer, why,

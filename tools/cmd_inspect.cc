@@ -123,12 +123,10 @@ std::string left_alone_reason(const ProcessFacts &facts, const TcpSocket &socket
   decided_by.has_peer = socket.has_peer && peer_address(socket, &decided_by.peer);
   keepalive_settings ours;
   keepalive_decide(facts.config.get(), &decided_by, &ours);
-  const keepalive_settings &now = socket.keepalive;
+  // Chosen timings (an idle time not the kernel's) are ours only when we
+  // set the idle time.
   bool carries_ours =
-      ours.enable && now.enable && ours.idle_s == now.idle_s &&
-      (ours.intvl_s == KEEPALIVE_UNSET || ours.intvl_s == now.intvl_s) &&
-      (ours.cnt == KEEPALIVE_UNSET || ours.cnt == now.cnt) &&
-      (ours.user_timeout_ms == KEEPALIVE_UNSET || ours.user_timeout_ms == now.user_timeout_ms);
+      ours.idle_s != KEEPALIVE_UNSET && keepalive_settings_carry(&socket.keepalive, &ours);
   if (!carries_ours) return "the program's own timings: left alone";
   return socket.listening ? "libkeepalive's: accepted sockets inherit them"
                           : "libkeepalive's (set once, then left alone)";

@@ -524,16 +524,6 @@ void use_drop_in_environment(const DropIn &drop_in) {
   }
 }
 
-// True when every value `decision` sets is what the socket reads.
-bool has_decided_values(const keepalive_settings &socket, const keepalive_settings &decision) {
-  auto same = [](long long value, long long decided) {
-    return decided == KEEPALIVE_UNSET || value == decided;
-  };
-  return socket.enable && same(socket.idle_s, decision.idle_s) &&
-         same(socket.intvl_s, decision.intvl_s) && same(socket.cnt, decision.cnt) &&
-         same(socket.user_timeout_ms, decision.user_timeout_ms);
-}
-
 enum class Walk { kCompare, kDryRun, kReset };
 
 // Each established or listening socket of `pid` against what `config`
@@ -584,7 +574,7 @@ int walk_sockets(const char *name, pid_t pid, const keepalive_config &config, Wa
     keepalive_settings decision;
     keepalive_decide(&config, &facts, &decision);
     std::string was = settings_text(true, before);
-    if (!decision.enable || !has_decided_values(before, decision)) {
+    if (!keepalive_settings_carry(&before, &decision)) {
       if (decision.enable) ++differ;
       std::string why = decision.enable ? "no" : "off: the drop-in leaves it";
       row.insert(row.end(), {walk == Walk::kCompare ? why : "left", was});

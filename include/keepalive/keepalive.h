@@ -243,6 +243,13 @@ KEEPALIVE_API int keepalive_kernel_default_idle(void);
  * only INTVL/CNT/USER_TIMEOUT, is not recognised.) Pure. */
 KEEPALIVE_API int keepalive_timings_chosen(const keepalive_settings *read_back, int kernel_idle_s);
 
+/* 1 when a socket's settings as read back (keepalive_read_settings) carry
+ * `decided`: decided->enable and read_back->enable are 1, and every value
+ * `decided` sets is the one read back (values it leaves unset are not
+ * compared). Pure. */
+KEEPALIVE_API int keepalive_settings_carry(const keepalive_settings *read_back,
+                                           const keepalive_settings *decided);
+
 /*
  * Parses a duration: a bare number is seconds; otherwise numbers with units
  * h, m/min, s, ms in that order, each at most once ("4m30s", "1h", "90s",
