@@ -568,6 +568,11 @@ JsonWriter &JsonWriter::null() {
   return *this;
 }
 
+JsonWriter &JsonWriter::optional_field(std::string_view name, std::string_view text) {
+  key(name);
+  return text.empty() ? null() : string(text);
+}
+
 JsonWriter &JsonWriter::optional_field(std::string_view name, long long value) {
   key(name);
   return value == KEEPALIVE_UNSET ? null() : number(value);

@@ -188,6 +188,8 @@ class JsonWriter {
   JsonWriter &field(std::string_view name, bool value) { return key(name).boolean(value); }
   // A count or duration that may be KEEPALIVE_UNSET: null when unset.
   JsonWriter &optional_field(std::string_view name, long long value);
+  // A text that may be absent: null when empty.
+  JsonWriter &optional_field(std::string_view name, std::string_view text);
 
   // The document, with a final newline.
   std::string str() const { return out_ + "\n"; }

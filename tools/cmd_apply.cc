@@ -696,12 +696,7 @@ std::string json_report(const keepalive_cli::TargetProcess &target, const std::s
     json.key("peer_rules_not_honoured").begin_array();
     for (int rule : outcome.peer_rules) json.number(static_cast<long long>(rule + 1));
     json.end_array();
-    json.key("error");
-    if (outcome.error.empty()) {
-      json.null();
-    } else {
-      json.string(outcome.error);
-    }
+    json.optional_field("error", outcome.error);
     json.end_object();
   }
   json.end_array();

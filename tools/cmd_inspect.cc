@@ -276,12 +276,7 @@ std::string json_report(pid_t pid, const ProcessFacts &facts, const std::vector<
   } else {
     json.null();
   }
-  json.key("out_of_reach");
-  if (facts.obstacle.empty()) {
-    json.null();
-  } else {
-    json.string(facts.obstacle);
-  }
+  json.optional_field("out_of_reach", facts.obstacle);
   json.end_object();
   keepalive_cli::unexamined_json(&json, facts.unexamined);
   // A summary: the groups, and in "sockets" only those whose options could
@@ -297,12 +292,7 @@ std::string json_report(pid_t pid, const ProcessFacts &facts, const std::vector<
     keepalive_cli::socket_settings_json(&json, "keepalive", socket.keepalive_read,
                                         socket.keepalive);
     std::string reason = left_alone_reason(facts, socket);
-    json.key("left_alone");
-    if (reason.empty()) {
-      json.null();
-    } else {
-      json.string(reason);
-    }
+    json.optional_field("left_alone", reason);
     json.end_object();
   }
   json.end_array();

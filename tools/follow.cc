@@ -162,12 +162,7 @@ void Follower::report(const TcpSocket &socket, const SocketReport &outcome, bool
     json.field("rule", outcome.rule);
     socket_settings_json(&json, "before", outcome.before_read, outcome.before);
     socket_settings_json(&json, "after", outcome.after_read, outcome.after);
-    json.key("error");
-    if (outcome.error.empty()) {
-      json.null();
-    } else {
-      json.string(outcome.error);
-    }
+    json.optional_field("error", outcome.error);
     json.end_object();
     fputs(json.str().c_str(), stdout);
   } else if (options_.verbose) {

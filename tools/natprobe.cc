@@ -517,12 +517,7 @@ std::string format_json(const Report &report) {
                        : progress == Progress::kNoTimeoutUpToMax ? "no_timeout_up_to_max"
                                                                  : "incomplete");
   json.field("interrupted", report.interrupted);
-  json.key("error");
-  if (report.error.empty()) {
-    json.null();
-  } else {
-    json.string(report.error);
-  }
+  json.optional_field("error", report.error);
   json.field("timeout_lower_s", to_s(bracket.lower_ms));
   json.key("timeout_upper_s");
   if (bracket.has_upper()) {
