@@ -37,6 +37,8 @@ class UniqueFd {
   int get() const { return fd_; }
   bool valid() const { return fd_ >= 0; }
   void reset();
+  // Gives the descriptor up to the caller, who closes it; -1 stays.
+  int release() { return std::exchange(fd_, -1); }
 
  private:
   int fd_ = -1;
