@@ -380,6 +380,101 @@ Recommendation recommend(const Bracket &bracket, const Settings &settings) {
 
 // ---- report -----------------------------------------------------------------
 
+namespace {
+
+// The "survived" and "lost" lines, idle periods in order; *unsilent counts
+// the lost probes that were reset or closed rather than silent.
+std::string trials_text(const std::vector<Trial> &trials, int *unsilent) {
+  std::string survived;
+  for (long long idle : sorted_idle(trials, true)) {
+    survived += " " + format_duration_ms(idle);
+  }
+  std::vector<const Trial *> lost;
+  for (const Trial &trial : trials) {
+    if (is_lost(trial)) lost.push_back(&trial);
+  }
+  std::sort(lost.begin(), lost.end(),
+            [](const Trial *a, const Trial *b) { return a->idle_ms < b->idle_ms; });
+  std::string lost_text;
+  for (const Trial *trial : lost) {
+    lost_text += " " + format_duration_ms(trial->idle_ms);
+    if (trial->outcome != Outcome::kSilent) {
+      lost_text += " (" + outcome_text(*trial) + ")";
+      ++*unsilent;
+    }
+  }
+  std::string out = "  survived  " + (survived.empty() ? std::string(" none") : survived) + "\n";
+  out += "  lost      " + (lost_text.empty() ? std::string(" none") : lost_text) + "\n";
+  return out;
+}
+
+// The recommended KEEPALIVE_IDLE for a bracket with an upper bound, why,
+// and the drop-in line that sets it.
+std::string recommendation_text(const Bracket &bracket, const Settings &settings) {
+  const std::string lower = format_duration_ms(bracket.lower_ms);
+  const long long upper = bracket.reported_upper_ms();
+  std::string out;
+  const Recommendation r = recommend(bracket, settings);
+  out += "Recommended KEEPALIVE_IDLE=" + std::to_string(r.idle_s) + ": the lower bound " + lower +
+         " minus a safety margin of " + format_duration_ms(r.margin_ms) +
+         " (the larger of the resolution " + format_duration_ms(settings.resolution_ms) +
+         " and 10 % of the lower bound), rounded down to whole seconds";
+  if (r.raised_to_minimum) {
+    out += ", raised to 1 s, the shortest KEEPALIVE_IDLE: this NAT forgets within " +
+           format_duration_ms(upper) + ", check it with a second run";
+  } else if (r.capped) {
+    out += ", capped at " + std::to_string(KEEPALIVE_IDLE_MAX_S) +
+           " s, the kernel's longest keepalive idle time";
+  }
+  out +=
+      ".\nWith KEEPALIVE_IDLE alone, libkeepalive probes every min(IDLE, the kernel's "
+      "interval), so an idle connection is never silent longer than IDLE.\n"
+      "For the server's systemd drop-in ([Service] section, beside its LD_PRELOAD line):\n"
+      "Environment=KEEPALIVE_IDLE=" +
+      std::to_string(r.idle_s) + "\n";
+  return out;
+}
+
+// The notes under the verdict: probes reset or closed, a bound seen once,
+// losses put down to the path, survivals beyond the shortest loss.
+std::string notes_text(const Bracket &bracket, int unsilent) {
+  std::string out;
+  if (unsilent > 0) {
+    out += "Note: " + std::to_string(unsilent) + " probe connection" +
+           (unsilent == 1 ? " was" : "s were") +
+           " reset or closed instead of staying silent, counted as lost: something on the path "
+           "ended " +
+           (unsilent == 1 ? "it" : "them") +
+           " (a NAT that resets a flow when it forgets it; or the server's machine, if it "
+           "restarted meanwhile).\n";
+  }
+  if (bracket.has_upper() && bracket.confirmed_upper_ms < 0) {
+    out += "Note: the upper bound " + format_duration_ms(bracket.upper_ms) +
+           " rests on a single lost probe, not yet seen again: it may have been the path's fault "
+           "(an outage, a lost packet) rather than the NAT's. The lower bound is proof.\n";
+  } else if (bracket.has_upper() && bracket.upper_ms < bracket.confirmed_upper_ms) {
+    out += "Note: a single loss at " + format_duration_ms(bracket.upper_ms) +
+           " lies inside the bracket, not yet seen again.\n";
+  }
+  if (bracket.transient > 0) {
+    out += "Note: " + std::to_string(bracket.transient) + " probe" +
+           (bracket.transient == 1 ? " was" : "s were") +
+           " lost although a longer silence survived: counted as the path's fault (an outage, a "
+           "lost packet), not as the NAT's timeout.\n";
+  }
+  if (bracket.contradicting > 0) {
+    out += "Note: " + std::to_string(bracket.contradicting) + " probe" +
+           (bracket.contradicting == 1 ? "" : "s") +
+           " survived an idle period at or above the shortest loss (" +
+           format_duration_ms(bracket.confirmed_upper_ms) +
+           "): this NAT does not forget at one sharp time (it may expire mappings lazily, or a "
+           "packet was lost), so the bracket uses the shortest loss.\n";
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string format_text(const Report &report) {
   const Settings &settings = report.settings;
   const Bracket bracket = bracket_of(report.trials);
@@ -399,27 +494,8 @@ std::string format_text(const Report &report) {
     return out;
   }
 
-  std::string survived;
-  for (long long idle : sorted_idle(report.trials, true)) {
-    survived += " " + format_duration_ms(idle);
-  }
-  std::vector<const Trial *> lost;
-  for (const Trial &trial : report.trials) {
-    if (is_lost(trial)) lost.push_back(&trial);
-  }
-  std::sort(lost.begin(), lost.end(),
-            [](const Trial *a, const Trial *b) { return a->idle_ms < b->idle_ms; });
-  std::string lost_text;
   int unsilent = 0;
-  for (const Trial *trial : lost) {
-    lost_text += " " + format_duration_ms(trial->idle_ms);
-    if (trial->outcome != Outcome::kSilent) {
-      lost_text += " (" + outcome_text(*trial) + ")";
-      ++unsilent;
-    }
-  }
-  out += "  survived  " + (survived.empty() ? std::string(" none") : survived) + "\n";
-  out += "  lost      " + (lost_text.empty() ? std::string(" none") : lost_text) + "\n";
+  out += trials_text(report.trials, &unsilent);
 
   const std::string lower = format_duration_ms(bracket.lower_ms);
   if (progress == Progress::kNoTimeoutUpToMax) {
@@ -452,56 +528,9 @@ std::string format_text(const Report &report) {
           format_duration_ms(upper + round_trip) +
           " (the lower bound needs no correction: it errs on the safe side).\n";
     }
-    const Recommendation r = recommend(bracket, settings);
-    out += "Recommended KEEPALIVE_IDLE=" + std::to_string(r.idle_s) + ": the lower bound " + lower +
-           " minus a safety margin of " + format_duration_ms(r.margin_ms) +
-           " (the larger of the resolution " + format_duration_ms(settings.resolution_ms) +
-           " and 10 % of the lower bound), rounded down to whole seconds";
-    if (r.raised_to_minimum) {
-      out += ", raised to 1 s, the shortest KEEPALIVE_IDLE: this NAT forgets within " +
-             format_duration_ms(upper) + ", check it with a second run";
-    } else if (r.capped) {
-      out += ", capped at " + std::to_string(KEEPALIVE_IDLE_MAX_S) +
-             " s, the kernel's longest keepalive idle time";
-    }
-    out +=
-        ".\nWith KEEPALIVE_IDLE alone, libkeepalive probes every min(IDLE, the kernel's "
-        "interval), so an idle connection is never silent longer than IDLE.\n"
-        "For the server's systemd drop-in ([Service] section, beside its LD_PRELOAD line):\n"
-        "Environment=KEEPALIVE_IDLE=" +
-        std::to_string(r.idle_s) + "\n";
+    out += recommendation_text(bracket, settings);
   }
-  if (unsilent > 0) {
-    out += "Note: " + std::to_string(unsilent) + " probe connection" +
-           (unsilent == 1 ? " was" : "s were") +
-           " reset or closed instead of staying silent, counted as lost: something on the path "
-           "ended " +
-           (unsilent == 1 ? "it" : "them") +
-           " (a NAT that resets a flow when it forgets it; or the server's machine, if it "
-           "restarted meanwhile).\n";
-  }
-  if (bracket.has_upper() && bracket.confirmed_upper_ms < 0) {
-    out += "Note: the upper bound " + format_duration_ms(bracket.upper_ms) +
-           " rests on a single lost probe, not yet seen again: it may have been the path's fault "
-           "(an outage, a lost packet) rather than the NAT's. The lower bound is proof.\n";
-  } else if (bracket.has_upper() && bracket.upper_ms < bracket.confirmed_upper_ms) {
-    out += "Note: a single loss at " + format_duration_ms(bracket.upper_ms) +
-           " lies inside the bracket, not yet seen again.\n";
-  }
-  if (bracket.transient > 0) {
-    out += "Note: " + std::to_string(bracket.transient) + " probe" +
-           (bracket.transient == 1 ? " was" : "s were") +
-           " lost although a longer silence survived: counted as the path's fault (an outage, a "
-           "lost packet), not as the NAT's timeout.\n";
-  }
-  if (bracket.contradicting > 0) {
-    out += "Note: " + std::to_string(bracket.contradicting) + " probe" +
-           (bracket.contradicting == 1 ? "" : "s") +
-           " survived an idle period at or above the shortest loss (" +
-           format_duration_ms(bracket.confirmed_upper_ms) +
-           "): this NAT does not forget at one sharp time (it may expire mappings lazily, or a "
-           "packet was lost), so the bracket uses the shortest loss.\n";
-  }
+  out += notes_text(bracket, unsilent);
   return out;
 }
 
