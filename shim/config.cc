@@ -703,6 +703,60 @@ void parse_rules(keepalive_config *cfg, Problems *problems, Text rules, const Va
   }
 }
 
+// KEEPALIVE: 1 (on, also when unset), 0 (off), or -1 with a problem.
+int read_switch(keepalive_lookup_fn lookup, void *context, Problems *problems) {
+  bool present = false;
+  Text text = value_of(lookup, context, kVariableNames[kSwitchVariable], &present);
+  if (!present) return 1;
+  int enabled = parse_switch(text);
+  if (enabled < 0) {
+    char shown[96];
+    problems->add(kSwitchVariable, "KEEPALIVE=%s is invalid: expected %s",
+                  quote(text, shown, sizeof shown), kSwitchForm);
+  }
+  return enabled;
+}
+
+// KEEPALIVE_STRICT into cfg->strict and cfg->strict_word.
+void read_strict(keepalive_config *cfg, keepalive_lookup_fn lookup, void *context,
+                 Problems *problems) {
+  bool present = false;
+  Text text = value_of(lookup, context, kVariableNames[kStrictVariable], &present);
+  if (!present) return;
+  int strict = parse_switch(text);
+  if (strict < 0) {
+    char shown[96];
+    problems->add(kStrictVariable, "KEEPALIVE_STRICT=%s is invalid: expected %s",
+                  quote(text, shown, sizeof shown), kSwitchForm);
+  }
+  cfg->strict = strict == 1;
+  if (cfg->strict) {
+    // One of the words of kSwitchForm, so it fits and is printable.
+    snprintf(cfg->strict_word, sizeof cfg->strict_word, "%.*s", static_cast<int>(text.size()),
+             text.begin);
+  }
+}
+
+// KEEPALIVE_LOG into cfg->log_level (quiet when unset or invalid).
+void read_log_level(keepalive_config *cfg, keepalive_lookup_fn lookup, void *context,
+                    Problems *problems) {
+  cfg->log_level = KEEPALIVE_LOG_QUIET;
+  bool present = false;
+  Text text = value_of(lookup, context, kVariableNames[kLogVariable], &present);
+  if (!present) return;
+  if (text.equals_ignoring_case("quiet")) {
+    cfg->log_level = KEEPALIVE_LOG_QUIET;
+  } else if (text.equals_ignoring_case("info")) {
+    cfg->log_level = KEEPALIVE_LOG_INFO;
+  } else if (text.equals_ignoring_case("debug")) {
+    cfg->log_level = KEEPALIVE_LOG_DEBUG;
+  } else {
+    char shown[96];
+    problems->add(kLogVariable, "KEEPALIVE_LOG=%s is invalid: expected %s",
+                  quote(text, shown, sizeof shown), kLogForm);
+  }
+}
+
 }  // namespace
 
 extern "C" {
@@ -777,47 +831,13 @@ int keepalive_config_load_names(keepalive_config *cfg, keepalive_lookup_fn looku
   cfg->nproblems = 0;
   Problems problems(cfg);
   cfg->kernel_intvl_s = kernel_intvl_s > 0 ? kernel_intvl_s : KEEPALIVE_FALLBACK_KERNEL_INTVL_S;
+  int enabled = read_switch(lookup, context, &problems);
+  read_strict(cfg, lookup, context, &problems);
+  read_log_level(cfg, lookup, context, &problems);
+
   char shown[96];
   bool present = false;
-
-  int enabled = 1;
-  Text text = value_of(lookup, context, kVariableNames[kSwitchVariable], &present);
-  if (present) {
-    enabled = parse_switch(text);
-    if (enabled < 0) {
-      problems.add(kSwitchVariable, "KEEPALIVE=%s is invalid: expected %s",
-                   quote(text, shown, sizeof shown), kSwitchForm);
-    }
-  }
-  text = value_of(lookup, context, kVariableNames[kStrictVariable], &present);
-  if (present) {
-    int strict = parse_switch(text);
-    if (strict < 0) {
-      problems.add(kStrictVariable, "KEEPALIVE_STRICT=%s is invalid: expected %s",
-                   quote(text, shown, sizeof shown), kSwitchForm);
-    }
-    cfg->strict = strict == 1;
-    if (cfg->strict) {
-      // One of the words of kSwitchForm, so it fits and is printable.
-      snprintf(cfg->strict_word, sizeof cfg->strict_word, "%.*s", static_cast<int>(text.size()),
-               text.begin);
-    }
-  }
-  cfg->log_level = KEEPALIVE_LOG_QUIET;
-  text = value_of(lookup, context, kVariableNames[kLogVariable], &present);
-  if (present) {
-    if (text.equals_ignoring_case("quiet")) {
-      cfg->log_level = KEEPALIVE_LOG_QUIET;
-    } else if (text.equals_ignoring_case("info")) {
-      cfg->log_level = KEEPALIVE_LOG_INFO;
-    } else if (text.equals_ignoring_case("debug")) {
-      cfg->log_level = KEEPALIVE_LOG_DEBUG;
-    } else {
-      problems.add(kLogVariable, "KEEPALIVE_LOG=%s is invalid: expected %s",
-                   quote(text, shown, sizeof shown), kLogForm);
-    }
-  }
-
+  Text text{};
   Values globals;
   for (const SettingName &name : kSettings) {
     text = value_of(lookup, context, kVariableNames[name.variable], &present);
