@@ -873,6 +873,10 @@ int keepalive_config_from_environment(keepalive_config *cfg) {
                                      keepalive_kernel_default_intvl(), environ);
 }
 
+int keepalive_kept_problems(const keepalive_config *cfg) {
+  return cfg->nproblems < KEEPALIVE_MAX_PROBLEMS ? cfg->nproblems : KEEPALIVE_MAX_PROBLEMS;
+}
+
 const char *keepalive_variable_name(int index) {
   return index >= 0 && index < kVariableCount ? kVariableNames[index] : nullptr;
 }

@@ -66,8 +66,7 @@ void load() {
     report_warnings(config);
     kernel_idle_s = keepalive_kernel_default_idle();
     if (!config.valid) {
-      int shown =
-          config.nproblems < KEEPALIVE_MAX_PROBLEMS ? config.nproblems : KEEPALIVE_MAX_PROBLEMS;
+      int shown = keepalive_kept_problems(&config);
       char outcome[64] = "libkeepalive is inactive in this process";
       if (config.strict) {
         snprintf(outcome, sizeof outcome, "exiting because KEEPALIVE_STRICT=%s",

@@ -253,7 +253,7 @@ LoadedConfig load_config(const ConfigFlags &flags) {
 std::vector<std::string> describe_problems(const keepalive_config &config,
                                            const ConfigFlags &flags) {
   std::vector<std::string> lines;
-  int shown = config.nproblems < KEEPALIVE_MAX_PROBLEMS ? config.nproblems : KEEPALIVE_MAX_PROBLEMS;
+  int shown = keepalive_kept_problems(&config);
   for (int i = 0; i < shown; ++i) {
     std::string line = config.problems[i];
     const char *variable = keepalive_variable_name(config.problem_variables[i]);

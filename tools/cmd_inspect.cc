@@ -178,8 +178,7 @@ std::string text_report(pid_t pid, const ProcessFacts &facts, const std::vector<
     const keepalive_config &config = *facts.config;
     if (!config.valid) {
       out += "Configuration in that environment: invalid, so libkeepalive is inactive in it:\n";
-      int shown =
-          config.nproblems < KEEPALIVE_MAX_PROBLEMS ? config.nproblems : KEEPALIVE_MAX_PROBLEMS;
+      int shown = keepalive_kept_problems(&config);
       for (int i = 0; i < shown; ++i) out += std::string("  ") + config.problems[i] + "\n";
     } else if (!config.enabled) {
       out += "Configuration in that environment: KEEPALIVE is off, libkeepalive is inactive\n";
@@ -255,8 +254,7 @@ std::string json_report(pid_t pid, const ProcessFacts &facts, const std::vector<
     json.field("enabled", facts.config->enabled != 0);
     json.field("rules", facts.config->nrules);
     json.key("problems").begin_array();
-    int shown = facts.config->nproblems < KEEPALIVE_MAX_PROBLEMS ? facts.config->nproblems
-                                                                 : KEEPALIVE_MAX_PROBLEMS;
+    int shown = keepalive_kept_problems(facts.config.get());
     for (int i = 0; i < shown; ++i) json.string(facts.config->problems[i]);
     json.end_array();
     json.key("warnings").begin_array();

@@ -201,6 +201,10 @@ KEEPALIVE_API int keepalive_config_load_names(keepalive_config *cfg, keepalive_l
 /* keepalive_config_load_names from the process environment (getenv, environ). */
 KEEPALIVE_API int keepalive_config_from_environment(keepalive_config *cfg);
 
+/* How many problems cfg->problems holds: nproblems, at most
+ * KEEPALIVE_MAX_PROBLEMS (further ones are only counted). Pure. */
+KEEPALIVE_API int keepalive_kept_problems(const keepalive_config *cfg);
+
 /* The variables the library reads, in the order they are documented:
  * index 0 is KEEPALIVE, then KEEPALIVE_IDLE ...; NULL past the last. */
 KEEPALIVE_API const char *keepalive_variable_name(int index);

@@ -208,7 +208,7 @@ constexpr unsigned char kFill = 0xa5;
 void CheckProblems(const keepalive_config &cfg) {
   CHECK(cfg.nproblems >= 0, "nproblems=%d", cfg.nproblems);
   CHECK(cfg.valid == (cfg.nproblems == 0), "valid=%d with %d problems", cfg.valid, cfg.nproblems);
-  int kept = cfg.nproblems < KEEPALIVE_MAX_PROBLEMS ? cfg.nproblems : KEEPALIVE_MAX_PROBLEMS;
+  int kept = keepalive_kept_problems(&cfg);
   for (int i = 0; i < kept; ++i) {
     CHECK(IsOneLine(cfg.problems[i], KEEPALIVE_PROBLEM_LEN),
           "problem %d is not one NUL-terminated line of printable ASCII within %d bytes: %s", i,

@@ -466,4 +466,13 @@ TEST(Config, EachProblemNamesItsVariable) {
   EXPECT_EQ(strict->problem_variables[0], -1) << strict->problems[0];
 }
 
+TEST(Config, KeptProblemsStopAtTheStorage) {
+  EXPECT_EQ(keepalive_kept_problems(load({{"KEEPALIVE_IDLE", "x"}}).get()), 1);
+  std::string rules;
+  for (int i = 0; i < KEEPALIVE_MAX_PROBLEMS + 4; ++i) rules += "port=x;";
+  auto cfg = load({{"KEEPALIVE_RULES", rules}});
+  EXPECT_EQ(cfg->nproblems, KEEPALIVE_MAX_PROBLEMS + 4);
+  EXPECT_EQ(keepalive_kept_problems(cfg.get()), KEEPALIVE_MAX_PROBLEMS);
+}
+
 }  // namespace
