@@ -102,6 +102,8 @@ class Follower {
   void handle(const TcpSocket &socket, bool initial);
   void report(const TcpSocket &socket, const SocketReport &outcome, bool initial);
   void finish(const std::string &reason);
+  // The counts so far and the CPU time used, as JSON fields.
+  void totals_json(JsonWriter *json) const;
 
   const TargetProcess &target_;
   const FollowOptions &options_;
@@ -254,11 +256,7 @@ int Follower::initial_pass() {
     json.begin_object();
     json.field("event", "applied");
     json.field("time", now_s());
-    json.field("sockets", handled_);
-    json.field("set", set_);
-    json.field("left", left_);
-    json.field("failed", failed_);
-    cpu_fields(&json);
+    totals_json(&json);
     json.end_object();
     fputs(json.str().c_str(), stdout);
   } else if (!options_.verbose) {
@@ -348,6 +346,14 @@ bool Follower::tick(int *status) {
   return true;
 }
 
+void Follower::totals_json(JsonWriter *json) const {
+  json->field("sockets", handled_);
+  json->field("set", set_);
+  json->field("left", left_);
+  json->field("failed", failed_);
+  cpu_fields(json);
+}
+
 void Follower::finish(const std::string &reason) {
   if (options_.json) {
     JsonWriter json(JsonWriter::kOneLine);
@@ -356,11 +362,7 @@ void Follower::finish(const std::string &reason) {
     json.field("time", now_s());
     json.field("reason", reason);
     json.field("ticks", ticks_);
-    json.field("sockets", handled_);
-    json.field("set", set_);
-    json.field("left", left_);
-    json.field("failed", failed_);
-    cpu_fields(&json);
+    totals_json(&json);
     json.end_object();
     fputs(json.str().c_str(), stdout);
   } else {
