@@ -385,6 +385,52 @@ std::string drop_in_text(const Options &options, const std::string &preload) {
 
 }  // namespace
 
+namespace {
+
+// The drop-in's LD_PRELOAD: the unit's own entries (said so), without an
+// earlier libkeepalive (said so), then `library`.
+std::string preload_value(const keepalive_cli::UnitEnvironment &environment,
+                          const std::string &library) {
+  std::string preload;
+  if (const auto *existing = environment.find("LD_PRELOAD")) {
+    for (const std::string &entry : preload_entries(existing->value)) {
+      if (is_keepalive_library(entry)) {
+        printf("Note: %s preloads %s already; this drop-in's library replaces it.\n",
+               existing->file.c_str(), entry.c_str());
+        continue;
+      }
+      preload += entry + " ";
+    }
+    if (!preload.empty()) {
+      printf("The unit's own LD_PRELOAD (from %s) is kept: %s\n", existing->file.c_str(),
+             preload.substr(0, preload.size() - 1).c_str());
+    }
+  }
+  preload += library;
+  return preload;
+}
+
+// Warns about what the drop-in at `path` does not win over: a later file that
+// sets LD_PRELOAD or KEEPALIVE_*, and EnvironmentFile= lines.
+void warn_about_overrides(const keepalive_cli::UnitEnvironment &environment,
+                          const std::string &path) {
+  for (const auto &variable : environment.variables) {
+    bool ours = variable.name == "LD_PRELOAD" || variable.name.rfind("KEEPALIVE", 0) == 0;
+    if (ours && variable.file.substr(variable.file.rfind('/') + 1) > kDropInName) {
+      printf("Warning: %s sets %s and is read after %s: its value wins.\n", variable.file.c_str(),
+             variable.name.c_str(), path.c_str());
+    }
+  }
+  for (const std::string &line : environment.environment_files) {
+    printf(
+        "Warning: EnvironmentFile= in %s: a LD_PRELOAD or KEEPALIVE_* set there wins over "
+        "the drop-in.\n",
+        line.c_str());
+  }
+}
+
+}  // namespace
+
 int keepalive_cmd_enable(int argc, char **argv) {
   constexpr char kName[] = "enable";
   Options options;
@@ -429,36 +475,9 @@ int keepalive_cmd_enable(int argc, char **argv) {
         "unit is installed.\n",
         options.unit.c_str(), options.unit_dir.c_str());
   }
-  std::string preload;
-  if (const auto *existing = environment.find("LD_PRELOAD")) {
-    for (const std::string &entry : preload_entries(existing->value)) {
-      if (is_keepalive_library(entry)) {
-        printf("Note: %s preloads %s already; this drop-in's library replaces it.\n",
-               existing->file.c_str(), entry.c_str());
-        continue;
-      }
-      preload += entry + " ";
-    }
-    if (!preload.empty()) {
-      printf("The unit's own LD_PRELOAD (from %s) is kept: %s\n", existing->file.c_str(),
-             preload.substr(0, preload.size() - 1).c_str());
-    }
-  }
-  preload += library;
+  std::string preload = preload_value(environment, library);
   std::string path = drop_in_path(options);
-  for (const auto &variable : environment.variables) {
-    bool ours = variable.name == "LD_PRELOAD" || variable.name.rfind("KEEPALIVE", 0) == 0;
-    if (ours && variable.file.substr(variable.file.rfind('/') + 1) > kDropInName) {
-      printf("Warning: %s sets %s and is read after %s: its value wins.\n", variable.file.c_str(),
-             variable.name.c_str(), path.c_str());
-    }
-  }
-  for (const std::string &line : environment.environment_files) {
-    printf(
-        "Warning: EnvironmentFile= in %s: a LD_PRELOAD or KEEPALIVE_* set there wins over "
-        "the drop-in.\n",
-        line.c_str());
-  }
+  warn_about_overrides(environment, path);
 
   std::string text = drop_in_text(options, preload);
   std::string old_text;
