@@ -312,15 +312,8 @@ Outcome process_socket(const keepalive_cli::TargetProcess &target, const keepali
   }
   outcome.before_read = keepalive_read_settings(dup.get(), &outcome.before) == 1;
 
-  // As the library: the facts the rules need, read from the socket itself.
-  // A listener stands for the connections it will accept: incoming, on its
-  // port, from a peer no one knows yet.
-  keepalive_direction direction = socket.listening ? KEEPALIVE_IN : socket.direction;
-  unsigned needs = keepalive_needs(&config, direction);
-  if (socket.listening) needs &= ~KEEPALIVE_NEED_PEER;
-  keepalive_socket_facts facts;
-  keepalive_read_facts(dup.get(), direction, needs, &facts);
-  keepalive_decide(&config, &facts, &outcome.settings);
+  keepalive_socket_facts facts =
+      keepalive_cli::decide_for_socket(config, socket, dup.get(), &outcome.settings);
   outcome.decided = true;
   if (socket.listening && socket.has_local) {
     outcome.peer_rules = peer_rules_a_listener_cannot_honour(

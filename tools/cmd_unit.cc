@@ -584,14 +584,9 @@ int walk_sockets(const char *name, pid_t pid, const keepalive_config &config, Wa
       ++failed;
       continue;
     }
-    // Decided as `apply` decides: a listener stands for its future connections.
-    keepalive_direction direction = socket.listening ? KEEPALIVE_IN : socket.direction;
-    unsigned needs = keepalive_needs(&config, direction);
-    if (socket.listening) needs &= ~KEEPALIVE_NEED_PEER;
-    keepalive_socket_facts facts;
-    keepalive_read_facts(dup.get(), direction, needs, &facts);
+    // Decided as `apply` decides.
     keepalive_settings decision;
-    keepalive_decide(&config, &facts, &decision);
+    keepalive_cli::decide_for_socket(config, socket, dup.get(), &decision);
     std::string was = settings_text(true, before);
     if (!keepalive_settings_carry(&before, &decision)) {
       if (decision.enable) ++differ;

@@ -150,6 +150,13 @@ uint16_t port_of(const sockaddr_storage &address);
 // any other is outgoing.
 void classify_directions(std::vector<TcpSocket> *sockets);
 
+// Decides `socket`'s settings as the library would (keepalive_decide), the
+// facts the rules need read from `fd`, a duplicate of it. A listener stands
+// for the connections it will accept: incoming, on its port, from a peer no
+// one knows yet. Returns the facts decided on.
+keepalive_socket_facts decide_for_socket(const keepalive_config &config, const TcpSocket &socket,
+                                         int fd, keepalive_settings *out);
+
 // A classified socket's direction: "listen", "in", "out", or "-" for one
 // neither listening nor connected.
 const char *direction_name(const TcpSocket &socket);
