@@ -545,6 +545,36 @@ void use_drop_in_environment(const DropIn &drop_in) {
 
 enum class Walk { kCompare, kDryRun, kReset };
 
+// The kernel's defaults for the values `decision` sets (a user timeout of 0
+// is the kernel's), SO_KEEPALIVE staying on; the others unset.
+keepalive_settings kernel_values_for(const keepalive_settings &decision,
+                                     const keepalive_cli::KernelDefaults &kernel) {
+  keepalive_settings values{};
+  values.enable = 1;
+  values.idle_s = decision.idle_s != KEEPALIVE_UNSET ? kernel.idle_s : KEEPALIVE_UNSET;
+  values.intvl_s = decision.intvl_s != KEEPALIVE_UNSET ? kernel.intvl_s : KEEPALIVE_UNSET;
+  values.cnt = decision.cnt != KEEPALIVE_UNSET ? kernel.cnt : KEEPALIVE_UNSET;
+  values.user_timeout_ms = decision.user_timeout_ms != KEEPALIVE_UNSET ? 0 : KEEPALIVE_UNSET;
+  return values;
+}
+
+// The line under a walk's table: how many sockets have the values (or were,
+// or would be, reset), how many differ, how many failed.
+std::string walk_summary(Walk walk, int reset, int differ, int failed) {
+  std::string out;
+  if (walk == Walk::kCompare) {
+    out += std::to_string(reset) + (reset == 1 ? " socket has" : " sockets have") +
+           " the drop-in's values";
+    if (differ > 0) {
+      out += ", " + std::to_string(differ) + " not: `keepalive enable --now` sets them";
+    }
+  } else {
+    out += std::to_string(reset) + (reset == 1 ? " socket" : " sockets") +
+           (walk == Walk::kDryRun ? " would be reset" : " reset");
+  }
+  return out + (failed > 0 ? ", " + std::to_string(failed) + " FAILED" : "") + ".\n";
+}
+
 // Each established or listening socket of `pid` against what `config`
 // decides for it (as `apply` decides). kCompare tells which have those
 // values (status); kReset gives every socket that has exactly those values
@@ -601,13 +631,7 @@ int walk_sockets(const char *name, pid_t pid, const keepalive_config &config, Wa
       ++reset;
       continue;
     }
-    keepalive_settings kernel_values{};
-    kernel_values.enable = 1;
-    kernel_values.idle_s = decision.idle_s != KEEPALIVE_UNSET ? kernel.idle_s : KEEPALIVE_UNSET;
-    kernel_values.intvl_s = decision.intvl_s != KEEPALIVE_UNSET ? kernel.intvl_s : KEEPALIVE_UNSET;
-    kernel_values.cnt = decision.cnt != KEEPALIVE_UNSET ? kernel.cnt : KEEPALIVE_UNSET;
-    kernel_values.user_timeout_ms =
-        decision.user_timeout_ms != KEEPALIVE_UNSET ? 0 : KEEPALIVE_UNSET;
+    const keepalive_settings kernel_values = kernel_values_for(decision, kernel);
     if (walk == Walk::kDryRun) {
       row.insert(row.end(), {"would reset", was + " -> kernel defaults"});
       rows.push_back(row);
@@ -636,17 +660,7 @@ int walk_sockets(const char *name, pid_t pid, const keepalive_config &config, Wa
          std::to_string(kernel.intvl_s) + "s, cnt " + std::to_string(kernel.cnt) + "\n";
   out += rows.size() > 1 ? keepalive_cli::format_table(rows)
                          : "No established or listening TCP sockets.\n";
-  if (walk == Walk::kCompare) {
-    out += std::to_string(reset) + (reset == 1 ? " socket has" : " sockets have") +
-           " the drop-in's values";
-    if (differ > 0) {
-      out += ", " + std::to_string(differ) + " not: `keepalive enable --now` sets them";
-    }
-  } else {
-    out += std::to_string(reset) + (reset == 1 ? " socket" : " sockets") +
-           (walk == Walk::kDryRun ? " would be reset" : " reset");
-  }
-  out += (failed > 0 ? ", " + std::to_string(failed) + " FAILED" : "") + ".\n";
+  out += walk_summary(walk, reset, differ, failed);
   // A descriptor that could not be examined may be a connection not counted.
   if (!unexamined.fds.empty()) out += keepalive_cli::unexamined_text(unexamined) + "\n";
   fputs(out.c_str(), stdout);
