@@ -7,6 +7,7 @@
 // result lands in the fixed-size keepalive_config.
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -21,10 +22,19 @@ namespace {
 
 constexpr long long kMsPerSecond = 1000;
 
-// Accepted forms, quoted in every message about a value.
+// The digits of a numeric macro, as a string literal.
+#define KEEPALIVE_DIGITS_(x) #x
+#define KEEPALIVE_DIGITS(x) KEEPALIVE_DIGITS_(x)
+
+// Accepted forms, quoted in every message about a value. One form serves
+// idle and interval, whose ranges are the same.
+static_assert(KEEPALIVE_IDLE_MAX_S == KEEPALIVE_INTVL_MAX_S);
 constexpr const char kSecondsForm[] =
-    "whole seconds from 1 to 32767, as a number or with units h, m, s, ms (e.g. 270, 4m30s)";
-constexpr const char kCountForm[] = "a whole number from 1 to 127";
+    "whole seconds from 1 to " KEEPALIVE_DIGITS(KEEPALIVE_IDLE_MAX_S) ", as a number or with "
+    "units h, m, s, ms (e.g. 270, 4m30s)";
+constexpr const char kCountForm[] = "a whole number from 1 to " KEEPALIVE_DIGITS(KEEPALIVE_CNT_MAX);
+// KEEPALIVE_USER_TIMEOUT_MAX_MS, whose digits carry a suffix (LL).
+static_assert(KEEPALIVE_USER_TIMEOUT_MAX_MS == 2147483647LL);
 constexpr const char kTimeoutForm[] =
     "a duration up to 2147483647ms, as seconds or with units h, m, s, ms "
     "(e.g. 30, 1m30s, 2500ms); 0 = kernel default";
@@ -150,16 +160,15 @@ bool parse_count(Text text, int *out) {
   return true;
 }
 
-bool parse_seconds(Text text, int *out) {
+// Whole seconds from 1 to `max`.
+bool parse_seconds(Text text, int max, int *out) {
   long long ms = 0;
   if (!parse_duration(text, &ms) || ms % kMsPerSecond != 0) return false;
   long long seconds = ms / kMsPerSecond;
-  if (seconds < 1 || seconds > KEEPALIVE_IDLE_MAX_S) return false;
+  if (seconds < 1 || seconds > max) return false;
   *out = static_cast<int>(seconds);
   return true;
 }
-
-bool parse_timeout(Text text, long long *out) { return parse_duration(text, out); }
 
 // Returns 1 for on, 0 for off, -1 for anything else.
 int parse_switch(Text text) {
@@ -196,17 +205,23 @@ bool parse_port_range(Text text, keepalive_port_range *out) {
 }
 
 // Collects problems (or warnings) into the configuration, formatting each
-// into one line; those beyond the storage are only counted.
+// into one line; those beyond the storage are only counted. Each kept
+// problem also records the variable it is about (kNoVariable: none).
+constexpr int kNoVariable = -1;
 class Problems {
  public:
   explicit Problems(keepalive_config *cfg)
-      : count_(&cfg->nproblems), slots_(cfg->problems), capacity_(KEEPALIVE_MAX_PROBLEMS) {}
+      : count_(&cfg->nproblems),
+        slots_(cfg->problems),
+        variables_(cfg->problem_variables),
+        capacity_(KEEPALIVE_MAX_PROBLEMS) {}
   Problems(int *count, char (*slots)[KEEPALIVE_PROBLEM_LEN], int capacity)
-      : count_(count), slots_(slots), capacity_(capacity) {}
+      : count_(count), slots_(slots), variables_(nullptr), capacity_(capacity) {}
 
-  __attribute__((format(printf, 2, 3))) void add(const char *format, ...) {
+  __attribute__((format(printf, 3, 4))) void add(int variable, const char *format, ...) {
     int index = (*count_)++;
     if (index >= capacity_) return;
+    if (variables_ != nullptr) variables_[index] = variable;
     va_list args;
     va_start(args, format);
     vsnprintf(slots_[index], KEEPALIVE_PROBLEM_LEN, format, args);
@@ -216,6 +231,7 @@ class Problems {
  private:
   int *count_;
   char (*slots_)[KEEPALIVE_PROBLEM_LEN];
+  int *variables_;
   int capacity_;
 };
 
@@ -255,6 +271,7 @@ struct Values {
 // Effective settings: own values, then the fallback, then the INTVL rule
 // (idle given, interval not: interval = min(idle, kernel default), because an
 // idle connection stays silent for max(idle, interval) between probes).
+// *intvl_derived (when not nullptr) says whether that rule set the interval.
 keepalive_settings resolve(const Values &own, const Values &fallback, int kernel_intvl_s,
                            int *intvl_derived) {
   keepalive_settings s;
@@ -265,11 +282,9 @@ keepalive_settings resolve(const Values &own, const Values &fallback, int kernel
   s.cnt = own.cnt != KEEPALIVE_UNSET ? own.cnt : fallback.cnt;
   s.user_timeout_ms =
       own.user_timeout_ms != KEEPALIVE_UNSET ? own.user_timeout_ms : fallback.user_timeout_ms;
-  *intvl_derived = 0;
-  if (s.idle_s != KEEPALIVE_UNSET && s.intvl_s == KEEPALIVE_UNSET) {
-    s.intvl_s = s.idle_s < kernel_intvl_s ? s.idle_s : kernel_intvl_s;
-    *intvl_derived = 1;
-  }
+  bool derived = s.idle_s != KEEPALIVE_UNSET && s.intvl_s == KEEPALIVE_UNSET;
+  if (derived) s.intvl_s = s.idle_s < kernel_intvl_s ? s.idle_s : kernel_intvl_s;
+  if (intvl_derived != nullptr) *intvl_derived = derived ? 1 : 0;
   return s;
 }
 
@@ -292,13 +307,13 @@ const char *form_of(Setting setting) {
 bool parse_setting(Setting setting, Text text, Values *values) {
   switch (setting) {
     case Setting::kIdle:
-      return parse_seconds(text, &values->idle_s);
+      return parse_seconds(text, KEEPALIVE_IDLE_MAX_S, &values->idle_s);
     case Setting::kIntvl:
-      return parse_seconds(text, &values->intvl_s);
+      return parse_seconds(text, KEEPALIVE_INTVL_MAX_S, &values->intvl_s);
     case Setting::kCnt:
       return parse_count(text, &values->cnt);
     case Setting::kUserTimeout:
-      return parse_timeout(text, &values->user_timeout_ms);
+      return parse_duration(text, &values->user_timeout_ms);
   }
   return false;
 }
@@ -341,15 +356,15 @@ constexpr const char kVariablePrefix[] = "KEEPALIVE_";
 
 struct SettingName {
   Setting setting;
-  const char *variable;   // KEEPALIVE_IDLE
+  Variable variable;      // kIdleVariable
   const char *rule_word;  // idle=
 };
 
 constexpr SettingName kSettings[] = {
-    {Setting::kIdle, kVariableNames[kIdleVariable], "idle="},
-    {Setting::kIntvl, kVariableNames[kIntvlVariable], "intvl="},
-    {Setting::kCnt, kVariableNames[kCntVariable], "cnt="},
-    {Setting::kUserTimeout, kVariableNames[kUserTimeoutVariable], "user_timeout="},
+    {Setting::kIdle, kIdleVariable, "idle="},
+    {Setting::kIntvl, kIntvlVariable, "intvl="},
+    {Setting::kCnt, kCntVariable, "cnt="},
+    {Setting::kUserTimeout, kUserTimeoutVariable, "user_timeout="},
 };
 
 // ---- names of the environment that look like ours --------------------------
@@ -483,7 +498,8 @@ void report_unknown_names(keepalive_config *cfg, Problems *problems, const char 
     }
     const char *closest = closest_variable(name);
     if (closest != nullptr) {
-      report->add("%s is not a libkeepalive variable: did you mean %s?", shown, closest);
+      report->add(kNoVariable, "%s is not a libkeepalive variable: did you mean %s?", shown,
+                  closest);
       continue;
     }
     char known[192];
@@ -492,10 +508,10 @@ void report_unknown_names(keepalive_config *cfg, Problems *problems, const char 
       n += static_cast<size_t>(snprintf(known + n, sizeof known - n, "%s, ", variable));
     }
     known[n - 2] = '\0';  // the last ", "
-    report->add(
-        "%s is not a libkeepalive variable: expected %s or %s (read by the keepalive "
-        "command)",
-        shown, known, kCommandVariable);
+    report->add(kNoVariable,
+                "%s is not a libkeepalive variable: expected %s or %s (read by the keepalive "
+                "command)",
+                shown, known, kCommandVariable);
   }
 }
 
@@ -503,8 +519,8 @@ void report_unknown_names(keepalive_config *cfg, Problems *problems, const char 
 // the rule by number and text, and the word at fault.
 class RuleParser {
  public:
-  RuleParser(keepalive_config *cfg, Problems *problems, int number, Text text)
-      : cfg_(cfg), problems_(problems), number_(number), text_(text) {}
+  RuleParser(Problems *problems, int number, Text text)
+      : problems_(problems), number_(number), text_(text) {}
 
   // Returns false when a problem was reported.
   bool parse(keepalive_rule *rule, Values *values, bool *off) {
@@ -615,16 +631,14 @@ class RuleParser {
   bool fail(Text word, const char *why) {
     char word_text[96];
     if (word.empty()) {
-      problems_->add("KEEPALIVE_RULES rule %d (%s): %s", number_, rule_text_, why);
+      problems_->add(kRulesVariable, "KEEPALIVE_RULES rule %d (%s): %s", number_, rule_text_, why);
     } else {
-      problems_->add("KEEPALIVE_RULES rule %d (%s): %s: %s", number_, rule_text_,
+      problems_->add(kRulesVariable, "KEEPALIVE_RULES rule %d (%s): %s: %s", number_, rule_text_,
                      quote(word, word_text, sizeof word_text), why);
     }
-    (void)cfg_;
     return false;
   }
 
-  keepalive_config *cfg_;
   Problems *problems_;
   int number_;
   Text text_;
@@ -673,20 +687,73 @@ void parse_rules(keepalive_config *cfg, Problems *problems, Text rules, const Va
     }
     ++number;
     if (cfg->nrules == KEEPALIVE_MAX_RULES) {
-      problems->add("KEEPALIVE_RULES has more than %d rules", KEEPALIVE_MAX_RULES);
+      problems->add(kRulesVariable, "KEEPALIVE_RULES has more than %d rules", KEEPALIVE_MAX_RULES);
       return;
     }
     keepalive_rule *rule = &cfg->rules[cfg->nrules];
     Values values;
     bool off = false;
-    RuleParser parser(cfg, problems, number, text);
+    RuleParser parser(problems, number, text);
     if (!parser.parse(rule, &values, &off)) continue;
-    int derived = 0;
-    rule->settings = resolve(values, globals, cfg->kernel_intvl_s, &derived);
+    rule->settings = resolve(values, globals, cfg->kernel_intvl_s, nullptr);
     rule->settings.rule = cfg->nrules;
     if (off || !enabled) rule->settings.enable = 0;
     ++cfg->nrules;
     if (semicolon == nullptr) break;
+  }
+}
+
+// KEEPALIVE: 1 (on, also when unset), 0 (off), or -1 with a problem.
+int read_switch(keepalive_lookup_fn lookup, void *context, Problems *problems) {
+  bool present = false;
+  Text text = value_of(lookup, context, kVariableNames[kSwitchVariable], &present);
+  if (!present) return 1;
+  int enabled = parse_switch(text);
+  if (enabled < 0) {
+    char shown[96];
+    problems->add(kSwitchVariable, "KEEPALIVE=%s is invalid: expected %s",
+                  quote(text, shown, sizeof shown), kSwitchForm);
+  }
+  return enabled;
+}
+
+// KEEPALIVE_STRICT into cfg->strict and cfg->strict_word.
+void read_strict(keepalive_config *cfg, keepalive_lookup_fn lookup, void *context,
+                 Problems *problems) {
+  bool present = false;
+  Text text = value_of(lookup, context, kVariableNames[kStrictVariable], &present);
+  if (!present) return;
+  int strict = parse_switch(text);
+  if (strict < 0) {
+    char shown[96];
+    problems->add(kStrictVariable, "KEEPALIVE_STRICT=%s is invalid: expected %s",
+                  quote(text, shown, sizeof shown), kSwitchForm);
+  }
+  cfg->strict = strict == 1;
+  if (cfg->strict) {
+    // One of the words of kSwitchForm, so it fits and is printable.
+    snprintf(cfg->strict_word, sizeof cfg->strict_word, "%.*s", static_cast<int>(text.size()),
+             text.begin);
+  }
+}
+
+// KEEPALIVE_LOG into cfg->log_level (quiet when unset or invalid).
+void read_log_level(keepalive_config *cfg, keepalive_lookup_fn lookup, void *context,
+                    Problems *problems) {
+  cfg->log_level = KEEPALIVE_LOG_QUIET;
+  bool present = false;
+  Text text = value_of(lookup, context, kVariableNames[kLogVariable], &present);
+  if (!present) return;
+  if (text.equals_ignoring_case("quiet")) {
+    cfg->log_level = KEEPALIVE_LOG_QUIET;
+  } else if (text.equals_ignoring_case("info")) {
+    cfg->log_level = KEEPALIVE_LOG_INFO;
+  } else if (text.equals_ignoring_case("debug")) {
+    cfg->log_level = KEEPALIVE_LOG_DEBUG;
+  } else {
+    char shown[96];
+    problems->add(kLogVariable, "KEEPALIVE_LOG=%s is invalid: expected %s",
+                  quote(text, shown, sizeof shown), kLogForm);
   }
 }
 
@@ -729,8 +796,9 @@ int keepalive_parse_cidr(const char *text, size_t len, keepalive_cidr *out) {
     }
     if (prefix > max_prefix) return 0;
   }
-  static const uint8_t kMappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  if (cidr.net.family == 6 && memcmp(cidr.net.addr, kMappedPrefix, 12) == 0) {
+  in6_addr as_in6;
+  memcpy(&as_in6, cidr.net.addr, sizeof as_in6);
+  if (cidr.net.family == 6 && IN6_IS_ADDR_V4MAPPED(&as_in6)) {
     // ::ffff:a.b.c.d is an IPv4 peer; a prefix must keep the mapped part.
     if (prefix < 96) return 0;
     memmove(cidr.net.addr, cidr.net.addr + 12, 4);
@@ -763,53 +831,19 @@ int keepalive_config_load_names(keepalive_config *cfg, keepalive_lookup_fn looku
   cfg->nproblems = 0;
   Problems problems(cfg);
   cfg->kernel_intvl_s = kernel_intvl_s > 0 ? kernel_intvl_s : KEEPALIVE_FALLBACK_KERNEL_INTVL_S;
+  int enabled = read_switch(lookup, context, &problems);
+  read_strict(cfg, lookup, context, &problems);
+  read_log_level(cfg, lookup, context, &problems);
+
   char shown[96];
   bool present = false;
-
-  int enabled = 1;
-  Text text = value_of(lookup, context, kVariableNames[kSwitchVariable], &present);
-  if (present) {
-    enabled = parse_switch(text);
-    if (enabled < 0) {
-      problems.add("KEEPALIVE=%s is invalid: expected %s", quote(text, shown, sizeof shown),
-                   kSwitchForm);
-    }
-  }
-  text = value_of(lookup, context, kVariableNames[kStrictVariable], &present);
-  if (present) {
-    int strict = parse_switch(text);
-    if (strict < 0) {
-      problems.add("KEEPALIVE_STRICT=%s is invalid: expected %s", quote(text, shown, sizeof shown),
-                   kSwitchForm);
-    }
-    cfg->strict = strict == 1;
-    if (cfg->strict) {
-      // One of the words of kSwitchForm, so it fits and is printable.
-      snprintf(cfg->strict_word, sizeof cfg->strict_word, "%.*s", static_cast<int>(text.size()),
-               text.begin);
-    }
-  }
-  cfg->log_level = KEEPALIVE_LOG_QUIET;
-  text = value_of(lookup, context, kVariableNames[kLogVariable], &present);
-  if (present) {
-    if (text.equals_ignoring_case("quiet")) {
-      cfg->log_level = KEEPALIVE_LOG_QUIET;
-    } else if (text.equals_ignoring_case("info")) {
-      cfg->log_level = KEEPALIVE_LOG_INFO;
-    } else if (text.equals_ignoring_case("debug")) {
-      cfg->log_level = KEEPALIVE_LOG_DEBUG;
-    } else {
-      problems.add("KEEPALIVE_LOG=%s is invalid: expected %s", quote(text, shown, sizeof shown),
-                   kLogForm);
-    }
-  }
-
+  Text text{};
   Values globals;
   for (const SettingName &name : kSettings) {
-    text = value_of(lookup, context, name.variable, &present);
+    text = value_of(lookup, context, kVariableNames[name.variable], &present);
     if (present && !parse_setting(name.setting, text, &globals)) {
-      problems.add("%s=%s is invalid: expected %s", name.variable, quote(text, shown, sizeof shown),
-                   form_of(name.setting));
+      problems.add(name.variable, "%s=%s is invalid: expected %s", kVariableNames[name.variable],
+                   quote(text, shown, sizeof shown), form_of(name.setting));
     }
   }
   cfg->global = resolve(globals, Values(), cfg->kernel_intvl_s, &cfg->intvl_derived);
@@ -837,6 +871,10 @@ static const char *lookup_environment(const char *name, void *) { return getenv(
 int keepalive_config_from_environment(keepalive_config *cfg) {
   return keepalive_config_load_names(cfg, lookup_environment, nullptr,
                                      keepalive_kernel_default_intvl(), environ);
+}
+
+int keepalive_kept_problems(const keepalive_config *cfg) {
+  return cfg->nproblems < KEEPALIVE_MAX_PROBLEMS ? cfg->nproblems : KEEPALIVE_MAX_PROBLEMS;
 }
 
 const char *keepalive_variable_name(int index) {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "compat.h"
+#include "errno_guard.h"
 #include "log.h"
 #include "sockopts.h"
 
@@ -33,7 +34,7 @@ constexpr int kLoadWaits = 20000;
 constexpr long kLoadWaitNs = 50000;
 
 void report_loaded(const keepalive_config &cfg) {
-  char global[160];
+  char global[KEEPALIVE_SETTINGS_TEXT_LEN];
   keepalive_format_settings(&cfg.global, global, sizeof global);
   log_line("active (pid %d): %s%s; %d rule%s", static_cast<int>(getpid()), global,
            cfg.intvl_derived ? " (intvl from idle)" : "", cfg.nrules, cfg.nrules == 1 ? "" : "s");
@@ -51,7 +52,7 @@ void load() {
                                    __ATOMIC_ACQUIRE)) {
     return;  // loaded, or being loaded by another thread
   }
-  int saved = errno;
+  ErrnoGuard guard;
   __atomic_store_n(&loader_pid, getpid(), __ATOMIC_RELAXED);
   __atomic_store_n(&loader_tid, current_tid(), __ATOMIC_RELAXED);
   State result = kInert;
@@ -65,8 +66,7 @@ void load() {
     report_warnings(config);
     kernel_idle_s = keepalive_kernel_default_idle();
     if (!config.valid) {
-      int shown =
-          config.nproblems < KEEPALIVE_MAX_PROBLEMS ? config.nproblems : KEEPALIVE_MAX_PROBLEMS;
+      int shown = keepalive_kept_problems(&config);
       char outcome[64] = "libkeepalive is inactive in this process";
       if (config.strict) {
         snprintf(outcome, sizeof outcome, "exiting because KEEPALIVE_STRICT=%s",
@@ -85,7 +85,6 @@ void load() {
     }
   }
   __atomic_store_n(&state, result, __ATOMIC_RELEASE);
-  errno = saved;
 }
 
 __attribute__((constructor)) void load_at_startup() { load(); }
@@ -96,7 +95,7 @@ __attribute__((constructor)) void load_at_startup() { load(); }
 // signal handler's connect() during the load) nor, in a child forked
 // during a load, for a thread that is not there. Returns the state after.
 int wait_for_load() {
-  int saved = errno;
+  ErrnoGuard guard;
   int current = kLoading;
   // Both are 0 until the loader has stored them: wait then too.
   pid_t pid = __atomic_load_n(&loader_pid, __ATOMIC_RELAXED);
@@ -108,7 +107,6 @@ int wait_for_load() {
       current = __atomic_load_n(&state, __ATOMIC_ACQUIRE);
     }
   }
-  errno = saved;
   return current;
 }
 
@@ -163,16 +161,6 @@ void format_peer(int fd, char *buf, size_t size) {
            static_cast<unsigned>(facts.port));
 }
 
-// True when `now` (read back) carries what `ours` sets: SO_KEEPALIVE on and
-// every value ours gives.
-bool carries(const keepalive_settings &now, const keepalive_settings &ours) {
-  return ours.enable && now.enable &&
-         (ours.idle_s == KEEPALIVE_UNSET || ours.idle_s == now.idle_s) &&
-         (ours.intvl_s == KEEPALIVE_UNSET || ours.intvl_s == now.intvl_s) &&
-         (ours.cnt == KEEPALIVE_UNSET || ours.cnt == now.cnt) &&
-         (ours.user_timeout_ms == KEEPALIVE_UNSET || ours.user_timeout_ms == now.user_timeout_ms);
-}
-
 // The listening socket carries `settings` from now on, so that the sockets
 // it accepts inherit them — unless inheritance could not be recognised (no
 // idle time of ours, or the kernel's: every accepted socket would take the
@@ -188,7 +176,7 @@ void configure_listener(const keepalive_config *cfg, int listener,
   keepalive_apply_failure failure;
   keepalive_apply(listener, &decided, &failure);
   if (cfg->log_level < KEEPALIVE_LOG_DEBUG) return;
-  char values[160];
+  char values[KEEPALIVE_SETTINGS_TEXT_LEN];
   keepalive_format_settings(&decided, values, sizeof values);
   if (failure.option != nullptr) {
     log_line("listen fd=%d: %s; setting %s failed: %s", listener, values, failure.option,
@@ -230,7 +218,7 @@ void log_socket(const keepalive_config *cfg, int fd, keepalive_direction directi
   if (settings.rule != KEEPALIVE_RULE_GLOBAL) {
     snprintf(rule, sizeof rule, "%d (%s)", settings.rule + 1, cfg->rules[settings.rule].text);
   }
-  char values[160];
+  char values[KEEPALIVE_SETTINGS_TEXT_LEN];
   keepalive_format_settings(&settings, values, sizeof values);
   if (failure.option != nullptr) {
     log_line("%s fd=%d peer=%s rule=%s: %s; setting %s failed: %s", direction_name(direction), fd,
@@ -250,9 +238,10 @@ void log_left_alone(const keepalive_config *cfg, int fd, keepalive_direction dir
   keepalive_socket_facts facts;
   keepalive_read_facts(fd, direction, keepalive_needs(cfg, direction), &facts);
   keepalive_decide(cfg, &facts, &ours);
-  char values[160];
+  char values[KEEPALIVE_SETTINGS_TEXT_LEN];
   keepalive_format_settings(&now, values, sizeof values);
-  const char *why = !carries(now, ours)         ? "the program chose its own keepalive timings"
+  const char *why = !keepalive_settings_carry(&now, &ours)
+                        ? "the program chose its own keepalive timings"
                     : direction == KEEPALIVE_IN ? "inherited from its listening socket"
                                                 : "already configured by an earlier connect()";
   log_line("%s fd=%d peer=%s: left alone: %s (%s)", direction_name(direction), fd, peer, why,

@@ -26,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "errno_guard.h"
+
 namespace keepalive {
 namespace {
 
@@ -113,7 +115,7 @@ ssize_t write_without_sigpipe(const struct stat &seen, const char *p, size_t n) 
 }  // namespace
 
 void log_remember_stderr() {
-  int saved = errno;
+  ErrnoGuard guard;
   struct stat now;
   if (fstat(STDERR_FILENO, &now) == 0) {
     stderr_dev = now.st_dev;
@@ -122,16 +124,12 @@ void log_remember_stderr() {
   } else {
     __atomic_store_n(&stderr_known, kClosed, __ATOMIC_RELEASE);
   }
-  errno = saved;
 }
 
 void log_line(const char *format, ...) {
-  int saved = errno;
+  ErrnoGuard guard;
   struct stat seen;
-  if (!stat_stderr(&seen)) {
-    errno = saved;
-    return;
-  }
+  if (!stat_stderr(&seen)) return;
   // [room for the notice][prefix, text, newline]: both go out in one write.
   char buffer[kNoticeMax + kLineMax];
   char *line = buffer + kNoticeMax;
@@ -167,7 +165,6 @@ void log_line(const char *format, ...) {
   } else {
     __atomic_fetch_add(&dropped_lines, 1, __ATOMIC_RELAXED);
   }
-  errno = saved;
 }
 
 }  // namespace keepalive

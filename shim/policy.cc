@@ -119,6 +119,18 @@ int keepalive_timings_chosen(const keepalive_settings *read_back, int kernel_idl
   return read_back->idle_s != kernel_idle_s ? 1 : 0;
 }
 
+int keepalive_settings_carry(const keepalive_settings *read_back,
+                             const keepalive_settings *decided) {
+  auto same = [](long long read, long long value) {
+    return value == KEEPALIVE_UNSET || read == value;
+  };
+  return decided->enable && read_back->enable && same(read_back->idle_s, decided->idle_s) &&
+                 same(read_back->intvl_s, decided->intvl_s) && same(read_back->cnt, decided->cnt) &&
+                 same(read_back->user_timeout_ms, decided->user_timeout_ms)
+             ? 1
+             : 0;
+}
+
 int keepalive_format_settings(const keepalive_settings *s, char *buf, size_t size) {
   if (!s->enable) return snprintf(buf, size, "off");
   char idle[16] = "kernel", intvl[16] = "kernel", cnt[16] = "kernel", timeout[24] = "kernel";

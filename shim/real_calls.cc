@@ -7,6 +7,8 @@
 #include <dlfcn.h>
 #include <errno.h>
 
+#include "errno_guard.h"
+
 namespace keepalive {
 namespace {
 
@@ -14,9 +16,10 @@ template <typename Fn>
 Fn resolve(Fn *slot, const char *name) {
   Fn fn = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
   if (fn == nullptr) {
-    int saved = errno;
-    fn = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
-    errno = saved;
+    {
+      ErrnoGuard guard;
+      fn = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
+    }
     __atomic_store_n(slot, fn, __ATOMIC_RELEASE);
   }
   return fn;

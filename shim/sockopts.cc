@@ -12,20 +12,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "errno_guard.h"
 #include "keepalive/keepalive.h"
 
 namespace {
 
-class ErrnoGuard {
- public:
-  ErrnoGuard() : saved_(errno) {}
-  ~ErrnoGuard() { errno = saved_; }
-  ErrnoGuard(const ErrnoGuard &) = delete;
-  ErrnoGuard &operator=(const ErrnoGuard &) = delete;
-
- private:
-  int saved_;
-};
+using keepalive::ErrnoGuard;
 
 bool get_int(int fd, int level, int option, int *value) {
   socklen_t len = sizeof *value;
@@ -47,8 +39,7 @@ bool from_sockaddr(const sockaddr_storage &storage, keepalive_address *address, 
   }
   if (storage.ss_family == AF_INET6) {
     const auto &in6 = reinterpret_cast<const sockaddr_in6 &>(storage);
-    static const uint8_t kMappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (memcmp(in6.sin6_addr.s6_addr, kMappedPrefix, 12) == 0) {
+    if (IN6_IS_ADDR_V4MAPPED(&in6.sin6_addr)) {
       address->family = 4;
       memcpy(address->addr, in6.sin6_addr.s6_addr + 12, 4);
     } else {

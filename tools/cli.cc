@@ -34,11 +34,18 @@ struct FlagSpec {
   const char *help;
 };
 
+// The digits of a numeric macro, as a string literal.
+#define KEEPALIVE_DIGITS_(x) #x
+#define KEEPALIVE_DIGITS(x) KEEPALIVE_DIGITS_(x)
+
 constexpr FlagSpec kFlags[] = {
     {"--idle", "KEEPALIVE_IDLE", "DURATION",
-     "idle time before the first probe, 1s..32767s (270, 4m30s)"},
-    {"--intvl", "KEEPALIVE_INTVL", "DURATION", "time between probes, 1s..32767s"},
-    {"--cnt", "KEEPALIVE_CNT", "N", "unanswered probes before the connection is dropped, 1..127"},
+     "idle time before the first probe, 1s.." KEEPALIVE_DIGITS(KEEPALIVE_IDLE_MAX_S) "s (270, "
+                                                                                     "4m30s)"},
+    {"--intvl", "KEEPALIVE_INTVL", "DURATION",
+     "time between probes, 1s.." KEEPALIVE_DIGITS(KEEPALIVE_INTVL_MAX_S) "s"},
+    {"--cnt", "KEEPALIVE_CNT", "N",
+     "unanswered probes before the connection is dropped, 1.." KEEPALIVE_DIGITS(KEEPALIVE_CNT_MAX)},
     {"--user-timeout", "KEEPALIVE_USER_TIMEOUT", "DURATION",
      "TCP_USER_TIMEOUT (30s, 2500ms; 0 = kernel default)"},
     {"--rules", "KEEPALIVE_RULES", "RULES",
@@ -53,11 +60,6 @@ const FlagSpec *find_flag(std::string_view name) {
     if (name == spec.flag) return &spec;
   }
   return nullptr;
-}
-
-bool starts_with_variable(const char *problem, const char *variable) {
-  size_t n = strlen(variable);
-  return strncmp(problem, variable, n) == 0 && (problem[n] == '=' || problem[n] == ' ');
 }
 
 // realpath() of the directory part, the file name kept as given, so that a
@@ -128,6 +130,15 @@ std::string help_entry(std::string_view term, std::string_view text, size_t colu
   }
   out += '\n';
   return out;
+}
+
+std::string settings_text(bool read, const keepalive_settings &settings) {
+  if (!read) return "unreadable";
+  keepalive_settings shown = settings;
+  if (shown.user_timeout_ms == 0) shown.user_timeout_ms = KEEPALIVE_UNSET;
+  char text[KEEPALIVE_SETTINGS_TEXT_LEN];
+  keepalive_format_settings(&shown, text, sizeof text);
+  return text;
 }
 
 bool is_help_option(std::string_view arg) { return arg == "-h" || arg == "--help"; }
@@ -242,15 +253,12 @@ LoadedConfig load_config(const ConfigFlags &flags) {
 std::vector<std::string> describe_problems(const keepalive_config &config,
                                            const ConfigFlags &flags) {
   std::vector<std::string> lines;
-  int shown = config.nproblems < KEEPALIVE_MAX_PROBLEMS ? config.nproblems : KEEPALIVE_MAX_PROBLEMS;
+  int shown = keepalive_kept_problems(&config);
   for (int i = 0; i < shown; ++i) {
     std::string line = config.problems[i];
-    for (const char *variable : configuration_variables()) {
-      const char *flag = flags.flag_name(variable);
-      if (flag != nullptr && starts_with_variable(config.problems[i], variable)) {
-        line += std::string(" (given as ") + flag + ")";
-      }
-    }
+    const char *variable = keepalive_variable_name(config.problem_variables[i]);
+    const char *flag = variable != nullptr ? flags.flag_name(variable) : nullptr;
+    if (flag != nullptr) line += std::string(" (given as ") + flag + ")";
     lines.push_back(std::move(line));
   }
   if (config.nproblems > shown) {
@@ -558,6 +566,11 @@ JsonWriter &JsonWriter::null() {
   before_value();
   out_ += "null";
   return *this;
+}
+
+JsonWriter &JsonWriter::optional_field(std::string_view name, std::string_view text) {
+  key(name);
+  return text.empty() ? null() : string(text);
 }
 
 JsonWriter &JsonWriter::optional_field(std::string_view name, long long value) {

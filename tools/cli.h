@@ -115,6 +115,11 @@ std::vector<std::string> describe_warnings(const keepalive_config &config);
 // Returns an absolute, normalized path, or "" with *error set.
 std::string locate_library(std::string *error);
 
+// A socket's keepalive settings as read back (keepalive_format_settings),
+// a user timeout of 0 shown as the kernel default it is; "unreadable" when
+// they could not be read (`read` false).
+std::string settings_text(bool read, const keepalive_settings &settings);
+
 // "4m30s", "1h", "75s", "1.5s", "250ms" for a duration in milliseconds.
 std::string format_duration_ms(long long ms);
 
@@ -183,6 +188,8 @@ class JsonWriter {
   JsonWriter &field(std::string_view name, bool value) { return key(name).boolean(value); }
   // A count or duration that may be KEEPALIVE_UNSET: null when unset.
   JsonWriter &optional_field(std::string_view name, long long value);
+  // A text that may be absent: null when empty.
+  JsonWriter &optional_field(std::string_view name, std::string_view text);
 
   // The document, with a final newline.
   std::string str() const { return out_ + "\n"; }

@@ -30,6 +30,7 @@
 namespace {
 
 using keepalive_cli::JsonWriter;
+using keepalive_cli::settings_text;
 using keepalive_cli::TcpSocket;
 
 constexpr char kName[] = "apply";
@@ -311,15 +312,8 @@ Outcome process_socket(const keepalive_cli::TargetProcess &target, const keepali
   }
   outcome.before_read = keepalive_read_settings(dup.get(), &outcome.before) == 1;
 
-  // As the library: the facts the rules need, read from the socket itself.
-  // A listener stands for the connections it will accept: incoming, on its
-  // port, from a peer no one knows yet.
-  keepalive_direction direction = socket.listening ? KEEPALIVE_IN : socket.direction;
-  unsigned needs = keepalive_needs(&config, direction);
-  if (socket.listening) needs &= ~KEEPALIVE_NEED_PEER;
-  keepalive_socket_facts facts;
-  keepalive_read_facts(dup.get(), direction, needs, &facts);
-  keepalive_decide(&config, &facts, &outcome.settings);
+  keepalive_socket_facts facts =
+      keepalive_cli::decide_for_socket(config, socket, dup.get(), &outcome.settings);
   outcome.decided = true;
   if (socket.listening && socket.has_local) {
     outcome.peer_rules = peer_rules_a_listener_cannot_honour(
@@ -409,17 +403,6 @@ const char *action_text(Action action) {
       return "FAILED";
   }
   return "?";
-}
-
-// keepalive_format_settings of what a socket reads, a user timeout of 0
-// shown as the kernel default it is.
-std::string settings_text(bool read, const keepalive_settings &settings) {
-  if (!read) return "unreadable";
-  keepalive_settings shown = settings;
-  if (shown.user_timeout_ms == 0) shown.user_timeout_ms = KEEPALIVE_UNSET;
-  char text[160];
-  keepalive_format_settings(&shown, text, sizeof text);
-  return text;
 }
 
 std::string rule_text(const keepalive_config &config, const Outcome &outcome) {
@@ -706,12 +689,7 @@ std::string json_report(const keepalive_cli::TargetProcess &target, const std::s
     json.key("peer_rules_not_honoured").begin_array();
     for (int rule : outcome.peer_rules) json.number(static_cast<long long>(rule + 1));
     json.end_array();
-    json.key("error");
-    if (outcome.error.empty()) {
-      json.null();
-    } else {
-      json.string(outcome.error);
-    }
+    json.optional_field("error", outcome.error);
     json.end_object();
   }
   json.end_array();

@@ -135,7 +135,7 @@ std::string seconds_text(long long ms) {
 void print_settings_text(std::string *out, const keepalive_settings &settings,
                          const KernelDefaults &kernel, const keepalive_config &config,
                          bool is_default) {
-  char formatted[160];
+  char formatted[KEEPALIVE_SETTINGS_TEXT_LEN];
   keepalive_format_settings(&settings, formatted, sizeof formatted);
   if (!settings.enable) {
     *out += "    settings   off: libkeepalive leaves these sockets as the program sets them\n";

@@ -24,6 +24,7 @@
 namespace {
 
 using keepalive_cli::JsonWriter;
+using keepalive_cli::settings_text;
 using keepalive_cli::TcpSocket;
 using Environment = std::vector<std::pair<std::string, std::string>>;
 
@@ -83,17 +84,6 @@ const char *environment_lookup(const char *name, void *context) {
   return nullptr;
 }
 
-// keepalive_format_settings, with a user timeout of 0 shown as the kernel
-// default it is.
-std::string keepalive_text(const TcpSocket &socket) {
-  if (!socket.keepalive_read) return "unreadable";
-  keepalive_settings shown = socket.keepalive;
-  if (shown.user_timeout_ms == 0) shown.user_timeout_ms = KEEPALIVE_UNSET;
-  char text[160];
-  keepalive_format_settings(&shown, text, sizeof text);
-  return text;
-}
-
 // The peer address as a rule sees it (v4-mapped IPv6 as IPv4), through the
 // core's own address parser.
 bool peer_address(const TcpSocket &socket, keepalive_address *out) {
@@ -133,12 +123,10 @@ std::string left_alone_reason(const ProcessFacts &facts, const TcpSocket &socket
   decided_by.has_peer = socket.has_peer && peer_address(socket, &decided_by.peer);
   keepalive_settings ours;
   keepalive_decide(facts.config.get(), &decided_by, &ours);
-  const keepalive_settings &now = socket.keepalive;
+  // Chosen timings (an idle time not the kernel's) are ours only when we
+  // set the idle time.
   bool carries_ours =
-      ours.enable && now.enable && ours.idle_s == now.idle_s &&
-      (ours.intvl_s == KEEPALIVE_UNSET || ours.intvl_s == now.intvl_s) &&
-      (ours.cnt == KEEPALIVE_UNSET || ours.cnt == now.cnt) &&
-      (ours.user_timeout_ms == KEEPALIVE_UNSET || ours.user_timeout_ms == now.user_timeout_ms);
+      ours.idle_s != KEEPALIVE_UNSET && keepalive_settings_carry(&socket.keepalive, &ours);
   if (!carries_ours) return "the program's own timings: left alone";
   return socket.listening ? "libkeepalive's: accepted sockets inherit them"
                           : "libkeepalive's (set once, then left alone)";
@@ -150,7 +138,8 @@ std::vector<std::vector<std::string>> summary_keys(const std::vector<TcpSocket> 
   std::vector<std::vector<std::string>> keys;
   for (const TcpSocket &socket : sockets) {
     keys.push_back({keepalive_cli::tcp_state_name(socket.state),
-                    keepalive_cli::direction_name(socket), keepalive_text(socket)});
+                    keepalive_cli::direction_name(socket),
+                    settings_text(socket.keepalive_read, socket.keepalive)});
   }
   return keys;
 }
@@ -189,8 +178,7 @@ std::string text_report(pid_t pid, const ProcessFacts &facts, const std::vector<
     const keepalive_config &config = *facts.config;
     if (!config.valid) {
       out += "Configuration in that environment: invalid, so libkeepalive is inactive in it:\n";
-      int shown =
-          config.nproblems < KEEPALIVE_MAX_PROBLEMS ? config.nproblems : KEEPALIVE_MAX_PROBLEMS;
+      int shown = keepalive_kept_problems(&config);
       for (int i = 0; i < shown; ++i) out += std::string("  ") + config.problems[i] + "\n";
     } else if (!config.enabled) {
       out += "Configuration in that environment: KEEPALIVE is off, libkeepalive is inactive\n";
@@ -224,7 +212,7 @@ std::string text_report(pid_t pid, const ProcessFacts &facts, const std::vector<
                     keepalive_cli::direction_name(socket),
                     socket.has_local ? keepalive_cli::format_endpoint(socket.local) : "-",
                     socket.has_peer ? keepalive_cli::format_endpoint(socket.peer) : "-",
-                    keepalive_text(socket)});
+                    settings_text(socket.keepalive_read, socket.keepalive)});
     std::string reason = left_alone_reason(facts, socket);
     if (!reason.empty()) rows.back().back() += " (" + reason + ")";
   }
@@ -266,8 +254,7 @@ std::string json_report(pid_t pid, const ProcessFacts &facts, const std::vector<
     json.field("enabled", facts.config->enabled != 0);
     json.field("rules", facts.config->nrules);
     json.key("problems").begin_array();
-    int shown = facts.config->nproblems < KEEPALIVE_MAX_PROBLEMS ? facts.config->nproblems
-                                                                 : KEEPALIVE_MAX_PROBLEMS;
+    int shown = keepalive_kept_problems(facts.config.get());
     for (int i = 0; i < shown; ++i) json.string(facts.config->problems[i]);
     json.end_array();
     json.key("warnings").begin_array();
@@ -287,12 +274,7 @@ std::string json_report(pid_t pid, const ProcessFacts &facts, const std::vector<
   } else {
     json.null();
   }
-  json.key("out_of_reach");
-  if (facts.obstacle.empty()) {
-    json.null();
-  } else {
-    json.string(facts.obstacle);
-  }
+  json.optional_field("out_of_reach", facts.obstacle);
   json.end_object();
   keepalive_cli::unexamined_json(&json, facts.unexamined);
   // A summary: the groups, and in "sockets" only those whose options could
@@ -308,12 +290,7 @@ std::string json_report(pid_t pid, const ProcessFacts &facts, const std::vector<
     keepalive_cli::socket_settings_json(&json, "keepalive", socket.keepalive_read,
                                         socket.keepalive);
     std::string reason = left_alone_reason(facts, socket);
-    json.key("left_alone");
-    if (reason.empty()) {
-      json.null();
-    } else {
-      json.string(reason);
-    }
+    json.optional_field("left_alone", reason);
     json.end_object();
   }
   json.end_array();

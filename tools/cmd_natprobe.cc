@@ -43,11 +43,13 @@
 #include "compat.h"
 #include "keepalive/keepalive.h"
 #include "natprobe.h"
+#include "process.h"
 
 namespace {
 
 using keepalive_cli::format_duration_ms;
 using keepalive_cli::format_endpoint;
+using keepalive_cli::UniqueFd;
 using keepalive_natprobe::Bracket;
 using keepalive_natprobe::Outcome;
 using keepalive_natprobe::Report;
@@ -107,7 +109,8 @@ void print_help() {
   text += help_entry("--grace DURATION",
                      "how long after an idle period to wait for the line (default 5s: a "
                      "phone's radio may need seconds to wake up)");
-  text += help_entry("--parallel N", "connections per round, 1..64 (default 8)");
+  text += help_entry("--parallel N",
+                     "connections per round, 1.." + std::to_string(kMaxParallel) + " (default 8)");
   text += help_entry("--give-up-after DURATION",
                      "stop when probes could not be set up, and the server did not answer, "
                      "for this long (default 5m); meanwhile retried after 1s, 2s, 4s ... up "
@@ -334,22 +337,18 @@ std::string no_greeting(const std::string &server, const std::string &received) 
 // Opens a non-blocking TCP connection and switches keepalive off right after
 // connect() returned (0 or EINPROGRESS). Returns the fd or -1 with *error.
 int start_connection(const ServerAddress &server, std::string *error) {
-  int fd = socket(server.address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
+  UniqueFd fd(socket(server.address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) {
     *error = std::string("cannot create a socket: ") + strerror(errno);
     return -1;
   }
-  if (connect(fd, reinterpret_cast<const sockaddr *>(&server.address), server.length) != 0 &&
+  if (connect(fd.get(), reinterpret_cast<const sockaddr *>(&server.address), server.length) != 0 &&
       errno != EINPROGRESS) {
     *error = "cannot connect to " + server.text + ": " + strerror(errno);
-    close(fd);
     return -1;
   }
-  if (!switch_keepalive_off(fd, error)) {
-    close(fd);
-    return -1;
-  }
-  return fd;
+  if (!switch_keepalive_off(fd.get(), error)) return -1;
+  return fd.release();
 }
 
 // The kernel's smoothed round-trip time of a connection, rounded up to whole
@@ -1071,29 +1070,30 @@ int open_listener(const std::string &endpoint, std::string *shown, std::string *
              ": expected a numeric address (0.0.0.0, [::], 198.51.100.2): " + gai_strerror(status);
     return -1;
   }
-  int fd = socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd >= 0) {
+  UniqueFd fd(socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (fd.valid()) {
     int one = 1, zero = 0;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     // [::] takes IPv4 clients too, as ::ffff:a.b.c.d.
-    if (found->ai_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-    if (bind(fd, found->ai_addr, found->ai_addrlen) != 0 || listen(fd, 128) != 0) {
+    if (found->ai_family == AF_INET6) {
+      setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+    }
+    if (bind(fd.get(), found->ai_addr, found->ai_addrlen) != 0 || listen(fd.get(), 128) != 0) {
       *failure = errno;
-      close(fd);
-      fd = -1;
+      fd.reset();
     }
   } else {
     *failure = errno;
   }
-  if (fd < 0) *error = "cannot listen on " + endpoint + ": " + strerror(*failure);
+  if (!fd.valid()) *error = "cannot listen on " + endpoint + ": " + strerror(*failure);
   freeaddrinfo(found);
-  if (fd >= 0) {
+  if (fd.valid()) {
     sockaddr_storage bound{};
     socklen_t length = sizeof bound;
-    getsockname(fd, reinterpret_cast<sockaddr *>(&bound), &length);
+    getsockname(fd.get(), reinterpret_cast<sockaddr *>(&bound), &length);
     *shown = format_endpoint(bound);
   }
-  return fd;
+  return fd.release();
 }
 
 // A client's address; an IPv4 client of a [::] listener as plain IPv4.

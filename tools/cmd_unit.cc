@@ -32,6 +32,7 @@
 namespace {
 
 using keepalive_cli::print_error;
+using keepalive_cli::settings_text;
 using keepalive_cli::TcpSocket;
 
 constexpr char kDropInName[] = "keepalive.conf";
@@ -384,6 +385,52 @@ std::string drop_in_text(const Options &options, const std::string &preload) {
 
 }  // namespace
 
+namespace {
+
+// The drop-in's LD_PRELOAD: the unit's own entries (said so), without an
+// earlier libkeepalive (said so), then `library`.
+std::string preload_value(const keepalive_cli::UnitEnvironment &environment,
+                          const std::string &library) {
+  std::string preload;
+  if (const auto *existing = environment.find("LD_PRELOAD")) {
+    for (const std::string &entry : preload_entries(existing->value)) {
+      if (is_keepalive_library(entry)) {
+        printf("Note: %s preloads %s already; this drop-in's library replaces it.\n",
+               existing->file.c_str(), entry.c_str());
+        continue;
+      }
+      preload += entry + " ";
+    }
+    if (!preload.empty()) {
+      printf("The unit's own LD_PRELOAD (from %s) is kept: %s\n", existing->file.c_str(),
+             preload.substr(0, preload.size() - 1).c_str());
+    }
+  }
+  preload += library;
+  return preload;
+}
+
+// Warns about what the drop-in at `path` does not win over: a later file that
+// sets LD_PRELOAD or KEEPALIVE_*, and EnvironmentFile= lines.
+void warn_about_overrides(const keepalive_cli::UnitEnvironment &environment,
+                          const std::string &path) {
+  for (const auto &variable : environment.variables) {
+    bool ours = variable.name == "LD_PRELOAD" || variable.name.rfind("KEEPALIVE", 0) == 0;
+    if (ours && variable.file.substr(variable.file.rfind('/') + 1) > kDropInName) {
+      printf("Warning: %s sets %s and is read after %s: its value wins.\n", variable.file.c_str(),
+             variable.name.c_str(), path.c_str());
+    }
+  }
+  for (const std::string &line : environment.environment_files) {
+    printf(
+        "Warning: EnvironmentFile= in %s: a LD_PRELOAD or KEEPALIVE_* set there wins over "
+        "the drop-in.\n",
+        line.c_str());
+  }
+}
+
+}  // namespace
+
 int keepalive_cmd_enable(int argc, char **argv) {
   constexpr char kName[] = "enable";
   Options options;
@@ -428,36 +475,9 @@ int keepalive_cmd_enable(int argc, char **argv) {
         "unit is installed.\n",
         options.unit.c_str(), options.unit_dir.c_str());
   }
-  std::string preload;
-  if (const auto *existing = environment.find("LD_PRELOAD")) {
-    for (const std::string &entry : preload_entries(existing->value)) {
-      if (is_keepalive_library(entry)) {
-        printf("Note: %s preloads %s already; this drop-in's library replaces it.\n",
-               existing->file.c_str(), entry.c_str());
-        continue;
-      }
-      preload += entry + " ";
-    }
-    if (!preload.empty()) {
-      printf("The unit's own LD_PRELOAD (from %s) is kept: %s\n", existing->file.c_str(),
-             preload.substr(0, preload.size() - 1).c_str());
-    }
-  }
-  preload += library;
+  std::string preload = preload_value(environment, library);
   std::string path = drop_in_path(options);
-  for (const auto &variable : environment.variables) {
-    bool ours = variable.name == "LD_PRELOAD" || variable.name.rfind("KEEPALIVE", 0) == 0;
-    if (ours && variable.file.substr(variable.file.rfind('/') + 1) > kDropInName) {
-      printf("Warning: %s sets %s and is read after %s: its value wins.\n", variable.file.c_str(),
-             variable.name.c_str(), path.c_str());
-    }
-  }
-  for (const std::string &line : environment.environment_files) {
-    printf(
-        "Warning: EnvironmentFile= in %s: a LD_PRELOAD or KEEPALIVE_* set there wins over "
-        "the drop-in.\n",
-        line.c_str());
-  }
+  warn_about_overrides(environment, path);
 
   std::string text = drop_in_text(options, preload);
   std::string old_text;
@@ -523,27 +543,37 @@ void use_drop_in_environment(const DropIn &drop_in) {
   }
 }
 
-// keepalive_format_settings, a user timeout of 0 shown as the kernel default.
-std::string settings_text(bool read, const keepalive_settings &settings) {
-  if (!read) return "unreadable";
-  keepalive_settings shown = settings;
-  if (shown.user_timeout_ms == 0) shown.user_timeout_ms = KEEPALIVE_UNSET;
-  char text[160];
-  keepalive_format_settings(&shown, text, sizeof text);
-  return text;
-}
-
-// True when every value `decision` sets is what the socket reads.
-bool has_decided_values(const keepalive_settings &socket, const keepalive_settings &decision) {
-  auto same = [](long long value, long long decided) {
-    return decided == KEEPALIVE_UNSET || value == decided;
-  };
-  return socket.enable && same(socket.idle_s, decision.idle_s) &&
-         same(socket.intvl_s, decision.intvl_s) && same(socket.cnt, decision.cnt) &&
-         same(socket.user_timeout_ms, decision.user_timeout_ms);
-}
-
 enum class Walk { kCompare, kDryRun, kReset };
+
+// The kernel's defaults for the values `decision` sets (a user timeout of 0
+// is the kernel's), SO_KEEPALIVE staying on; the others unset.
+keepalive_settings kernel_values_for(const keepalive_settings &decision,
+                                     const keepalive_cli::KernelDefaults &kernel) {
+  keepalive_settings values{};
+  values.enable = 1;
+  values.idle_s = decision.idle_s != KEEPALIVE_UNSET ? kernel.idle_s : KEEPALIVE_UNSET;
+  values.intvl_s = decision.intvl_s != KEEPALIVE_UNSET ? kernel.intvl_s : KEEPALIVE_UNSET;
+  values.cnt = decision.cnt != KEEPALIVE_UNSET ? kernel.cnt : KEEPALIVE_UNSET;
+  values.user_timeout_ms = decision.user_timeout_ms != KEEPALIVE_UNSET ? 0 : KEEPALIVE_UNSET;
+  return values;
+}
+
+// The line under a walk's table: how many sockets have the values (or were,
+// or would be, reset), how many differ, how many failed.
+std::string walk_summary(Walk walk, int reset, int differ, int failed) {
+  std::string out;
+  if (walk == Walk::kCompare) {
+    out += std::to_string(reset) + (reset == 1 ? " socket has" : " sockets have") +
+           " the drop-in's values";
+    if (differ > 0) {
+      out += ", " + std::to_string(differ) + " not: `keepalive enable --now` sets them";
+    }
+  } else {
+    out += std::to_string(reset) + (reset == 1 ? " socket" : " sockets") +
+           (walk == Walk::kDryRun ? " would be reset" : " reset");
+  }
+  return out + (failed > 0 ? ", " + std::to_string(failed) + " FAILED" : "") + ".\n";
+}
 
 // Each established or listening socket of `pid` against what `config`
 // decides for it (as `apply` decides). kCompare tells which have those
@@ -584,16 +614,11 @@ int walk_sockets(const char *name, pid_t pid, const keepalive_config &config, Wa
       ++failed;
       continue;
     }
-    // Decided as `apply` decides: a listener stands for its future connections.
-    keepalive_direction direction = socket.listening ? KEEPALIVE_IN : socket.direction;
-    unsigned needs = keepalive_needs(&config, direction);
-    if (socket.listening) needs &= ~KEEPALIVE_NEED_PEER;
-    keepalive_socket_facts facts;
-    keepalive_read_facts(dup.get(), direction, needs, &facts);
+    // Decided as `apply` decides.
     keepalive_settings decision;
-    keepalive_decide(&config, &facts, &decision);
+    keepalive_cli::decide_for_socket(config, socket, dup.get(), &decision);
     std::string was = settings_text(true, before);
-    if (!decision.enable || !has_decided_values(before, decision)) {
+    if (!keepalive_settings_carry(&before, &decision)) {
       if (decision.enable) ++differ;
       std::string why = decision.enable ? "no" : "off: the drop-in leaves it";
       row.insert(row.end(), {walk == Walk::kCompare ? why : "left", was});
@@ -606,13 +631,7 @@ int walk_sockets(const char *name, pid_t pid, const keepalive_config &config, Wa
       ++reset;
       continue;
     }
-    keepalive_settings kernel_values{};
-    kernel_values.enable = 1;
-    kernel_values.idle_s = decision.idle_s != KEEPALIVE_UNSET ? kernel.idle_s : KEEPALIVE_UNSET;
-    kernel_values.intvl_s = decision.intvl_s != KEEPALIVE_UNSET ? kernel.intvl_s : KEEPALIVE_UNSET;
-    kernel_values.cnt = decision.cnt != KEEPALIVE_UNSET ? kernel.cnt : KEEPALIVE_UNSET;
-    kernel_values.user_timeout_ms =
-        decision.user_timeout_ms != KEEPALIVE_UNSET ? 0 : KEEPALIVE_UNSET;
+    const keepalive_settings kernel_values = kernel_values_for(decision, kernel);
     if (walk == Walk::kDryRun) {
       row.insert(row.end(), {"would reset", was + " -> kernel defaults"});
       rows.push_back(row);
@@ -641,17 +660,7 @@ int walk_sockets(const char *name, pid_t pid, const keepalive_config &config, Wa
          std::to_string(kernel.intvl_s) + "s, cnt " + std::to_string(kernel.cnt) + "\n";
   out += rows.size() > 1 ? keepalive_cli::format_table(rows)
                          : "No established or listening TCP sockets.\n";
-  if (walk == Walk::kCompare) {
-    out += std::to_string(reset) + (reset == 1 ? " socket has" : " sockets have") +
-           " the drop-in's values";
-    if (differ > 0) {
-      out += ", " + std::to_string(differ) + " not: `keepalive enable --now` sets them";
-    }
-  } else {
-    out += std::to_string(reset) + (reset == 1 ? " socket" : " sockets") +
-           (walk == Walk::kDryRun ? " would be reset" : " reset");
-  }
-  out += (failed > 0 ? ", " + std::to_string(failed) + " FAILED" : "") + ".\n";
+  out += walk_summary(walk, reset, differ, failed);
   // A descriptor that could not be examined may be a connection not counted.
   if (!unexamined.fds.empty()) out += keepalive_cli::unexamined_text(unexamined) + "\n";
   fputs(out.c_str(), stdout);

@@ -102,6 +102,8 @@ class Follower {
   void handle(const TcpSocket &socket, bool initial);
   void report(const TcpSocket &socket, const SocketReport &outcome, bool initial);
   void finish(const std::string &reason);
+  // The counts so far and the CPU time used, as JSON fields.
+  void totals_json(JsonWriter *json) const;
 
   const TargetProcess &target_;
   const FollowOptions &options_;
@@ -162,12 +164,7 @@ void Follower::report(const TcpSocket &socket, const SocketReport &outcome, bool
     json.field("rule", outcome.rule);
     socket_settings_json(&json, "before", outcome.before_read, outcome.before);
     socket_settings_json(&json, "after", outcome.after_read, outcome.after);
-    json.key("error");
-    if (outcome.error.empty()) {
-      json.null();
-    } else {
-      json.string(outcome.error);
-    }
+    json.optional_field("error", outcome.error);
     json.end_object();
     fputs(json.str().c_str(), stdout);
   } else if (options_.verbose) {
@@ -193,7 +190,7 @@ void Follower::handle(const TcpSocket &listed, bool initial) {
       SocketReport outcome;
       outcome.action = "left";
       outcome.rule = "-";
-      char text[160];
+      char text[KEEPALIVE_SETTINGS_TEXT_LEN];
       keepalive_format_settings(&read, text, sizeof text);
       outcome.keepalive = std::string(text) +
                           " (timings chosen by the program or inherited from its listener: left "
@@ -259,11 +256,7 @@ int Follower::initial_pass() {
     json.begin_object();
     json.field("event", "applied");
     json.field("time", now_s());
-    json.field("sockets", handled_);
-    json.field("set", set_);
-    json.field("left", left_);
-    json.field("failed", failed_);
-    cpu_fields(&json);
+    totals_json(&json);
     json.end_object();
     fputs(json.str().c_str(), stdout);
   } else if (!options_.verbose) {
@@ -353,6 +346,14 @@ bool Follower::tick(int *status) {
   return true;
 }
 
+void Follower::totals_json(JsonWriter *json) const {
+  json->field("sockets", handled_);
+  json->field("set", set_);
+  json->field("left", left_);
+  json->field("failed", failed_);
+  cpu_fields(json);
+}
+
 void Follower::finish(const std::string &reason) {
   if (options_.json) {
     JsonWriter json(JsonWriter::kOneLine);
@@ -361,11 +362,7 @@ void Follower::finish(const std::string &reason) {
     json.field("time", now_s());
     json.field("reason", reason);
     json.field("ticks", ticks_);
-    json.field("sockets", handled_);
-    json.field("set", set_);
-    json.field("left", left_);
-    json.field("failed", failed_);
-    cpu_fields(&json);
+    totals_json(&json);
     json.end_object();
     fputs(json.str().c_str(), stdout);
   } else {

@@ -380,96 +380,65 @@ Recommendation recommend(const Bracket &bracket, const Settings &settings) {
 
 // ---- report -----------------------------------------------------------------
 
-std::string format_text(const Report &report) {
-  const Settings &settings = report.settings;
-  const Bracket bracket = bracket_of(report.trials);
-  const Progress progress = progress_of(bracket, settings);
-  std::string out;
-  out += "NAT idle timeout on the path to " + report.server + ": " +
-         std::to_string(report.trials.size()) + " probe" + (report.trials.size() == 1 ? "" : "s") +
-         " in " + std::to_string(report.rounds) + " round" + (report.rounds == 1 ? "" : "s") +
-         ", " + format_duration_ms(std::llround(report.elapsed_s * 1000)) + "\n";
-  if (report.interrupted) {
-    out += "Interrupted: this is what was learned so far.\n";
-  } else if (!report.error.empty()) {
-    out += "Stopped early (" + report.error + "): this is what was learned so far.\n";
-  }
-  if (report.trials.empty()) {
-    out += "No probe finished: nothing was learned.\n";
-    return out;
-  }
+namespace {
 
+// The "survived" and "lost" lines, idle periods in order; *unsilent counts
+// the lost probes that were reset or closed rather than silent.
+std::string trials_text(const std::vector<Trial> &trials, int *unsilent) {
   std::string survived;
-  for (long long idle : sorted_idle(report.trials, true)) {
+  for (long long idle : sorted_idle(trials, true)) {
     survived += " " + format_duration_ms(idle);
   }
   std::vector<const Trial *> lost;
-  for (const Trial &trial : report.trials) {
+  for (const Trial &trial : trials) {
     if (is_lost(trial)) lost.push_back(&trial);
   }
   std::sort(lost.begin(), lost.end(),
             [](const Trial *a, const Trial *b) { return a->idle_ms < b->idle_ms; });
   std::string lost_text;
-  int unsilent = 0;
   for (const Trial *trial : lost) {
     lost_text += " " + format_duration_ms(trial->idle_ms);
     if (trial->outcome != Outcome::kSilent) {
       lost_text += " (" + outcome_text(*trial) + ")";
-      ++unsilent;
+      ++*unsilent;
     }
   }
-  out += "  survived  " + (survived.empty() ? std::string(" none") : survived) + "\n";
+  std::string out = "  survived  " + (survived.empty() ? std::string(" none") : survived) + "\n";
   out += "  lost      " + (lost_text.empty() ? std::string(" none") : lost_text) + "\n";
+  return out;
+}
 
+// The recommended KEEPALIVE_IDLE for a bracket with an upper bound, why,
+// and the drop-in line that sets it.
+std::string recommendation_text(const Bracket &bracket, const Settings &settings) {
   const std::string lower = format_duration_ms(bracket.lower_ms);
-  if (progress == Progress::kNoTimeoutUpToMax) {
-    out += "No timeout up to --max " + format_duration_ms(settings.max_ms) +
-           ": every idle period up to " + format_duration_ms(settings.max_ms) +
-           " survived. There is no NAT on this path, or it keeps idle mappings longer.\n"
-           "No KEEPALIVE_IDLE recommendation; to look further, run again with a larger --max.\n";
-  } else if (!bracket.has_upper()) {
-    out += "No loss yet: the timeout is longer than " + lower + " (--max " +
-           format_duration_ms(settings.max_ms) + " was not reached).\n";
-  } else {
-    const long long upper = bracket.reported_upper_ms();
-    const long long width = upper - bracket.lower_ms;
-    out += "Timeout between " + lower + " (longest silence that survived) and " +
-           format_duration_ms(upper) +
-           (bracket.confirmed_upper_ms >= 0 ? " (shortest loss, confirmed)"
-                                            : " (shortest that was lost, seen once)") +
-           ": bracket [" + lower + ", " + format_duration_ms(upper) + "], width " +
-           format_duration_ms(width) +
-           (progress == Progress::kMeasured ? ""
-                                            : ", not yet narrowed to the resolution " +
-                                                  format_duration_ms(settings.resolution_ms)) +
-           ".\n";
-    const long long round_trip = longest_round_trip_ms(report.trials);
-    if (round_trip >= 0) {
-      out +=
-          "Precision: the NAT saw up to one NAT-to-server round trip more silence than the "
-          "server counted; the probes' round trip was at most " +
-          format_duration_ms(round_trip) + ", so the timeout is at most " +
-          format_duration_ms(upper + round_trip) +
-          " (the lower bound needs no correction: it errs on the safe side).\n";
-    }
-    const Recommendation r = recommend(bracket, settings);
-    out += "Recommended KEEPALIVE_IDLE=" + std::to_string(r.idle_s) + ": the lower bound " + lower +
-           " minus a safety margin of " + format_duration_ms(r.margin_ms) +
-           " (the larger of the resolution " + format_duration_ms(settings.resolution_ms) +
-           " and 10 % of the lower bound), rounded down to whole seconds";
-    if (r.raised_to_minimum) {
-      out += ", raised to 1 s, the shortest KEEPALIVE_IDLE: this NAT forgets within " +
-             format_duration_ms(upper) + ", check it with a second run";
-    } else if (r.capped) {
-      out += ", capped at 32767 s, the kernel's longest keepalive idle time";
-    }
-    out +=
-        ".\nWith KEEPALIVE_IDLE alone, libkeepalive probes every min(IDLE, the kernel's "
-        "interval), so an idle connection is never silent longer than IDLE.\n"
-        "For the server's systemd drop-in ([Service] section, beside its LD_PRELOAD line):\n"
-        "Environment=KEEPALIVE_IDLE=" +
-        std::to_string(r.idle_s) + "\n";
+  const long long upper = bracket.reported_upper_ms();
+  std::string out;
+  const Recommendation r = recommend(bracket, settings);
+  out += "Recommended KEEPALIVE_IDLE=" + std::to_string(r.idle_s) + ": the lower bound " + lower +
+         " minus a safety margin of " + format_duration_ms(r.margin_ms) +
+         " (the larger of the resolution " + format_duration_ms(settings.resolution_ms) +
+         " and 10 % of the lower bound), rounded down to whole seconds";
+  if (r.raised_to_minimum) {
+    out += ", raised to 1 s, the shortest KEEPALIVE_IDLE: this NAT forgets within " +
+           format_duration_ms(upper) + ", check it with a second run";
+  } else if (r.capped) {
+    out += ", capped at " + std::to_string(KEEPALIVE_IDLE_MAX_S) +
+           " s, the kernel's longest keepalive idle time";
   }
+  out +=
+      ".\nWith KEEPALIVE_IDLE alone, libkeepalive probes every min(IDLE, the kernel's "
+      "interval), so an idle connection is never silent longer than IDLE.\n"
+      "For the server's systemd drop-in ([Service] section, beside its LD_PRELOAD line):\n"
+      "Environment=KEEPALIVE_IDLE=" +
+      std::to_string(r.idle_s) + "\n";
+  return out;
+}
+
+// The notes under the verdict: probes reset or closed, a bound seen once,
+// losses put down to the path, survivals beyond the shortest loss.
+std::string notes_text(const Bracket &bracket, int unsilent) {
+  std::string out;
   if (unsilent > 0) {
     out += "Note: " + std::to_string(unsilent) + " probe connection" +
            (unsilent == 1 ? " was" : "s were") +
@@ -504,6 +473,67 @@ std::string format_text(const Report &report) {
   return out;
 }
 
+}  // namespace
+
+std::string format_text(const Report &report) {
+  const Settings &settings = report.settings;
+  const Bracket bracket = bracket_of(report.trials);
+  const Progress progress = progress_of(bracket, settings);
+  std::string out;
+  out += "NAT idle timeout on the path to " + report.server + ": " +
+         std::to_string(report.trials.size()) + " probe" + (report.trials.size() == 1 ? "" : "s") +
+         " in " + std::to_string(report.rounds) + " round" + (report.rounds == 1 ? "" : "s") +
+         ", " + format_duration_ms(std::llround(report.elapsed_s * 1000)) + "\n";
+  if (report.interrupted) {
+    out += "Interrupted: this is what was learned so far.\n";
+  } else if (!report.error.empty()) {
+    out += "Stopped early (" + report.error + "): this is what was learned so far.\n";
+  }
+  if (report.trials.empty()) {
+    out += "No probe finished: nothing was learned.\n";
+    return out;
+  }
+
+  int unsilent = 0;
+  out += trials_text(report.trials, &unsilent);
+
+  const std::string lower = format_duration_ms(bracket.lower_ms);
+  if (progress == Progress::kNoTimeoutUpToMax) {
+    out += "No timeout up to --max " + format_duration_ms(settings.max_ms) +
+           ": every idle period up to " + format_duration_ms(settings.max_ms) +
+           " survived. There is no NAT on this path, or it keeps idle mappings longer.\n"
+           "No KEEPALIVE_IDLE recommendation; to look further, run again with a larger --max.\n";
+  } else if (!bracket.has_upper()) {
+    out += "No loss yet: the timeout is longer than " + lower + " (--max " +
+           format_duration_ms(settings.max_ms) + " was not reached).\n";
+  } else {
+    const long long upper = bracket.reported_upper_ms();
+    const long long width = upper - bracket.lower_ms;
+    out += "Timeout between " + lower + " (longest silence that survived) and " +
+           format_duration_ms(upper) +
+           (bracket.confirmed_upper_ms >= 0 ? " (shortest loss, confirmed)"
+                                            : " (shortest that was lost, seen once)") +
+           ": bracket [" + lower + ", " + format_duration_ms(upper) + "], width " +
+           format_duration_ms(width) +
+           (progress == Progress::kMeasured ? ""
+                                            : ", not yet narrowed to the resolution " +
+                                                  format_duration_ms(settings.resolution_ms)) +
+           ".\n";
+    const long long round_trip = longest_round_trip_ms(report.trials);
+    if (round_trip >= 0) {
+      out +=
+          "Precision: the NAT saw up to one NAT-to-server round trip more silence than the "
+          "server counted; the probes' round trip was at most " +
+          format_duration_ms(round_trip) + ", so the timeout is at most " +
+          format_duration_ms(upper + round_trip) +
+          " (the lower bound needs no correction: it errs on the safe side).\n";
+    }
+    out += recommendation_text(bracket, settings);
+  }
+  out += notes_text(bracket, unsilent);
+  return out;
+}
+
 std::string format_json(const Report &report) {
   const Settings &settings = report.settings;
   const Bracket bracket = bracket_of(report.trials);
@@ -516,12 +546,7 @@ std::string format_json(const Report &report) {
                        : progress == Progress::kNoTimeoutUpToMax ? "no_timeout_up_to_max"
                                                                  : "incomplete");
   json.field("interrupted", report.interrupted);
-  json.key("error");
-  if (report.error.empty()) {
-    json.null();
-  } else {
-    json.string(report.error);
-  }
+  json.optional_field("error", report.error);
   json.field("timeout_lower_s", to_s(bracket.lower_ms));
   json.key("timeout_upper_s");
   if (bracket.has_upper()) {

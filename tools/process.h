@@ -37,6 +37,8 @@ class UniqueFd {
   int get() const { return fd_; }
   bool valid() const { return fd_ >= 0; }
   void reset();
+  // Gives the descriptor up to the caller, who closes it; -1 stays.
+  int release() { return std::exchange(fd_, -1); }
 
  private:
   int fd_ = -1;
@@ -147,6 +149,13 @@ uint16_t port_of(const sockaddr_storage &address);
 // whose local port is a port the process listens on is incoming (accepted),
 // any other is outgoing.
 void classify_directions(std::vector<TcpSocket> *sockets);
+
+// Decides `socket`'s settings as the library would (keepalive_decide), the
+// facts the rules need read from `fd`, a duplicate of it. A listener stands
+// for the connections it will accept: incoming, on its port, from a peer no
+// one knows yet. Returns the facts decided on.
+keepalive_socket_facts decide_for_socket(const keepalive_config &config, const TcpSocket &socket,
+                                         int fd, keepalive_settings *out);
 
 // A classified socket's direction: "listen", "in", "out", or "-" for one
 // neither listening nor connected.

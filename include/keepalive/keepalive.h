@@ -30,12 +30,13 @@ extern "C" {
 #define KEEPALIVE_VERSION_STRING "0.1.0"
 
 /* Fixed limits of the configuration storage; exceeding one is an error. */
-#define KEEPALIVE_MAX_RULES 64      /* rules in KEEPALIVE_RULES */
-#define KEEPALIVE_MAX_ITEMS 64      /* ports/ranges or CIDRs in one list */
-#define KEEPALIVE_MAX_PROBLEMS 16   /* problems kept (further ones are counted) */
-#define KEEPALIVE_MAX_WARNINGS 8    /* warnings kept (further ones are counted) */
-#define KEEPALIVE_PROBLEM_LEN 384   /* one problem message, NUL included */
-#define KEEPALIVE_RULE_TEXT_LEN 128 /* a rule's text as kept for messages */
+#define KEEPALIVE_MAX_RULES 64          /* rules in KEEPALIVE_RULES */
+#define KEEPALIVE_MAX_ITEMS 64          /* ports/ranges or CIDRs in one list */
+#define KEEPALIVE_MAX_PROBLEMS 16       /* problems kept (further ones are counted) */
+#define KEEPALIVE_MAX_WARNINGS 8        /* warnings kept (further ones are counted) */
+#define KEEPALIVE_PROBLEM_LEN 384       /* one problem message, NUL included */
+#define KEEPALIVE_RULE_TEXT_LEN 128     /* a rule's text as kept for messages */
+#define KEEPALIVE_SETTINGS_TEXT_LEN 160 /* settings as text, NUL included */
 
 /* Kernel ranges (tcp(7)). */
 #define KEEPALIVE_IDLE_MAX_S 32767
@@ -160,6 +161,9 @@ typedef struct keepalive_config {
   keepalive_rule_index index;
   int nproblems; /* problems found; only the first KEEPALIVE_MAX_PROBLEMS are kept */
   char problems[KEEPALIVE_MAX_PROBLEMS][KEEPALIVE_PROBLEM_LEN];
+  /* For each kept problem, the variable it is about: an index of
+   * keepalive_variable_name, or -1 for none (an unknown KEEPALIVE_* name). */
+  int problem_variables[KEEPALIVE_MAX_PROBLEMS];
   /* What is suspicious but leaves the configuration valid: a KEEPALIVE_*
    * name the library does not know, without KEEPALIVE_STRICT. Only the
    * first KEEPALIVE_MAX_WARNINGS of nwarnings are kept; the slots are
@@ -196,6 +200,10 @@ KEEPALIVE_API int keepalive_config_load_names(keepalive_config *cfg, keepalive_l
 
 /* keepalive_config_load_names from the process environment (getenv, environ). */
 KEEPALIVE_API int keepalive_config_from_environment(keepalive_config *cfg);
+
+/* How many problems cfg->problems holds: nproblems, at most
+ * KEEPALIVE_MAX_PROBLEMS (further ones are only counted). Pure. */
+KEEPALIVE_API int keepalive_kept_problems(const keepalive_config *cfg);
 
 /* The variables the library reads, in the order they are documented:
  * index 0 is KEEPALIVE, then KEEPALIVE_IDLE ...; NULL past the last. */
@@ -238,6 +246,13 @@ KEEPALIVE_API int keepalive_kernel_default_idle(void);
  * has not chosen them. (A program that sets exactly the kernel's default, or
  * only INTVL/CNT/USER_TIMEOUT, is not recognised.) Pure. */
 KEEPALIVE_API int keepalive_timings_chosen(const keepalive_settings *read_back, int kernel_idle_s);
+
+/* 1 when a socket's settings as read back (keepalive_read_settings) carry
+ * `decided`: decided->enable and read_back->enable are 1, and every value
+ * `decided` sets is the one read back (values it leaves unset are not
+ * compared). Pure. */
+KEEPALIVE_API int keepalive_settings_carry(const keepalive_settings *read_back,
+                                           const keepalive_settings *decided);
 
 /*
  * Parses a duration: a bare number is seconds; otherwise numbers with units
@@ -314,7 +329,7 @@ KEEPALIVE_API int keepalive_read_settings(int fd, keepalive_settings *out);
 /* Writes "idle=270s intvl=75s cnt=kernel user_timeout=3000ms" into buf:
  * unset values read "kernel", a user timeout of 0 reads "0ms" (the kernel
  * default, set explicitly); "off" when s->enable is 0. Returns the length
- * snprintf would have written. */
+ * snprintf would have written, always below KEEPALIVE_SETTINGS_TEXT_LEN. */
 KEEPALIVE_API int keepalive_format_settings(const keepalive_settings *s, char *buf, size_t size);
 
 /* The library's version, KEEPALIVE_VERSION_STRING. */

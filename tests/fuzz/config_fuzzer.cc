@@ -24,7 +24,8 @@
 //     (quoted in the shim's debug lines) is one printable line;
 //   - keepalive_needs is sound: deciding with only the facts it names gives
 //     the same settings as deciding with every fact;
-//   - the settings text fits the shim's 160-byte log buffer;
+//   - the settings text fits KEEPALIVE_SETTINGS_TEXT_LEN, the buffer every caller
+//     (the shim's log lines, the command) gives it;
 //   - errno is preserved where the API promises it;
 //   - each field, also taken as the name KEEPALIVE_<field> of an environment
 //     entry, is reported as keepalive_config_load_names promises (a warning,
@@ -56,8 +57,7 @@ constexpr const char *kVariables[] = {
     "KEEPALIVE_USER_TIMEOUT", "KEEPALIVE",      "KEEPALIVE_LOG",   "KEEPALIVE_STRICT",
 };
 constexpr size_t kVariableCount = sizeof kVariables / sizeof kVariables[0];
-constexpr int kErrnoSentinel = 12345;           // no errno has this value
-constexpr size_t kShimLogSettingsBuffer = 160;  // init.cc: char values[160]
+constexpr int kErrnoSentinel = 12345;  // no errno has this value
 
 struct Input {
   // One heap block per set variable, exactly strlen + 1 bytes, so that the
@@ -186,10 +186,11 @@ void CheckKernelAccepts(const keepalive_settings &s, const char *what) {
 }
 
 void CheckFormat(const keepalive_settings &s, const char *what) {
-  char buf[kShimLogSettingsBuffer];
+  char buf[KEEPALIVE_SETTINGS_TEXT_LEN];
   int n = keepalive_format_settings(&s, buf, sizeof buf);
   CHECK(n >= 0 && static_cast<size_t>(n) < sizeof buf,
-        "%s: settings text needs %d bytes, the shim's log buffer has %zu", what, n, sizeof buf);
+        "%s: settings text needs %d bytes, KEEPALIVE_SETTINGS_TEXT_LEN is %zu", what, n,
+        sizeof buf);
 }
 
 bool IsOneLine(const char *text, size_t capacity) {
@@ -207,7 +208,7 @@ constexpr unsigned char kFill = 0xa5;
 void CheckProblems(const keepalive_config &cfg) {
   CHECK(cfg.nproblems >= 0, "nproblems=%d", cfg.nproblems);
   CHECK(cfg.valid == (cfg.nproblems == 0), "valid=%d with %d problems", cfg.valid, cfg.nproblems);
-  int kept = cfg.nproblems < KEEPALIVE_MAX_PROBLEMS ? cfg.nproblems : KEEPALIVE_MAX_PROBLEMS;
+  int kept = keepalive_kept_problems(&cfg);
   for (int i = 0; i < kept; ++i) {
     CHECK(IsOneLine(cfg.problems[i], KEEPALIVE_PROBLEM_LEN),
           "problem %d is not one NUL-terminated line of printable ASCII within %d bytes: %s", i,

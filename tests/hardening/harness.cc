@@ -22,6 +22,7 @@
 #include <sstream>
 
 #include "peer_util.h"
+#include "spawn_args.h"
 
 extern char **environ;
 
@@ -111,24 +112,15 @@ Result RunProgram(const std::vector<std::string> &argv, const Env &env, int time
   sigfillset(&all);
   posix_spawnattr_setsigdefault(&attr, &all);
 
-  std::vector<std::string> env_text = {
-      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
-  for (const char *name : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS", "LSAN_OPTIONS"}) {
-    if (const char *value = getenv(name)) env_text.push_back(std::string(name) + "=" + value);
-  }
-  for (const auto &[name, value] : env) env_text.push_back(name + "=" + value);
-  std::vector<char *> envp, args;
-  for (auto &e : env_text) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> argv_copy = argv;
-  for (auto &a : argv_copy) args.push_back(a.data());
-  args.push_back(nullptr);
+  keepalive_test::CStrings envp = keepalive_test::spawn_environment(
+      env, {"ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS", "LSAN_OPTIONS"});
+  keepalive_test::CStrings args(argv);
 
   // No reader from the start: the child's first write to stderr fails.
   if (stderr_mode == Stderr::kBrokenPipe) close(err[0]);
   auto start = std::chrono::steady_clock::now();
   pid_t pid = -1;
-  int rc = posix_spawnp(&pid, args[0], &actions, &attr, args.data(), envp.data());
+  int rc = posix_spawnp(&pid, args.get()[0], &actions, &attr, args.get(), envp.get());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   close(out[1]);

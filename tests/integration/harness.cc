@@ -21,10 +21,10 @@
 #include <regex>
 #include <sstream>
 
+#include "spawn_args.h"
+
 namespace ka_test {
 namespace {
-
-constexpr char kPath[] = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 std::string FromCtest(const char *name) {
   const char *value = std::getenv(name);
@@ -71,15 +71,9 @@ Child::Child(const std::vector<std::string> &argv, const Env &env, const std::ve
     posix_spawn_file_actions_adddup2(&actions, moved.back(),
                                      3 + static_cast<int>(moved.size()) - 1);
   }
-  std::vector<std::string> env_text = {kPath};
-  for (const auto &[name, value] : env) env_text.push_back(name + "=" + value);
-  std::vector<char *> envp, args;
-  for (auto &e : env_text) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> argv_copy = argv;
-  for (auto &a : argv_copy) args.push_back(a.data());
-  args.push_back(nullptr);
-  int rc = posix_spawnp(&pid_, args[0], &actions, nullptr, args.data(), envp.data());
+  keepalive_test::CStrings envp = keepalive_test::spawn_environment(env);
+  keepalive_test::CStrings args(argv);
+  int rc = posix_spawnp(&pid_, args.get()[0], &actions, nullptr, args.get(), envp.get());
   posix_spawn_file_actions_destroy(&actions);
   for (int fd : moved) close(fd);
   close(in[0]);

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <string>
 
 #include "keepalive/keepalive.h"
@@ -438,6 +439,40 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(Cidr, MappedPrefixShorterThanMappedPartIsRejected) {
   keepalive_cidr cidr;
   EXPECT_EQ(keepalive_parse_cidr("::ffff:0.0.0.0/80", 17, &cidr), 0);
+}
+
+// Every kept problem names the variable it is about, by its index in
+// keepalive_variable_name: the command marks a flag's problems by it.
+TEST(Config, EachProblemNamesItsVariable) {
+  auto cfg = load({{"KEEPALIVE", "maybe"},
+                   {"KEEPALIVE_IDLE", "abc"},
+                   {"KEEPALIVE_CNT", "0"},
+                   {"KEEPALIVE_RULES", "port=x"},
+                   {"KEEPALIVE_LOG", "loud"},
+                   {"KEEPALIVE_STRICT", "2"}});
+  ASSERT_EQ(cfg->nproblems, 6) << problems_of(*cfg);
+  for (int i = 0; i < cfg->nproblems; ++i) {
+    const char *variable = keepalive_variable_name(cfg->problem_variables[i]);
+    ASSERT_NE(variable, nullptr) << cfg->problems[i];
+    std::string problem = cfg->problems[i];
+    std::string name = problem.substr(0, problem.find_first_of("= "));
+    EXPECT_EQ(name, variable) << problem;
+  }
+  Env env = {{"KEEPALIVE_STRICT", "1"}};
+  const char *names[] = {"KEEPALIVE_STRICT=1", "KEEPALIVE_IDEL=1", nullptr};
+  auto strict = std::make_unique<keepalive_config>();
+  keepalive_config_load_names(strict.get(), keepalive_test::lookup, &env, 75, names);
+  ASSERT_EQ(strict->nproblems, 1);
+  EXPECT_EQ(strict->problem_variables[0], -1) << strict->problems[0];
+}
+
+TEST(Config, KeptProblemsStopAtTheStorage) {
+  EXPECT_EQ(keepalive_kept_problems(load({{"KEEPALIVE_IDLE", "x"}}).get()), 1);
+  std::string rules;
+  for (int i = 0; i < KEEPALIVE_MAX_PROBLEMS + 4; ++i) rules += "port=x;";
+  auto cfg = load({{"KEEPALIVE_RULES", rules}});
+  EXPECT_EQ(cfg->nproblems, KEEPALIVE_MAX_PROBLEMS + 4);
+  EXPECT_EQ(keepalive_kept_problems(cfg.get()), KEEPALIVE_MAX_PROBLEMS);
 }
 
 }  // namespace

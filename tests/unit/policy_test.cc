@@ -2,7 +2,7 @@
 // ports and ranges, v4/v6/v4-mapped peers, prefix lengths 0 and full,
 // first-match order and fallback to the global settings;
 // keepalive_decide_listener (when a listener can stand for its connections)
-// and keepalive_timings_chosen.
+// and keepalive_timings_chosen and keepalive_settings_carry.
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -194,6 +194,24 @@ TEST(TimingsChosen, ByTheIdleTimeAgainstTheKernelDefault) {
   read_back.idle_s = 1800;
   EXPECT_EQ(keepalive_timings_chosen(&read_back, 7200), 1);  // nginx so_keepalive=30m
   EXPECT_EQ(keepalive_timings_chosen(&read_back, 1800), 0);  // equal to another kernel's default
+}
+
+TEST(SettingsCarry, EveryValueDecidedIsReadBack) {
+  keepalive_settings decided{1, 270, KEEPALIVE_UNSET, 4, KEEPALIVE_UNSET, 0};
+  keepalive_settings read_back{1, 270, 75, 4, 0, KEEPALIVE_RULE_GLOBAL};
+  EXPECT_EQ(keepalive_settings_carry(&read_back, &decided), 1);  // unset values not compared
+  read_back.cnt = 9;
+  EXPECT_EQ(keepalive_settings_carry(&read_back, &decided), 0);
+  read_back.cnt = 4;
+  read_back.enable = 0;
+  EXPECT_EQ(keepalive_settings_carry(&read_back, &decided), 0);  // SO_KEEPALIVE off
+  read_back.enable = 1;
+  decided.user_timeout_ms = 3000;
+  EXPECT_EQ(keepalive_settings_carry(&read_back, &decided), 0);
+  read_back.user_timeout_ms = 3000;
+  EXPECT_EQ(keepalive_settings_carry(&read_back, &decided), 1);
+  decided.enable = 0;
+  EXPECT_EQ(keepalive_settings_carry(&read_back, &decided), 0);  // off decides nothing
 }
 
 TEST(Format, SettingsAndOff) {
