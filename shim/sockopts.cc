@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
@@ -142,8 +143,9 @@ int read_proc_seconds(const char *path, int max, int fallback) {
   if (n <= 0) return fallback;
   int value = 0;
   for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; ++i) {
-    value = value * 10 + (buf[i] - '0');
-    if (value > max) return fallback;
+    int digit = buf[i] - '0';
+    if (value > (max - digit) / 10) return fallback;
+    value = value * 10 + digit;
   }
   return value > 0 ? value : fallback;
 }
@@ -240,7 +242,10 @@ int keepalive_kernel_default_intvl(void) {
 }
 
 int keepalive_kernel_default_idle(void) {
-  return read_proc_seconds("/proc/sys/net/ipv4/tcp_keepalive_time", KEEPALIVE_IDLE_MAX_S,
+  // The sysctl may exceed what TCP_KEEPIDLE accepts (32767), and an unset
+  // socket then reads it as it is: capping it would make every socket look
+  // as if its program had chosen its timings.
+  return read_proc_seconds("/proc/sys/net/ipv4/tcp_keepalive_time", INT_MAX,
                            KEEPALIVE_FALLBACK_KERNEL_IDLE_S);
 }
 
