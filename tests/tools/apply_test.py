@@ -24,7 +24,7 @@ import textwrap
 import unittest
 
 from command_testlib import (COMMAND, KERNEL_CNT, KERNEL_IDLE, KERNEL_INTVL, PYTHON,
-                              TIMEOUT, clean_env, keepalive, parse_json)
+                              TIMEOUT, JsonLineServer, clean_env, keepalive, parse_json)
 
 SETSOCKOPT_FAULT = os.environ["LIBKEEPALIVE_TEST_SETSOCKOPT_FAULT"]
 WITHOUT_SYSCALL = os.environ["LIBKEEPALIVE_TEST_WITHOUT_SYSCALL"]
@@ -140,7 +140,7 @@ def slow_accepter(test, count):
     return server
 
 
-class Holder:
+class Holder(JsonLineServer):
     """The server process, and the test's ends of its connections."""
 
     def __init__(self, test, prefix=()):
@@ -159,17 +159,6 @@ class Holder:
         self.process.stdin.close()
         self.process.wait(timeout=TIMEOUT)
         self.process.stdout.close()
-
-    def read(self):
-        line = self.process.stdout.readline()
-        self.test.assertNotEqual(line, "", "the server died")
-        return json.loads(line)
-
-    def command(self, line):
-        self.process.stdin.write(line + "\n")
-        self.process.stdin.flush()
-        self.state = self.read()
-        return self.state
 
     def port(self, listener):
         return int(self.state["sockets"][listener]["local"].rsplit(":", 1)[1])

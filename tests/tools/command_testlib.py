@@ -45,3 +45,20 @@ def parse_json(test, text):
                           text=True, timeout=TIMEOUT)
     test.assertEqual(tool.returncode, 0, f"json.tool rejects:\n{text}\n{tool.stderr}")
     return json.loads(text)
+
+
+class JsonLineServer:
+    """A helper process driven one command a line on its stdin, answering
+    each with one JSON line: the base of the tests' servers. A subclass sets
+    self.test, self.process and self.state."""
+
+    def read(self):
+        line = self.process.stdout.readline()
+        self.test.assertNotEqual(line, "", "the server died")
+        return json.loads(line)
+
+    def command(self, line):
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+        self.state = self.read()
+        return self.state

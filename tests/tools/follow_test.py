@@ -24,7 +24,8 @@ import time
 import unittest
 
 from apply_test import NOBODY, UNTOUCHED, as_nobody, keepalive_timers
-from command_testlib import COMMAND, KERNEL_IDLE, PYTHON, TIMEOUT, clean_env, keepalive
+from command_testlib import (COMMAND, KERNEL_IDLE, PYTHON, TIMEOUT, JsonLineServer, clean_env,
+                             keepalive)
 
 SOURCE_DIR = os.environ["LIBKEEPALIVE_TEST_SOURCE_DIR"]
 
@@ -99,7 +100,7 @@ SERVER = textwrap.dedent("""
 """)
 
 
-class Server:
+class Server(JsonLineServer):
     """The followed process, and the test's ends of its connections."""
 
     def __init__(self, test, prefix=()):
@@ -118,17 +119,6 @@ class Server:
         self.process.stdout.close()
         for peer in self.peers:
             peer.close()
-
-    def read(self):
-        line = self.process.stdout.readline()
-        self.test.assertNotEqual(line, "", "the server died")
-        return json.loads(line)
-
-    def command(self, line):
-        self.process.stdin.write(line + "\n")
-        self.process.stdin.flush()
-        self.state = self.read()
-        return self.state
 
     def accept(self, name):
         """A connection from the test accepted by the server as `name`."""
