@@ -8,6 +8,7 @@
   shim/compat.h, the header-only fallbacks for functions older glibc lacks.
 - Every exported hook has its own shim/hook_<name>.cc.
 - Every C/C++ file is formatted by the project's .clang-format.
+- No function of the library or the command has a body over 60 lines.
 
 Run: house_rules.py SOURCE_DIR [unittest args]
 """
@@ -82,6 +83,84 @@ class OneFilePerHook(unittest.TestCase):
             path = f"shim/hook_{hook}.cc"
             self.assertTrue(os.path.exists(os.path.join(SOURCE, path)), f"{hook}: no {path}")
             self.assertRegex(read(path), rf"\b{hook}\(", path)
+
+
+MAX_FUNCTION_LINES = 60
+NOT_A_FUNCTION = re.compile(r"(if|for|while|switch|else|do|catch|try|namespace|struct|class|enum|"
+                            r"union|return|case|default)\b")
+
+
+def without_comments(line):
+    """The line without a trailing // comment (a // inside a string literal stays)."""
+    quote = None
+    index = 0
+    while index < len(line):
+        char = line[index]
+        if quote:
+            if char == "\\":
+                index += 1
+            elif char == quote:
+                quote = None
+        elif char in "\"'":
+            quote = char
+        elif line.startswith("//", index):
+            return line[:index].rstrip()
+        index += 1
+    return line.rstrip()
+
+
+def function_lengths(text):
+    """(first line, name, body lines) of each function defined in clang-formatted C/C++ text.
+
+    A definition is a statement with parentheses that ends in "{" and is not a control statement,
+    a type or an initialiser; its body ends at the first "}" alone at the statement's indent.
+    Lines are counted as clang-tidy's readability-function-size counts them (braces to brace).
+    """
+    text = re.sub(r"/\*.*?\*/", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S)
+    lines = [without_comments(line) for line in text.split("\n")]
+    for number, line in enumerate(lines):
+        if not line.endswith("{"):
+            continue
+        start = number
+        while start > 0:
+            previous = lines[start - 1].strip()
+            if not previous or previous.endswith((";", "{", "}", ":")) or previous.startswith("#"):
+                break
+            start -= 1
+        statement = " ".join(part.strip() for part in lines[start:number + 1])
+        statement = re.sub(r"__attribute__\(\(.*?\)\)\)?\s*", "", statement)
+        head = statement.split("(")[0]
+        if ("(" not in statement or NOT_A_FUNCTION.match(statement.lstrip("} "))
+                or "=" in head or "[" in head):
+            continue
+        closing = " " * (len(lines[start]) - len(lines[start].lstrip())) + "}"
+        end = next((end for end in range(number + 1, len(lines)) if lines[end] == closing), None)
+        if end is not None:
+            names = re.findall(r"([~\w:]+)\s*\(", statement)
+            yield start + 1, names[0] if names else statement, end - number
+
+
+class FunctionLength(unittest.TestCase):
+    maxDiff = None
+
+    def test_the_measure_finds_functions_and_counts_their_lines(self):
+        body = "\n".join(f"  call({n});" for n in range(61))
+        sample = (f"namespace {{\n\n// A comment (with parentheses) {{\nint long_one(int a,\n"
+                  f"             int b) {{\n  if (a) {{\n    return b;\n  }}\n{body}\n}}\n\n"
+                  f"}}  // namespace\n\nstruct S {{\n  void f() const {{\n    if (x) {{\n"
+                  f"    }}\n  }}\n}};\nconst auto g = [](int) {{\n}};\n")
+        self.assertEqual(list(function_lengths(sample)),
+                         [(4, "long_one", 65), (75, "f", 3)])
+        hooks = {name: lines for _, name, lines in function_lengths(read("shim/hook_connect.cc"))}
+        self.assertGreater(hooks.get("connect", 0), 10)
+
+    def test_no_function_over_the_limit_in_library_and_command(self):
+        too_long = [f"{path}:{line} {name} ({lines} lines)"
+                    for path in source_files("shim", "include", "tools")
+                    for line, name, lines in function_lengths(read(path))
+                    if lines > MAX_FUNCTION_LINES]
+        self.assertEqual(too_long, [], f"split where a reader would name the parts "
+                         f"(at most {MAX_FUNCTION_LINES} lines)")
 
 
 class Formatting(unittest.TestCase):
