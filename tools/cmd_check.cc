@@ -126,6 +126,29 @@ std::string matches_text(const keepalive_rule &rule) {
   return text;
 }
 
+const char *log_level_name(const keepalive_config &config) {
+  return config.log_level == KEEPALIVE_LOG_DEBUG  ? "debug"
+         : config.log_level == KEEPALIVE_LOG_INFO ? "info"
+                                                  : "quiet";
+}
+
+// A KEEPALIVE_* variable given to the command, and the flag it came from
+// (nullptr: from the environment).
+struct GivenVariable {
+  const char *name;
+  const char *value;
+  const char *flag;
+};
+
+std::vector<GivenVariable> given_variables(const keepalive_cli::ConfigFlags &flags) {
+  std::vector<GivenVariable> given;
+  for (const char *variable : keepalive_cli::configuration_variables()) {
+    const char *value = flags.value(variable);
+    if (value != nullptr) given.push_back({variable, value, flags.flag_name(variable)});
+  }
+  return given;
+}
+
 std::string seconds_text(long long ms) {
   std::string plain = ms % 1000 == 0 ? std::to_string(ms / 1000) + "s" : format_duration_ms(ms);
   std::string friendly = format_duration_ms(ms);
@@ -179,51 +202,28 @@ void print_settings_text(std::string *out, const keepalive_settings &settings,
           " per hour per idle connection while the peer answers\n";
 }
 
-std::string text_report(const keepalive_config &config, const keepalive_cli::ConfigFlags &flags,
-                        const KernelDefaults &kernel) {
+std::string warnings_text(const keepalive_config &config) {
   std::string out;
-  if (!config.valid) {
-    out += "Configuration is invalid: libkeepalive would leave every socket untouched";
-    out += config.strict ? std::string(" (KEEPALIVE_STRICT=") + config.strict_word +
-                               ": the program exits at start).\n"
-                         : ".\n";
-    for (const std::string &problem : keepalive_cli::describe_problems(config, flags)) {
-      out += "  " + problem + "\n";
-    }
-    for (const std::string &warning : keepalive_cli::describe_warnings(config)) {
-      out += "  warning: " + warning + "\n";
-    }
-    return out;
-  }
-  out += config.enabled ? "Configuration is valid.\n"
-                        : "Configuration is valid, but KEEPALIVE is off: libkeepalive leaves "
-                          "every socket untouched.\n";
   for (const std::string &warning : keepalive_cli::describe_warnings(config)) {
     out += "  warning: " + warning + "\n";
   }
-  bool any = false;
-  for (const char *variable : keepalive_cli::configuration_variables()) {
-    const char *value = flags.value(variable);
-    if (value == nullptr) continue;
-    any = true;
-    const char *flag = flags.flag_name(variable);
-    std::string line = std::string("  ") + variable + "=" + value;
-    out += line + "   (" +
-           (flag != nullptr ? std::string("from ") + flag : "from the environment") + ")\n";
+  return out;
+}
+
+std::string invalid_text(const keepalive_config &config, const keepalive_cli::ConfigFlags &flags) {
+  std::string out = "Configuration is invalid: libkeepalive would leave every socket untouched";
+  out += config.strict ? std::string(" (KEEPALIVE_STRICT=") + config.strict_word +
+                             ": the program exits at start).\n"
+                       : ".\n";
+  for (const std::string &problem : keepalive_cli::describe_problems(config, flags)) {
+    out += "  " + problem + "\n";
   }
-  if (!any) out += "  (no KEEPALIVE_* variable is set)\n";
-  out += "Kernel defaults" +
-         std::string(kernel.from_proc ? " (/proc/sys/net/ipv4/tcp_keepalive_*)"
-                                      : " (assumed: /proc/sys/net/ipv4 unreadable)") +
-         ": idle " + std::to_string(kernel.idle_s) + "s, intvl " + std::to_string(kernel.intvl_s) +
-         "s, cnt " + std::to_string(kernel.cnt) + "\n";
-  if (!config.enabled) return out;
-  out += "Log: ";
-  out += config.log_level == KEEPALIVE_LOG_DEBUG  ? "debug"
-         : config.log_level == KEEPALIVE_LOG_INFO ? "info"
-                                                  : "quiet";
-  out += config.strict ? "; strict\n" : "\n";
-  out += "\n";
+  return out + warnings_text(config);
+}
+
+// Each rule, then the sockets no rule matches, with what their settings mean.
+std::string rules_text(const keepalive_config &config, const KernelDefaults &kernel) {
+  std::string out;
   if (config.nrules > 0) out += "Rules (the first that matches a socket decides):\n";
   for (const Entry &entry : entries_of(config)) {
     if (entry.rule != nullptr) {
@@ -240,6 +240,33 @@ std::string text_report(const keepalive_config &config, const keepalive_cli::Con
     print_settings_text(&out, *entry.settings, kernel, config, entry.rule == nullptr);
   }
   return out;
+}
+
+std::string text_report(const keepalive_config &config, const keepalive_cli::ConfigFlags &flags,
+                        const KernelDefaults &kernel) {
+  if (!config.valid) return invalid_text(config, flags);
+  std::string out = config.enabled ? "Configuration is valid.\n"
+                                   : "Configuration is valid, but KEEPALIVE is off: libkeepalive "
+                                     "leaves every socket untouched.\n";
+  out += warnings_text(config);
+  std::vector<GivenVariable> given = given_variables(flags);
+  for (const GivenVariable &variable : given) {
+    out +=
+        std::string("  ") + variable.name + "=" + variable.value + "   (" +
+        (variable.flag != nullptr ? std::string("from ") + variable.flag : "from the environment") +
+        ")\n";
+  }
+  if (given.empty()) out += "  (no KEEPALIVE_* variable is set)\n";
+  out += "Kernel defaults" +
+         std::string(kernel.from_proc ? " (/proc/sys/net/ipv4/tcp_keepalive_*)"
+                                      : " (assumed: /proc/sys/net/ipv4 unreadable)") +
+         ": idle " + std::to_string(kernel.idle_s) + "s, intvl " + std::to_string(kernel.intvl_s) +
+         "s, cnt " + std::to_string(kernel.cnt) + "\n";
+  if (!config.enabled) return out;
+  out += "Log: ";
+  out += log_level_name(config);
+  out += config.strict ? "; strict\n" : "\n";
+  return out + "\n" + rules_text(config, kernel);
 }
 
 void settings_json(JsonWriter *json, const keepalive_settings &settings) {
@@ -273,6 +300,78 @@ void figures_json(JsonWriter *json, const keepalive_settings &settings,
   json->end_object();
 }
 
+void strings_json(JsonWriter *json, std::string_view name, const std::vector<std::string> &items) {
+  json->key(name).begin_array();
+  for (const std::string &item : items) json->string(item);
+  json->end_array();
+}
+
+void variables_json(JsonWriter *json, const keepalive_cli::ConfigFlags &flags) {
+  json->key("variables").begin_array();
+  for (const GivenVariable &variable : given_variables(flags)) {
+    json->begin_object();
+    json->field("name", variable.name);
+    json->field("value", variable.value);
+    json->field("source", variable.flag != nullptr ? "flag" : "environment");
+    if (variable.flag != nullptr) json->field("flag", variable.flag);
+    json->end_object();
+  }
+  json->end_array();
+}
+
+void kernel_defaults_json(JsonWriter *json, const KernelDefaults &kernel) {
+  json->key("kernel_defaults").begin_object();
+  json->field("idle_s", kernel.idle_s);
+  json->field("intvl_s", kernel.intvl_s);
+  json->field("cnt", kernel.cnt);
+  json->field("from_proc", kernel.from_proc);
+  json->end_object();
+}
+
+// The "settings" and "figures" of a rule, or of the sockets no rule matches.
+void settings_and_figures_json(JsonWriter *json, const keepalive_settings &settings,
+                               const KernelDefaults &kernel) {
+  json->key("settings");
+  settings_json(json, settings);
+  json->key("figures");
+  figures_json(json, settings, kernel);
+}
+
+void rule_json(JsonWriter *json, const Entry &entry, const KernelDefaults &kernel) {
+  const keepalive_rule &rule = *entry.rule;
+  json->begin_object();
+  json->field("number", entry.number);
+  json->field("text", rule.text);
+  json->key("directions").begin_array();
+  if (rule.directions == 0 || (rule.directions & KEEPALIVE_IN) != 0) json->string("in");
+  if (rule.directions == 0 || (rule.directions & KEEPALIVE_OUT) != 0) json->string("out");
+  json->end_array();
+  json->key("ports").begin_array();
+  for (int i = 0; i < rule.nports; ++i) {
+    json->begin_object();
+    json->field("first", static_cast<int>(rule.ports[i].first));
+    json->field("last", static_cast<int>(rule.ports[i].last));
+    json->end_object();
+  }
+  json->end_array();
+  json->key("peers").begin_array();
+  for (int i = 0; i < rule.npeers; ++i) json->string(keepalive_cli::format_cidr(rule.peers[i]));
+  json->end_array();
+  json->field("reachable", entry.shadowed_by == 0);
+  settings_and_figures_json(json, rule.settings, kernel);
+  json->end_object();
+}
+
+// `entry`: the last of entries_of(config), the sockets no rule matches.
+void default_json(JsonWriter *json, const keepalive_config &config, const Entry &entry,
+                  const KernelDefaults &kernel) {
+  json->begin_object();
+  json->field("reachable", entry.shadowed_by == 0);
+  json->field("intvl_derived", config.intvl_derived != 0);
+  settings_and_figures_json(json, config.global, kernel);
+  json->end_object();
+}
+
 std::string json_report(const keepalive_config &config, const keepalive_cli::ConfigFlags &flags,
                         const KernelDefaults &kernel) {
   JsonWriter json;
@@ -280,80 +379,23 @@ std::string json_report(const keepalive_config &config, const keepalive_cli::Con
   json.field("valid", config.valid != 0);
   json.field("enabled", config.enabled != 0);
   json.field("strict", config.strict != 0);
-  json.field("log", config.log_level == KEEPALIVE_LOG_DEBUG  ? "debug"
-                    : config.log_level == KEEPALIVE_LOG_INFO ? "info"
-                                                             : "quiet");
-  json.key("problems").begin_array();
-  for (const std::string &problem : keepalive_cli::describe_problems(config, flags)) {
-    json.string(problem);
-  }
-  json.end_array();
-  json.key("warnings").begin_array();
-  for (const std::string &warning : keepalive_cli::describe_warnings(config)) json.string(warning);
-  json.end_array();
-  json.key("variables").begin_array();
-  for (const char *variable : keepalive_cli::configuration_variables()) {
-    const char *value = flags.value(variable);
-    if (value == nullptr) continue;
-    const char *flag = flags.flag_name(variable);
-    json.begin_object();
-    json.field("name", variable);
-    json.field("value", value);
-    json.field("source", flag != nullptr ? "flag" : "environment");
-    if (flag != nullptr) json.field("flag", flag);
-    json.end_object();
-  }
-  json.end_array();
-  json.key("kernel_defaults").begin_object();
-  json.field("idle_s", kernel.idle_s);
-  json.field("intvl_s", kernel.intvl_s);
-  json.field("cnt", kernel.cnt);
-  json.field("from_proc", kernel.from_proc);
-  json.end_object();
-  json.key("rules").begin_array();
+  json.field("log", log_level_name(config));
+  strings_json(&json, "problems", keepalive_cli::describe_problems(config, flags));
+  strings_json(&json, "warnings", keepalive_cli::describe_warnings(config));
+  variables_json(&json, flags);
+  kernel_defaults_json(&json, kernel);
+  // An invalid configuration decides nothing: no rules, no default.
   std::vector<Entry> entries = config.valid ? entries_of(config) : std::vector<Entry>();
+  json.key("rules").begin_array();
   for (const Entry &entry : entries) {
-    if (entry.rule == nullptr) continue;
-    const keepalive_rule &rule = *entry.rule;
-    json.begin_object();
-    json.field("number", entry.number);
-    json.field("text", rule.text);
-    json.key("directions").begin_array();
-    if (rule.directions == 0 || (rule.directions & KEEPALIVE_IN) != 0) json.string("in");
-    if (rule.directions == 0 || (rule.directions & KEEPALIVE_OUT) != 0) json.string("out");
-    json.end_array();
-    json.key("ports").begin_array();
-    for (int i = 0; i < rule.nports; ++i) {
-      json.begin_object();
-      json.field("first", static_cast<int>(rule.ports[i].first));
-      json.field("last", static_cast<int>(rule.ports[i].last));
-      json.end_object();
-    }
-    json.end_array();
-    json.key("peers").begin_array();
-    for (int i = 0; i < rule.npeers; ++i) json.string(keepalive_cli::format_cidr(rule.peers[i]));
-    json.end_array();
-    json.field("reachable", entry.shadowed_by == 0);
-    json.key("settings");
-    settings_json(&json, rule.settings);
-    json.key("figures");
-    figures_json(&json, rule.settings, kernel);
-    json.end_object();
+    if (entry.rule != nullptr) rule_json(&json, entry, kernel);
   }
   json.end_array();
   json.key("default");
   if (entries.empty()) {
     json.null();
   } else {
-    const Entry &entry = entries.back();
-    json.begin_object();
-    json.field("reachable", entry.shadowed_by == 0);
-    json.field("intvl_derived", config.intvl_derived != 0);
-    json.key("settings");
-    settings_json(&json, config.global);
-    json.key("figures");
-    figures_json(&json, config.global, kernel);
-    json.end_object();
+    default_json(&json, config, entries.back(), kernel);
   }
   json.end_object();
   return json.str();

@@ -144,68 +144,60 @@ std::vector<std::vector<std::string>> summary_keys(const std::vector<TcpSocket> 
   return keys;
 }
 
-std::string text_report(pid_t pid, const ProcessFacts &facts, const std::vector<TcpSocket> &sockets,
-                        bool summary) {
-  std::string out = "Process " + std::to_string(pid);
-  if (!facts.command.empty()) out += " (" + facts.command + ")";
-  out += "\n";
-  out += "libkeepalive: ";
-  if (!facts.maps_read) {
-    out += "unknown (" + facts.maps_error + ")\n";
-  } else if (facts.libraries.empty()) {
-    out += "not loaded\n";
-  } else {
-    out += "loaded";
-    for (const std::string &path : facts.libraries) out += " " + path;
-    out += "\n";
+// "libkeepalive: " and what the process's mappings say of the library.
+std::string library_text(const ProcessFacts &facts) {
+  std::string out = "libkeepalive: ";
+  if (!facts.maps_read) return out + "unknown (" + facts.maps_error + ")\n";
+  if (facts.libraries.empty()) return out + "not loaded\n";
+  out += "loaded";
+  for (const std::string &path : facts.libraries) out += " " + path;
+  return out + "\n";
+}
+
+// The process's KEEPALIVE_* variables and LD_PRELOAD, one a line.
+std::string environment_text(const ProcessFacts &facts) {
+  std::string out = "Environment at start: ";
+  if (!facts.environment_read) return out + "unknown (" + facts.environment_error + ")\n";
+  if (facts.environment.empty()) return out + "no KEEPALIVE_* variable, no LD_PRELOAD\n";
+  bool first = true;
+  for (const auto &[name, value] : facts.environment) {
+    out += (first ? "" : "                      ") + name + "=" + value + "\n";
+    first = false;
   }
-  if (!facts.obstacle.empty()) {
-    out += "Out of the library's reach: " + facts.program + " " + facts.obstacle + ".\n";
+  return out;
+}
+
+// Whether the library, loaded in the process, is active with the
+// configuration of its environment.
+std::string configuration_text(const keepalive_config &config) {
+  if (!config.valid) {
+    std::string out =
+        "Configuration in that environment: invalid, so libkeepalive is inactive in it:\n";
+    int shown = keepalive_kept_problems(&config);
+    for (int i = 0; i < shown; ++i) out += std::string("  ") + config.problems[i] + "\n";
+    return out;
   }
-  out += "Environment at start: ";
-  if (!facts.environment_read) {
-    out += "unknown (" + facts.environment_error + ")\n";
-  } else if (facts.environment.empty()) {
-    out += "no KEEPALIVE_* variable, no LD_PRELOAD\n";
-  } else {
-    bool first = true;
-    for (const auto &[name, value] : facts.environment) {
-      out += (first ? "" : "                      ") + name + "=" + value + "\n";
-      first = false;
-    }
+  if (!config.enabled) {
+    return "Configuration in that environment: KEEPALIVE is off, libkeepalive is inactive\n";
   }
-  if (facts.config != nullptr && !facts.libraries.empty()) {
-    const keepalive_config &config = *facts.config;
-    if (!config.valid) {
-      out += "Configuration in that environment: invalid, so libkeepalive is inactive in it:\n";
-      int shown = keepalive_kept_problems(&config);
-      for (int i = 0; i < shown; ++i) out += std::string("  ") + config.problems[i] + "\n";
-    } else if (!config.enabled) {
-      out += "Configuration in that environment: KEEPALIVE is off, libkeepalive is inactive\n";
-    } else {
-      out += "Configuration in that environment: valid, " + std::to_string(config.nrules) +
-             (config.nrules == 1 ? " rule" : " rules") + " (keepalive check explains it)\n";
-    }
-  }
-  if (facts.config != nullptr) {
-    for (const std::string &warning : keepalive_cli::describe_warnings(*facts.config)) {
-      out += "  warning: " + warning + "\n";
-    }
-  }
-  out += "\n";
+  return "Configuration in that environment: valid, " + std::to_string(config.nrules) +
+         (config.nrules == 1 ? " rule" : " rules") + " (keepalive check explains it)\n";
+}
+
+// The sockets, one a line or summarized, and the descriptors not examined.
+std::string sockets_text(const ProcessFacts &facts, const std::vector<TcpSocket> &sockets,
+                         bool summary) {
   std::string not_examined = keepalive_cli::unexamined_text(facts.unexamined);
   if (!not_examined.empty()) not_examined += "; they may be TCP sockets.\n";
   if (sockets.empty()) {
-    out += not_examined.empty() ? "No TCP sockets.\n"
+    return not_examined.empty() ? "No TCP sockets.\n"
                                 : "No TCP socket among the descriptors examined.\n" + not_examined;
-    return out;
   }
-  std::vector<std::vector<std::string>> rows;
   if (summary) {
-    return out + std::to_string(sockets.size()) +
-           " TCP sockets; summary (--full shows every socket):\n" +
+    return std::to_string(sockets.size()) + " TCP sockets; summary (--full shows every socket):\n" +
            keepalive_cli::summary_table({"STATE", "DIR", "KEEPALIVE"}, summary_keys(sockets));
   }
+  std::vector<std::vector<std::string>> rows;
   rows.push_back({"FD", "STATE", "DIR", "LOCAL", "PEER", "KEEPALIVE"});
   for (const TcpSocket &socket : sockets) {
     rows.push_back({std::to_string(socket.fd), keepalive_cli::tcp_state_name(socket.state),
@@ -216,8 +208,111 @@ std::string text_report(pid_t pid, const ProcessFacts &facts, const std::vector<
     std::string reason = left_alone_reason(facts, socket);
     if (!reason.empty()) rows.back().back() += " (" + reason + ")";
   }
-  out += keepalive_cli::format_table(rows);
-  return out + not_examined;
+  return keepalive_cli::format_table(rows) + not_examined;
+}
+
+std::string text_report(pid_t pid, const ProcessFacts &facts, const std::vector<TcpSocket> &sockets,
+                        bool summary) {
+  std::string out = "Process " + std::to_string(pid);
+  if (!facts.command.empty()) out += " (" + facts.command + ")";
+  out += "\n";
+  out += library_text(facts);
+  if (!facts.obstacle.empty()) {
+    out += "Out of the library's reach: " + facts.program + " " + facts.obstacle + ".\n";
+  }
+  out += environment_text(facts);
+  if (facts.config != nullptr && !facts.libraries.empty()) out += configuration_text(*facts.config);
+  if (facts.config != nullptr) {
+    for (const std::string &warning : keepalive_cli::describe_warnings(*facts.config)) {
+      out += "  warning: " + warning + "\n";
+    }
+  }
+  out += "\n";
+  return out + sockets_text(facts, sockets, summary);
+}
+
+void library_json(JsonWriter *json, const ProcessFacts &facts) {
+  json->key("library").begin_object();
+  json->key("loaded");
+  if (facts.maps_read) {
+    json->boolean(!facts.libraries.empty());
+  } else {
+    json->null();
+    json->field("error", facts.maps_error);
+  }
+  json->key("paths").begin_array();
+  for (const std::string &path : facts.libraries) json->string(path);
+  json->end_array();
+  json->end_object();
+}
+
+// "environment", and "environment_error" beside it when it could not be read.
+void environment_json(JsonWriter *json, const ProcessFacts &facts) {
+  json->key("environment");
+  if (facts.environment_read) {
+    json->begin_object();
+    for (const auto &[name, value] : facts.environment) json->field(name, value);
+    json->end_object();
+  } else {
+    json->null();
+    json->field("environment_error", facts.environment_error);
+  }
+}
+
+void configuration_json(JsonWriter *json, const ProcessFacts &facts) {
+  json->key("configuration");
+  if (facts.config == nullptr) {
+    json->null();
+    return;
+  }
+  const keepalive_config &config = *facts.config;
+  json->begin_object();
+  json->field("valid", config.valid != 0);
+  json->field("enabled", config.enabled != 0);
+  json->field("rules", config.nrules);
+  json->key("problems").begin_array();
+  int shown = keepalive_kept_problems(&config);
+  for (int i = 0; i < shown; ++i) json->string(config.problems[i]);
+  json->end_array();
+  json->key("warnings").begin_array();
+  for (const std::string &warning : keepalive_cli::describe_warnings(config)) {
+    json->string(warning);
+  }
+  json->end_array();
+  json->end_object();
+}
+
+void program_json(JsonWriter *json, const ProcessFacts &facts) {
+  json->key("program").begin_object();
+  json->field("path", facts.program);
+  json->key("go");
+  if (facts.program_read) {
+    json->boolean(facts.program_facts.go);
+  } else {
+    json->null();
+  }
+  json->optional_field("out_of_reach", facts.obstacle);
+  json->end_object();
+}
+
+// A summary: the groups, and in "sockets" only those whose options could
+// not be read.
+void sockets_json(JsonWriter *json, const ProcessFacts &facts,
+                  const std::vector<TcpSocket> &sockets, bool summary) {
+  keepalive_cli::summary_json(json, summary, {"state", "direction", "keepalive"},
+                              summary_keys(sockets));
+  json->key("sockets").begin_array();
+  for (const TcpSocket &socket : sockets) {
+    if (summary && socket.keepalive_read) continue;
+    json->begin_object();
+    json->field("fd", socket.fd);
+    keepalive_cli::socket_identity_json(json, socket);
+    keepalive_cli::socket_settings_json(json, "keepalive", socket.keepalive_read, socket.keepalive);
+    std::string reason = left_alone_reason(facts, socket);
+    json->optional_field("left_alone", reason);
+    json->end_object();
+  }
+  json->end_array();
 }
 
 std::string json_report(pid_t pid, const ProcessFacts &facts, const std::vector<TcpSocket> &sockets,
@@ -226,123 +321,101 @@ std::string json_report(pid_t pid, const ProcessFacts &facts, const std::vector<
   json.begin_object();
   json.field("pid", static_cast<long long>(pid));
   json.field("command", facts.command);
-  json.key("library").begin_object();
-  json.key("loaded");
-  if (facts.maps_read) {
-    json.boolean(!facts.libraries.empty());
-  } else {
-    json.null();
-    json.field("error", facts.maps_error);
-  }
-  json.key("paths").begin_array();
-  for (const std::string &path : facts.libraries) json.string(path);
-  json.end_array();
-  json.end_object();
-  json.key("environment");
-  if (facts.environment_read) {
-    json.begin_object();
-    for (const auto &[name, value] : facts.environment) json.field(name, value);
-    json.end_object();
-  } else {
-    json.null();
-    json.field("environment_error", facts.environment_error);
-  }
-  json.key("configuration");
-  if (facts.config != nullptr) {
-    json.begin_object();
-    json.field("valid", facts.config->valid != 0);
-    json.field("enabled", facts.config->enabled != 0);
-    json.field("rules", facts.config->nrules);
-    json.key("problems").begin_array();
-    int shown = keepalive_kept_problems(facts.config.get());
-    for (int i = 0; i < shown; ++i) json.string(facts.config->problems[i]);
-    json.end_array();
-    json.key("warnings").begin_array();
-    for (const std::string &warning : keepalive_cli::describe_warnings(*facts.config)) {
-      json.string(warning);
-    }
-    json.end_array();
-    json.end_object();
-  } else {
-    json.null();
-  }
-  json.key("program").begin_object();
-  json.field("path", facts.program);
-  json.key("go");
-  if (facts.program_read) {
-    json.boolean(facts.program_facts.go);
-  } else {
-    json.null();
-  }
-  json.optional_field("out_of_reach", facts.obstacle);
-  json.end_object();
+  library_json(&json, facts);
+  environment_json(&json, facts);
+  configuration_json(&json, facts);
+  program_json(&json, facts);
   keepalive_cli::unexamined_json(&json, facts.unexamined);
-  // A summary: the groups, and in "sockets" only those whose options could
-  // not be read.
-  keepalive_cli::summary_json(&json, summary, {"state", "direction", "keepalive"},
-                              summary_keys(sockets));
-  json.key("sockets").begin_array();
-  for (const TcpSocket &socket : sockets) {
-    if (summary && socket.keepalive_read) continue;
-    json.begin_object();
-    json.field("fd", socket.fd);
-    keepalive_cli::socket_identity_json(&json, socket);
-    keepalive_cli::socket_settings_json(&json, "keepalive", socket.keepalive_read,
-                                        socket.keepalive);
-    std::string reason = left_alone_reason(facts, socket);
-    json.optional_field("left_alone", reason);
-    json.end_object();
-  }
-  json.end_array();
+  sockets_json(&json, facts, sockets, summary);
   json.end_object();
   return json.str();
 }
 
-}  // namespace
+constexpr char kUsage[] = " (usage: keepalive inspect PID [--summary|--full] [--json])";
 
-int keepalive_cmd_inspect(int argc, char **argv) {
+struct Options {
   bool as_json = false;
-  keepalive_cli::Detail detail = keepalive_cli::Detail::kAuto;
+  keepalive_cli::Detail detail = keepalive_cli::Detail::kAuto;  // --summary, --full
+  pid_t pid = 0;
+};
+
+// Fills `options`; returns false when the command ends here with *status
+// (help printed, or a usage error reported).
+bool parse_arguments(int argc, char **argv, Options *options, int *status) {
   const char *pid_text = nullptr;
   for (int index = 1; index < argc; ++index) {
     std::string_view arg = argv[index];
     if (keepalive_cli::is_help_option(arg)) {
       print_help();
-      return keepalive_cli::kExitOk;
+      *status = keepalive_cli::kExitOk;
+      return false;
     }
     if (arg == "--json") {
-      as_json = true;
-    } else if (keepalive_cli::parse_detail_option(arg, &detail)) {
+      options->as_json = true;
+    } else if (keepalive_cli::parse_detail_option(arg, &options->detail)) {
+      // --summary or --full, recorded by parse_detail_option
     } else if (arg.size() > 1 && arg[0] == '-') {
-      keepalive_cli::print_error(kName,
-                                 std::string("unknown option ") + argv[index] +
-                                     " (usage: keepalive inspect PID [--summary|--full] [--json])");
-      return keepalive_cli::kExitUsage;
+      keepalive_cli::print_error(kName, std::string("unknown option ") + argv[index] + kUsage);
+      *status = keepalive_cli::kExitUsage;
+      return false;
     } else if (pid_text == nullptr) {
       pid_text = argv[index];
     } else {
       keepalive_cli::print_error(kName,
-                                 std::string("one PID only, got also ") + argv[index] +
-                                     " (usage: keepalive inspect PID [--summary|--full] [--json])");
-      return keepalive_cli::kExitUsage;
+                                 std::string("one PID only, got also ") + argv[index] + kUsage);
+      *status = keepalive_cli::kExitUsage;
+      return false;
     }
   }
   if (pid_text == nullptr) {
-    keepalive_cli::print_error(
-        kName, "no PID given (usage: keepalive inspect PID [--summary|--full] [--json])");
-    return keepalive_cli::kExitUsage;
+    keepalive_cli::print_error(kName, std::string("no PID given") + kUsage);
+    *status = keepalive_cli::kExitUsage;
+    return false;
   }
-  pid_t pid = 0;
-  if (!keepalive_cli::parse_pid(pid_text, &pid)) {
+  if (!keepalive_cli::parse_pid(pid_text, &options->pid)) {
     keepalive_cli::print_error(kName, std::string("PID must be a process ID (a positive number), "
                                                   "not '") +
                                           pid_text + "'");
-    return keepalive_cli::kExitUsage;
+    *status = keepalive_cli::kExitUsage;
+    return false;
   }
+  return true;
+}
+
+// The configuration the core makes of the process's environment, its names
+// too: a misspelled KEEPALIVE_* variable is shown as the library reported
+// it at the process's start.
+std::unique_ptr<keepalive_config> config_of_environment(const Environment &environment) {
+  std::vector<const char *> name_list;
+  for (const auto &entry : environment) name_list.push_back(entry.first.c_str());
+  name_list.push_back(nullptr);
+  auto config = std::make_unique<keepalive_config>();
+  // environment_lookup only reads it.
+  keepalive_config_load_names(config.get(), environment_lookup,
+                              const_cast<Environment *>(&environment),
+                              keepalive_kernel_default_intvl(), name_list.data());
+  return config;
+}
+
+// Its command name, the libkeepalive it maps and its environment.
+void read_library_and_environment(const keepalive_cli::TargetProcess &target, ProcessFacts *facts) {
+  facts->command = target.command_name();
+  facts->maps_read = target.loaded_keepalive_libraries(&facts->libraries, &facts->maps_error);
+  facts->environment_read =
+      target.keepalive_environment(&facts->environment, &facts->environment_error);
+  if (facts->environment_read) facts->config = config_of_environment(facts->environment);
+}
+
+}  // namespace
+
+int keepalive_cmd_inspect(int argc, char **argv) {
+  Options options;
+  int status = keepalive_cli::kExitOk;
+  if (!parse_arguments(argc, argv, &options, &status)) return status;
 
   keepalive_cli::TargetProcess target;
   std::string error;
-  if (!target.open(pid, &error)) {
+  if (!target.open(options.pid, &error)) {
     keepalive_cli::print_error(kName, error);
     return keepalive_cli::kExitNoProcess;
   }
@@ -353,32 +426,16 @@ int keepalive_cmd_inspect(int argc, char **argv) {
     return keepalive_cli::kExitNoProcess;
   }
   keepalive_cli::classify_directions(&sockets);
-
-  facts.command = target.command_name();
-  facts.maps_read = target.loaded_keepalive_libraries(&facts.libraries, &facts.maps_error);
-  facts.environment_read =
-      target.keepalive_environment(&facts.environment, &facts.environment_error);
-  if (facts.environment_read) {
-    // Its names too: a misspelled KEEPALIVE_* variable is shown as the
-    // library reported it at the process's start.
-    std::vector<std::string> names;
-    for (const auto &entry : facts.environment) names.push_back(entry.first);
-    std::vector<const char *> name_list;
-    for (const std::string &name : names) name_list.push_back(name.c_str());
-    name_list.push_back(nullptr);
-    facts.config = std::make_unique<keepalive_config>();
-    keepalive_config_load_names(facts.config.get(), environment_lookup, &facts.environment,
-                                keepalive_kernel_default_intvl(), name_list.data());
-  }
+  read_library_and_environment(target, &facts);
   keepalive_cli::UniqueFd program = target.open_executable(&facts.program);
   if (program.valid()) {
     facts.program_read = true;
     facts.program_facts = keepalive_cli::read_program_facts(program.get());
     facts.obstacle = keepalive_cli::library_obstacle(facts.program_facts);
   }
-  const bool summary = keepalive_cli::use_summary(detail, sockets.size());
-  std::string report = as_json ? json_report(pid, facts, sockets, summary)
-                               : text_report(pid, facts, sockets, summary);
+  const bool summary = keepalive_cli::use_summary(options.detail, sockets.size());
+  std::string report = options.as_json ? json_report(options.pid, facts, sockets, summary)
+                                       : text_report(options.pid, facts, sockets, summary);
   fputs(report.c_str(), stdout);
   fflush(stdout);
   if (!facts.unexamined.fds.empty()) {

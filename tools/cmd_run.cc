@@ -110,10 +110,11 @@ std::string preload_obstacle(const std::string &program) {
   return keepalive_cli::library_obstacle(facts);
 }
 
-}  // namespace
-
-int keepalive_cmd_run(int argc, char **argv) {
-  keepalive_cli::ConfigFlags flags;
+// Reads FLAGS up to CMD, which starts at argv[*command_index]; returns false
+// when the command ends here with *status (help printed, or a usage error
+// reported).
+bool parse_arguments(int argc, char **argv, keepalive_cli::ConfigFlags *flags, int *command_index,
+                     int *status) {
   int index = 1;
   for (; index < argc; ++index) {
     std::string_view arg = argv[index];
@@ -123,55 +124,80 @@ int keepalive_cmd_run(int argc, char **argv) {
     }
     if (keepalive_cli::is_help_option(arg)) {
       print_help();
-      return kExitOk;
+      *status = kExitOk;
+      return false;
     }
     std::string error;
-    auto parsed = flags.parse(argc, argv, &index, &error);
+    auto parsed = flags->parse(argc, argv, &index, &error);
     if (parsed == keepalive_cli::ConfigFlags::Parse::kConsumed) continue;
     if (parsed == keepalive_cli::ConfigFlags::Parse::kError) {
       keepalive_cli::print_error(kName, error + "; nothing started");
-      return kExitUsage;
+      *status = kExitUsage;
+      return false;
     }
     if (arg.size() > 1 && arg[0] == '-') {
       keepalive_cli::print_error(
           kName, std::string("unknown option ") + argv[index] +
                      " (see keepalive run --help; put -- before a CMD that starts with -); "
                      "nothing started");
-      return kExitUsage;
+      *status = kExitUsage;
+      return false;
     }
     break;  // CMD
   }
   if (index >= argc) {
     keepalive_cli::print_error(kName, "no command given: keepalive run [FLAGS] [--] CMD [ARGS...]");
-    return kExitUsage;
+    *status = kExitUsage;
+    return false;
   }
-  char **command = argv + index;
+  *command_index = index;
+  return true;
+}
 
-  keepalive_cli::LoadedConfig loaded = keepalive_cli::load_config(flags);
-  if (!loaded.config->valid) {
-    std::string message = std::string("invalid configuration, ") + command[0] + " not started:";
-    for (const std::string &problem : keepalive_cli::describe_problems(*loaded.config, flags)) {
-      message += "\n  " + problem;
-    }
-    keepalive_cli::print_error(kName, message);
-    return kExitUsage;
+void report_invalid_configuration(const keepalive_config &config,
+                                  const keepalive_cli::ConfigFlags &flags, const char *command) {
+  std::string message = std::string("invalid configuration, ") + command + " not started:";
+  for (const std::string &problem : keepalive_cli::describe_problems(config, flags)) {
+    message += "\n  " + problem;
   }
+  keepalive_cli::print_error(kName, message);
+}
 
+// Exports the configuration and puts the library first in LD_PRELOAD;
+// returns false, with the reason printed, when `command` must not be started.
+bool export_and_preload(const keepalive_cli::ConfigFlags &flags, const char *command) {
   std::string error;
   std::string library = keepalive_cli::locate_library(&error);
   if (library.empty()) {
-    keepalive_cli::print_error(kName, error + "; " + command[0] + " not started");
-    return kExitUsage;
+    keepalive_cli::print_error(kName, error + "; " + command + " not started");
+    return false;
   }
   if (!flags.export_to_environment(&error)) {
     keepalive_cli::print_error(kName, error);
-    return kExitUsage;
+    return false;
   }
   std::string preload = preload_with(library, getenv("LD_PRELOAD"));
   if (setenv("LD_PRELOAD", preload.c_str(), 1) != 0) {
     keepalive_cli::print_error(kName, std::string("cannot set LD_PRELOAD: ") + strerror(errno));
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+int keepalive_cmd_run(int argc, char **argv) {
+  keepalive_cli::ConfigFlags flags;
+  int index = 0;
+  int status = kExitOk;
+  if (!parse_arguments(argc, argv, &flags, &index, &status)) return status;
+  char **command = argv + index;
+  keepalive_cli::LoadedConfig loaded = keepalive_cli::load_config(flags);
+  if (!loaded.config->valid) {
+    report_invalid_configuration(*loaded.config, flags, command[0]);
     return kExitUsage;
   }
+  if (!export_and_preload(flags, command[0])) return kExitUsage;
 
   std::string program = find_program(command[0]);
   if (!program.empty()) {
