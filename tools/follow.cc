@@ -101,6 +101,8 @@ class Follower {
 
   bool setup_signals(std::string *error);
   int initial_pass();
+  // The first line: which process, how often.
+  void announce_start();
   // One tick: returns false when following must end with *status.
   bool tick(int *status);
   std::vector<const DiagSocket *> fresh_sockets(
@@ -218,6 +220,23 @@ void Follower::handle(const TcpSocket &listed, bool initial) {
   report(socket, configure_(target_, socket), initial);
 }
 
+void Follower::announce_start() {
+  if (options_.json) {
+    JsonWriter json(JsonWriter::kOneLine);
+    begin_event(&json, "start");
+    json.field("pid", static_cast<long long>(target_.pid()));
+    json.field("command", command_);
+    json.field("interval_ms", options_.interval_ms);
+    json.field("kernel_idle_s", kernel_idle_s_);
+    json.end_object();
+    fputs(json.str().c_str(), stdout);
+  } else {
+    printf("Following process %d (%s) every %s; it ends when the process exits.\n",
+           static_cast<int>(target_.pid()), command_.c_str(),
+           format_duration_ms(options_.interval_ms).c_str());
+  }
+}
+
 int Follower::initial_pass() {
   std::string error;
   std::vector<DiagSocket> listing;
@@ -240,20 +259,7 @@ int Follower::initial_pass() {
   }
   classify_directions(&sockets);
   command_ = target_.command_name();
-  if (options_.json) {
-    JsonWriter json(JsonWriter::kOneLine);
-    begin_event(&json, "start");
-    json.field("pid", static_cast<long long>(target_.pid()));
-    json.field("command", command_);
-    json.field("interval_ms", options_.interval_ms);
-    json.field("kernel_idle_s", kernel_idle_s_);
-    json.end_object();
-    fputs(json.str().c_str(), stdout);
-  } else {
-    printf("Following process %d (%s) every %s; it ends when the process exits.\n",
-           static_cast<int>(target_.pid()), command_.c_str(),
-           format_duration_ms(options_.interval_ms).c_str());
-  }
+  announce_start();
   std::unordered_set<unsigned long long> done;
   for (const TcpSocket &socket : sockets) {
     if (socket.listening && socket.has_local) listeners_[socket.inode] = port_of(socket.local);
