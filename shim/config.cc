@@ -76,13 +76,48 @@ Text trimmed(const char *begin, const char *end) {
   return Text{begin, end};
 }
 
-// Parses a duration in [text.begin, text.end) (already trimmed). See the
-// contract of keepalive_parse_duration_ms.
-bool parse_duration(Text text, long long *out_ms) {
+// One part of a duration: a number, with an optional fraction, and the
+// unit's name after it (empty for none).
+struct DurationPart {
+  long long whole = 0;
+  long long fraction = 0, scale = 1;  // fraction / scale: the digits after '.'
+  Text unit_name{nullptr, nullptr};
+};
+
+// Reads one part from *p onwards (up to end), moving *p past it. False when
+// the number is malformed or too large for any duration.
+bool read_duration_part(const char **p, const char *end, DurationPart *part) {
+  const char *digits = *p;
+  while (*p < end && is_digit(**p)) {
+    part->whole = part->whole * 10 + (**p - '0');
+    if (part->whole > KEEPALIVE_USER_TIMEOUT_MAX_MS) return false;
+    ++*p;
+  }
+  if (*p == digits) return false;
+  if (*p < end && **p == '.') {
+    ++*p;
+    const char *fraction_digits = *p;
+    while (*p < end && is_digit(**p)) {
+      if (part->scale >= 1000000000LL) return false;  // finer than anything we can use
+      part->fraction = part->fraction * 10 + (**p - '0');
+      part->scale *= 10;
+      ++*p;
+    }
+    if (*p == fraction_digits) return false;
+  }
+  const char *unit_begin = *p;
+  while (*p < end && **p >= 'a' && **p <= 'z') ++*p;
+  part->unit_name = Text{unit_begin, *p};
+  return true;
+}
+
+// The length and rank of a unit named h, m, min, s or ms; false for another
+// name. Units must appear in strictly decreasing rank.
+bool find_duration_unit(Text name, long long *unit_ms, int *rank) {
   struct Unit {
     const char *name;
     long long ms;
-    int rank;  // units must appear in strictly decreasing rank
+    int rank;
   };
   static const Unit kUnits[] = {
       {"h", 3600 * kMsPerSecond, 4},
@@ -91,56 +126,42 @@ bool parse_duration(Text text, long long *out_ms) {
       {"s", kMsPerSecond, 2},
       {"ms", 1, 1},
   };
+  for (const Unit &unit : kUnits) {
+    if (name.equals(unit.name)) {
+      *unit_ms = unit.ms;
+      *rank = unit.rank;
+      return true;
+    }
+  }
+  return false;
+}
+
+// Parses a duration in [text.begin, text.end) (already trimmed). See the
+// contract of keepalive_parse_duration_ms.
+bool parse_duration(Text text, long long *out_ms) {
   if (text.empty()) return false;
   long long total = 0;
   int last_rank = 5;
   const char *p = text.begin;
   bool first = true;
   while (p < text.end) {
-    long long whole = 0;
-    const char *digits = p;
-    while (p < text.end && is_digit(*p)) {
-      whole = whole * 10 + (*p - '0');
-      if (whole > KEEPALIVE_USER_TIMEOUT_MAX_MS) return false;
-      ++p;
-    }
-    if (p == digits) return false;
-    long long fraction = 0, scale = 1;
-    if (p < text.end && *p == '.') {
-      ++p;
-      const char *fraction_digits = p;
-      while (p < text.end && is_digit(*p)) {
-        if (scale >= 1000000000LL) return false;  // finer than anything we can use
-        fraction = fraction * 10 + (*p - '0');
-        scale *= 10;
-        ++p;
-      }
-      if (p == fraction_digits) return false;
-    }
-    const char *unit_begin = p;
-    while (p < text.end && *p >= 'a' && *p <= 'z') ++p;
-    Text unit_name{unit_begin, p};
+    DurationPart part;
+    if (!read_duration_part(&p, text.end, &part)) return false;
     long long unit_ms = 0;
     int rank = 0;
-    if (unit_name.empty()) {
+    if (part.unit_name.empty()) {
       // A bare number means seconds, and only as the whole value.
       if (!first || p != text.end) return false;
       unit_ms = kMsPerSecond;
       rank = 2;
-    } else {
-      for (const Unit &unit : kUnits) {
-        if (unit_name.equals(unit.name)) {
-          unit_ms = unit.ms;
-          rank = unit.rank;
-        }
-      }
-      if (unit_ms == 0) return false;
+    } else if (!find_duration_unit(part.unit_name, &unit_ms, &rank)) {
+      return false;
     }
     if (rank >= last_rank) return false;
     last_rank = rank;
-    if (whole > KEEPALIVE_USER_TIMEOUT_MAX_MS / unit_ms) return false;
-    if ((fraction * unit_ms) % scale != 0) return false;  // below a millisecond
-    total += whole * unit_ms + fraction * unit_ms / scale;
+    if (part.whole > KEEPALIVE_USER_TIMEOUT_MAX_MS / unit_ms) return false;
+    if ((part.fraction * unit_ms) % part.scale != 0) return false;  // below a millisecond
+    total += part.whole * unit_ms + part.fraction * unit_ms / part.scale;
     if (total > KEEPALIVE_USER_TIMEOUT_MAX_MS) return false;
     first = false;
   }
@@ -148,15 +169,24 @@ bool parse_duration(Text text, long long *out_ms) {
   return true;
 }
 
-bool parse_count(Text text, int *out) {
-  if (text.empty() || text.size() > 3) return false;
-  int value = 0;
+// A whole number of at most `max_digits` digits (leading zeros counted),
+// from 1 to `max`.
+bool parse_whole_number(Text text, size_t max_digits, long max, long *out) {
+  if (text.empty() || text.size() > max_digits) return false;
+  long value = 0;
   for (const char *p = text.begin; p < text.end; ++p) {
     if (!is_digit(*p)) return false;
     value = value * 10 + (*p - '0');
   }
-  if (value < 1 || value > KEEPALIVE_CNT_MAX) return false;
+  if (value < 1 || value > max) return false;
   *out = value;
+  return true;
+}
+
+bool parse_count(Text text, int *out) {
+  long value = 0;
+  if (!parse_whole_number(text, 3, KEEPALIVE_CNT_MAX, &value)) return false;
+  *out = static_cast<int>(value);
   return true;
 }
 
@@ -182,13 +212,8 @@ int parse_switch(Text text) {
 }
 
 bool parse_port(Text text, uint16_t *out) {
-  if (text.empty() || text.size() > 5) return false;
   long value = 0;
-  for (const char *p = text.begin; p < text.end; ++p) {
-    if (!is_digit(*p)) return false;
-    value = value * 10 + (*p - '0');
-  }
-  if (value < 1 || value > 65535) return false;
+  if (!parse_whole_number(text, 5, 65535, &value)) return false;
   *out = static_cast<uint16_t>(value);
   return true;
 }

@@ -129,6 +129,51 @@ struct Options {
 // Which options a subcommand takes.
 enum Accepts : unsigned { kConfigFlags = 1, kNow = 2, kReload = 4, kDryRun = 8 };
 
+// The value of option `flag` at argv[*index]: --flag=VALUE, or --flag VALUE
+// (then the next argument is taken). False when --flag has no value.
+bool option_value(const char *flag, int argc, char **argv, int *index, std::string *out) {
+  std::string_view arg = argv[*index];
+  std::string prefix = std::string(flag) + "=";
+  if (arg.rfind(prefix, 0) == 0) {
+    *out = std::string(arg.substr(prefix.size()));
+    return true;
+  }
+  if (arg != flag) return false;
+  if (*index + 1 >= argc) return false;
+  *out = argv[++*index];
+  return true;
+}
+
+// Takes argv[*index], not a configuration flag: an option the subcommand
+// `accepts`, or the UNIT into *unit. Returns the usage error, "" when taken.
+std::string take_unit_argument(unsigned accepts, int argc, char **argv, int *index,
+                               Options *options, const char **unit) {
+  std::string_view arg = argv[*index];
+  std::string value;
+  if (arg == "--unit-dir" || arg.rfind("--unit-dir=", 0) == 0) {
+    if (!option_value("--unit-dir", argc, argv, index, &value) || value.empty()) {
+      return "--unit-dir needs a directory";
+    }
+    options->unit_dir = value;
+  } else if (arg == "--pid" || arg.rfind("--pid=", 0) == 0) {
+    if (!option_value("--pid", argc, argv, index, &value)) return "--pid needs a process ID";
+    options->pid_text = value;
+  } else if (arg == "--now" && (accepts & kNow) != 0) {
+    options->now = true;
+  } else if (arg == "--reload" && (accepts & kReload) != 0) {
+    options->reload = true;
+  } else if (arg == "--dry-run" && (accepts & kDryRun) != 0) {
+    options->dry_run = true;
+  } else if (arg.size() > 1 && arg[0] == '-') {
+    return std::string("unknown option ") + argv[*index];
+  } else if (*unit == nullptr) {
+    *unit = argv[*index];
+  } else {
+    return std::string("one UNIT only, got also ") + argv[*index];
+  }
+  return "";
+}
+
 // Returns false when the command ends here with *status.
 bool parse_arguments(const char *name, unsigned accepts, void (*help)(), int argc, char **argv,
                      Options *options, int *status) {
@@ -140,8 +185,7 @@ bool parse_arguments(const char *name, unsigned accepts, void (*help)(), int arg
   };
   const char *unit = nullptr;
   for (int index = 1; index < argc; ++index) {
-    std::string_view arg = argv[index];
-    if (keepalive_cli::is_help_option(arg)) {
+    if (keepalive_cli::is_help_option(argv[index])) {
       help();
       *status = keepalive_cli::kExitOk;
       return false;
@@ -156,39 +200,8 @@ bool parse_arguments(const char *name, unsigned accepts, void (*help)(), int arg
         continue;
       }
     }
-    auto value_of = [&](const char *flag, std::string *out) {
-      std::string prefix = std::string(flag) + "=";
-      if (arg.rfind(prefix, 0) == 0) {
-        *out = std::string(arg.substr(prefix.size()));
-        return true;
-      }
-      if (arg != flag) return false;
-      if (index + 1 >= argc) return false;
-      *out = argv[++index];
-      return true;
-    };
-    std::string value;
-    if (arg == "--unit-dir" || arg.rfind("--unit-dir=", 0) == 0) {
-      if (!value_of("--unit-dir", &value) || value.empty()) {
-        return fail("--unit-dir needs a directory");
-      }
-      options->unit_dir = value;
-    } else if (arg == "--pid" || arg.rfind("--pid=", 0) == 0) {
-      if (!value_of("--pid", &value)) return fail("--pid needs a process ID");
-      options->pid_text = value;
-    } else if (arg == "--now" && (accepts & kNow) != 0) {
-      options->now = true;
-    } else if (arg == "--reload" && (accepts & kReload) != 0) {
-      options->reload = true;
-    } else if (arg == "--dry-run" && (accepts & kDryRun) != 0) {
-      options->dry_run = true;
-    } else if (arg.size() > 1 && arg[0] == '-') {
-      return fail(std::string("unknown option ") + argv[index]);
-    } else if (unit == nullptr) {
-      unit = argv[index];
-    } else {
-      return fail(std::string("one UNIT only, got also ") + argv[index]);
-    }
+    std::string error = take_unit_argument(accepts, argc, argv, &index, options, &unit);
+    if (!error.empty()) return fail(error);
   }
   if (unit == nullptr) return fail("no UNIT given");
   options->unit = keepalive_cli::service_unit_name(unit);
@@ -429,6 +442,75 @@ void warn_about_overrides(const keepalive_cli::UnitEnvironment &environment,
   }
 }
 
+// Loads the configuration as `check` does: false, said, when it is invalid.
+bool configuration_is_valid(const char *name, const Options &options) {
+  keepalive_cli::LoadedConfig loaded = keepalive_cli::load_config(options.flags);
+  if (loaded.config->valid) return true;
+  std::string message = "invalid configuration, nothing written:";
+  for (const std::string &problem :
+       keepalive_cli::describe_problems(*loaded.config, options.flags)) {
+    message += "\n  " + problem;
+  }
+  print_error(name, message);
+  return false;
+}
+
+// This command's library, as LD_PRELOAD can hold it; "" (said) when none.
+std::string library_to_preload(const char *name) {
+  std::string error;
+  std::string library = keepalive_cli::locate_library(&error);
+  if (library.empty()) {
+    print_error(name, error);
+    return "";
+  }
+  if (library.find_first_of(" \t:") != std::string::npos) {
+    print_error(name, "the library's path " + library +
+                          " has a space or a colon, which LD_PRELOAD cannot hold; install it "
+                          "elsewhere or set KEEPALIVE_LIBRARY; nothing written");
+    return "";
+  }
+  return library;
+}
+
+// Writes `text` as the drop-in at `path` (unless it is there already, or
+// with --dry-run), shows what changed, and does the reload step if it did.
+bool install_drop_in(const char *name, const Options &options, const std::string &path,
+                     const std::string &text) {
+  std::string old_text;
+  bool existed = keepalive_cli::read_text_file(path, &old_text);
+  if (existed && old_text == text) {
+    printf("%s is already as it should be:\n%s", path.c_str(), text.c_str());
+  } else if (options.dry_run) {
+    printf("Would %s %s:\n%s", existed ? "replace" : "write", path.c_str(),
+           (existed ? keepalive_cli::line_diff(old_text, text) : text).c_str());
+  } else {
+    if (mkdir(drop_in_dir(options).c_str(), 0755) != 0 && errno != EEXIST) {
+      print_error(name, "cannot create " + drop_in_dir(options) + ": " + strerror(errno));
+      return false;
+    }
+    std::string error;
+    if (!write_file(path, text, &error)) {
+      print_error(name, error);
+      return false;
+    }
+    printf("%s %s:\n%s", existed ? "Replaced" : "Wrote", path.c_str(),
+           (existed ? keepalive_cli::line_diff(old_text, text) : text).c_str());
+  }
+  if (!existed || old_text != text) reload(name, options);
+  return true;
+}
+
+// --now: `keepalive apply PID --listeners` with the same flags.
+int apply_now(const Options &options, pid_t pid) {
+  printf("\n--now: keepalive apply %d --listeners%s\n", static_cast<int>(pid),
+         options.dry_run ? " --dry-run" : "");
+  std::vector<std::string> args = {"apply", std::to_string(pid)};
+  args.insert(args.end(), options.flag_arguments.begin(), options.flag_arguments.end());
+  args.push_back("--listeners");
+  if (options.dry_run) args.push_back("--dry-run");
+  return call_command(keepalive_cmd_apply, args);
+}
+
 }  // namespace
 
 int keepalive_cmd_enable(int argc, char **argv) {
@@ -439,33 +521,15 @@ int keepalive_cmd_enable(int argc, char **argv) {
                        argv, &options, &status)) {
     return status;
   }
-  keepalive_cli::LoadedConfig loaded = keepalive_cli::load_config(options.flags);
-  if (!loaded.config->valid) {
-    std::string message = "invalid configuration, nothing written:";
-    for (const std::string &problem :
-         keepalive_cli::describe_problems(*loaded.config, options.flags)) {
-      message += "\n  " + problem;
-    }
-    print_error(kName, message);
-    return keepalive_cli::kExitUsage;
-  }
+  if (!configuration_is_valid(kName, options)) return keepalive_cli::kExitUsage;
   pid_t pid = 0;
   std::string error;
   if (options.now && (pid = main_pid(options, &error)) == 0) {
     print_error(kName, "--now: " + error + "; nothing written");
     return keepalive_cli::kExitUsage;
   }
-  std::string library = keepalive_cli::locate_library(&error);
-  if (library.empty()) {
-    print_error(kName, error);
-    return keepalive_cli::kExitFailure;
-  }
-  if (library.find_first_of(" \t:") != std::string::npos) {
-    print_error(kName, "the library's path " + library +
-                           " has a space or a colon, which LD_PRELOAD cannot hold; install it "
-                           "elsewhere or set KEEPALIVE_LIBRARY; nothing written");
-    return keepalive_cli::kExitFailure;
-  }
+  std::string library = library_to_preload(kName);
+  if (library.empty()) return keepalive_cli::kExitFailure;
 
   keepalive_cli::UnitFiles files;
   keepalive_cli::UnitEnvironment environment = unit_environment(options, &files);
@@ -478,39 +542,14 @@ int keepalive_cmd_enable(int argc, char **argv) {
   std::string preload = preload_value(environment, library);
   std::string path = drop_in_path(options);
   warn_about_overrides(environment, path);
-
-  std::string text = drop_in_text(options, preload);
-  std::string old_text;
-  bool existed = keepalive_cli::read_text_file(path, &old_text);
-  if (existed && old_text == text) {
-    printf("%s is already as it should be:\n%s", path.c_str(), text.c_str());
-  } else if (options.dry_run) {
-    printf("Would %s %s:\n%s", existed ? "replace" : "write", path.c_str(),
-           (existed ? keepalive_cli::line_diff(old_text, text) : text).c_str());
-  } else {
-    if (mkdir(drop_in_dir(options).c_str(), 0755) != 0 && errno != EEXIST) {
-      print_error(kName, "cannot create " + drop_in_dir(options) + ": " + strerror(errno));
-      return keepalive_cli::kExitFailure;
-    }
-    if (!write_file(path, text, &error)) {
-      print_error(kName, error);
-      return keepalive_cli::kExitFailure;
-    }
-    printf("%s %s:\n%s", existed ? "Replaced" : "Wrote", path.c_str(),
-           (existed ? keepalive_cli::line_diff(old_text, text) : text).c_str());
+  if (!install_drop_in(kName, options, path, drop_in_text(options, preload))) {
+    return keepalive_cli::kExitFailure;
   }
-  if (!existed || old_text != text) reload(kName, options);
   if (!options.now) {
     puts("The running service is unchanged: restart it, or run this again with --now.");
     return keepalive_cli::kExitOk;
   }
-  printf("\n--now: keepalive apply %d --listeners%s\n", static_cast<int>(pid),
-         options.dry_run ? " --dry-run" : "");
-  std::vector<std::string> args = {"apply", std::to_string(pid)};
-  args.insert(args.end(), options.flag_arguments.begin(), options.flag_arguments.end());
-  args.push_back("--listeners");
-  if (options.dry_run) args.push_back("--dry-run");
-  return call_command(keepalive_cmd_apply, args);
+  return apply_now(options, pid);
 }
 
 namespace {
@@ -575,6 +614,62 @@ std::string walk_summary(Walk walk, int reset, int differ, int failed) {
   return out + (failed > 0 ? ", " + std::to_string(failed) + " FAILED" : "") + ".\n";
 }
 
+// What a walk counted: sockets with the values (kCompare), or reset or to be
+// reset; sockets with other values; sockets that failed.
+struct WalkCounts {
+  int reset = 0, differ = 0, failed = 0;
+};
+
+// Gives the socket at `fd` the kernel's values; the row's last two cells.
+std::vector<std::string> reset_socket(int fd, const keepalive_settings &kernel_values,
+                                      const std::string &was, WalkCounts *counts) {
+  keepalive_apply_failure failure{};
+  int failures = keepalive_apply(fd, &kernel_values, &failure);
+  keepalive_settings after{};
+  bool after_read = keepalive_read_settings(fd, &after) == 1;
+  std::string now = was + " -> " + settings_text(after_read, after);
+  if (failures > 0) {
+    ++counts->failed;
+    return {"FAILED",
+            now + " (setting " + failure.option + " failed: " + strerror(failure.error) + ")"};
+  }
+  ++counts->reset;
+  return {"reset", now};
+}
+
+// One socket of a walk (see walk_sockets): the row's last two cells, what
+// was found or done and the keepalive values. *error is the walk's last.
+std::vector<std::string> walk_socket(const keepalive_cli::TargetProcess &target,
+                                     const TcpSocket &socket, const keepalive_config &config,
+                                     Walk walk, const keepalive_cli::KernelDefaults &kernel,
+                                     WalkCounts *counts, std::string *error) {
+  keepalive_cli::UniqueFd dup = target.duplicate_socket(socket, error);
+  keepalive_settings before{};
+  if (!dup.valid() || keepalive_read_settings(dup.get(), &before) != 1) {
+    ++counts->failed;
+    return {"FAILED", "(" + *error + ")"};
+  }
+  // Decided as `apply` decides.
+  keepalive_settings decision;
+  keepalive_cli::decide_for_socket(config, socket, dup.get(), &decision);
+  std::string was = settings_text(true, before);
+  if (!keepalive_settings_carry(&before, &decision)) {
+    if (decision.enable) ++counts->differ;
+    std::string why = decision.enable ? "no" : "off: the drop-in leaves it";
+    return {walk == Walk::kCompare ? why : "left", was};
+  }
+  if (walk == Walk::kCompare) {
+    ++counts->reset;
+    return {"yes", was};
+  }
+  const keepalive_settings kernel_values = kernel_values_for(decision, kernel);
+  if (walk == Walk::kDryRun) {
+    ++counts->reset;
+    return {"would reset", was + " -> kernel defaults"};
+  }
+  return reset_socket(dup.get(), kernel_values, was, counts);
+}
+
 // Each established or listening socket of `pid` against what `config`
 // decides for it (as `apply` decides). kCompare tells which have those
 // values (status); kReset gives every socket that has exactly those values
@@ -595,7 +690,7 @@ int walk_sockets(const char *name, pid_t pid, const keepalive_config &config, Wa
       {"FD", "DIR", "LOCAL", "PEER", walk == Walk::kCompare ? "DROP-IN'S VALUES" : "ACTION",
        walk == Walk::kCompare ? "KEEPALIVE" : "KEEPALIVE BEFORE -> AFTER"}};
   std::vector<unsigned long long> seen;
-  int reset = 0, failed = 0, differ = 0;  // reset: or as configured, for kCompare
+  WalkCounts counts;
   for (const TcpSocket &socket : sockets) {
     if (!socket.listening && socket.state != TCP_ESTABLISHED) continue;
     bool duplicate = false;
@@ -606,51 +701,9 @@ int walk_sockets(const char *name, pid_t pid, const keepalive_config &config, Wa
         std::to_string(socket.fd), keepalive_cli::direction_name(socket),
         socket.has_local ? keepalive_cli::format_endpoint(socket.local) : "-",
         socket.has_peer ? keepalive_cli::format_endpoint(socket.peer) : "-"};
-    keepalive_cli::UniqueFd dup = target.duplicate_socket(socket, &error);
-    keepalive_settings before{};
-    if (!dup.valid() || keepalive_read_settings(dup.get(), &before) != 1) {
-      row.insert(row.end(), {"FAILED", "(" + error + ")"});
-      rows.push_back(row);
-      ++failed;
-      continue;
-    }
-    // Decided as `apply` decides.
-    keepalive_settings decision;
-    keepalive_cli::decide_for_socket(config, socket, dup.get(), &decision);
-    std::string was = settings_text(true, before);
-    if (!keepalive_settings_carry(&before, &decision)) {
-      if (decision.enable) ++differ;
-      std::string why = decision.enable ? "no" : "off: the drop-in leaves it";
-      row.insert(row.end(), {walk == Walk::kCompare ? why : "left", was});
-      rows.push_back(row);
-      continue;
-    }
-    if (walk == Walk::kCompare) {
-      row.insert(row.end(), {"yes", was});
-      rows.push_back(row);
-      ++reset;
-      continue;
-    }
-    const keepalive_settings kernel_values = kernel_values_for(decision, kernel);
-    if (walk == Walk::kDryRun) {
-      row.insert(row.end(), {"would reset", was + " -> kernel defaults"});
-      rows.push_back(row);
-      ++reset;
-      continue;
-    }
-    keepalive_apply_failure failure{};
-    int failures = keepalive_apply(dup.get(), &kernel_values, &failure);
-    keepalive_settings after{};
-    bool after_read = keepalive_read_settings(dup.get(), &after) == 1;
-    std::string now = was + " -> " + settings_text(after_read, after);
-    if (failures > 0) {
-      row.insert(row.end(), {"FAILED", now + " (setting " + failure.option +
-                                           " failed: " + strerror(failure.error) + ")"});
-      ++failed;
-    } else {
-      row.insert(row.end(), {"reset", now});
-      ++reset;
-    }
+    std::vector<std::string> cells =
+        walk_socket(target, socket, config, walk, kernel, &counts, &error);
+    row.insert(row.end(), cells.begin(), cells.end());
     rows.push_back(row);
   }
   std::string out = "Process " + std::to_string(pid);
@@ -660,12 +713,12 @@ int walk_sockets(const char *name, pid_t pid, const keepalive_config &config, Wa
          std::to_string(kernel.intvl_s) + "s, cnt " + std::to_string(kernel.cnt) + "\n";
   out += rows.size() > 1 ? keepalive_cli::format_table(rows)
                          : "No established or listening TCP sockets.\n";
-  out += walk_summary(walk, reset, differ, failed);
+  out += walk_summary(walk, counts.reset, counts.differ, counts.failed);
   // A descriptor that could not be examined may be a connection not counted.
   if (!unexamined.fds.empty()) out += keepalive_cli::unexamined_text(unexamined) + "\n";
   fputs(out.c_str(), stdout);
-  return failed > 0 || !unexamined.fds.empty() ? keepalive_cli::kExitFailure
-                                               : keepalive_cli::kExitOk;
+  return counts.failed > 0 || !unexamined.fds.empty() ? keepalive_cli::kExitFailure
+                                                      : keepalive_cli::kExitOk;
 }
 
 }  // namespace

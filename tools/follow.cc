@@ -60,6 +60,13 @@ void cpu_fields(JsonWriter *json) {
   json->field("cpu_system_ms", cpu_ms(usage.ru_stime));
 }
 
+// Opens one line of --json output: the event's name and the time.
+void begin_event(JsonWriter *json, const char *event) {
+  json->begin_object();
+  json->field("event", event);
+  json->field("time", now_s());
+}
+
 // A socket of the process built from the listing: what apply reads from the
 // socket, but taken from the kernel's description; the keepalive options are
 // read from the socket itself when it is set.
@@ -94,8 +101,19 @@ class Follower {
 
   bool setup_signals(std::string *error);
   int initial_pass();
+  // The first line: which process, how often.
+  void announce_start();
   // One tick: returns false when following must end with *status.
   bool tick(int *status);
+  std::vector<const DiagSocket *> fresh_sockets(
+      const std::vector<DiagSocket> &listing, std::unordered_set<unsigned long long> *listed,
+      std::unordered_set<unsigned long long> *wanted) const;
+  void forget_closed_listeners(const std::unordered_set<unsigned long long> &listed);
+  void handle_fresh(const std::vector<const DiagSocket *> &fresh,
+                    const std::unordered_map<unsigned long long, int> &fds,
+                    std::unordered_set<unsigned long long> *listed,
+                    std::unordered_set<unsigned long long> *look_again);
+  void handle_new_connections(std::vector<TcpSocket> *connections);
   Scan map_inodes_to_fds(const std::unordered_set<unsigned long long> &wanted,
                          std::unordered_map<unsigned long long, int> *fds,
                          std::string *error) const;
@@ -154,9 +172,7 @@ void Follower::report(const TcpSocket &socket, const SocketReport &outcome, bool
   }
   if (options_.json) {
     JsonWriter json(JsonWriter::kOneLine);
-    json.begin_object();
-    json.field("event", "socket");
-    json.field("time", now_s());
+    begin_event(&json, "socket");
     json.field("initial", initial);
     json.field("fd", socket.fd);
     socket_identity_json(&json, socket);
@@ -204,6 +220,23 @@ void Follower::handle(const TcpSocket &listed, bool initial) {
   report(socket, configure_(target_, socket), initial);
 }
 
+void Follower::announce_start() {
+  if (options_.json) {
+    JsonWriter json(JsonWriter::kOneLine);
+    begin_event(&json, "start");
+    json.field("pid", static_cast<long long>(target_.pid()));
+    json.field("command", command_);
+    json.field("interval_ms", options_.interval_ms);
+    json.field("kernel_idle_s", kernel_idle_s_);
+    json.end_object();
+    fputs(json.str().c_str(), stdout);
+  } else {
+    printf("Following process %d (%s) every %s; it ends when the process exits.\n",
+           static_cast<int>(target_.pid()), command_.c_str(),
+           format_duration_ms(options_.interval_ms).c_str());
+  }
+}
+
 int Follower::initial_pass() {
   std::string error;
   std::vector<DiagSocket> listing;
@@ -226,22 +259,7 @@ int Follower::initial_pass() {
   }
   classify_directions(&sockets);
   command_ = target_.command_name();
-  if (options_.json) {
-    JsonWriter json(JsonWriter::kOneLine);
-    json.begin_object();
-    json.field("event", "start");
-    json.field("time", now_s());
-    json.field("pid", static_cast<long long>(target_.pid()));
-    json.field("command", command_);
-    json.field("interval_ms", options_.interval_ms);
-    json.field("kernel_idle_s", kernel_idle_s_);
-    json.end_object();
-    fputs(json.str().c_str(), stdout);
-  } else {
-    printf("Following process %d (%s) every %s; it ends when the process exits.\n",
-           static_cast<int>(target_.pid()), command_.c_str(),
-           format_duration_ms(options_.interval_ms).c_str());
-  }
+  announce_start();
   std::unordered_set<unsigned long long> done;
   for (const TcpSocket &socket : sockets) {
     if (socket.listening && socket.has_local) listeners_[socket.inode] = port_of(socket.local);
@@ -253,9 +271,7 @@ int Follower::initial_pass() {
   }
   if (options_.json) {
     JsonWriter json(JsonWriter::kOneLine);
-    json.begin_object();
-    json.field("event", "applied");
-    json.field("time", now_s());
+    begin_event(&json, "applied");
     totals_json(&json);
     json.end_object();
     fputs(json.str().c_str(), stdout);
@@ -280,6 +296,70 @@ Follower::Scan Follower::map_inodes_to_fds(const std::unordered_set<unsigned lon
   return Scan::kOk;
 }
 
+// The listed sockets not seen at the last listing, and their inodes in
+// *wanted; *listed gets every listed inode.
+std::vector<const DiagSocket *> Follower::fresh_sockets(
+    const std::vector<DiagSocket> &listing, std::unordered_set<unsigned long long> *listed,
+    std::unordered_set<unsigned long long> *wanted) const {
+  std::vector<const DiagSocket *> fresh;
+  for (const DiagSocket &socket : listing) {
+    if (socket.inode == 0) continue;  // not yet accepted: no descriptor yet
+    listed->insert(socket.inode);
+    if (seen_.count(socket.inode) != 0) continue;
+    fresh.push_back(&socket);
+    wanted->insert(socket.inode);
+  }
+  return fresh;
+}
+
+void Follower::forget_closed_listeners(const std::unordered_set<unsigned long long> &listed) {
+  for (auto it = listeners_.begin(); it != listeners_.end();) {
+    it = listed.count(it->first) != 0 ? std::next(it) : listeners_.erase(it);
+  }
+}
+
+// Handles the fresh sockets the process holds (`fds`): each new listener at
+// once, then the new connections. One it does not hold is looked at once
+// more at the next tick: taken out of *listed, put in *look_again.
+void Follower::handle_fresh(const std::vector<const DiagSocket *> &fresh,
+                            const std::unordered_map<unsigned long long, int> &fds,
+                            std::unordered_set<unsigned long long> *listed,
+                            std::unordered_set<unsigned long long> *look_again) {
+  std::vector<TcpSocket> connections;
+  for (const DiagSocket *listed_socket : fresh) {
+    auto fd = fds.find(listed_socket->inode);
+    if (fd == fds.end()) {
+      // Not the process's, or its descriptor is not installed yet.
+      if (look_again_.count(listed_socket->inode) == 0) {
+        look_again->insert(listed_socket->inode);
+        listed->erase(listed_socket->inode);
+      }
+      continue;
+    }
+    TcpSocket socket = socket_from_listing(*listed_socket, fd->second);
+    if (socket.listening) {
+      listeners_[socket.inode] = port_of(socket.local);
+      handle(socket, false);
+    } else {
+      connections.push_back(socket);
+    }
+  }
+  handle_new_connections(&connections);
+}
+
+// In descriptor order, with their directions once the new listeners are known.
+void Follower::handle_new_connections(std::vector<TcpSocket> *connections) {
+  std::sort(connections->begin(), connections->end(),
+            [](const TcpSocket &a, const TcpSocket &b) { return a.fd < b.fd; });
+  for (TcpSocket &socket : *connections) {
+    bool incoming = false;
+    uint16_t port = port_of(socket.local);
+    for (const auto &[inode, listening_port] : listeners_) incoming |= listening_port == port;
+    socket.direction = incoming ? KEEPALIVE_IN : KEEPALIVE_OUT;
+    handle(socket, false);
+  }
+}
+
 bool Follower::tick(int *status) {
   ++ticks_;
   std::string error;
@@ -289,17 +369,8 @@ bool Follower::tick(int *status) {
     return true;
   }
   std::unordered_set<unsigned long long> listed, wanted;
-  std::vector<const DiagSocket *> fresh;
-  for (const DiagSocket &socket : listing) {
-    if (socket.inode == 0) continue;  // not yet accepted: no descriptor yet
-    listed.insert(socket.inode);
-    if (seen_.count(socket.inode) != 0) continue;
-    fresh.push_back(&socket);
-    wanted.insert(socket.inode);
-  }
-  for (auto it = listeners_.begin(); it != listeners_.end();) {
-    it = listed.count(it->first) != 0 ? std::next(it) : listeners_.erase(it);
-  }
+  std::vector<const DiagSocket *> fresh = fresh_sockets(listing, &listed, &wanted);
+  forget_closed_listeners(listed);
   std::unordered_set<unsigned long long> look_again;
   if (!fresh.empty()) {
     std::unordered_map<unsigned long long, int> fds;
@@ -310,35 +381,7 @@ bool Follower::tick(int *status) {
       *status = kExitNoAccess;
       return false;
     }
-    std::vector<TcpSocket> connections;
-    for (const DiagSocket *listed_socket : fresh) {
-      auto fd = fds.find(listed_socket->inode);
-      if (fd == fds.end()) {
-        // Not the process's, or its descriptor is not installed yet.
-        if (look_again_.count(listed_socket->inode) == 0) {
-          look_again.insert(listed_socket->inode);
-          listed.erase(listed_socket->inode);
-        }
-        continue;
-      }
-      TcpSocket socket = socket_from_listing(*listed_socket, fd->second);
-      if (socket.listening) {
-        listeners_[socket.inode] = port_of(socket.local);
-        handle(socket, false);
-      } else {
-        connections.push_back(socket);
-      }
-    }
-    // Directions once the new listeners are known.
-    std::sort(connections.begin(), connections.end(),
-              [](const TcpSocket &a, const TcpSocket &b) { return a.fd < b.fd; });
-    for (TcpSocket &socket : connections) {
-      bool incoming = false;
-      uint16_t port = port_of(socket.local);
-      for (const auto &[inode, listening_port] : listeners_) incoming |= listening_port == port;
-      socket.direction = incoming ? KEEPALIVE_IN : KEEPALIVE_OUT;
-      handle(socket, false);
-    }
+    handle_fresh(fresh, fds, &listed, &look_again);
     fflush(stdout);
   }
   seen_ = std::move(listed);
@@ -357,9 +400,7 @@ void Follower::totals_json(JsonWriter *json) const {
 void Follower::finish(const std::string &reason) {
   if (options_.json) {
     JsonWriter json(JsonWriter::kOneLine);
-    json.begin_object();
-    json.field("event", "end");
-    json.field("time", now_s());
+    begin_event(&json, "end");
     json.field("reason", reason);
     json.field("ticks", ticks_);
     totals_json(&json);
