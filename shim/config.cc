@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,9 +170,11 @@ bool parse_duration(Text text, long long *out_ms) {
   return true;
 }
 
-// A whole number of at most `max_digits` digits (leading zeros counted),
-// from 1 to `max`.
-bool parse_whole_number(Text text, size_t max_digits, long max, long *out) {
+// A whole number from 1 to `max`, written with no more digits than `max` has
+// (leading zeros counted: "0001" is not a count).
+bool parse_whole_number(Text text, long max, long *out) {
+  size_t max_digits = 1;
+  for (long rest = max; rest >= 10; rest /= 10) ++max_digits;
   if (text.empty() || text.size() > max_digits) return false;
   long value = 0;
   for (const char *p = text.begin; p < text.end; ++p) {
@@ -185,7 +188,7 @@ bool parse_whole_number(Text text, size_t max_digits, long max, long *out) {
 
 bool parse_count(Text text, int *out) {
   long value = 0;
-  if (!parse_whole_number(text, 3, KEEPALIVE_CNT_MAX, &value)) return false;
+  if (!parse_whole_number(text, KEEPALIVE_CNT_MAX, &value)) return false;
   *out = static_cast<int>(value);
   return true;
 }
@@ -213,7 +216,7 @@ int parse_switch(Text text) {
 
 bool parse_port(Text text, uint16_t *out) {
   long value = 0;
-  if (!parse_whole_number(text, 5, 65535, &value)) return false;
+  if (!parse_whole_number(text, UINT16_MAX, &value)) return false;
   *out = static_cast<uint16_t>(value);
   return true;
 }
@@ -260,15 +263,19 @@ class Problems {
   int capacity_;
 };
 
+// A value quoted in a message: at most kQuotedBytes of it are shown, in a
+// buffer of kQuotedLen (room for escapes, the quotes and "...(N bytes)").
+constexpr size_t kQuotedBytes = 64;
+constexpr size_t kQuotedLen = 96;
+
 // Writes `text` quoted into buf, escaping control and non-ASCII bytes and
 // shortening long values, so that a message stays one readable line.
 const char *quote(Text text, char *buf, size_t size) {
-  constexpr size_t kShown = 64;
   size_t n = 0;
   buf[n++] = '"';
   size_t shown = 0;
   for (const char *p = text.begin; p < text.end; ++p, ++shown) {
-    if (shown == kShown || n + 8 >= size) {
+    if (shown == kQuotedBytes || n + 8 >= size) {
       n += static_cast<size_t>(snprintf(buf + n, size - n, "...(%zu bytes)", text.size()));
       break;
     }
@@ -511,8 +518,8 @@ void report_unknown_names(keepalive_config *cfg, Problems *problems, const char 
     const char *equals = strchr(entry, '=');
     Text name{entry, equals != nullptr ? equals : entry + strlen(entry)};
     if (!name.starts_with(kVariablePrefix) || is_known_name(name)) continue;
-    char shown[96];
-    bool plain = name.size() <= 64;
+    char shown[kQuotedLen];
+    bool plain = name.size() <= kQuotedBytes;
     for (const char *p = name.begin; plain && p < name.end; ++p) {
       plain = *p == '_' || is_digit(*p) || (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z');
     }
@@ -595,11 +602,11 @@ class RuleParser {
     }
     if (word.starts_with("port=")) {
       if (rule->nports != 0) return fail(word, "given twice");
-      return parse_list(word, 5, rule, /*ports=*/true);
+      return parse_list(word, strlen("port="), rule, /*ports=*/true);
     }
     if (word.starts_with("peer=")) {
       if (rule->npeers != 0) return fail(word, "given twice");
-      return parse_list(word, 5, rule, /*ports=*/false);
+      return parse_list(word, strlen("peer="), rule, /*ports=*/false);
     }
     for (const SettingName &name : kSettings) {
       if (!word.starts_with(name.rule_word)) continue;
@@ -634,7 +641,7 @@ class RuleParser {
       bool ok = ports ? parse_port_range(item, &rule->ports[count])
                       : keepalive_parse_cidr(item.begin, item.size(), &rule->peers[count]) == 1;
       if (!ok) {
-        char item_text[96];
+        char item_text[kQuotedLen];
         char why[256];
         snprintf(why, sizeof why, "%s is not %s", quote(item, item_text, sizeof item_text),
                  ports ? "a port 1-65535 or a range such as 5000-5999"
@@ -654,7 +661,7 @@ class RuleParser {
   }
 
   bool fail(Text word, const char *why) {
-    char word_text[96];
+    char word_text[kQuotedLen];
     if (word.empty()) {
       problems_->add(kRulesVariable, "KEEPALIVE_RULES rule %d (%s): %s", number_, rule_text_, why);
     } else {
@@ -667,7 +674,7 @@ class RuleParser {
   Problems *problems_;
   int number_;
   Text text_;
-  char rule_text_[96];
+  char rule_text_[kQuotedLen];
 };
 
 // The facts decide() may need for one direction: those of the rules that can
@@ -735,7 +742,7 @@ int read_switch(keepalive_lookup_fn lookup, void *context, Problems *problems) {
   if (!present) return 1;
   int enabled = parse_switch(text);
   if (enabled < 0) {
-    char shown[96];
+    char shown[kQuotedLen];
     problems->add(kSwitchVariable, "KEEPALIVE=%s is invalid: expected %s",
                   quote(text, shown, sizeof shown), kSwitchForm);
   }
@@ -750,7 +757,7 @@ void read_strict(keepalive_config *cfg, keepalive_lookup_fn lookup, void *contex
   if (!present) return;
   int strict = parse_switch(text);
   if (strict < 0) {
-    char shown[96];
+    char shown[kQuotedLen];
     problems->add(kStrictVariable, "KEEPALIVE_STRICT=%s is invalid: expected %s",
                   quote(text, shown, sizeof shown), kSwitchForm);
   }
@@ -776,7 +783,7 @@ void read_log_level(keepalive_config *cfg, keepalive_lookup_fn lookup, void *con
   } else if (text.equals_ignoring_case("debug")) {
     cfg->log_level = KEEPALIVE_LOG_DEBUG;
   } else {
-    char shown[96];
+    char shown[kQuotedLen];
     problems->add(kLogVariable, "KEEPALIVE_LOG=%s is invalid: expected %s",
                   quote(text, shown, sizeof shown), kLogForm);
   }
@@ -825,11 +832,13 @@ int keepalive_parse_cidr(const char *text, size_t len, keepalive_cidr *out) {
   memcpy(&as_in6, cidr.net.addr, sizeof as_in6);
   if (cidr.net.family == 6 && IN6_IS_ADDR_V4MAPPED(&as_in6)) {
     // ::ffff:a.b.c.d is an IPv4 peer; a prefix must keep the mapped part.
-    if (prefix < 96) return 0;
-    memmove(cidr.net.addr, cidr.net.addr + 12, 4);
-    memset(cidr.net.addr + 4, 0, 12);
+    constexpr int kMappedBits = 96;  // ::ffff:0:0/96
+    constexpr size_t kMappedBytes = kMappedBits / 8;
+    if (prefix < kMappedBits) return 0;
+    memmove(cidr.net.addr, cidr.net.addr + kMappedBytes, sizeof(in_addr));
+    memset(cidr.net.addr + sizeof(in_addr), 0, kMappedBytes);
     cidr.net.family = 4;
-    prefix -= 96;
+    prefix -= kMappedBits;
   }
   // Clear host bits: 10.1.2.3/8 means 10.0.0.0/8.
   for (int bit = prefix; bit < 128; ++bit) {
@@ -860,7 +869,7 @@ int keepalive_config_load_names(keepalive_config *cfg, keepalive_lookup_fn looku
   read_strict(cfg, lookup, context, &problems);
   read_log_level(cfg, lookup, context, &problems);
 
-  char shown[96];
+  char shown[kQuotedLen];
   bool present = false;
   Text text{};
   Values globals;

@@ -10,6 +10,7 @@
 #include "rule_index.h"
 
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 namespace keepalive {
@@ -41,7 +42,7 @@ struct Interval {
 };
 
 Interval port_interval(const keepalive_port_range &range) {
-  return Interval{Key{0, range.first}, Key{0, range.last}, range.last == 65535};
+  return Interval{Key{0, range.first}, Key{0, range.last}, range.last == UINT16_MAX};
 }
 
 // Host bits below a prefix of `bits` within a word of `width` bits.
