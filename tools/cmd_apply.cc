@@ -281,32 +281,25 @@ keepalive_settings predicted_after(const keepalive_settings &before,
   return after;
 }
 
-bool rule_takes_direction(const keepalive_rule &rule, keepalive_direction direction) {
-  return rule.directions == 0 || (rule.directions & direction) != 0;
-}
-
-bool rule_takes_port(const keepalive_rule &rule, uint16_t port) {
-  if (rule.nports == 0) return true;
-  for (int i = 0; i < rule.nports; ++i) {
-    if (port >= rule.ports[i].first && port <= rule.ports[i].last) return true;
-  }
-  return false;
-}
-
 // Rules by peer= that come before the listener's deciding rule and could
 // match a connection accepted on `port`, with other settings: with the
 // library, such a connection would get that rule's settings; inheriting from
 // the listener, it gets the listener's.
 std::vector<int> peer_rules_a_listener_cannot_honour(const keepalive_config &config, uint16_t port,
                                                      const keepalive_settings &decision) {
+  keepalive_socket_facts accepted{};  // a connection accepted on `port`, from a peer yet unknown
+  accepted.direction = KEEPALIVE_IN;
+  accepted.has_port = 1;
+  accepted.port = port;
   std::vector<int> rules;
   int end = decision.rule == KEEPALIVE_RULE_GLOBAL ? config.nrules : decision.rule;
   for (int i = 0; i < end; ++i) {
     const keepalive_rule &rule = config.rules[i];
-    if (rule.npeers == 0 || !rule_takes_direction(rule, KEEPALIVE_IN) ||
-        !rule_takes_port(rule, port)) {
-      continue;
-    }
+    if (rule.npeers == 0) continue;
+    // The rule without its peer= list matches when some peer would.
+    keepalive_rule any_peer = rule;
+    any_peer.npeers = 0;
+    if (!keepalive_rule_matches(&any_peer, &accepted)) continue;
     bool both_off = !rule.settings.enable && !decision.enable;
     if (!both_off && !same_settings(rule.settings, decision)) rules.push_back(i);
   }
