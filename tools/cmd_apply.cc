@@ -310,14 +310,14 @@ std::vector<int> peer_rules_a_listener_cannot_honour(const keepalive_config &con
 // listener carries only settings that cannot depend on the peer. Sets the
 // action and returns true when the decided socket is left as it is.
 bool leave_as_it_is(const keepalive_config &config, const TcpSocket &socket,
-                    keepalive_socket_facts *facts, Outcome *outcome) {
+                    const keepalive_socket_facts &facts, Outcome *outcome) {
   keepalive_settings listener_settings;
   if (!outcome->settings.enable) {
     outcome->action = Action::kLeft;
   } else if (outcome->before_read &&
              keepalive_timings_chosen(&outcome->before, keepalive_kernel_default_idle())) {
     outcome->action = Action::kChosen;
-  } else if (socket.listening && !keepalive_decide_listener(&config, facts, &listener_settings)) {
+  } else if (socket.listening && !keepalive_decide_listener(&config, &facts, &listener_settings)) {
     outcome->action = Action::kByPeer;
   } else {
     return false;
@@ -373,14 +373,14 @@ Outcome process_socket(const keepalive_cli::TargetProcess &target, const keepali
   }
   outcome.before_read = keepalive_read_settings(dup.get(), &outcome.before) == 1;
 
-  keepalive_socket_facts facts =
+  const keepalive_socket_facts facts =
       keepalive_cli::decide_for_socket(config, socket, dup.get(), &outcome.settings);
   outcome.decided = true;
   if (socket.listening && socket.has_local) {
     outcome.peer_rules = peer_rules_a_listener_cannot_honour(
         config, keepalive_cli::port_of(socket.local), outcome.settings);
   }
-  if (!leave_as_it_is(config, socket, &facts, &outcome)) {
+  if (!leave_as_it_is(config, socket, facts, &outcome)) {
     set_decided(dup.get(), options.dry_run, &outcome);
   }
   return outcome;
