@@ -549,6 +549,20 @@ class ApplyTest(unittest.TestCase):
         self.assertIn(f"Listening sockets {both} would be set: connections accepted from now on "
                       "inherit idle=20s", result.stdout)
 
+    def test_peer_rules_not_honoured_are_those_an_accepted_connection_could_match(self):
+        # Only a peer= rule for incoming connections on the listener's port,
+        # before the rule that decides the listener, is one it cannot honour.
+        holder = Holder(self)
+        port_a, port_b = holder.port("a"), holder.port("b")
+        rules = (f"out peer=127.0.0.2 idle=30; in port={port_b} peer=127.0.0.2 idle=40; "
+                 f"in port={port_a} peer=127.0.0.2 idle=50; in port={port_a} idle=20; "
+                 f"in port={port_a} peer=127.0.0.3 idle=60")
+        doc = parse_json(self, keepalive("apply", str(holder.pid), "--listeners", "--dry-run",
+                                         "--json", "--rules", rules).stdout)
+        by_fd = {s["fd"]: s for s in doc["sockets"]}
+        self.assertEqual(by_fd[holder.socket("a")["fd"]]["peer_rules_not_honoured"], [3])
+        self.assertEqual(by_fd[holder.socket("b")["fd"]]["peer_rules_not_honoured"], [2])
+
     def test_own_timings_are_left_alone(self):
         # A connection whose idle time the program chose keeps all its values.
         holder = self.standard_holder()
