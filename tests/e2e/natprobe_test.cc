@@ -33,12 +33,12 @@
 
 namespace {
 
+using cgnat_harness::kStartupTimeout;
 using cgnat_harness::Nat;
 using cgnat_harness::Process;
 using cgnat_harness::Strings;
 
-const char kServerEndpoint[] = "198.51.100.2:7200";
-constexpr double kStartupTimeout = 5;
+const std::string kServerEndpoint = std::string(cgnat_harness::kServerAddress) + ":7200";
 constexpr double kRunLimit = 50;  // a run at 1 s resolution, its loss confirmed: at most 50 s
 
 std::string command() { return cgnat_harness::program("keepalive"); }
