@@ -36,6 +36,8 @@
 #include <utility>
 #include <vector>
 
+#include "spawn_args.h"
+
 extern char **environ;
 
 namespace cgnat_harness {
@@ -174,23 +176,17 @@ inline pid_t spawn(const Strings &args, bool own_group, int *out_fd, int *err_fd
     close(out[1]);
     return -1;
   }
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, err[1], 2);
+  keepalive_test::OutputActions actions(out[1], err[1]);
   posix_spawnattr_t attributes;
   posix_spawnattr_init(&attributes);
   if (own_group) {
     posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP);
     posix_spawnattr_setpgroup(&attributes, 0);
   }
-  std::vector<char *> argv;
-  for (const auto &arg : args) argv.push_back(const_cast<char *>(arg.c_str()));
-  argv.push_back(nullptr);
+  keepalive_test::CStrings argv(args);
   pid_t pid = -1;
-  if (posix_spawn(&pid, argv[0], &actions, &attributes, argv.data(), environ) != 0) pid = -1;
-  posix_spawn_file_actions_destroy(&actions);
+  if (posix_spawn(&pid, argv.get()[0], actions.get(), &attributes, argv.get(), environ) != 0)
+    pid = -1;
   posix_spawnattr_destroy(&attributes);
   close(out[1]);
   close(err[1]);
