@@ -25,7 +25,7 @@ import unittest
 
 from apply_test import NOBODY, UNTOUCHED, as_nobody, keepalive_timers
 from command_testlib import (COMMAND, KERNEL_IDLE, PYTHON, TIMEOUT, JsonLineServer, clean_env,
-                             keepalive)
+                             copy_of_command, keepalive)
 
 SOURCE_DIR = os.environ["LIBKEEPALIVE_TEST_SOURCE_DIR"]
 
@@ -386,8 +386,7 @@ class FollowEndsTest(unittest.TestCase):
         server = Server(self)
         server.accept("conn")
         # The command as nobody: a copy nobody can run (the build tree may be private).
-        from apply_test import ApplyErrorsTest
-        command = ApplyErrorsTest.copy_of_command(self)
+        command = copy_of_command(self)
         result = keepalive("apply", str(server.pid), "--follow", "--idle", "30",
                            prefix=as_nobody(), command=command)
         self.assertEqual(result.returncode, 3, result.stdout + result.stderr)
@@ -403,8 +402,7 @@ class FollowEndsTest(unittest.TestCase):
         and to root following nobody's (whose /proc/PID/fd it cannot read)."""
         if os.geteuid() != 0:
             self.skipTest("SKIPPED: needs root, to drop to CAP_SYS_PTRACE alone")
-        from apply_test import ApplyErrorsTest
-        command = ApplyErrorsTest.copy_of_command(self)
+        command = copy_of_command(self)
         only_ptrace = ("--bounding-set=-all,+sys_ptrace", "--inh-caps=-all")
         dynamic_user = ("--reuid=61999", "--regid=61999", "--clear-groups",
                         "--bounding-set=-all,+sys_ptrace", "--inh-caps=+sys_ptrace",
