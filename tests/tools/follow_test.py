@@ -26,6 +26,7 @@ import unittest
 from apply_test import NOBODY, UNTOUCHED, as_nobody, keepalive_timers
 from command_testlib import (COMMAND, KERNEL_IDLE, PYTHON, TIMEOUT, JsonLineServer, clean_env,
                              copy_of_command, keepalive)
+from server_script import LISTENER_SETUP
 
 SOURCE_DIR = os.environ["LIBKEEPALIVE_TEST_SOURCE_DIR"]
 
@@ -48,13 +49,8 @@ WAIT = 10
 # The answer: pid, port, each named socket's fd, inode and options
 # [SO_KEEPALIVE, TCP_KEEPIDLE], and how many of the pairs' sockets read each
 # [SO_KEEPALIVE, TCP_KEEPIDLE].
-SERVER = textwrap.dedent("""
-    import collections, json, os, resource, socket, sys
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(4096)
+SERVER = LISTENER_SETUP + textwrap.dedent("""
+    import collections
     port = listener.getsockname()[1]
     sockets, bulk = {}, []
 
