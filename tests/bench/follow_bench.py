@@ -25,17 +25,15 @@ import textwrap
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from server_script import LISTENER_SETUP  # noqa: E402 (tests/tools, added above)
+
 TIMEOUT = 300
 
-# The server: accepts every connection it is told to and keeps it; prints
-# its pid, its port, then one line after each `accept N`.
-SERVER = textwrap.dedent("""
-    import json, os, resource, socket, sys
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(4096)
+# The server (its listener set up as the tests' servers are): accepts every
+# connection it is told to and keeps it; prints its pid, its port, then one
+# line after each `accept N`.
+SERVER = LISTENER_SETUP + textwrap.dedent("""
     kept = []
     print(json.dumps({"pid": os.getpid(), "port": listener.getsockname()[1]}), flush=True)
     for line in sys.stdin:

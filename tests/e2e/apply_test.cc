@@ -19,26 +19,8 @@
 
 #include "cgnat_harness.h"
 
+namespace cgnat_harness {
 namespace {
-
-using cgnat_harness::CommandResult;
-using cgnat_harness::Nat;
-using cgnat_harness::now_s;
-using cgnat_harness::Process;
-using cgnat_harness::program;
-using cgnat_harness::Strings;
-
-constexpr int kNatTimeout = 3;                // T
-constexpr double kSilence = 2 * kNatTimeout;  // the server's message comes after 2T
-constexpr double kClientWait = kSilence + 2;  // delivery takes milliseconds: 2 s is ample
-constexpr double kStartupTimeout = 5;
-const char kServerEndpoint[] = "198.51.100.2:5222";
-
-std::string seconds(double s) {
-  char text[32];
-  snprintf(text, sizeof text, "%.2f", s);
-  return text;
-}
 
 // The number after "key=" in a peer's report (peer.h), or -1.
 double reported(const std::string &output, const std::string &key) {
@@ -58,24 +40,8 @@ struct IdleConnection {
     return (server ? server->transcript() : "") + (client ? client->transcript() : "");
   }
 
-  // `ss -tnoe` in the server's namespace: the lines of the test connection.
-  std::string server_sockets() const {
-    CommandResult ss =
-        cgnat_harness::run_command(nat->exec("s", {}, {"ss", "-tnoe", "state", "established"}));
-    std::string lines;
-    size_t start = 0;
-    while (start < ss.output.size()) {
-      size_t end = ss.output.find('\n', start);
-      if (end == std::string::npos) end = ss.output.size();
-      std::string line = ss.output.substr(start, end - start);
-      if (line.find("198.51.100.2:5222") != std::string::npos) lines += line + "\n";
-      start = end + 1;
-    }
-    return lines;
-  }
-
   bool keepalive_timer() const {
-    return server_sockets().find("timer:(keepalive,") != std::string::npos;
+    return connection_sockets(*nat, "s").find("timer:(keepalive,") != std::string::npos;
   }
 
   // `keepalive apply SERVERPID FLAGS...` inside the server's namespace, as an
@@ -83,17 +49,7 @@ struct IdleConnection {
   CommandResult apply(const Strings &flags) const {
     Strings args = {program("keepalive"), "apply", std::to_string(server->pid())};
     args.insert(args.end(), flags.begin(), flags.end());
-    return cgnat_harness::run_command(nat->exec("s", {}, args), 10);
-  }
-
-  // The client's verdict: "message_received", "nothing_received", or "" when
-  // it ended otherwise.
-  std::string verdict() {
-    client->wait_exit(kClientWait + kStartupTimeout);
-    for (const char *event : {"message_received", "nothing_received"}) {
-      if (client->out().find(event) != std::string::npos) return event;
-    }
-    return "";
+    return run_command(nat->exec("s", {}, args), 10);
   }
 };
 
@@ -117,7 +73,8 @@ void start_idle_connection(const std::string &tag, IdleConnection *c) {
   // A server as it is in production: no library, keepalive off.
   ASSERT_NE(c->server->out().find("libkeepalive_loaded=0"), std::string::npos) << c->transcript();
   ASSERT_NE(c->server->out().find("so_keepalive=0"), std::string::npos) << c->transcript();
-  ASSERT_FALSE(c->keepalive_timer()) << "keepalive is on before apply:\n" << c->server_sockets();
+  ASSERT_FALSE(c->keepalive_timer()) << "keepalive is on before apply:\n"
+                                     << connection_sockets(*c->nat, "s");
 }
 
 class ApplyTest : public testing::Test {
@@ -139,15 +96,15 @@ TEST_F(ApplyTest, ApplySavesAnIdleConnection) {
   double apply_after = now_s() - applied.idle_since;
   ASSERT_EQ(result.status, 0) << result.output << applied.transcript();
   ASSERT_LT(apply_after, kNatTimeout - 0.5)
-      << "apply finished " << seconds(apply_after)
+      << "apply finished " << seconds(apply_after, 2)
       << " s into the silence, too close to the NAT timeout: this run proves nothing";
   EXPECT_NE(result.output.find("off -> idle=1s intvl=1s"), std::string::npos) << result.output;
   EXPECT_NE(result.output.find("1 socket set"), std::string::npos) << result.output;
-  std::string ss = applied.server_sockets();
+  std::string ss = connection_sockets(*applied.nat, "s");
   EXPECT_NE(ss.find("timer:(keepalive,"), std::string::npos)
       << "ss shows no keepalive timer after apply:\n"
       << ss;
-  std::cout << "keepalive apply, done " << seconds(apply_after) << " s into the silence:\n"
+  std::cout << "keepalive apply, done " << seconds(apply_after, 2) << " s into the silence:\n"
             << result.output << "ss -tnoe in the server's namespace then:\n"
             << ss;
 
@@ -156,25 +113,26 @@ TEST_F(ApplyTest, ApplySavesAnIdleConnection) {
   ASSERT_EQ(dry_result.status, 0) << dry_result.output << dry.transcript();
   EXPECT_NE(dry_result.output.find("would set"), std::string::npos) << dry_result.output;
   EXPECT_FALSE(dry.keepalive_timer()) << "--dry-run switched keepalive on:\n"
-                                      << dry.server_sockets();
+                                      << connection_sockets(*dry.nat, "s");
 
-  std::string outcome = applied.verdict();
+  std::string outcome = client_verdict(*applied.client);
   EXPECT_TRUE(applied.server->wait_for_output("message_sent", kStartupTimeout))
       << applied.transcript();
   EXPECT_EQ(outcome, "message_received")
       << "keepalive apply should have kept the NAT mapping of the running server\n"
       << applied.transcript();
-  std::string control = dry.verdict();
+  std::string control = client_verdict(*dry.client);
   EXPECT_EQ(control, "nothing_received")
       << "after `apply --dry-run` the message must be lost as in the baseline: either --dry-run "
          "changed the socket or the emulated NAT does not forget (see "
          "e2e.BaselineMessageAfterSilenceIsLost)\n"
       << dry.transcript();
   std::cout << "apply: message delivered after "
-            << seconds(reported(applied.client->out(), "silence"))
+            << seconds(reported(applied.client->out(), "silence"), 2)
             << " s of silence; with --dry-run instead it was lost (client waited "
-            << seconds(reported(dry.client->out(), "waited")) << " s, NAT timeout " << kNatTimeout
-            << " s)\n";
+            << seconds(reported(dry.client->out(), "waited"), 2) << " s, NAT timeout "
+            << kNatTimeout << " s)\n";
 }
 
 }  // namespace
+}  // namespace cgnat_harness

@@ -3,7 +3,8 @@
 // loudly, or fail when LIBKEEPALIVE_E2E_REQUIRED=1), a NAT whose three
 // namespaces are removed on every exit path, and processes whose output is
 // read as it comes (the peers' report lines as events) and which never
-// outlive their test. Every e2e test program includes it.
+// outlive their test; and the figures and checks of the idle-connection
+// scenario most tests run. Every e2e test program includes it.
 //
 // Cleanup: the Nat and Process destructors (also on a failed assertion), a
 // SIGINT/SIGTERM/SIGHUP handler for the ones still up (a test's own cleanup
@@ -34,6 +35,8 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "spawn_args.h"
 
 extern char **environ;
 
@@ -173,23 +176,17 @@ inline pid_t spawn(const Strings &args, bool own_group, int *out_fd, int *err_fd
     close(out[1]);
     return -1;
   }
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, err[1], 2);
+  keepalive_test::OutputActions actions(out[1], err[1]);
   posix_spawnattr_t attributes;
   posix_spawnattr_init(&attributes);
   if (own_group) {
     posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP);
     posix_spawnattr_setpgroup(&attributes, 0);
   }
-  std::vector<char *> argv;
-  for (const auto &arg : args) argv.push_back(const_cast<char *>(arg.c_str()));
-  argv.push_back(nullptr);
+  keepalive_test::CStrings argv(args);
   pid_t pid = -1;
-  if (posix_spawn(&pid, argv[0], &actions, &attributes, argv.data(), environ) != 0) pid = -1;
-  posix_spawn_file_actions_destroy(&actions);
+  if (posix_spawn(&pid, argv.get()[0], actions.get(), &attributes, argv.get(), environ) != 0)
+    pid = -1;
   posix_spawnattr_destroy(&attributes);
   close(out[1]);
   close(err[1]);
@@ -385,6 +382,52 @@ class Nat {
   int slot_ = -1;
   CommandResult up_;
 };
+
+// ---------------------------------------------------------------------------
+// The scenario of most tests: a server in namespace s, its client in c, an
+// idle connection between them through a NAT that forgets after T, and a
+// message from the server after 2T of silence: lost without keepalive,
+// delivered with it.
+
+inline constexpr int kNatTimeout = 3;                // T: the NAT forgets an idle mapping after T s
+inline constexpr double kSilence = 2 * kNatTimeout;  // the server's message comes after 2T
+inline constexpr double kClientWait = kSilence + 2;  // delivery takes milliseconds: 2 s is ample
+inline constexpr double kStartupTimeout = 5;         // for a peer to reach its next step
+inline constexpr char kServerAddress[] = "198.51.100.2";  // the server's side of `cgnat up`
+inline constexpr char kServerPort[] = "5222";
+inline const std::string kServerEndpoint = std::string(kServerAddress) + ":" + kServerPort;
+
+// Seconds as text with `decimals` places: a peer's argument, a figure in a
+// test's report.
+inline std::string seconds(double s, int decimals = 1) {
+  char text[32];
+  snprintf(text, sizeof text, "%.*f", decimals, s);
+  return text;
+}
+
+// `ss -tnoe` in namespace `side` (c, n, s), what an administrator would see:
+// its header and the connections to kServerEndpoint (not ss's complaints
+// about cgroups).
+inline std::string connection_sockets(const Nat &nat, const char *side) {
+  std::istringstream lines(
+      run_command(nat.exec(side, {}, {"ss", "-tnoe", "state", "established"})).output);
+  std::string shown;
+  for (std::string line; std::getline(lines, line);)
+    if (line.rfind("Recv-Q", 0) == 0 || line.find(kServerEndpoint) != std::string::npos)
+      shown += line + "\n";
+  return shown;
+}
+
+// Waits for the scenario's client (e2e_client, static_peer) to end; its
+// verdict: "message_received", "nothing_received", or "" when it ended
+// otherwise.
+inline std::string client_verdict(Process &client) {
+  client.wait_exit(kClientWait + kStartupTimeout);
+  for (const char *event : {"message_received", "nothing_received"}) {
+    if (client.out().find(event) != std::string::npos) return event;
+  }
+  return "";
+}
 
 // Why the emulated NAT cannot run here (`cgnat check`), or nullopt when it
 // can; removes namespaces left by dead earlier runs (`cgnat sweep`) first.

@@ -12,49 +12,15 @@
 // each test starts with (all from cgnat_harness.h).
 #include <gtest/gtest.h>
 
-#include <cstdio>
 #include <iostream>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
 
 #include "cgnat_harness.h"
 
+namespace cgnat_harness {
 namespace {
-
-using cgnat_harness::CommandResult;
-using cgnat_harness::Event;
-using cgnat_harness::Nat;
-using cgnat_harness::Process;
-using cgnat_harness::program;
-using cgnat_harness::Strings;
-using cgnat_harness::with_library;
-
-constexpr int kNatTimeout = 3;                // T: the NAT forgets an idle mapping after T s
-constexpr double kSilence = 2 * kNatTimeout;  // the server's message comes after 2T
-constexpr double kClientWait = kSilence + 2;  // delivery takes milliseconds: 2 s is ample
-constexpr double kStartupTimeout = 5;         // for a peer to reach its next step
-const char kServerEndpoint[] = "198.51.100.2:5222";
-
-std::string seconds(double s, int decimals = 1) {
-  char text[32];
-  snprintf(text, sizeof text, "%.*f", decimals, s);
-  return text;
-}
-
-// `ss -tnoe` in the server's namespace, what an administrator would see:
-// its header and the test connection (not ss's complaints about cgroups).
-std::string server_sockets(const Nat &nat) {
-  std::istringstream lines(
-      cgnat_harness::run_command(nat.exec("s", {}, {"ss", "-tnoe", "state", "established"}))
-          .output);
-  std::string shown;
-  for (std::string line; std::getline(lines, line);)
-    if (line.rfind("Recv-Q", 0) == 0 || line.find("198.51.100.2:") != std::string::npos)
-      shown += line + "\n";
-  return shown;
-}
 
 // One client–server connection through its own NAT.
 struct Connection {
@@ -125,7 +91,7 @@ bool is_dead_peer_error(const std::string &name) {
 
 // ---------------------------------------------------------------------------
 
-class CgnatTest : public cgnat_harness::LibraryCgnatTest {};
+class CgnatTest : public LibraryCgnatTest {};
 
 // 1. Without the library the NAT forgets the idle connection and the
 // message is lost. Were it delivered, the emulation would be broken.
@@ -218,8 +184,8 @@ TEST_F(CgnatTest, DeadPeerIsDetectedWithinBound) {
   ASSERT_TRUE(control) << without.transcript();
   ASSERT_EQ(control->name, "still_open") << without.transcript();
   EXPECT_EQ((*control)["state"], "ESTABLISHED");
-  std::string ss = server_sockets(*without.nat);
-  EXPECT_NE(ss.find("198.51.100.2:5222"), std::string::npos) << ss;
+  std::string ss = connection_sockets(*without.nat, "s");
+  EXPECT_NE(ss.find(kServerEndpoint), std::string::npos) << ss;
   std::cout << "dead peer without libkeepalive: still " << (*control)["state"] << " after "
             << seconds(control->number("silence")) << " s of silence; ss -tnoe says:\n"
             << ss;
@@ -270,7 +236,7 @@ TEST_F(CgnatTest, PendingDataFailsAfterUserTimeout) {
   EXPECT_EQ((*control)["state"], "ESTABLISHED");
   EXPECT_GE(control->number("unacked"), 1);
   EXPECT_GE(control->number("retransmits"), 1);
-  std::string ss = server_sockets(*without.nat);
+  std::string ss = connection_sockets(*without.nat, "s");
   std::cout << "pending data without libkeepalive: still " << (*control)["state"] << " "
             << seconds(kControlWatch) << " s after the send, " << (*control)["retransmits"]
             << " retransmissions; ss -tnoe says:\n"
@@ -306,3 +272,4 @@ TEST_F(CgnatTest, InvalidConfigurationBehavesLikeBaseline) {
 }
 
 }  // namespace
+}  // namespace cgnat_harness

@@ -21,20 +21,8 @@
 
 #include "cgnat_harness.h"
 
+namespace cgnat_harness {
 namespace {
-
-using cgnat_harness::CommandResult;
-using cgnat_harness::Nat;
-using cgnat_harness::Process;
-using cgnat_harness::program;
-using cgnat_harness::Strings;
-
-constexpr int kNatTimeout = 3;             // T
-constexpr int kSilence = 2 * kNatTimeout;  // the server's message comes after 2T
-constexpr int kClientWait = kSilence + 2;  // delivery takes milliseconds: 2 s is ample
-constexpr double kStartupTimeout = 5;
-const char kServerAddress[] = "198.51.100.2";
-const char kServerPort[] = "5222";
 
 std::string static_peer_path() {
   static const std::string path = "/tmp/keepalive-static-peer-" + std::to_string(getpid());
@@ -45,30 +33,11 @@ std::string static_peer_path() {
 std::optional<std::string> static_peer_unavailable() {
   struct stat st {};
   if (stat(static_peer_path().c_str(), &st) == 0) return std::nullopt;
-  std::string source =
-      cgnat_harness::env_or_empty("LIBKEEPALIVE_TEST_SOURCE_DIR") + "/tests/e2e/static_peer.c";
-  CommandResult gcc = cgnat_harness::run_command(
-      {"/usr/bin/gcc", "-static", "-O2", "-o", static_peer_path(), source});
+  std::string source = env_or_empty("LIBKEEPALIVE_TEST_SOURCE_DIR") + "/tests/e2e/static_peer.c";
+  CommandResult gcc =
+      run_command({"/usr/bin/gcc", "-static", "-O2", "-o", static_peer_path(), source});
   if (gcc.status != 0) return "gcc -static failed (needs gcc and libc6-dev):\n" + gcc.output;
   return std::nullopt;
-}
-
-// `ss -tnoe` in namespace `side`: the lines of the test connection.
-std::string connection_sockets(const Nat &nat, const char *side) {
-  CommandResult ss =
-      cgnat_harness::run_command(nat.exec(side, {}, {"ss", "-tnoe", "state", "established"}));
-  std::string lines;
-  size_t start = 0;
-  while (start < ss.output.size()) {
-    size_t end = ss.output.find('\n', start);
-    if (end == std::string::npos) end = ss.output.size();
-    std::string line = ss.output.substr(start, end - start);
-    if (line.find(std::string(kServerAddress) + ":" + kServerPort) != std::string::npos) {
-      lines += line + "\n";
-    }
-    start = end + 1;
-  }
-  return lines;
 }
 
 // A static server and its raw-syscall client through their own NAT, each
@@ -95,28 +64,20 @@ struct Pair {
     return std::make_unique<Process>(std::string(side ? side : "host") + " follower",
                                      side ? nat->exec(side, {}, command) : command);
   }
-
-  std::string verdict() {
-    client->wait_exit(kClientWait + kStartupTimeout);
-    for (const char *event : {"message_received", "nothing_received"}) {
-      if (client->out().find(event) != std::string::npos) return event;
-    }
-    return "";
-  }
 };
 
 void start_pair(const std::string &tag, bool followed, Pair *p) {
   p->nat = std::make_unique<Nat>(tag, kNatTimeout);
   ASSERT_TRUE(p->nat->up()) << "cgnat up " << p->nat->name() << " failed:\n" << p->nat->up_output();
   p->server = std::make_unique<Process>(
-      tag + " server", p->nat->exec("s", {},
-                                    {static_peer_path(), "server", kServerAddress, kServerPort,
-                                     std::to_string(kSilence)}));
+      tag + " server",
+      p->nat->exec("s", {},
+                   {static_peer_path(), "server", kServerAddress, kServerPort, seconds(kSilence)}));
   ASSERT_TRUE(p->server->wait_for_output("listening", kStartupTimeout)) << p->transcript();
   p->client = std::make_unique<Process>(
       tag + " client", p->nat->exec("c", {},
                                     {static_peer_path(), "client", kServerAddress, kServerPort,
-                                     std::to_string(kClientWait)}));
+                                     seconds(kClientWait)}));
   ASSERT_TRUE(p->client->wait_for_output("ready", kStartupTimeout)) << p->transcript();
   if (followed) {
     p->server_follower = p->follow(nullptr, *p->server);
@@ -165,10 +126,10 @@ TEST_F(FollowTest, StaticServerAndRawConnectClientSurviveTheNat) {
             << server_ss << "ss -tnoe, client's namespace:\n"
             << client_ss;
 
-  EXPECT_EQ(followed.verdict(), "message_received")
+  EXPECT_EQ(client_verdict(*followed.client), "message_received")
       << "followed, the static server's connection should have kept its NAT mapping\n"
       << followed.transcript();
-  EXPECT_EQ(control.verdict(), "nothing_received")
+  EXPECT_EQ(client_verdict(*control.client), "nothing_received")
       << "not followed, the message must be lost (else the emulated NAT does not forget)\n"
       << control.transcript();
 
@@ -184,3 +145,4 @@ TEST_F(FollowTest, StaticServerAndRawConnectClientSurviveTheNat) {
 }
 
 }  // namespace
+}  // namespace cgnat_harness

@@ -33,12 +33,12 @@
 
 namespace {
 
+using cgnat_harness::kStartupTimeout;
 using cgnat_harness::Nat;
 using cgnat_harness::Process;
 using cgnat_harness::Strings;
 
-const char kServerEndpoint[] = "198.51.100.2:7200";
-constexpr double kStartupTimeout = 5;
+const std::string kServerEndpoint = std::string(cgnat_harness::kServerAddress) + ":7200";
 constexpr double kRunLimit = 50;  // a run at 1 s resolution, its loss confirmed: at most 50 s
 
 std::string command() { return cgnat_harness::program("keepalive"); }
@@ -147,6 +147,29 @@ std::string read_line(int fd, double timeout) {
 
 void send_text(int fd, const std::string &text) {
   ASSERT_EQ(send(fd, text.data(), text.size(), MSG_NOSIGNAL), static_cast<ssize_t>(text.size()));
+}
+
+// A natprobe server behind a path that resets every probe still idle after
+// kResetAfter: it arms the probe, then wakes the client after its idle time,
+// or resets the connection when that is kResetAfter or longer.
+constexpr double kResetAfter = 1.5;
+void serve_through_resetting_path(int fd) {
+  send_text(fd, "KEEPALIVE-NATPROBE 1\n");
+  std::string request = read_line(fd, 5);
+  long long idle_ms = request.rfind("IDLE ", 0) == 0 ? atoll(request.c_str() + 5) : 0;
+  if (idle_ms > 0) {
+    send_text(fd, "ARMED " + std::to_string(idle_ms) + "\n");
+    bool reset = static_cast<double>(idle_ms) >= kResetAfter * 1000;
+    usleep(static_cast<useconds_t>((reset ? kResetAfter * 1000 : static_cast<double>(idle_ms)) *
+                                   1000));
+    if (reset) {
+      linger abort_now{1, 0};
+      setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_now, sizeof abort_now);
+    } else {
+      send_text(fd, "WAKE " + std::to_string(idle_ms) + "\n");
+    }
+  }
+  close(fd);
 }
 
 // Runs `keepalive natprobe ARGS…` on this machine to its end.
@@ -498,25 +521,7 @@ TEST_F(NatprobeLoopbackTest, NoNatFindsNoTimeoutUpToMax) {
 // A path that resets a connection when it forgets it (here: a fake server
 // that resets every probe still idle after 1.5 s) — lost, and said so.
 TEST_F(NatprobeLoopbackTest, ResetByThePathCountsAsLost) {
-  constexpr double kResetAfter = 1.5;
-  FakeServer fake([](int fd) {
-    send_text(fd, "KEEPALIVE-NATPROBE 1\n");
-    std::string request = read_line(fd, 5);
-    long long idle_ms = request.rfind("IDLE ", 0) == 0 ? atoll(request.c_str() + 5) : 0;
-    if (idle_ms > 0) {
-      send_text(fd, "ARMED " + std::to_string(idle_ms) + "\n");
-      bool reset = static_cast<double>(idle_ms) >= kResetAfter * 1000;
-      usleep(static_cast<useconds_t>((reset ? kResetAfter * 1000 : static_cast<double>(idle_ms)) *
-                                     1000));
-      if (reset) {
-        linger abort_now{1, 0};
-        setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_now, sizeof abort_now);
-      } else {
-        send_text(fd, "WAKE " + std::to_string(idle_ms) + "\n");
-      }
-    }
-    close(fd);
-  });
+  FakeServer fake(serve_through_resetting_path);
   ASSERT_TRUE(fake.listening());
   ProbeRun run = natprobe(
       {"client", fake.endpoint(), "--max", "4s", "--resolution", "1s", "--grace", "1s", "--json"});
@@ -551,21 +556,7 @@ TEST_F(NatprobeLoopbackTest, ServerGoneAfterARoundEndsTheRunAfterGiveUpAfter) {
       close(fd);
       return;
     }
-    send_text(fd, "KEEPALIVE-NATPROBE 1\n");
-    std::string request = read_line(fd, 5);
-    long long idle_ms = request.rfind("IDLE ", 0) == 0 ? atoll(request.c_str() + 5) : 0;
-    if (idle_ms > 0) {
-      send_text(fd, "ARMED " + std::to_string(idle_ms) + "\n");
-      bool reset = idle_ms >= 1500;  // a path that resets after 1.5 s
-      usleep(static_cast<useconds_t>((reset ? 1500 : idle_ms) * 1000));
-      if (reset) {
-        linger abort_now{1, 0};
-        setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_now, sizeof abort_now);
-      } else {
-        send_text(fd, "WAKE " + std::to_string(idle_ms) + "\n");
-      }
-    }
-    close(fd);
+    serve_through_resetting_path(fd);  // a path that resets after 1.5 s
   });
   ASSERT_TRUE(fake.listening());
   Process client("client", {command(), "natprobe", "client", fake.endpoint(), "--max", "4s",

@@ -23,7 +23,6 @@
 #include <signal.h>
 
 #include <cmath>
-#include <cstdio>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -37,24 +36,25 @@ namespace {
 
 using cgnat_harness::CommandResult;
 using cgnat_harness::Event;
+using cgnat_harness::kNatTimeout;
+using cgnat_harness::kServerAddress;
+using cgnat_harness::kStartupTimeout;
 using cgnat_harness::Nat;
 using cgnat_harness::now_s;
 using cgnat_harness::Process;
 using cgnat_harness::program;
 using cgnat_harness::run_command;
+using cgnat_harness::seconds;
 using cgnat_harness::Strings;
 using cgnat_harness::with_library;
 
-constexpr int kNatTimeout = 3;         // T: the NAT forgets an idle mapping after T s
 constexpr long kPerPort = 5000;        // connections to each server port
 constexpr long kTotal = 2 * kPerPort;  // ... and in all
 constexpr int kConfiguredPort = 5222;
-constexpr int kOffPort = 5223;  // KEEPALIVE_RULES turns this one off
-const char kServerAddress[] = "198.51.100.2";
+constexpr int kOffPort = 5223;       // KEEPALIVE_RULES turns this one off
 constexpr double kSilence = 8;       // the server writes after 8 s > 2T of silence
 constexpr double kDeliveryWait = 2;  // delivery takes milliseconds: 2 s is ample
 constexpr double kConnectWithin = 30;
-constexpr double kStartupTimeout = 5;
 // The counting window ends this long before the server writes, so that the
 // message and its acknowledgement are not counted.
 constexpr double kWindowMargin = 1;
@@ -77,12 +77,6 @@ constexpr double kPeriodMin = kIdle - 0.010;
 constexpr double kPeriodMax = kIdle * (1 + 8.0 / 63) + 0.010 + 0.010;
 
 std::string endpoint(int port) { return std::string(kServerAddress) + ":" + std::to_string(port); }
-
-std::string seconds(double s, int decimals = 1) {
-  char text[32];
-  snprintf(text, sizeof text, "%.*f", decimals, s);
-  return text;
-}
 
 void sleep_until(double deadline) {
   for (double left; (left = deadline - now_s()) > 0;) usleep(static_cast<useconds_t>(left * 1e6));

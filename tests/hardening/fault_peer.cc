@@ -109,6 +109,18 @@ int Tcp(int flags = 0) {
   return fd;
 }
 
+// A loopback address nobody listens on: a port bound, then closed.
+sockaddr_in ClosedPort() {
+  int probe = Tcp();
+  sockaddr_in closed = ka_peer::Loopback4("127.0.0.1", 0);
+  socklen_t len = sizeof closed;
+  if (bind(probe, Sa(&closed), len) != 0 || getsockname(probe, Sa(&closed), &len) != 0) {
+    Die("bind");
+  }
+  close(probe);
+  return closed;
+}
+
 void WaitWritable(int fd) {
   pollfd p = {fd, POLLOUT, 0};
   if (poll(&p, 1, 10000) != 1) Die("poll");
@@ -281,14 +293,7 @@ __attribute__((noinline)) void BadConnects(const Listener &l, void *no_access, c
 }
 
 void Refused() {
-  // A port nobody listens on: bound, then closed.
-  int probe = Tcp();
-  sockaddr_in closed = ka_peer::Loopback4("127.0.0.1", 0);
-  socklen_t len = sizeof closed;
-  if (bind(probe, Sa(&closed), len) != 0 || getsockname(probe, Sa(&closed), &len) != 0) {
-    Die("bind");
-  }
-  close(probe);
+  sockaddr_in closed = ClosedPort();
   int fd = Tcp();
   Observe("connect_econnrefused", [&] { return connect(fd, Sa(&closed), sizeof closed); });
   // A refused socket may connect again.
@@ -378,14 +383,7 @@ void UnderFailingOptions(const Listener &l) {
   close(fd);
   close(accept(l.fd, nullptr, nullptr));
 
-  // A port nobody listens on: bound, then closed.
-  int probe = Tcp();
-  sockaddr_in closed = ka_peer::Loopback4("127.0.0.1", 0);
-  socklen_t len = sizeof closed;
-  if (bind(probe, Sa(&closed), len) != 0 || getsockname(probe, Sa(&closed), &len) != 0) {
-    Die("bind");
-  }
-  close(probe);
+  sockaddr_in closed = ClosedPort();
   fd = Tcp();
   Observe("optfail_connect_refused", [&] { return connect(fd, Sa(&closed), sizeof closed); });
   close(fd);

@@ -99,11 +99,7 @@ Result RunProgram(const std::vector<std::string> &argv, const Env &env, int time
     ADD_FAILURE() << "cannot fill the stderr pipe: " << strerror(errno);
     return result;
   }
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, err[1], 2);
+  keepalive_test::OutputActions actions(out[1], err[1]);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF);
@@ -120,8 +116,7 @@ Result RunProgram(const std::vector<std::string> &argv, const Env &env, int time
   if (stderr_mode == Stderr::kBrokenPipe) close(err[0]);
   auto start = std::chrono::steady_clock::now();
   pid_t pid = -1;
-  int rc = posix_spawnp(&pid, args.get()[0], &actions, &attr, args.get(), envp.get());
-  posix_spawn_file_actions_destroy(&actions);
+  int rc = posix_spawnp(&pid, args.get()[0], actions.get(), &attr, args.get(), envp.get());
   posix_spawnattr_destroy(&attr);
   close(out[1]);
   close(err[1]);

@@ -221,6 +221,35 @@ PeerRun RunPeer(const std::vector<std::string> &args, const Env &env, Preload pr
   return {status, peer->report(), peer->out(), peer->err()};
 }
 
+ObservedRun RunObserved(const std::vector<std::string> &args, const Env &env,
+                        const std::vector<int> &inherit) {
+  ObservedRun run;
+  auto peer = StartPeer(args, env, Preload::kYes, inherit);
+  EXPECT_TRUE(peer->WaitForLine("ready")) << peer->out() << peer->err();
+  run.ss = ReadSs();
+  run.elapsed = peer->Elapsed();
+  run.status = peer->Finish();
+  run.report = peer->report();
+  run.err = peer->err();
+  return run;
+}
+
+void ExpectSocket(const ObservedRun &run, const std::string &name, const Keepalive &expected) {
+  ExpectSocket(run.report, run.ss, name, expected, run.elapsed);
+}
+
+std::string LogLineOf(const ObservedRun &run, const std::string &name) {
+  std::regex about("^libkeepalive: [a-z]+ fd=" + Get(run.report, "sock." + name + ".fd") + "\\b");
+  std::string found;
+  for (const auto &line : LibraryLines(run.err)) {
+    if (!std::regex_search(line, about)) continue;
+    EXPECT_EQ(found, "") << "two debug lines for " << name << ":\n" << run.err;
+    found = line;
+  }
+  EXPECT_NE(found, "") << "no debug line for " << name << ":\n" << run.err;
+  return found;
+}
+
 Report Calls(const Report &report) {
   Report calls;
   for (const auto &[key, value] : report)

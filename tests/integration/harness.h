@@ -1,7 +1,8 @@
 // harness.h — what the integration tests share: running the ka_peer helper
 // with or without the preloaded library and reading its key=value report,
 // reading sockets from outside with `ss -tnoe`, the kernel's keepalive
-// defaults, and the checks of one socket against expected settings.
+// defaults, the checks of one socket against expected settings, and the
+// library's debug line about it.
 //
 // The test process itself is never preloaded; only its children are.
 #ifndef KEEPALIVE_TESTS_INTEGRATION_HARNESS_H
@@ -145,6 +146,25 @@ void ExpectOutside(const SsTable &ss, const Report &report, const std::string &n
 // Both views: the remaining time expected right after setup is the IDLE.
 void ExpectSocket(const Report &report, const SsTable &ss, const std::string &name,
                   const Keepalive &expected, double elapsed_s);
+
+// Runs ka_peer under the library until it reports "ready" (a failure of the
+// test when it does not), reads the sockets from outside then, and lets it
+// exit: a run whose sockets ExpectSocket can check.
+struct ObservedRun {
+  int status = -1;
+  Report report;
+  std::string err;
+  SsTable ss;          // what ss showed while ka_peer waited
+  double elapsed = 0;  // seconds from ka_peer's start to that reading
+};
+ObservedRun RunObserved(const std::vector<std::string> &args, const Env &env,
+                        const std::vector<int> &inherit = {});
+// ExpectSocket with the run's report, ss reading and elapsed time.
+void ExpectSocket(const ObservedRun &run, const std::string &name, const Keepalive &expected);
+// The library's debug line about socket `name` of the run (KEEPALIVE_LOG=
+// debug: "libkeepalive: in fd=N ..."); a failure of the test when there is
+// none, or more than one.
+std::string LogLineOf(const ObservedRun &run, const std::string &name);
 
 // A loopback TCP socket of this (never preloaded) process: a listener on
 // port 0, or a client bound to `from` and connected. Both close on exec.

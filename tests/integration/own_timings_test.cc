@@ -13,7 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <regex>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -37,25 +37,30 @@ const Env kAllFour = {{"KEEPALIVE_IDLE", "240"},
                       {"KEEPALIVE_USER_TIMEOUT", "45s"}};
 const Keepalive kAllFourValues = {true, 240, 17, 4, 45000};
 
-struct ScriptRun {
-  int status = -1;
-  Report report;
-  std::string err;
-  SsTable ss;
-  double elapsed = 0;
-};
-
-ScriptRun RunScript(const std::string &script, Env env, const std::vector<int> &inherit = {}) {
-  ScriptRun run;
-  auto peer = StartPeer(Words("script " + script), env, Preload::kYes, inherit);
-  EXPECT_TRUE(peer->WaitForLine("ready")) << peer->out() << peer->err();
-  run.ss = ReadSs();
-  run.elapsed = peer->Elapsed();
-  run.status = peer->Finish();
-  run.report = peer->report();
-  run.err = peer->err();
-  return run;
+ObservedRun RunScript(const std::string &script, const Env &env,
+                      const std::vector<int> &inherit = {}) {
+  return RunObserved(Words("script " + script), env, inherit);
 }
+
+// A listener of the test, passed to ka_peer as with socket activation, with
+// connections from `clients` (addresses) waiting in its queue before the
+// program starts; all closed when the test ends.
+struct QueuedListener {
+  explicit QueuedListener(std::initializer_list<const char *> clients)
+      : fd(TestListener("127.0.0.1")) {
+    for (const char *from : clients)
+      client_fds.push_back(TestConnect(from, "127.0.0.1", PortOf(fd)));
+  }
+  QueuedListener(const QueuedListener &) = delete;
+  QueuedListener &operator=(const QueuedListener &) = delete;
+  ~QueuedListener() {
+    for (int client : client_fds) close(client);
+    close(fd);
+  }
+
+  const int fd;
+  std::vector<int> client_fds;
+};
 
 // The test's own view of a listener it passed to ka_peer.
 Keepalive ReadListener(int fd) {
@@ -78,32 +83,21 @@ void ExpectSame(const Keepalive &got, const Keepalive &expected) {
   EXPECT_EQ(got.user_timeout_ms, expected.user_timeout_ms);
 }
 
-// The debug line about socket `name` of the run.
-std::string LogLineOf(const ScriptRun &run, const std::string &name) {
-  std::regex fd("^libkeepalive: (in|out) fd=" + Get(run.report, "sock." + name + ".fd") + " ");
-  std::string found;
-  for (const auto &line : LibraryLines(run.err)) {
-    if (std::regex_search(line, fd)) found = line;
-  }
-  EXPECT_NE(found, "") << "no debug line for " << name << ":\n" << run.err;
-  return found;
-}
-
 // ---- the program's own timings win ------------------------------------------
 
 TEST(OwnTimings, ClientThatSetsItsIdleBeforeConnectKeepsIt) {
   // curl --keepalive-time 30: SO_KEEPALIVE and TCP_KEEPIDLE before connect().
   Env env = kIdleOnly;
   env.emplace_back("KEEPALIVE_LOG", "debug");
-  ScriptRun run = RunScript(
+  ObservedRun run = RunScript(
       "listen l 4  socket c 4  keepalive c 30 0 0  again call c 127.0.0.1 @l  "
       "accept s l accept  show",
       env);
   ASSERT_EQ(run.status, 0) << run.err;
   EXPECT_EQ(Get(run.report, "call.call.ret"), "0");
   KernelDefaults k = ReadKernelDefaults();
-  ExpectSocket(run.report, run.ss, "c", {true, 30, k.intvl_s, k.probes, 0}, run.elapsed);
-  ExpectSocket(run.report, run.ss, "s", IdleOnlyValues(), run.elapsed);  // the control
+  ExpectSocket(run, "c", {true, 30, k.intvl_s, k.probes, 0});
+  ExpectSocket(run, "s", IdleOnlyValues());  // the control
   std::string line = LogLineOf(run, "c");
   EXPECT_NE(line.find("left alone: the program chose its own keepalive timings (idle=30s"),
             std::string::npos)
@@ -112,34 +106,34 @@ TEST(OwnTimings, ClientThatSetsItsIdleBeforeConnectKeepsIt) {
 
 TEST(OwnTimings, ListenerWithItsOwnTimingsIsNeverMixedWithOurs) {
   // nginx `listen … so_keepalive=30m:10:3`: set on the listener, inherited.
-  ScriptRun run = RunScript(
+  ObservedRun run = RunScript(
       "listen l 4  keepalive l 1800 10 3  connect c1 127.0.0.1 @l  accept s1 l accept  "
       "connect c2 127.0.0.1 @l  accept s2 l accept4  show",
       kIdleOnly);
   ASSERT_EQ(run.status, 0) << run.err;
   const Keepalive nginx = {true, 1800, 10, 3, 0};
-  ExpectSocket(run.report, run.ss, "s1", nginx, run.elapsed);
-  ExpectSocket(run.report, run.ss, "s2", nginx, run.elapsed);
+  ExpectSocket(run, "s1", nginx);
+  ExpectSocket(run, "s2", nginx);
   ExpectInside(run.report, "l", nginx);
-  ExpectSocket(run.report, run.ss, "c1", IdleOnlyValues(), run.elapsed);  // the control
+  ExpectSocket(run, "c1", IdleOnlyValues());  // the control
 }
 
 TEST(OwnTimings, ProgramThatOnlySwitchesKeepaliveOnGetsOurs) {
   // Prosody: SO_KEEPALIVE on the listener, with the kernel's timings.
-  ScriptRun run = RunScript(
+  ObservedRun run = RunScript(
       "listen l 4  keepalive l 0 0 0  connect c1 127.0.0.1 @l  accept s1 l accept  "
       "connect c2 127.0.0.1 @l  accept s2 l accept  show",
       kAllFour);
   ASSERT_EQ(run.status, 0) << run.err;
-  ExpectSocket(run.report, run.ss, "s1", kAllFourValues, run.elapsed);
-  ExpectSocket(run.report, run.ss, "s2", kAllFourValues, run.elapsed);
+  ExpectSocket(run, "s1", kAllFourValues);
+  ExpectSocket(run, "s2", kAllFourValues);
   ExpectInside(run.report, "l", kAllFourValues);
 }
 
 TEST(OwnTimings, RetryAfterARefusedConnectKeepsWhatTheProgramSetInBetween) {
   // The first connect() configures the socket and is refused; the program
   // then sets its own interval; the retry must not set ours again.
-  ScriptRun run = RunScript(
+  ObservedRun run = RunScript(
       "listen l 4  bound r  socket c 4  again first c 127.0.0.1 @r  keepalive c 0 9 0  "
       "again second c 127.0.0.1 @l  accept s l accept  show",
       kIdleOnly);
@@ -147,7 +141,7 @@ TEST(OwnTimings, RetryAfterARefusedConnectKeepsWhatTheProgramSetInBetween) {
   EXPECT_EQ(Get(run.report, "call.first.errno"), "ECONNREFUSED");
   EXPECT_EQ(Get(run.report, "call.second.ret"), "0");
   KernelDefaults k = ReadKernelDefaults();
-  ExpectSocket(run.report, run.ss, "c", {true, 123, 9, k.probes, 0}, run.elapsed);
+  ExpectSocket(run, "c", {true, 123, 9, k.probes, 0});
 }
 
 // ---- the listener carries the settings --------------------------------------
@@ -155,14 +149,14 @@ TEST(OwnTimings, RetryAfterARefusedConnectKeepsWhatTheProgramSetInBetween) {
 TEST(ListenerInheritance, ListenerIsConfiguredOnceAndAcceptedSocketsInherit) {
   Env env = kAllFour;
   env.emplace_back("KEEPALIVE_LOG", "debug");
-  ScriptRun run = RunScript(
+  ObservedRun run = RunScript(
       "listen l 4  connect c1 127.0.0.1 @l  accept s1 l accept  connect c2 127.0.0.1 @l  "
       "accept s2 l accept4  connect c3 127.0.0.1 @l  accept s3 l accept  show",
       env);
   ASSERT_EQ(run.status, 0) << run.err;
   for (const char *name : {"s1", "s2", "s3", "c1", "c2", "c3"}) {
     SCOPED_TRACE(name);
-    ExpectSocket(run.report, run.ss, name, kAllFourValues, run.elapsed);
+    ExpectSocket(run, name, kAllFourValues);
   }
   ExpectInside(run.report, "l", kAllFourValues);
   // s1 was configured itself, and then the listener, once; s2 and s3
@@ -184,53 +178,42 @@ TEST(ListenerInheritance, ListenerIsConfiguredOnceAndAcceptedSocketsInherit) {
 TEST(ListenerInheritance, ConnectionsQueuedBeforeTheFirstAcceptAreConfigured) {
   // An inherited listener (socket activation) with three connections that
   // were queued, with the kernel's values, before the program started.
-  const int a = TestListener("127.0.0.1");
-  std::vector<int> clients;
-  for (int i = 0; i < 3; ++i) clients.push_back(TestConnect("127.0.0.1", "127.0.0.1", PortOf(a)));
-  ScriptRun run =
+  const QueuedListener a({"127.0.0.1", "127.0.0.1", "127.0.0.1"});
+  ObservedRun run =
       RunScript("inherit a 3  accept a1 a accept  accept a2 a accept4  accept a3 a accept  show",
-                kAllFour, {a});
+                kAllFour, {a.fd});
   ASSERT_EQ(run.status, 0) << run.err;
   for (const char *name : {"a1", "a2", "a3"}) {
     SCOPED_TRACE(name);
-    ExpectSocket(run.report, run.ss, name, kAllFourValues, run.elapsed);
+    ExpectSocket(run, name, kAllFourValues);
   }
   SCOPED_TRACE("the listener, read by the test");
-  ExpectSame(ReadListener(a), kAllFourValues);
-  for (int fd : clients) close(fd);
-  close(a);
+  ExpectSame(ReadListener(a.fd), kAllFourValues);
 }
 
 TEST(ListenerInheritance, OffRuleLeavesTheListenerUntouched) {
-  const int a = TestListener("127.0.0.1");
-  std::vector<int> clients = {TestConnect("127.0.0.1", "127.0.0.1", PortOf(a)),
-                              TestConnect("127.0.0.1", "127.0.0.1", PortOf(a))};
+  const QueuedListener a({"127.0.0.1", "127.0.0.1"});
   Env env = kAllFour;
-  env.emplace_back("KEEPALIVE_RULES", "in port=" + std::to_string(PortOf(a)) + " off");
-  ScriptRun run = RunScript("inherit a 3  accept a1 a accept  accept a2 a accept  show", env, {a});
+  env.emplace_back("KEEPALIVE_RULES", "in port=" + std::to_string(PortOf(a.fd)) + " off");
+  ObservedRun run =
+      RunScript("inherit a 3  accept a1 a accept  accept a2 a accept  show", env, {a.fd});
   ASSERT_EQ(run.status, 0) << run.err;
   ExpectInside(run.report, "a1", Untouched());
   ExpectInside(run.report, "a2", Untouched());
   SCOPED_TRACE("the listener, read by the test");
-  ExpectSame(ReadListener(a), Untouched());
-  for (int fd : clients) close(fd);
-  close(a);
+  ExpectSame(ReadListener(a.fd), Untouched());
 }
 
 TEST(ListenerInheritance, PeerRulesKeepThePerSocketPath) {
   // A listener cannot stand for connections whose settings depend on the
   // peer: it stays untouched and every accepted socket is decided itself.
-  const int a = TestListener("127.0.0.1");
-  std::vector<int> clients = {TestConnect("127.0.0.1", "127.0.0.1", PortOf(a)),
-                              TestConnect("127.0.0.2", "127.0.0.1", PortOf(a)),
-                              TestConnect("127.0.0.1", "127.0.0.1", PortOf(a)),
-                              TestConnect("127.0.0.2", "127.0.0.1", PortOf(a))};
+  const QueuedListener a({"127.0.0.1", "127.0.0.2", "127.0.0.1", "127.0.0.2"});
   Env env = kAllFour;
   env.emplace_back("KEEPALIVE_RULES", "in peer=127.0.0.2 idle=50 intvl=5");
-  ScriptRun run = RunScript(
+  ObservedRun run = RunScript(
       "inherit a 3  accept a1 a accept  accept a2 a accept  accept a3 a accept4  "
       "accept a4 a accept  show",
-      env, {a});
+      env, {a.fd});
   ASSERT_EQ(run.status, 0) << run.err;
   const Keepalive by_peer = {true, 50, 5, 4, 45000};
   for (auto [name, expected] : {std::pair{"a1", kAllFourValues},
@@ -238,12 +221,10 @@ TEST(ListenerInheritance, PeerRulesKeepThePerSocketPath) {
                                 {"a3", kAllFourValues},
                                 {"a4", by_peer}}) {
     SCOPED_TRACE(name);
-    ExpectSocket(run.report, run.ss, name, expected, run.elapsed);
+    ExpectSocket(run, name, expected);
   }
   SCOPED_TRACE("the listener, read by the test");
-  ExpectSame(ReadListener(a), Untouched());
-  for (int fd : clients) close(fd);
-  close(a);
+  ExpectSame(ReadListener(a.fd), Untouched());
 }
 
 }  // namespace

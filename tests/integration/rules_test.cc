@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <regex>
 #include <string>
 #include <vector>
 
@@ -21,17 +20,8 @@
 namespace ka_test {
 namespace {
 
-struct ServerRun {
-  int status = -1;
-  Report report;
-  std::string err;
-  SsTable ss;
-  double elapsed = 0;
-};
-
 // `rules` is KEEPALIVE_RULES with {A}, {B}, {C}, {E} standing for the ports.
-ServerRun RunServer(const std::string &rules, const Env &globals) {
-  ServerRun run;
+ObservedRun RunServer(const std::string &rules, const Env &globals) {
   const int a = TestListener("127.0.0.1"), b = TestListener("::1"),
             m = TestListener("::ffff:127.0.0.1");
   const int c = TestListener("127.0.0.1"), d = TestListener("::1"),
@@ -60,33 +50,14 @@ ServerRun RunServer(const std::string &rules, const Env &globals) {
       "accept m1 m accept4+cloexec  accept m2 m accept  "
       "connect out_c 127.0.0.1 {C}  connect out_c_nb 127.0.0.1 {C} nonblock  "
       "connect out_d ::1 {D}  connect out_pending 127.0.0.1 {E} nonblock nowait  show";
-  auto peer = StartPeer(Words(with_ports(script)), env, Preload::kYes, {a, b, m});
-  EXPECT_TRUE(peer->WaitForLine("ready")) << peer->out() << peer->err();
-  run.ss = ReadSs();
-  run.elapsed = peer->Elapsed();
-  run.status = peer->Finish();
-  run.report = peer->report();
-  run.err = peer->err();
+  ObservedRun run = RunObserved(Words(with_ports(script)), env, {a, b, m});
   for (int fd : clients) close(fd);
   for (int fd : {a, b, m, c, d, e}) close(fd);
   return run;
 }
 
-// The debug line of one socket of the run.
-std::string LogLineOf(const ServerRun &run, const std::string &name) {
-  std::regex fd("\\bfd=" + Get(run.report, "sock." + name + ".fd") + "\\b");
-  std::string found;
-  for (const auto &line : LibraryLines(run.err)) {
-    if (!std::regex_search(line, fd)) continue;
-    EXPECT_EQ(found, "") << "two debug lines for " << name << ":\n" << run.err;
-    found = line;
-  }
-  EXPECT_NE(found, "") << "no debug line for " << name << ":\n" << run.err;
-  return found;
-}
-
 // The TCP state of out_pending as ss saw it.
-std::string PendingState(const ServerRun &run) {
+std::string PendingState(const ObservedRun &run) {
   auto it =
       run.ss.find(std::strtoull(Get(run.report, "sock.out_pending.ino").c_str(), nullptr, 10));
   return it == run.ss.end() ? "<not in ss>" : it->second.state;
@@ -96,7 +67,7 @@ const Env kGlobals = {
     {"KEEPALIVE_IDLE", "300"}, {"KEEPALIVE_CNT", "5"}, {"KEEPALIVE_USER_TIMEOUT", "20s"}};
 
 TEST(Rules, EachSocketGetsItsFirstMatchingRule) {
-  ServerRun run = RunServer(
+  ObservedRun run = RunServer(
       "peer=127.0.0.2,127.0.0.3 idle=120 cnt=3; in port={A} idle=180 cnt=4; in port={B} off; "
       "out port={C},{E} idle=240 intvl=7",
       kGlobals);
@@ -126,7 +97,7 @@ TEST(Rules, EachSocketGetsItsFirstMatchingRule) {
   };
   for (const Expected &e : expected) {
     SCOPED_TRACE(e.socket);
-    ExpectSocket(r, run.ss, e.socket, e.values, run.elapsed);
+    ExpectSocket(run, e.socket, e.values);
     std::string line = LogLineOf(run, e.socket);
     EXPECT_NE(line.find(e.rule), std::string::npos) << line;
   }
@@ -142,12 +113,12 @@ TEST(Rules, LoopbackOffRuleLeavesEveryLoopbackSocketUntouched) {
   const char *sockets[] = {"a1",    "a2",       "b1",    "m1",         "m2",
                            "out_c", "out_c_nb", "out_d", "out_pending"};
   // The control: without the loopback rule, every socket is configured.
-  ServerRun control = RunServer("in port={A} idle=180", kGlobals);
+  ObservedRun control = RunServer("in port={A} idle=180", kGlobals);
   ASSERT_EQ(control.status, 0) << control.err;
   for (const char *name : sockets)
     EXPECT_EQ(Get(control.report, std::string("sock.") + name + ".keepalive"), "1") << name;
 
-  ServerRun run = RunServer("peer=127.0.0.0/8,::1 off; in port={A} idle=180", kGlobals);
+  ObservedRun run = RunServer("peer=127.0.0.0/8,::1 off; in port={A} idle=180", kGlobals);
   ASSERT_EQ(run.status, 0) << run.err;
   EXPECT_EQ(PendingState(run), "SYN-SENT");
   for (const char *name : sockets) {

@@ -19,12 +19,11 @@ import re
 import shutil
 import socket
 import subprocess
-import tempfile
 import textwrap
 import unittest
 
-from command_testlib import (COMMAND, KERNEL_CNT, KERNEL_IDLE, KERNEL_INTVL, PYTHON,
-                              TIMEOUT, JsonLineServer, clean_env, keepalive, parse_json)
+from command_testlib import (KERNEL_CNT, KERNEL_IDLE, KERNEL_INTVL, PYTHON, TIMEOUT,
+                             JsonLineServer, clean_env, copy_of_command, keepalive, parse_json)
 
 SETSOCKOPT_FAULT = os.environ["LIBKEEPALIVE_TEST_SETSOCKOPT_FAULT"]
 WITHOUT_SYSCALL = os.environ["LIBKEEPALIVE_TEST_WITHOUT_SYSCALL"]
@@ -666,16 +665,6 @@ class ApplyErrorsTest(unittest.TestCase):
         result = keepalive("apply", str(gone.pid), "--json")
         self.assertEqual((result.returncode, result.stdout), (3, ""))
 
-    def copy_of_command(self):
-        """A copy of the command that nobody can run, whatever the build tree's modes."""
-        copy_dir = tempfile.TemporaryDirectory()
-        self.addCleanup(copy_dir.cleanup)
-        os.chmod(copy_dir.name, 0o755)
-        command = os.path.join(copy_dir.name, "keepalive")
-        shutil.copy(COMMAND, command)
-        os.chmod(command, 0o755)
-        return command
-
     def test_permission_denied_as_unprivileged_user(self):
         if os.geteuid() != 0:
             self.skipTest("SKIPPED: needs root, to start a root-owned server and drop to nobody")
@@ -684,7 +673,7 @@ class ApplyErrorsTest(unittest.TestCase):
         holder = Holder(self)
         holder.accept("conn", "a")
         result = keepalive("apply", str(holder.pid), "--idle", "30", "--listeners",
-                           prefix=as_nobody(), command=self.copy_of_command())
+                           prefix=as_nobody(), command=copy_of_command(self))
         self.assertEqual(result.returncode, 3, result.stdout + result.stderr)
         self.assertEqual(result.stdout, "")
         self.assertIn(f"keepalive apply: permission denied: reading the descriptors of process "
@@ -783,7 +772,7 @@ class ApplyErrorsTest(unittest.TestCase):
         holder = Holder(self, prefix=as_nobody())
         holder.accept("conn", "a")
         result = keepalive("apply", str(holder.pid), "--idle", "31", prefix=as_nobody(),
-                           command=self.copy_of_command())
+                           command=copy_of_command(self))
         try:
             with open("/proc/sys/kernel/yama/ptrace_scope") as f:
                 scope = int(f.read())

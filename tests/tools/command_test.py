@@ -22,7 +22,7 @@ import threading
 import unittest
 
 from command_testlib import (COMMAND, KERNEL_CNT, KERNEL_IDLE, KERNEL_INTVL, PYTHON,
-                              TIMEOUT, clean_env, keepalive, parse_json)
+                              TIMEOUT, clean_env, copy_of_command, keepalive, parse_json)
 
 PRELOAD = os.environ["LIBKEEPALIVE_TEST_PRELOAD"]
 # A C program with the section the Go toolchain writes (.note.go.buildid).
@@ -630,12 +630,7 @@ class InspectTest(unittest.TestCase):
 
             # A copy that the unprivileged user can reach whatever the build
             # directory's permissions (inspect needs no library).
-            copy_dir = tempfile.TemporaryDirectory()
-            self.addCleanup(copy_dir.cleanup)
-            os.chmod(copy_dir.name, 0o755)
-            command = os.path.join(copy_dir.name, "keepalive")
-            shutil.copy(COMMAND, command)
-            os.chmod(command, 0o755)
+            command = copy_of_command(self)
 
             def drop():
                 os.setgroups([])

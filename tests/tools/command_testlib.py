@@ -1,13 +1,16 @@
 """command_testlib.py - what the `keepalive` command's Python tests share:
 the command under test, the kernel's keepalive defaults, a clean environment,
-running the command, and JSON that `python3 -m json.tool` must accept.
+running the command (or a copy any user can run), and JSON that
+`python3 -m json.tool` must accept.
 Environment: LIBKEEPALIVE_COMMAND (the built bin/keepalive).
 """
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 COMMAND = os.environ["LIBKEEPALIVE_COMMAND"]
 PYTHON = sys.executable
@@ -37,6 +40,18 @@ def keepalive(*args, env=None, prefix=(), command=COMMAND, **kwargs):
     environment unless `env` is given; returns the CompletedProcess."""
     return subprocess.run([*prefix, command, *args], env=clean_env() if env is None else env,
                           capture_output=True, text=True, timeout=TIMEOUT, **kwargs)
+
+
+def copy_of_command(test):
+    """A copy of the command that any user (nobody, too) can run, whatever the
+    build tree's modes; removed when the test ends."""
+    copy_dir = tempfile.TemporaryDirectory()
+    test.addCleanup(copy_dir.cleanup)
+    os.chmod(copy_dir.name, 0o755)
+    command = os.path.join(copy_dir.name, "keepalive")
+    shutil.copy(COMMAND, command)
+    os.chmod(command, 0o755)
+    return command
 
 
 def parse_json(test, text):

@@ -25,7 +25,8 @@ import unittest
 
 from apply_test import NOBODY, UNTOUCHED, as_nobody, keepalive_timers
 from command_testlib import (COMMAND, KERNEL_IDLE, PYTHON, TIMEOUT, JsonLineServer, clean_env,
-                             keepalive)
+                             copy_of_command, keepalive)
+from server_script import LISTENER_SETUP
 
 SOURCE_DIR = os.environ["LIBKEEPALIVE_TEST_SOURCE_DIR"]
 
@@ -48,13 +49,8 @@ WAIT = 10
 # The answer: pid, port, each named socket's fd, inode and options
 # [SO_KEEPALIVE, TCP_KEEPIDLE], and how many of the pairs' sockets read each
 # [SO_KEEPALIVE, TCP_KEEPIDLE].
-SERVER = textwrap.dedent("""
-    import collections, json, os, resource, socket, sys
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(4096)
+SERVER = LISTENER_SETUP + textwrap.dedent("""
+    import collections
     port = listener.getsockname()[1]
     sockets, bulk = {}, []
 
@@ -386,8 +382,7 @@ class FollowEndsTest(unittest.TestCase):
         server = Server(self)
         server.accept("conn")
         # The command as nobody: a copy nobody can run (the build tree may be private).
-        from apply_test import ApplyErrorsTest
-        command = ApplyErrorsTest.copy_of_command(self)
+        command = copy_of_command(self)
         result = keepalive("apply", str(server.pid), "--follow", "--idle", "30",
                            prefix=as_nobody(), command=command)
         self.assertEqual(result.returncode, 3, result.stdout + result.stderr)
@@ -403,8 +398,7 @@ class FollowEndsTest(unittest.TestCase):
         and to root following nobody's (whose /proc/PID/fd it cannot read)."""
         if os.geteuid() != 0:
             self.skipTest("SKIPPED: needs root, to drop to CAP_SYS_PTRACE alone")
-        from apply_test import ApplyErrorsTest
-        command = ApplyErrorsTest.copy_of_command(self)
+        command = copy_of_command(self)
         only_ptrace = ("--bounding-set=-all,+sys_ptrace", "--inh-caps=-all")
         dynamic_user = ("--reuid=61999", "--regid=61999", "--clear-groups",
                         "--bounding-set=-all,+sys_ptrace", "--inh-caps=+sys_ptrace",
