@@ -75,6 +75,28 @@ constexpr long long kMaxGraceMs = 10 * 60 * 1000;
 constexpr long long kDefaultGiveUpMs = 5 * 60 * 1000;  // --give-up-after
 constexpr long long kMinGiveUpMs = 10 * 1000;
 
+// The client's part of --help: its arguments and options.
+std::string client_help() {
+  using keepalive_cli::help_entry;
+  std::string text = "client:\n";
+  text += help_entry("HOST:PORT", "the server (IPv6 in brackets: [2001:db8::1]:7200)");
+  text += help_entry("--max DURATION", "longest idle period probed (default 30m, up to 24h)");
+  text += help_entry("--resolution DURATION",
+                     "stop when the timeout is bracketed this closely (default 10s, at "
+                     "least 1s)");
+  text += help_entry("--grace DURATION",
+                     "how long after an idle period to wait for the line (default 5s: a "
+                     "phone's radio may need seconds to wake up)");
+  text += help_entry("--parallel N",
+                     "connections per round, 1.." + std::to_string(kMaxParallel) + " (default 8)");
+  text += help_entry("--give-up-after DURATION",
+                     "stop when probes could not be set up, and the server did not answer, "
+                     "for this long (default 5m); meanwhile retried after 1s, 2s, 4s ... up "
+                     "to 30s");
+  text += help_entry("--json", "the result as one JSON object on stdout");
+  return text;
+}
+
 void print_help() {
   using keepalive_cli::help_entry;
   std::string text =
@@ -100,22 +122,7 @@ void print_help() {
   text += help_entry("--listen ADDR:PORT",
                      "where to listen (default [::]:7200, IPv6 and IPv4; 0.0.0.0:7200 for "
                      "IPv4 only; port 0 picks a free one)");
-  text += "client:\n";
-  text += help_entry("HOST:PORT", "the server (IPv6 in brackets: [2001:db8::1]:7200)");
-  text += help_entry("--max DURATION", "longest idle period probed (default 30m, up to 24h)");
-  text += help_entry("--resolution DURATION",
-                     "stop when the timeout is bracketed this closely (default 10s, at "
-                     "least 1s)");
-  text += help_entry("--grace DURATION",
-                     "how long after an idle period to wait for the line (default 5s: a "
-                     "phone's radio may need seconds to wake up)");
-  text += help_entry("--parallel N",
-                     "connections per round, 1.." + std::to_string(kMaxParallel) + " (default 8)");
-  text += help_entry("--give-up-after DURATION",
-                     "stop when probes could not be set up, and the server did not answer, "
-                     "for this long (default 5m); meanwhile retried after 1s, 2s, 4s ... up "
-                     "to 30s");
-  text += help_entry("--json", "the result as one JSON object on stdout");
+  text += client_help();
   text +=
       "A loss narrows the bracket only once it is confirmed, by a loss in another\n"
       "round (a single one may be an outage or a lost packet): it is probed again,\n"
