@@ -75,6 +75,28 @@ constexpr long long kMaxGraceMs = 10 * 60 * 1000;
 constexpr long long kDefaultGiveUpMs = 5 * 60 * 1000;  // --give-up-after
 constexpr long long kMinGiveUpMs = 10 * 1000;
 
+// The client's part of --help: its arguments and options.
+std::string client_help() {
+  using keepalive_cli::help_entry;
+  std::string text = "client:\n";
+  text += help_entry("HOST:PORT", "the server (IPv6 in brackets: [2001:db8::1]:7200)");
+  text += help_entry("--max DURATION", "longest idle period probed (default 30m, up to 24h)");
+  text += help_entry("--resolution DURATION",
+                     "stop when the timeout is bracketed this closely (default 10s, at "
+                     "least 1s)");
+  text += help_entry("--grace DURATION",
+                     "how long after an idle period to wait for the line (default 5s: a "
+                     "phone's radio may need seconds to wake up)");
+  text += help_entry("--parallel N",
+                     "connections per round, 1.." + std::to_string(kMaxParallel) + " (default 8)");
+  text += help_entry("--give-up-after DURATION",
+                     "stop when probes could not be set up, and the server did not answer, "
+                     "for this long (default 5m); meanwhile retried after 1s, 2s, 4s ... up "
+                     "to 30s");
+  text += help_entry("--json", "the result as one JSON object on stdout");
+  return text;
+}
+
 void print_help() {
   using keepalive_cli::help_entry;
   std::string text =
@@ -100,22 +122,7 @@ void print_help() {
   text += help_entry("--listen ADDR:PORT",
                      "where to listen (default [::]:7200, IPv6 and IPv4; 0.0.0.0:7200 for "
                      "IPv4 only; port 0 picks a free one)");
-  text += "client:\n";
-  text += help_entry("HOST:PORT", "the server (IPv6 in brackets: [2001:db8::1]:7200)");
-  text += help_entry("--max DURATION", "longest idle period probed (default 30m, up to 24h)");
-  text += help_entry("--resolution DURATION",
-                     "stop when the timeout is bracketed this closely (default 10s, at "
-                     "least 1s)");
-  text += help_entry("--grace DURATION",
-                     "how long after an idle period to wait for the line (default 5s: a "
-                     "phone's radio may need seconds to wake up)");
-  text += help_entry("--parallel N",
-                     "connections per round, 1.." + std::to_string(kMaxParallel) + " (default 8)");
-  text += help_entry("--give-up-after DURATION",
-                     "stop when probes could not be set up, and the server did not answer, "
-                     "for this long (default 5m); meanwhile retried after 1s, 2s, 4s ... up "
-                     "to 30s");
-  text += help_entry("--json", "the result as one JSON object on stdout");
+  text += client_help();
   text +=
       "A loss narrows the bracket only once it is confirmed, by a loss in another\n"
       "round (a single one may be an outage or a lost packet): it is probed again,\n"
@@ -208,11 +215,12 @@ bool switch_keepalive_off(int fd, std::string *error) {
 }
 
 // Closes with a reset: no FIN that the kernel would retransmit for minutes
-// into a NAT that has forgotten the connection.
-void close_abortively(int fd) {
+// into a NAT that has forgotten the connection. Nothing when *fd is closed.
+void close_abortively(UniqueFd *fd) {
+  if (!fd->valid()) return;
   linger abort_now{1, 0};
-  setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_now, sizeof abort_now);
-  close(fd);
+  setsockopt(fd->get(), SOL_SOCKET, SO_LINGER, &abort_now, sizeof abort_now);
+  fd->reset();
 }
 
 bool send_all(int fd, const std::string &text) {
@@ -335,20 +343,21 @@ std::string no_greeting(const std::string &server, const std::string &received) 
 }
 
 // Opens a non-blocking TCP connection and switches keepalive off right after
-// connect() returned (0 or EINPROGRESS). Returns the fd or -1 with *error.
-int start_connection(const ServerAddress &server, std::string *error) {
+// connect() returned (0 or EINPROGRESS). Returns the connection, or none
+// with *error.
+UniqueFd start_connection(const ServerAddress &server, std::string *error) {
   UniqueFd fd(socket(server.address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) {
     *error = std::string("cannot create a socket: ") + strerror(errno);
-    return -1;
+    return UniqueFd();
   }
   if (connect(fd.get(), reinterpret_cast<const sockaddr *>(&server.address), server.length) != 0 &&
       errno != EINPROGRESS) {
     *error = "cannot connect to " + server.text + ": " + strerror(errno);
-    return -1;
+    return UniqueFd();
   }
-  if (!switch_keepalive_off(fd.get(), error)) return -1;
-  return fd.release();
+  if (!switch_keepalive_off(fd.get(), error)) return UniqueFd();
+  return fd;
 }
 
 // The kernel's smoothed round-trip time of a connection, rounded up to whole
@@ -368,15 +377,43 @@ int connect_result(int fd) {
   return error;
 }
 
+enum class Greeting { kWaiting, kGood, kBad };
+
+// Reads what is ready of a server's greeting into *buffer: kWaiting for more,
+// else whether it is a natprobe greeting of our version (kBad with *error).
+Greeting read_greeting(int fd, const std::string &server, std::string *buffer, std::string *error) {
+  ReadState state = read_ready(fd, buffer);
+  std::string line;
+  if (take_line(buffer, &line)) {
+    return greeting_ok(line, server, error) ? Greeting::kGood : Greeting::kBad;
+  }
+  if (buffer->size() >= keepalive_natprobe::kMaxLineBytes) {
+    *error = no_greeting(server, *buffer);
+    return Greeting::kBad;
+  }
+  if (state == ReadState::kEof) {
+    *error = server + " closed the connection without a natprobe greeting" +
+             (buffer->empty() ? std::string(": is `keepalive natprobe server` running there?")
+                              : ": it sent \"" + keepalive_natprobe::printable(*buffer) + "\"");
+    return Greeting::kBad;
+  }
+  if (state == ReadState::kError) {
+    *error = "connection to " + server + " failed: " + strerror(errno);
+    return Greeting::kBad;
+  }
+  return Greeting::kWaiting;
+}
+
 // Connects to `server` and reads its greeting, within the setup timeout.
 // Used once before the rounds, to choose among the addresses of HOST and to
 // report an unreachable or foreign server before anything else.
 bool check_server(const StopSignals &signals, const ServerAddress &server, std::string *error) {
-  int fd = start_connection(server, error);
-  if (fd < 0) return false;
+  UniqueFd connection = start_connection(server, error);
+  if (!connection.valid()) return false;
+  const int fd = connection.get();
   double deadline = now_s() + kSetupTimeoutS;
   bool connected = false;
-  std::string buffer, line;
+  std::string buffer;
   for (;;) {
     std::vector<pollfd> fds = {{fd, static_cast<short>(connected ? POLLIN : POLLOUT), 0}};
     int ready = signals.wait(&fds, deadline);
@@ -405,28 +442,12 @@ bool check_server(const StopSignals &signals, const ServerAddress &server, std::
       connected = true;
       continue;
     }
-    ReadState state = read_ready(fd, &buffer);
-    if (take_line(&buffer, &line)) {
-      bool ok = greeting_ok(line, server.text, error);
-      close_abortively(fd);
-      return ok;
-    }
-    if (buffer.size() >= keepalive_natprobe::kMaxLineBytes) {
-      *error = no_greeting(server.text, buffer);
-      break;
-    }
-    if (state == ReadState::kEof) {
-      *error = server.text + " closed the connection without a natprobe greeting" +
-               (buffer.empty() ? std::string(": is `keepalive natprobe server` running there?")
-                               : ": it sent \"" + keepalive_natprobe::printable(buffer) + "\"");
-      break;
-    }
-    if (state == ReadState::kError) {
-      *error = "connection to " + server.text + " failed: " + strerror(errno);
-      break;
-    }
+    Greeting greeting = read_greeting(fd, server.text, &buffer, error);
+    if (greeting == Greeting::kWaiting) continue;
+    close_abortively(&connection);
+    return greeting == Greeting::kGood;
   }
-  close_abortively(fd);
+  close_abortively(&connection);
   return false;
 }
 
@@ -466,7 +487,7 @@ bool find_server(const StopSignals &signals, const std::string &host, const std:
 struct Probe {
   // kRetry: its set-up failed; no connection until retry_at (its deadline).
   enum class Stage { kRetry, kConnecting, kGreeting, kArming, kIdle };
-  int fd = -1;
+  UniqueFd fd;
   long long idle_ms = 0;
   Stage stage = Stage::kConnecting;
   double deadline = 0;           // of the current stage
@@ -474,7 +495,7 @@ struct Probe {
   int failures = 0;              // set-ups that failed in a row
   long long round_trip_ms = -1;  // kIdle: the smoothed RTT when ARMED came
   std::string buffer;
-  bool pending() const { return fd >= 0 || stage == Stage::kRetry; }
+  bool pending() const { return fd.valid() || stage == Stage::kRetry; }
 };
 
 // What the client knows of its contact with the server across rounds: a
@@ -507,9 +528,7 @@ class Round {
   Round(const Round &) = delete;
   Round &operator=(const Round &) = delete;
   ~Round() {
-    for (Probe &probe : probes_) {
-      if (probe.fd >= 0) close_abortively(probe.fd);
-    }
+    for (Probe &probe : probes_) close_abortively(&probe.fd);
   }
 
   Stop run(const std::vector<long long> &idle_ms, std::string *error);
@@ -562,9 +581,9 @@ Stop Round::run(const std::vector<long long> &idle_ms, std::string *error) {
       if (!probe.pending()) continue;
       any = true;
       deadline = std::min(deadline, probe.deadline);
-      if (probe.fd < 0) continue;
+      if (!probe.fd.valid()) continue;
       short events = probe.stage == Probe::Stage::kConnecting ? POLLOUT : POLLIN;
-      fds.push_back({probe.fd, events, 0});
+      fds.push_back({probe.fd.get(), events, 0});
       polled.push_back(&probe);
     }
     if (!any) return Stop::kNone;
@@ -576,7 +595,7 @@ Stop Round::run(const std::vector<long long> &idle_ms, std::string *error) {
     }
     for (size_t i = 0; i < polled.size(); ++i) {
       Probe *probe = polled[i];
-      if (probe->fd < 0) continue;  // dropped meanwhile
+      if (!probe->fd.valid()) continue;  // dropped meanwhile
       bool ok = true;
       if (fds[i].revents != 0) {
         ok = handle_readable(probe, error);
@@ -602,7 +621,7 @@ bool Round::connect_probe(Probe *probe, std::string *error) {
   probe->fd = start_connection(server_, &failure);
   probe->stage = Probe::Stage::kConnecting;
   probe->deadline = now_s() + kSetupTimeoutS;
-  return probe->fd >= 0 || setup_failed(probe, failure, error);
+  return probe->fd.valid() || setup_failed(probe, failure, error);
 }
 
 // A probe could not be set up (the path or the server is down for a while,
@@ -611,8 +630,7 @@ bool Round::connect_probe(Probe *probe, std::string *error) {
 // answered for the give-up time.
 bool Round::setup_failed(Probe *probe, const std::string &observed, std::string *error) {
   constexpr double kFirstRetryS = 1, kLongestRetryS = 30;
-  if (probe->fd >= 0) close_abortively(probe->fd);
-  probe->fd = -1;
+  close_abortively(&probe->fd);
   ++probe->failures;
   ++contact_->failed_setups;
   contact_->last_failure = observed;
@@ -640,7 +658,7 @@ bool Round::setup_failed(Probe *probe, const std::string &observed, std::string 
 
 bool Round::handle_readable(Probe *probe, std::string *error) {
   if (probe->stage == Probe::Stage::kConnecting) {
-    int result = connect_result(probe->fd);
+    int result = connect_result(probe->fd.get());
     if (result != 0) {
       return setup_failed(probe, std::string("connecting failed: ") + strerror(result), error);
     }
@@ -648,16 +666,16 @@ bool Round::handle_readable(Probe *probe, std::string *error) {
     probe->deadline = now_s() + kSetupTimeoutS;
     return true;
   }
-  ReadState state = read_ready(probe->fd, &probe->buffer);
+  ReadState state = read_ready(probe->fd.get(), &probe->buffer);
   int read_error = errno;
   std::string line;
-  while (probe->fd >= 0 && take_line(&probe->buffer, &line)) {
+  while (probe->fd.valid() && take_line(&probe->buffer, &line)) {
     contact_->last_answer = now_s();
     contact_->first_failure = 0;
     contact_->failed_setups = 0;
     if (!handle_line(probe, line, error)) return false;
   }
-  if (probe->fd < 0) return true;
+  if (!probe->fd.valid()) return true;
   if (probe->buffer.size() >= keepalive_natprobe::kMaxLineBytes) {
     *error = probe->stage == Probe::Stage::kGreeting
                  ? no_greeting(server_.text, probe->buffer)
@@ -696,7 +714,7 @@ bool Round::handle_line(Probe *probe, const std::string &line, std::string *erro
   ServerLine parsed = keepalive_natprobe::parse_server_line(line);
   if (probe->stage == Probe::Stage::kGreeting) {
     if (!greeting_ok(line, server_.text, error)) return false;
-    if (!send_all(probe->fd, keepalive_natprobe::idle_line(probe->idle_ms))) {
+    if (!send_all(probe->fd.get(), keepalive_natprobe::idle_line(probe->idle_ms))) {
       return setup_failed(probe, std::string("greeted, but sending failed: ") + strerror(errno),
                           error);
     }
@@ -712,7 +730,7 @@ bool Round::handle_line(Probe *probe, const std::string &line, std::string *erro
       parsed.ms == probe->idle_ms) {
     probe->stage = Probe::Stage::kIdle;
     probe->failures = 0;
-    probe->round_trip_ms = round_trip_ms(probe->fd);
+    probe->round_trip_ms = round_trip_ms(probe->fd.get());
     probe->idle_since = now_s();
     probe->deadline =
         probe->idle_since + static_cast<double>(probe->idle_ms + settings_.grace_ms) / 1000;
@@ -780,11 +798,10 @@ void Round::finish(Probe *probe, Outcome outcome, long long silence_ms, const st
                                format_duration_ms(silence_ms) + " of silence)"
                          : lost_text(*probe, outcome, detail);
   if (outcome == Outcome::kSurvived) {
-    close(probe->fd);
+    probe->fd.reset();
   } else {
-    close_abortively(probe->fd);
+    close_abortively(&probe->fd);
   }
-  probe->fd = -1;
   report_->trials.push_back(trial);
   std::string dropped = drop_unneeded();
   Bracket bracket = keepalive_natprobe::bracket_of(report_->trials);
@@ -805,8 +822,7 @@ std::string Round::drop_unneeded() {
   for (Probe &probe : probes_) {
     if (probe.pending() && !keepalive_natprobe::still_needed(bracket, probe.idle_ms)) {
       dropped += " " + format_duration_ms(probe.idle_ms);
-      if (probe.fd >= 0) close_abortively(probe.fd);
-      probe.fd = -1;
+      close_abortively(&probe.fd);
       probe.stage = Probe::Stage::kConnecting;  // not pending any more
     }
   }
@@ -877,56 +893,71 @@ bool option_value(int argc, char **argv, int *index, const char *name, const cha
   return true;
 }
 
+// --parallel N: 1..kMaxParallel.
+bool parse_parallel(const char *value, int *out, std::string *error) {
+  char *end = nullptr;
+  errno = 0;
+  long n = strtol(value, &end, 10);
+  if (errno != 0 || end == value || *end != '\0' || n < 1 || n > kMaxParallel) {
+    *error = std::string("--parallel ") + value + ": expected a number from 1 to " +
+             std::to_string(kMaxParallel);
+    return false;
+  }
+  *out = static_cast<int>(n);
+  return true;
+}
+
+// What parse_client_option made of one argument.
+enum class Parsed { kNotAnOption, kParsed, kBad };
+
+// Parses argv[*index] when it is one of the client's options (with its value,
+// which may move *index on); kBad with *error for a bad or missing value.
+Parsed parse_client_option(int argc, char **argv, int *index, ClientOptions *options,
+                           std::string *error) {
+  struct DurationOption {
+    const char *name;
+    long long minimum_ms, maximum_ms;
+    long long *out;
+  };
+  const DurationOption durations[] = {
+      {"--max", kMinResolutionMs, keepalive_natprobe::kMaxIdleMs, &options->settings.max_ms},
+      {"--resolution", kMinResolutionMs, keepalive_natprobe::kMaxIdleMs,
+       &options->settings.resolution_ms},
+      {"--grace", kMinGraceMs, kMaxGraceMs, &options->settings.grace_ms},
+      {"--give-up-after", kMinGiveUpMs, keepalive_natprobe::kMaxIdleMs, &options->give_up_ms},
+  };
+  if (std::string_view(argv[*index]) == "--json") {
+    options->json = true;
+    return Parsed::kParsed;
+  }
+  const char *value = nullptr;
+  for (const DurationOption &option : durations) {
+    if (!option_value(argc, argv, index, option.name, &value, error)) continue;
+    bool ok = value != nullptr && parse_duration_option(option.name, value, option.minimum_ms,
+                                                        option.maximum_ms, option.out, error);
+    return ok ? Parsed::kParsed : Parsed::kBad;
+  }
+  if (!option_value(argc, argv, index, "--parallel", &value, error)) return Parsed::kNotAnOption;
+  bool ok = value != nullptr && parse_parallel(value, &options->settings.parallel, error);
+  return ok ? Parsed::kParsed : Parsed::kBad;
+}
+
 // Parses the client's arguments (after "client"); false with *error on a usage error.
 bool parse_client_options(int argc, char **argv, ClientOptions *options, std::string *error) {
   for (int index = 0; index < argc; ++index) {
+    Parsed parsed = parse_client_option(argc, argv, &index, options, error);
+    if (parsed == Parsed::kBad) return false;
+    if (parsed == Parsed::kParsed) continue;
     std::string_view arg = argv[index];
-    const char *value = nullptr;
-    if (arg == "--json") {
-      options->json = true;
-    } else if (option_value(argc, argv, &index, "--max", &value, error)) {
-      if (value == nullptr ||
-          !parse_duration_option("--max", value, kMinResolutionMs, keepalive_natprobe::kMaxIdleMs,
-                                 &options->settings.max_ms, error)) {
-        return false;
-      }
-    } else if (option_value(argc, argv, &index, "--resolution", &value, error)) {
-      if (value == nullptr || !parse_duration_option("--resolution", value, kMinResolutionMs,
-                                                     keepalive_natprobe::kMaxIdleMs,
-                                                     &options->settings.resolution_ms, error)) {
-        return false;
-      }
-    } else if (option_value(argc, argv, &index, "--grace", &value, error)) {
-      if (value == nullptr || !parse_duration_option("--grace", value, kMinGraceMs, kMaxGraceMs,
-                                                     &options->settings.grace_ms, error)) {
-        return false;
-      }
-    } else if (option_value(argc, argv, &index, "--give-up-after", &value, error)) {
-      if (value == nullptr ||
-          !parse_duration_option("--give-up-after", value, kMinGiveUpMs,
-                                 keepalive_natprobe::kMaxIdleMs, &options->give_up_ms, error)) {
-        return false;
-      }
-    } else if (option_value(argc, argv, &index, "--parallel", &value, error)) {
-      if (value == nullptr) return false;
-      char *end = nullptr;
-      errno = 0;
-      long n = strtol(value, &end, 10);
-      if (errno != 0 || end == value || *end != '\0' || n < 1 || n > kMaxParallel) {
-        *error = std::string("--parallel ") + value + ": expected a number from 1 to " +
-                 std::to_string(kMaxParallel);
-        return false;
-      }
-      options->settings.parallel = static_cast<int>(n);
-    } else if (arg.size() > 1 && arg[0] == '-') {
+    if (arg.size() > 1 && arg[0] == '-') {
       *error = "unknown option " + std::string(arg) + " (see keepalive natprobe --help)";
       return false;
-    } else if (options->target.empty()) {
-      options->target = std::string(arg);
-    } else {
+    }
+    if (!options->target.empty()) {
       *error = "unexpected argument " + std::string(arg) + " (see keepalive natprobe --help)";
       return false;
     }
+    options->target = std::string(arg);
   }
   if (options->target.empty()) {
     *error = "client needs the server's HOST:PORT (see keepalive natprobe --help)";
@@ -947,6 +978,53 @@ bool parse_client_options(int argc, char **argv, ClientOptions *options, std::st
     return false;
   }
   return true;
+}
+
+// Runs rounds until the plan is done or the run stops: interrupted, or
+// failed with *error.
+Stop run_rounds(const StopSignals &signals, const ServerAddress &server,
+                const ClientOptions &options, double start, Report *report, std::string *error) {
+  Contact contact;
+  contact.last_answer = now_s();  // find_server read its greeting
+  for (;;) {
+    std::vector<long long> plan = keepalive_natprobe::plan_round(
+        keepalive_natprobe::bracket_of(report->trials), options.settings);
+    if (plan.empty()) return Stop::kNone;
+    if (report->rounds == kMaxRounds) {  // cannot happen with a sane plan; bounded all the same
+      *error = "gave up after " + std::to_string(kMaxRounds) + " rounds";
+      return Stop::kFailed;
+    }
+    ++report->rounds;
+    double round_start = now_s();
+    Stop stop;
+    {
+      Round round(signals, server, options, report->rounds, report, &contact, start);
+      stop = round.run(plan, error);
+    }
+    if (stop != Stop::kNone) return stop;
+    Bracket bracket = keepalive_natprobe::bracket_of(report->trials);
+    keepalive_cli::print_error(kName, "round " + std::to_string(report->rounds) + " done in " +
+                                          format_duration_ms(to_ms(now_s() - round_start)) +
+                                          ": timeout " + keepalive_natprobe::bracket_text(bracket));
+  }
+}
+
+// Prints the report of a run that ended with `stop`; returns the exit status.
+int finish_run(const ClientOptions &options, Stop stop, const std::string &error, Report *report) {
+  report->interrupted = stop == Stop::kInterrupted;
+  if (stop == Stop::kFailed) {
+    report->error = error;
+    keepalive_cli::print_error(kName, error);
+  }
+  // A failure before any probe finished has nothing to report but the error.
+  if (stop != Stop::kFailed || !report->trials.empty()) {
+    std::string text = options.json ? keepalive_natprobe::format_json(*report)
+                                    : keepalive_natprobe::format_text(*report);
+    fputs(text.c_str(), stdout);
+    fflush(stdout);
+  }
+  if (stop == Stop::kInterrupted) return kExitInterrupted;
+  return stop == Stop::kFailed ? keepalive_cli::kExitFailure : keepalive_cli::kExitOk;
 }
 
 int run_client(int argc, char **argv) {
@@ -975,49 +1053,12 @@ int run_client(int argc, char **argv) {
                  format_duration_ms(settings.resolution_ms) + ", " +
                  std::to_string(settings.parallel) + " connections per round, grace " +
                  format_duration_ms(settings.grace_ms) + "; Ctrl-C stops with what was learned");
-
   Report report;
   report.server = server.text;
   report.settings = settings;
-  Contact contact;
-  contact.last_answer = now_s();  // find_server read its greeting
-  Stop stop = Stop::kNone;
-  for (;;) {
-    std::vector<long long> plan =
-        keepalive_natprobe::plan_round(keepalive_natprobe::bracket_of(report.trials), settings);
-    if (plan.empty()) break;
-    if (report.rounds == kMaxRounds) {  // cannot happen with a sane plan; bounded all the same
-      stop = Stop::kFailed;
-      error = "gave up after " + std::to_string(kMaxRounds) + " rounds";
-      break;
-    }
-    ++report.rounds;
-    double round_start = now_s();
-    {
-      Round round(signals, server, options, report.rounds, &report, &contact, start);
-      stop = round.run(plan, &error);
-    }
-    if (stop != Stop::kNone) break;
-    Bracket bracket = keepalive_natprobe::bracket_of(report.trials);
-    keepalive_cli::print_error(kName, "round " + std::to_string(report.rounds) + " done in " +
-                                          format_duration_ms(to_ms(now_s() - round_start)) +
-                                          ": timeout " + keepalive_natprobe::bracket_text(bracket));
-  }
+  Stop stop = run_rounds(signals, server, options, start, &report, &error);
   report.elapsed_s = now_s() - start;
-  report.interrupted = stop == Stop::kInterrupted;
-  if (stop == Stop::kFailed) {
-    report.error = error;
-    keepalive_cli::print_error(kName, error);
-  }
-  // A failure before any probe finished has nothing to report but the error.
-  if (stop != Stop::kFailed || !report.trials.empty()) {
-    std::string text = options.json ? keepalive_natprobe::format_json(report)
-                                    : keepalive_natprobe::format_text(report);
-    fputs(text.c_str(), stdout);
-    fflush(stdout);
-  }
-  if (stop == Stop::kInterrupted) return kExitInterrupted;
-  return stop == Stop::kFailed ? keepalive_cli::kExitFailure : keepalive_cli::kExitOk;
+  return finish_run(options, stop, error, &report);
 }
 
 // ---- server -------------------------------------------------------------------
@@ -1039,7 +1080,7 @@ long long silence_ms(int fd) {
 
 struct ServerConnection {
   enum class Stage { kRequest, kIdle };
-  int fd = -1;
+  UniqueFd fd;
   std::string peer;
   Stage stage = Stage::kRequest;
   double deadline = 0;
@@ -1048,16 +1089,16 @@ struct ServerConnection {
   std::string buffer;
 };
 
-// Listens on ADDR:PORT (numeric). Returns the fd and *shown (the address
-// bound, with the port chosen for port 0), or -1 with *error and *failure
-// (the errno, 0 for a bad address).
-int open_listener(const std::string &endpoint, std::string *shown, std::string *error,
-                  int *failure) {
+// Listens on ADDR:PORT (numeric). Returns the listening socket and *shown
+// (the address bound, with the port chosen for port 0), or none with *error
+// and *failure (the errno, 0 for a bad address).
+UniqueFd open_listener(const std::string &endpoint, std::string *shown, std::string *error,
+                       int *failure) {
   *failure = 0;
   std::string host, port;
   if (!split_endpoint(endpoint, &host, &port, error)) {
     *error = "--listen " + endpoint + ": " + *error;
-    return -1;
+    return UniqueFd();
   }
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
@@ -1068,7 +1109,7 @@ int open_listener(const std::string &endpoint, std::string *shown, std::string *
   if (status != 0) {
     *error = "--listen " + endpoint +
              ": expected a numeric address (0.0.0.0, [::], 198.51.100.2): " + gai_strerror(status);
-    return -1;
+    return UniqueFd();
   }
   UniqueFd fd(socket(found->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (fd.valid()) {
@@ -1093,7 +1134,7 @@ int open_listener(const std::string &endpoint, std::string *shown, std::string *
     getsockname(fd.get(), reinterpret_cast<sockaddr *>(&bound), &length);
     *shown = format_endpoint(bound);
   }
-  return fd.release();
+  return fd;
 }
 
 // A client's address; an IPv4 client of a [::] listener as plain IPv4.
@@ -1112,12 +1153,11 @@ std::string peer_text(const sockaddr_storage &peer) {
 
 void close_connection(ServerConnection *connection, const std::string &why) {
   if (!why.empty()) say(connection->peer + ": " + why);
-  close(connection->fd);
-  connection->fd = -1;
+  connection->fd.reset();
 }
 
 void refuse(ServerConnection *connection, const std::string &message) {
-  send_all(connection->fd, keepalive_natprobe::error_line(message));
+  send_all(connection->fd.get(), keepalive_natprobe::error_line(message));
   close_connection(connection, "refused: " + message);
 }
 
@@ -1125,15 +1165,15 @@ void accept_clients(int listener, std::vector<ServerConnection> *connections) {
   for (;;) {
     sockaddr_storage peer{};
     socklen_t length = sizeof peer;
-    int fd = accept4(listener, reinterpret_cast<sockaddr *>(&peer), &length,
-                     SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
+    UniqueFd fd(accept4(listener, reinterpret_cast<sockaddr *>(&peer), &length,
+                        SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (!fd.valid()) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) say(std::string("accept: ") + strerror(errno));
       return;
     }
     ServerConnection connection;
-    connection.fd = fd;
+    connection.fd = std::move(fd);
     connection.peer = peer_text(peer);
     connection.deadline = now_s() + kSetupTimeoutS;
     std::string error;
@@ -1142,20 +1182,20 @@ void accept_clients(int listener, std::vector<ServerConnection> *connections) {
              "busy: " + std::to_string(kMaxServerConnections) + " probes are running already");
       continue;
     }
-    if (!switch_keepalive_off(fd, &error)) {
+    if (!switch_keepalive_off(connection.fd.get(), &error)) {
       refuse(&connection, error);
       continue;
     }
-    if (!send_all(fd, keepalive_natprobe::greeting_line())) {
+    if (!send_all(connection.fd.get(), keepalive_natprobe::greeting_line())) {
       close_connection(&connection, "");
       continue;
     }
-    connections->push_back(connection);
+    connections->push_back(std::move(connection));
   }
 }
 
 void handle_request(ServerConnection *connection) {
-  ReadState state = read_ready(connection->fd, &connection->buffer);
+  ReadState state = read_ready(connection->fd.get(), &connection->buffer);
   std::string line;
   if (take_line(&connection->buffer, &line)) {
     std::string error;
@@ -1169,7 +1209,7 @@ void handle_request(ServerConnection *connection) {
     connection->armed_at = now_s();
     connection->deadline =
         connection->armed_at + static_cast<double>(idle_ms + kJiffySlackMs) / 1000;
-    if (!send_all(connection->fd, keepalive_natprobe::armed_line(idle_ms))) {
+    if (!send_all(connection->fd.get(), keepalive_natprobe::armed_line(idle_ms))) {
       close_connection(connection, std::string("cannot confirm the probe: ") + strerror(errno));
       return;
     }
@@ -1186,7 +1226,7 @@ void handle_request(ServerConnection *connection) {
 
 void handle_idle_input(ServerConnection *connection) {
   std::string data;
-  ReadState state = read_ready(connection->fd, &data);
+  ReadState state = read_ready(connection->fd.get(), &data);
   std::string after = format_duration_ms(to_ms(now_s() - connection->armed_at));
   if (!data.empty()) {
     refuse(connection, "data during the idle period after " + after + " breaks the probe");
@@ -1204,7 +1244,7 @@ void handle_server_deadline(ServerConnection *connection) {
     return;
   }
   double now = now_s();
-  long long silence = silence_ms(connection->fd);
+  long long silence = silence_ms(connection->fd.get());
   if (silence < 0) silence = to_ms(now - connection->armed_at);
   long long wanted = connection->idle_ms + kJiffySlackMs;
   if (silence < wanted) {
@@ -1215,8 +1255,9 @@ void handle_server_deadline(ServerConnection *connection) {
   // A WAKE line the NAT drops is retransmitted into the void; let the kernel
   // give up after kWakeUserTimeoutMs rather than its ~15 minutes.
   unsigned int user_timeout = static_cast<unsigned int>(kWakeUserTimeoutMs);
-  setsockopt(connection->fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout);
-  if (!send_all(connection->fd, keepalive_natprobe::wake_line(silence))) {
+  setsockopt(connection->fd.get(), IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout,
+             sizeof user_timeout);
+  if (!send_all(connection->fd.get(), keepalive_natprobe::wake_line(silence))) {
     close_connection(connection, "cannot send after " + format_duration_ms(silence) +
                                      " of silence: " + errno_name(errno) +
                                      " (the connection was reset or closed meanwhile)");
@@ -1227,62 +1268,61 @@ void handle_server_deadline(ServerConnection *connection) {
                                    ")");
 }
 
-int run_server(int argc, char **argv) {
-  std::string endpoint = kDefaultListen;
+struct ServerOptions {
+  std::string endpoint = kDefaultListen;  // --listen
   bool endpoint_given = false;
+};
+
+// Parses the server's arguments (after "server"); false with *error on a usage error.
+bool parse_server_options(int argc, char **argv, ServerOptions *options, std::string *error) {
   for (int index = 0; index < argc; ++index) {
     const char *value = nullptr;
-    std::string error;
-    if (option_value(argc, argv, &index, "--listen", &value, &error)) {
-      if (value == nullptr) {
-        keepalive_cli::print_error(kName, error);
-        return keepalive_cli::kExitUsage;
-      }
-      endpoint = value;
-      endpoint_given = true;
+    if (option_value(argc, argv, &index, "--listen", &value, error)) {
+      if (value == nullptr) return false;
+      options->endpoint = value;
+      options->endpoint_given = true;
       continue;
     }
-    keepalive_cli::print_error(
-        kName, std::string(argv[index][0] == '-' ? "unknown option " : "unexpected argument ") +
-                   argv[index] + " (see keepalive natprobe --help)");
-    return keepalive_cli::kExitUsage;
+    *error = std::string(argv[index][0] == '-' ? "unknown option " : "unexpected argument ") +
+             argv[index] + " (see keepalive natprobe --help)";
+    return false;
   }
-  std::string host, port, error;
-  if (!split_endpoint(endpoint, &host, &port, &error)) {
-    keepalive_cli::print_error(kName, "--listen " + endpoint + ": " + error);
-    return keepalive_cli::kExitUsage;
+  std::string host, port;
+  if (!split_endpoint(options->endpoint, &host, &port, error)) {
+    *error = "--listen " + options->endpoint + ": " + *error;
+    return false;
   }
-  StopSignals signals;
-  std::string shown;
+  return true;
+}
+
+// Listens where the options say; without --listen, falls back to IPv4 only
+// on a machine without IPv6.
+UniqueFd listen_for_clients(const ServerOptions &options, std::string *shown, std::string *error) {
   int failure = 0;
-  int listener = open_listener(endpoint, &shown, &error, &failure);
-  if (listener < 0 && !endpoint_given && failure == EAFNOSUPPORT) {
-    endpoint = "0.0.0.0:7200";  // no IPv6 on this machine
-    listener = open_listener(endpoint, &shown, &error, &failure);
+  UniqueFd listener = open_listener(options.endpoint, shown, error, &failure);
+  if (!listener.valid() && !options.endpoint_given && failure == EAFNOSUPPORT) {
+    listener = open_listener("0.0.0.0:7200", shown, error, &failure);
   }
-  if (listener < 0) {
-    keepalive_cli::print_error(kName, error);
-    return keepalive_cli::kExitFailure;
-  }
-  say("keepalive natprobe server: listening on " + shown + " (protocol " +
-      std::to_string(keepalive_natprobe::kProtocolVersion) +
-      "); behind the NAT run: keepalive natprobe client THIS-HOST:" +
-      shown.substr(shown.rfind(':') + 1));
-  std::vector<ServerConnection> connections;
+  return listener;
+}
+
+// Serves probes until a stop signal, or until poll fails.
+void serve_until_stopped(const StopSignals &signals, int listener,
+                         std::vector<ServerConnection> *connections) {
   while (!StopSignals::stopped()) {
     std::vector<pollfd> fds = {{listener, POLLIN, 0}};
     double deadline = now_s() + 3600;
-    for (const ServerConnection &connection : connections) {
-      fds.push_back({connection.fd, POLLIN, 0});
+    for (const ServerConnection &connection : *connections) {
+      fds.push_back({connection.fd.get(), POLLIN, 0});
       deadline = std::min(deadline, connection.deadline);
     }
     int ready = signals.wait(&fds, deadline);
     if (ready < 0 && errno != EINTR) {
       keepalive_cli::print_error(kName, std::string("poll: ") + strerror(errno));
-      break;
+      return;
     }
-    for (size_t i = 0; i < connections.size(); ++i) {
-      ServerConnection &connection = connections[i];
+    for (size_t i = 0; i < connections->size(); ++i) {
+      ServerConnection &connection = (*connections)[i];
       if (fds[i + 1].revents != 0) {
         if (connection.stage == ServerConnection::Stage::kRequest) {
           handle_request(&connection);
@@ -1293,19 +1333,41 @@ int run_server(int argc, char **argv) {
         handle_server_deadline(&connection);
       }
     }
-    connections.erase(std::remove_if(connections.begin(), connections.end(),
-                                     [](const ServerConnection &c) { return c.fd < 0; }),
-                      connections.end());
-    if (fds[0].revents != 0) accept_clients(listener, &connections);
+    connections->erase(std::remove_if(connections->begin(), connections->end(),
+                                      [](const ServerConnection &c) { return !c.fd.valid(); }),
+                       connections->end());
+    if (fds[0].revents != 0) accept_clients(listener, connections);
   }
+}
+
+int run_server(int argc, char **argv) {
+  ServerOptions options;
+  std::string error;
+  if (!parse_server_options(argc, argv, &options, &error)) {
+    keepalive_cli::print_error(kName, error);
+    return keepalive_cli::kExitUsage;
+  }
+  StopSignals signals;
+  std::string shown;
+  UniqueFd listener = listen_for_clients(options, &shown, &error);
+  if (!listener.valid()) {
+    keepalive_cli::print_error(kName, error);
+    return keepalive_cli::kExitFailure;
+  }
+  say("keepalive natprobe server: listening on " + shown + " (protocol " +
+      std::to_string(keepalive_natprobe::kProtocolVersion) +
+      "); behind the NAT run: keepalive natprobe client THIS-HOST:" +
+      shown.substr(shown.rfind(':') + 1));
+  std::vector<ServerConnection> connections;
+  serve_until_stopped(signals, listener.get(), &connections);
   // Probes still running are told, so that their clients stop with a clear
   // error instead of counting the closed connections as lost. (A client
   // whose mapping is gone does not hear it, and rightly counts it lost.)
   for (ServerConnection &connection : connections) {
-    send_all(connection.fd, keepalive_natprobe::error_line("server stopping"));
-    close(connection.fd);
+    send_all(connection.fd.get(), keepalive_natprobe::error_line("server stopping"));
+    connection.fd.reset();
   }
-  close(listener);
+  listener.reset();
   if (!StopSignals::stopped()) return keepalive_cli::kExitFailure;  // poll failed
   say("keepalive natprobe server: stopped (" + std::string(strsignal(g_stop_signal)) + ")");
   return keepalive_cli::kExitOk;

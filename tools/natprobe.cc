@@ -473,6 +473,35 @@ std::string notes_text(const Bracket &bracket, int unsilent) {
   return out;
 }
 
+// The timeout bracketed: the bracket, its precision and the recommendation.
+std::string bracket_found_text(const Report &report, const Bracket &bracket, Progress progress) {
+  const Settings &settings = report.settings;
+  const std::string lower = format_duration_ms(bracket.lower_ms);
+  const long long upper = bracket.reported_upper_ms();
+  const long long width = upper - bracket.lower_ms;
+  std::string out =
+      "Timeout between " + lower + " (longest silence that survived) and " +
+      format_duration_ms(upper) +
+      (bracket.confirmed_upper_ms >= 0 ? " (shortest loss, confirmed)"
+                                       : " (shortest that was lost, seen once)") +
+      ": bracket [" + lower + ", " + format_duration_ms(upper) + "], width " +
+      format_duration_ms(width) +
+      (progress == Progress::kMeasured
+           ? ""
+           : ", not yet narrowed to the resolution " + format_duration_ms(settings.resolution_ms)) +
+      ".\n";
+  const long long round_trip = longest_round_trip_ms(report.trials);
+  if (round_trip >= 0) {
+    out +=
+        "Precision: the NAT saw up to one NAT-to-server round trip more silence than the "
+        "server counted; the probes' round trip was at most " +
+        format_duration_ms(round_trip) + ", so the timeout is at most " +
+        format_duration_ms(upper + round_trip) +
+        " (the lower bound needs no correction: it errs on the safe side).\n";
+  }
+  return out + recommendation_text(bracket, settings);
+}
+
 }  // namespace
 
 std::string format_text(const Report &report) {
@@ -507,39 +536,76 @@ std::string format_text(const Report &report) {
     out += "No loss yet: the timeout is longer than " + lower + " (--max " +
            format_duration_ms(settings.max_ms) + " was not reached).\n";
   } else {
-    const long long upper = bracket.reported_upper_ms();
-    const long long width = upper - bracket.lower_ms;
-    out += "Timeout between " + lower + " (longest silence that survived) and " +
-           format_duration_ms(upper) +
-           (bracket.confirmed_upper_ms >= 0 ? " (shortest loss, confirmed)"
-                                            : " (shortest that was lost, seen once)") +
-           ": bracket [" + lower + ", " + format_duration_ms(upper) + "], width " +
-           format_duration_ms(width) +
-           (progress == Progress::kMeasured ? ""
-                                            : ", not yet narrowed to the resolution " +
-                                                  format_duration_ms(settings.resolution_ms)) +
-           ".\n";
-    const long long round_trip = longest_round_trip_ms(report.trials);
-    if (round_trip >= 0) {
-      out +=
-          "Precision: the NAT saw up to one NAT-to-server round trip more silence than the "
-          "server counted; the probes' round trip was at most " +
-          format_duration_ms(round_trip) + ", so the timeout is at most " +
-          format_duration_ms(upper + round_trip) +
-          " (the lower bound needs no correction: it errs on the safe side).\n";
-    }
-    out += recommendation_text(bracket, settings);
+    out += bracket_found_text(report, bracket, progress);
   }
   out += notes_text(bracket, unsilent);
   return out;
 }
 
+namespace {
+
+using keepalive_cli::JsonWriter;
+
+// `name`: `ms` in seconds when `known`, else null.
+void seconds_or_null(JsonWriter *json, std::string_view name, bool known, long long ms) {
+  json->key(name);
+  if (known) {
+    json->number(to_s(ms));
+  } else {
+    json->null();
+  }
+}
+
+// The bracket: its bounds, and the upper one corrected by the round trip.
+void write_bracket_json(JsonWriter *json, const Bracket &bracket, long long round_trip) {
+  json->field("timeout_lower_s", to_s(bracket.lower_ms));
+  seconds_or_null(json, "timeout_upper_s", bracket.has_upper(), bracket.reported_upper_ms());
+  json->field("upper_confirmed", bracket.confirmed_upper_ms >= 0);
+  seconds_or_null(json, "round_trip_s", round_trip >= 0, round_trip);
+  // the upper bound plus the round trip
+  seconds_or_null(json, "timeout_upper_bound_s", bracket.has_upper() && round_trip >= 0,
+                  bracket.reported_upper_ms() + round_trip);
+}
+
+void write_recommendation_json(JsonWriter *json, const Recommendation &r) {
+  json->key("recommended_idle_s");
+  if (r.available) {
+    json->number(r.idle_s);
+  } else {
+    json->null();
+  }
+  seconds_or_null(json, "safety_margin_s", r.available, r.margin_ms);
+  json->key("systemd");
+  if (r.available) {
+    json->string("Environment=KEEPALIVE_IDLE=" + std::to_string(r.idle_s));
+  } else {
+    json->null();
+  }
+}
+
+void write_trials_json(JsonWriter *json, const std::vector<Trial> &trials) {
+  json->key("trials").begin_array();
+  for (const Trial &trial : trials) {
+    json->begin_object();
+    json->field("round", trial.round);
+    json->field("idle_s", to_s(trial.idle_ms));
+    json->field("survived", !is_lost(trial));
+    json->field("outcome", outcome_name(trial.outcome));
+    if (trial.outcome == Outcome::kFailed) json->field("error", trial.detail);
+    seconds_or_null(json, "server_silence_s", trial.silence_ms >= 0, trial.silence_ms);
+    seconds_or_null(json, "round_trip_s", trial.round_trip_ms >= 0, trial.round_trip_ms);
+    json->end_object();
+  }
+  json->end_array();
+}
+
+}  // namespace
+
 std::string format_json(const Report &report) {
   const Settings &settings = report.settings;
   const Bracket bracket = bracket_of(report.trials);
   const Progress progress = progress_of(bracket, settings);
-  const Recommendation r = recommend(bracket, settings);
-  keepalive_cli::JsonWriter json;
+  JsonWriter json;
   json.begin_object();
   json.field("server", report.server);
   json.field("status", progress == Progress::kMeasured           ? "measured"
@@ -547,45 +613,8 @@ std::string format_json(const Report &report) {
                                                                  : "incomplete");
   json.field("interrupted", report.interrupted);
   json.optional_field("error", report.error);
-  json.field("timeout_lower_s", to_s(bracket.lower_ms));
-  json.key("timeout_upper_s");
-  if (bracket.has_upper()) {
-    json.number(to_s(bracket.reported_upper_ms()));
-  } else {
-    json.null();
-  }
-  json.field("upper_confirmed", bracket.confirmed_upper_ms >= 0);
-  const long long round_trip = longest_round_trip_ms(report.trials);
-  json.key("round_trip_s");
-  if (round_trip >= 0) {
-    json.number(to_s(round_trip));
-  } else {
-    json.null();
-  }
-  json.key("timeout_upper_bound_s");  // the upper bound plus the round trip
-  if (bracket.has_upper() && round_trip >= 0) {
-    json.number(to_s(bracket.reported_upper_ms() + round_trip));
-  } else {
-    json.null();
-  }
-  json.key("recommended_idle_s");
-  if (r.available) {
-    json.number(r.idle_s);
-  } else {
-    json.null();
-  }
-  json.key("safety_margin_s");
-  if (r.available) {
-    json.number(to_s(r.margin_ms));
-  } else {
-    json.null();
-  }
-  json.key("systemd");
-  if (r.available) {
-    json.string("Environment=KEEPALIVE_IDLE=" + std::to_string(r.idle_s));
-  } else {
-    json.null();
-  }
+  write_bracket_json(&json, bracket, longest_round_trip_ms(report.trials));
+  write_recommendation_json(&json, recommend(bracket, settings));
   json.field("max_s", to_s(settings.max_ms));
   json.field("resolution_s", to_s(settings.resolution_ms));
   json.field("grace_s", to_s(settings.grace_ms));
@@ -594,29 +623,7 @@ std::string format_json(const Report &report) {
   json.field("elapsed_s", report.elapsed_s);
   json.field("contradicting_trials", bracket.contradicting);
   json.field("transient_losses", bracket.transient);
-  json.key("trials").begin_array();
-  for (const Trial &trial : report.trials) {
-    json.begin_object();
-    json.field("round", trial.round);
-    json.field("idle_s", to_s(trial.idle_ms));
-    json.field("survived", !is_lost(trial));
-    json.field("outcome", outcome_name(trial.outcome));
-    if (trial.outcome == Outcome::kFailed) json.field("error", trial.detail);
-    json.key("server_silence_s");
-    if (trial.silence_ms >= 0) {
-      json.number(to_s(trial.silence_ms));
-    } else {
-      json.null();
-    }
-    json.key("round_trip_s");
-    if (trial.round_trip_ms >= 0) {
-      json.number(to_s(trial.round_trip_ms));
-    } else {
-      json.null();
-    }
-    json.end_object();
-  }
-  json.end_array();
+  write_trials_json(&json, report.trials);
   json.end_object();
   return json.str();
 }
