@@ -452,7 +452,7 @@ class FollowExamplesTest(unittest.TestCase):
         shell = shlex.split(exec_start)
         self.assertEqual(shell[:2], ["/bin/sh", "-c"])
         words = shlex.split(shell[2].replace("$$", "$"))
-        self.assertEqual(words[:3], ["exec", "/usr/local/bin/keepalive", "apply"])
+        self.assertEqual(words[:3], ["exec", "keepalive", "apply"])
         self.assertIn("MainPID", words[3])
         # The rest of the command line, given to the built command with a PID
         # that cannot exist: only "no such process" may be wrong with it.
