@@ -13,7 +13,6 @@ import json
 import re
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -378,21 +377,7 @@ class RunTest(unittest.TestCase):
                          "set its listening sockets from outside instead, with keepalive apply "
                          "PID --listeners (connections accepted afterwards inherit their "
                          "options)\n")
-        go = shutil.which("go")
-        if go is None:
-            print("note: no Go toolchain installed, only the marked C program was tried")
-            return
-        tmp = tempfile.TemporaryDirectory()
-        self.addCleanup(tmp.cleanup)
-        with open(os.path.join(tmp.name, "main.go"), "w") as f:
-            f.write('package main\nimport "net"\nfunc main() { net.Listen("tcp", "127.0.0.1:0") }\n')
-        built = subprocess.run([go, "build", "-o", "hello", "main.go"], cwd=tmp.name,
-                               env=dict(os.environ, GOCACHE=os.path.join(tmp.name, "cache"),
-                                        GO111MODULE="off"),
-                               capture_output=True, text=True, timeout=300)
-        self.assertEqual(built.returncode, 0, built.stderr)
-        result = keepalive("run", "--", os.path.join(tmp.name, "hello"))
-        self.assertIn("Go program: the Go runtime makes its system calls itself", result.stderr)
+        # A real Go program: go_test.py.
 
     def test_warns_about_static_programs(self):
         ldconfig = "/sbin/ldconfig"  # statically linked on Debian

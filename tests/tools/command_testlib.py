@@ -1,8 +1,10 @@
 """command_testlib.py - what the `keepalive` command's Python tests share:
 the command under test, the kernel's keepalive defaults, a clean environment,
-running the command (or a copy any user can run), and JSON that
-`python3 -m json.tool` must accept.
-Environment: LIBKEEPALIVE_COMMAND (the built bin/keepalive).
+running the command (or a copy any user can run), JSON that
+`python3 -m json.tool` must accept, and a prerequisite's loud skip.
+Environment: LIBKEEPALIVE_COMMAND (the built bin/keepalive); with
+LIBKEEPALIVE_E2E_REQUIRED=1 (CI) a missing prerequisite fails instead of
+skipping.
 """
 
 import json
@@ -52,6 +54,20 @@ def copy_of_command(test):
     shutil.copy(COMMAND, command)
     os.chmod(command, 0o755)
     return command
+
+
+def prerequisites_required():
+    """True under LIBKEEPALIVE_E2E_REQUIRED=1 (CI): a missing prerequisite is a failure."""
+    return os.environ.get("LIBKEEPALIVE_E2E_REQUIRED") == "1"
+
+
+def require(test, missing):
+    """Skips loudly when `missing` (a reason) is set; fails under LIBKEEPALIVE_E2E_REQUIRED=1."""
+    if not missing:
+        return
+    if prerequisites_required():
+        test.fail(f"prerequisite missing (LIBKEEPALIVE_E2E_REQUIRED=1): {missing}")
+    test.skipTest(f"SKIPPED: {missing}")
 
 
 def parse_json(test, text):

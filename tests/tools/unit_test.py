@@ -24,22 +24,13 @@ import tempfile
 import time
 import unittest
 
-from command_testlib import COMMAND, TIMEOUT, clean_env, keepalive
+from command_testlib import COMMAND, TIMEOUT, clean_env, keepalive, require
 
 LIBRARY = os.path.abspath(os.environ["LIBKEEPALIVE_TEST_PRELOAD"])
 PROSODY_UNIT = "/lib/systemd/system/prosody.service"
 SYSTEMD = "/usr/lib/systemd/systemd"
 NOBODY = 65534
 RULES = "peer=127.0.0.0/8,::1 off; in port=5222,5223 idle=270 cnt=4; off"
-
-
-def require(test, missing):
-    """Skips loudly when `missing` (a reason) is set; fails under LIBKEEPALIVE_E2E_REQUIRED=1."""
-    if not missing:
-        return
-    if os.environ.get("LIBKEEPALIVE_E2E_REQUIRED") == "1":
-        test.fail(f"prerequisite missing (LIBKEEPALIVE_E2E_REQUIRED=1): {missing}")
-    test.skipTest(f"SKIPPED: {missing}")
 
 
 def unit_dir(test):
