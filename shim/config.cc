@@ -735,17 +735,20 @@ void parse_rules(keepalive_config *cfg, Problems *problems, Text rules, const Va
   }
 }
 
+// "NAME=VALUE is invalid: expected FORM": the problem of a variable's value.
+void report_invalid(Problems *problems, Variable variable, Text value, const char *form) {
+  char shown[kQuotedLen];
+  problems->add(variable, "%s=%s is invalid: expected %s", kVariableNames[variable],
+                quote(value, shown, sizeof shown), form);
+}
+
 // KEEPALIVE: 1 (on, also when unset), 0 (off), or -1 with a problem.
 int read_switch(keepalive_lookup_fn lookup, void *context, Problems *problems) {
   bool present = false;
   Text text = value_of(lookup, context, kVariableNames[kSwitchVariable], &present);
   if (!present) return 1;
   int enabled = parse_switch(text);
-  if (enabled < 0) {
-    char shown[kQuotedLen];
-    problems->add(kSwitchVariable, "KEEPALIVE=%s is invalid: expected %s",
-                  quote(text, shown, sizeof shown), kSwitchForm);
-  }
+  if (enabled < 0) report_invalid(problems, kSwitchVariable, text, kSwitchForm);
   return enabled;
 }
 
@@ -756,11 +759,7 @@ void read_strict(keepalive_config *cfg, keepalive_lookup_fn lookup, void *contex
   Text text = value_of(lookup, context, kVariableNames[kStrictVariable], &present);
   if (!present) return;
   int strict = parse_switch(text);
-  if (strict < 0) {
-    char shown[kQuotedLen];
-    problems->add(kStrictVariable, "KEEPALIVE_STRICT=%s is invalid: expected %s",
-                  quote(text, shown, sizeof shown), kSwitchForm);
-  }
+  if (strict < 0) report_invalid(problems, kStrictVariable, text, kSwitchForm);
   cfg->strict = strict == 1;
   if (cfg->strict) {
     // One of the words of kSwitchForm, so it fits and is printable.
@@ -783,9 +782,7 @@ void read_log_level(keepalive_config *cfg, keepalive_lookup_fn lookup, void *con
   } else if (text.equals_ignoring_case("debug")) {
     cfg->log_level = KEEPALIVE_LOG_DEBUG;
   } else {
-    char shown[kQuotedLen];
-    problems->add(kLogVariable, "KEEPALIVE_LOG=%s is invalid: expected %s",
-                  quote(text, shown, sizeof shown), kLogForm);
+    report_invalid(problems, kLogVariable, text, kLogForm);
   }
 }
 
@@ -869,15 +866,13 @@ int keepalive_config_load_names(keepalive_config *cfg, keepalive_lookup_fn looku
   read_strict(cfg, lookup, context, &problems);
   read_log_level(cfg, lookup, context, &problems);
 
-  char shown[kQuotedLen];
   bool present = false;
   Text text{};
   Values globals;
   for (const SettingName &name : kSettings) {
     text = value_of(lookup, context, kVariableNames[name.variable], &present);
     if (present && !parse_setting(name.setting, text, &globals)) {
-      problems.add(name.variable, "%s=%s is invalid: expected %s", kVariableNames[name.variable],
-                   quote(text, shown, sizeof shown), form_of(name.setting));
+      report_invalid(&problems, name.variable, text, form_of(name.setting));
     }
   }
   cfg->global = resolve(globals, Values(), cfg->kernel_intvl_s, &cfg->intvl_derived);
