@@ -148,6 +148,12 @@ bool decide_and_apply(const keepalive_config *cfg, int fd, keepalive_direction d
 
 namespace {
 
+// The errno name of a failed setsockopt, for a log line.
+const char *failure_name(const keepalive_apply_failure &failure) {
+  const char *name = errno_name(failure.error);
+  return name != nullptr ? name : "unknown error";
+}
+
 // "127.0.0.1:5222", "[::1]:5222" or "unknown": the peer of fd, for a log line.
 void format_peer(int fd, char *buf, size_t size) {
   // Read as an outgoing socket's facts: the peer address and the peer's port.
@@ -180,7 +186,7 @@ void configure_listener(const keepalive_config *cfg, int listener,
   keepalive_format_settings(&decided, values, sizeof values);
   if (failure.option != nullptr) {
     log_line("listen fd=%d: %s; setting %s failed: %s", listener, values, failure.option,
-             errno_name(failure.error) ? errno_name(failure.error) : "unknown error");
+             failure_name(failure));
   } else {
     log_line("listen fd=%d: %s; the sockets it accepts from now on inherit them", listener, values);
   }
@@ -222,8 +228,7 @@ void log_socket(const keepalive_config *cfg, int fd, keepalive_direction directi
   keepalive_format_settings(&settings, values, sizeof values);
   if (failure.option != nullptr) {
     log_line("%s fd=%d peer=%s rule=%s: %s; setting %s failed: %s", direction_name(direction), fd,
-             peer, rule, values, failure.option,
-             errno_name(failure.error) ? errno_name(failure.error) : "unknown error");
+             peer, rule, values, failure.option, failure_name(failure));
   } else {
     log_line("%s fd=%d peer=%s rule=%s: %s", direction_name(direction), fd, peer, rule, values);
   }
