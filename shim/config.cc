@@ -906,6 +906,10 @@ int keepalive_kept_problems(const keepalive_config *cfg) {
   return cfg->nproblems < KEEPALIVE_MAX_PROBLEMS ? cfg->nproblems : KEEPALIVE_MAX_PROBLEMS;
 }
 
+int keepalive_kept_warnings(const keepalive_config *cfg) {
+  return cfg->nwarnings < KEEPALIVE_MAX_WARNINGS ? cfg->nwarnings : KEEPALIVE_MAX_WARNINGS;
+}
+
 const char *keepalive_variable_name(int index) {
   return index >= 0 && index < kVariableCount ? kVariableNames[index] : nullptr;
 }

@@ -41,7 +41,7 @@ void report_loaded(const keepalive_config &cfg) {
 }
 
 void report_warnings(const keepalive_config &cfg) {
-  int shown = cfg.nwarnings < KEEPALIVE_MAX_WARNINGS ? cfg.nwarnings : KEEPALIVE_MAX_WARNINGS;
+  int shown = keepalive_kept_warnings(&cfg);
   for (int i = 0; i < shown; ++i) log_line("%s (ignored)", cfg.warnings[i]);
   if (cfg.nwarnings > shown) log_line("%d more warnings not shown", cfg.nwarnings - shown);
 }

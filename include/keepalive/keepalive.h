@@ -205,6 +205,10 @@ KEEPALIVE_API int keepalive_config_from_environment(keepalive_config *cfg);
  * KEEPALIVE_MAX_PROBLEMS (further ones are only counted). Pure. */
 KEEPALIVE_API int keepalive_kept_problems(const keepalive_config *cfg);
 
+/* How many warnings cfg->warnings holds: nwarnings, at most
+ * KEEPALIVE_MAX_WARNINGS (further ones are only counted). Pure. */
+KEEPALIVE_API int keepalive_kept_warnings(const keepalive_config *cfg);
+
 /* The variables the library reads, in the order they are documented:
  * index 0 is KEEPALIVE, then KEEPALIVE_IDLE ...; NULL past the last. */
 KEEPALIVE_API const char *keepalive_variable_name(int index);

@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "keepalive/keepalive.h"
 #include "test_env.h"
@@ -473,6 +474,24 @@ TEST(Config, KeptProblemsStopAtTheStorage) {
   auto cfg = load({{"KEEPALIVE_RULES", rules}});
   EXPECT_EQ(cfg->nproblems, KEEPALIVE_MAX_PROBLEMS + 4);
   EXPECT_EQ(keepalive_kept_problems(cfg.get()), KEEPALIVE_MAX_PROBLEMS);
+}
+
+TEST(Config, KeptWarningsStopAtTheStorage) {
+  Env env;
+  std::vector<std::string> entries;
+  for (int i = 0; i < KEEPALIVE_MAX_WARNINGS + 3; ++i) {
+    entries.push_back("KEEPALIVE_UNKNOWN" + std::to_string(i) + "=1");
+  }
+  std::vector<const char *> names;
+  for (const std::string &entry : entries) names.push_back(entry.c_str());
+  names.push_back(nullptr);
+  auto cfg = std::make_unique<keepalive_config>();
+  keepalive_config_load_names(cfg.get(), keepalive_test::lookup, &env, 75, names.data());
+  EXPECT_EQ(cfg->nwarnings, KEEPALIVE_MAX_WARNINGS + 3);
+  EXPECT_EQ(keepalive_kept_warnings(cfg.get()), KEEPALIVE_MAX_WARNINGS);
+  const char *one[] = {"KEEPALIVE_IDEL=1", nullptr};
+  keepalive_config_load_names(cfg.get(), keepalive_test::lookup, &env, 75, one);
+  EXPECT_EQ(keepalive_kept_warnings(cfg.get()), 1);
 }
 
 }  // namespace
