@@ -25,7 +25,7 @@ import tempfile
 import textwrap
 import unittest
 
-from apply_test import keepalive_timers
+from apply_test import keepalive_timers, ss_lines
 from command_testlib import (COMMAND, KERNEL_CNT, KERNEL_IDLE, KERNEL_INTVL, PYTHON, TIMEOUT,
                              JsonLineServer, clean_env, keepalive, parse_json,
                              prerequisites_required, require)
@@ -132,9 +132,7 @@ class Peer(JsonLineServer):
 def keepalive_timer_seconds(inode):
     """What `ss -tnoe` shows of the socket's keepalive timer: the seconds
     left before its first probe, or None when it has no keepalive timer."""
-    out = subprocess.run(["ss", "-tnoe"], capture_output=True, text=True, check=True,
-                         timeout=TIMEOUT).stdout
-    line = next(line for line in out.splitlines() if re.search(rf"\bino:{inode}\b", line))
+    line = ss_lines()[inode]
     match = re.search(r"timer:\(keepalive,(?:(\d+)min)?(?:(\d+)sec)?(?:(\d+)ms)?,", line)
     if match is None:
         return None
