@@ -148,13 +148,7 @@ class Holder(JsonLineServer):
     """The server process, and the test's ends of its connections."""
 
     def __init__(self, test, prefix=()):
-        self.test = test
-        self.process = subprocess.Popen([*prefix, PYTHON, "-c", HOLDER], env=clean_env(),
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        text=True)
-        test.addCleanup(self.stop)
-        self.peers = []  # the test's sockets: closed by stop()
-        self.state = self.read()
+        super().__init__(test, [*prefix, PYTHON, "-c", HOLDER])
         self.pid = self.state["pid"]
 
     def stop(self):

@@ -80,8 +80,19 @@ def parse_json(test, text):
 
 class JsonLineServer:
     """A helper process driven one command a line on its stdin, answering
-    each with one JSON line: the base of the tests' servers. A subclass sets
-    self.test, self.process and self.state."""
+    each with one JSON line: the base of the tests' servers. It runs `argv`
+    (with a clean environment unless `env` is given) and reads its first
+    answer into self.state; the subclass's stop() ends it when the test
+    ends, and closes the test's sockets kept in self.peers."""
+
+    def __init__(self, test, argv, env=None, **popen):
+        self.test = test
+        self.process = subprocess.Popen(argv, env=clean_env() if env is None else env,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        text=True, **popen)
+        test.addCleanup(self.stop)
+        self.peers = []
+        self.state = self.read()
 
     def read(self):
         line = self.process.stdout.readline()

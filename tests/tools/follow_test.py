@@ -100,12 +100,7 @@ class Server(JsonLineServer):
     """The followed process, and the test's ends of its connections."""
 
     def __init__(self, test, prefix=()):
-        self.test = test
-        self.process = subprocess.Popen([*prefix, PYTHON, "-c", SERVER], env=clean_env(),
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        test.addCleanup(self.stop)
-        self.peers = []
-        self.state = self.read()
+        super().__init__(test, [*prefix, PYTHON, "-c", SERVER])
         self.pid = self.state["pid"]
 
     def stop(self):

@@ -90,13 +90,7 @@ class Peer(JsonLineServer):
     """go_peer (or the control) running; the test's ends of its connections."""
 
     def __init__(self, test, command, env=None):
-        self.test = test
-        self.process = subprocess.Popen(command, env=clean_env() if env is None else env,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True)
-        test.addCleanup(self.stop)
-        self.peers = []
-        self.state = self.read()
+        super().__init__(test, command, env, stderr=subprocess.PIPE)
         self.pid, self.port = self.state["pid"], self.state["port"]
 
     def stop(self):
