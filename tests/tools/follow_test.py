@@ -23,7 +23,7 @@ import threading
 import time
 import unittest
 
-from apply_test import NOBODY, UNTOUCHED, as_nobody, keepalive_timers
+from apply_test import NOBODY, as_nobody, keepalive_timers
 from command_testlib import (COMMAND, KERNEL_IDLE, PYTHON, TIMEOUT, JsonLineServer, clean_env,
                              copy_of_command, keepalive)
 from server_script import LISTENER_SETUP

@@ -15,7 +15,6 @@ library). Without `go` the tests are skipped loudly; with
 LIBKEEPALIVE_E2E_REQUIRED=1 (CI) they fail instead.
 """
 
-import json
 import os
 import re
 import shutil
