@@ -124,9 +124,7 @@ if grep -q '^E:' "$tmp/lintian.log"; then fail "lintian reports errors"; else ok
 echo "== install"
 # What exists before, to tell the packages' directories from shared ones.
 while read -r path; do [[ -e $path || -L $path ]] && echo "$path"; done \
-  <"$tmp/deb.list" >"$tmp/before.list"
-while read -r path; do [[ -e $path || -L $path ]] && echo "$path"; done \
-  <"$tmp/dev.list" >>"$tmp/before.list"
+  < <(cat "$tmp/deb.list" "$tmp/dev.list") >"$tmp/before.list"
 dpkg -i "$deb" "$dev" >"$tmp/install.log" 2>&1 || { cat "$tmp/install.log" >&2; fail "dpkg -i"; exit 1; }
 ok "dpkg -i libkeepalive libkeepalive-dev"
 expect_eq "keepalive is /usr/bin/keepalive" "$(command -v keepalive)" /usr/bin/keepalive
