@@ -16,7 +16,6 @@ LIBKEEPALIVE_E2E_REQUIRED=1 (CI) they fail instead.
 """
 
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -26,8 +25,8 @@ import unittest
 
 from apply_test import keepalive_timers, ss_lines
 from command_testlib import (COMMAND, KERNEL_CNT, KERNEL_IDLE, KERNEL_INTVL, PYTHON, TIMEOUT,
-                             JsonLineServer, clean_env, keepalive, parse_json,
-                             prerequisites_required, require)
+                             JsonLineServer, clean_env, keepalive, keepalive_timer_seconds,
+                             parse_json, prerequisites_required, require)
 from follow_test import Follower
 
 SOURCE_DIR = os.environ["LIBKEEPALIVE_TEST_SOURCE_DIR"]
@@ -122,17 +121,6 @@ class Peer(JsonLineServer):
         return self.command("report")[name]["options"]
 
 
-def keepalive_timer_seconds(inode):
-    """What `ss -tnoe` shows of the socket's keepalive timer: the seconds
-    left before its first probe, or None when it has no keepalive timer."""
-    line = ss_lines()[inode]
-    match = re.search(r"timer:\(keepalive,(?:(\d+)min)?(?:(\d+)sec)?(?:(\d+)ms)?,", line)
-    if match is None:
-        return None
-    minutes, seconds, milliseconds = (int(g or 0) for g in match.groups())
-    return minutes * 60 + seconds + milliseconds / 1000
-
-
 class GoTestCase(unittest.TestCase):
     """Builds go_peer once for the class; skips (or fails) without `go`."""
 
@@ -201,7 +189,7 @@ class GoApplyTest(GoTestCase):
         go = self.go("off")
         accepted, dialed = go.accept("in"), go.dial("out")
         self.assertEqual([accepted["options"], dialed["options"]], [UNTOUCHED, UNTOUCHED])
-        self.assertIsNone(keepalive_timer_seconds(accepted["inode"]))
+        self.assertIsNone(keepalive_timer_seconds(ss_lines()[accepted["inode"]]))
 
         result = keepalive("apply", str(go.pid), "--json", "--idle", str(IDLE))
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
@@ -217,7 +205,7 @@ class GoApplyTest(GoTestCase):
             self.assertEqual(sockets[socket_["inode"]]["keepalive"],
                              {"enabled": True, "idle_s": IDLE, "intvl_s": CONFIGURED[2],
                               "cnt": KERNEL_CNT, "user_timeout_ms": 0})
-            seconds = keepalive_timer_seconds(socket_["inode"])
+            seconds = keepalive_timer_seconds(ss_lines()[socket_["inode"]])
             self.assertIsNotNone(seconds, "ss shows no keepalive timer")
             self.assertGreater(seconds, 15)
             self.assertLessEqual(seconds, IDLE)
@@ -273,7 +261,7 @@ class GoApplyTest(GoTestCase):
         _, sockets = self.inspect_sockets(go.pid)
         for socket_ in (accepted, dialed):
             self.assertEqual(sockets[socket_["inode"]]["keepalive"]["idle_s"], 15)
-            seconds = keepalive_timer_seconds(socket_["inode"])
+            seconds = keepalive_timer_seconds(ss_lines()[socket_["inode"]])
             self.assertIsNotNone(seconds, "ss shows no keepalive timer")
             self.assertLessEqual(seconds, 15)
 
