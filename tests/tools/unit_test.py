@@ -18,7 +18,6 @@ Environment: LIBKEEPALIVE_COMMAND (the built bin/keepalive), LIBKEEPALIVE_TEST_P
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
