@@ -57,10 +57,15 @@ def flags_in(text):
     return set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", text))
 
 
+def clean_env():
+    """This environment without any KEEPALIVE* or LD_PRELOAD."""
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith("KEEPALIVE") and k != "LD_PRELOAD"}
+
+
 def run_command(*args):
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("KEEPALIVE") and k != "LD_PRELOAD"}
-    return subprocess.run([COMMAND, *args], capture_output=True, text=True, env=env, timeout=30)
+    return subprocess.run([COMMAND, *args], capture_output=True, text=True, env=clean_env(),
+                          timeout=30)
 
 
 def markdown_files():
@@ -280,8 +285,7 @@ class CommandsTest(unittest.TestCase):
                         commands.append((name, line))
         self.assertGreater(len(commands), 0, "no runnable command found in the docs")
         bindir = os.path.dirname(os.path.abspath(COMMAND))
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("KEEPALIVE") and k != "LD_PRELOAD"}
+        env = clean_env()
         env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
         for name, line in commands:
             with self.subTest(file=name, command=line):

@@ -50,6 +50,11 @@ inline double now_s() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
 }
 
+// Sleeps until now_s() reaches `deadline` (at once when it has passed).
+inline void sleep_until(double deadline) {
+  for (double left; (left = deadline - now_s()) > 0;) usleep(static_cast<useconds_t>(left * 1e6));
+}
+
 inline std::string env_or_empty(const char *name) {
   const char *value = getenv(name);
   return value ? value : "";

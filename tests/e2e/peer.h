@@ -1,6 +1,6 @@
-// tests/e2e/peer.h — what the two peer programs of the end-to-end tests share:
-// the report format, a monotonic clock, line I/O and reading a socket's
-// keepalive and TCP state. The peers do not link the library: they are the
+// tests/e2e/peer.h — what the peer programs of the end-to-end tests share:
+// the report format, a monotonic clock, line I/O, an epoll set's waits and
+// reading a socket's keepalive and TCP state. The peers do not link the library: they are the
 // applications that libkeepalive is preloaded into.
 //
 // Report format, one line per event on stdout, flushed at once:
@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -70,6 +71,27 @@ inline void report(const char *event) { report(event, "%s", ""); }
 [[noreturn]] inline void fail(const char *what) {
   report("error", "what=%s errno=%s", what, errno_name(errno));
   exit(1);
+}
+
+// Adds (op EPOLL_CTL_ADD) or changes (EPOLL_CTL_MOD) `fd` in an epoll set,
+// with `data` telling the events of `fd` apart; exits 1 when it cannot.
+inline void epoll_watch(int epoll, int op, int fd, uint32_t events, uint64_t data) {
+  epoll_event event{};
+  event.events = events;
+  event.data.u64 = data;
+  if (epoll_ctl(epoll, op, fd, &event) != 0) fail("epoll_ctl");
+}
+
+// Waits for events of an epoll set until `deadline` (on now_s()), retrying
+// after EINTR: returns how many came into `events` (0: none yet), or -1
+// once the deadline has passed.
+inline int epoll_wait_until(int epoll, epoll_event *events, int max, double deadline) {
+  for (double left; (left = deadline - now_s()) > 0;) {
+    int n = epoll_wait(epoll, events, max, static_cast<int>(left * 1000) + 1);
+    if (n >= 0) return n;
+    if (errno != EINTR) fail("epoll_wait");
+  }
+  return -1;
 }
 
 // Whether libkeepalive is mapped into this process: a test that expects the

@@ -84,7 +84,7 @@ class Client {
   Client(const Options &options, int signal_fd) : options_(options), signal_fd_(signal_fd) {
     epoll_ = epoll_create1(EPOLL_CLOEXEC);
     if (epoll_ < 0) peer::fail("epoll_create1");
-    watch(EPOLL_CTL_ADD, signal_fd, EPOLLIN, kSignalTag);
+    peer::epoll_watch(epoll_, EPOLL_CTL_ADD, signal_fd, EPOLLIN, kSignalTag);
     connections_.reserve(static_cast<size_t>(total()));
   }
 
@@ -128,13 +128,6 @@ class Client {
   }
 
  private:
-  void watch(int op, int fd, uint32_t events, uint64_t data) {
-    epoll_event event{};
-    event.events = events;
-    event.data.u64 = data;
-    if (epoll_ctl(epoll_, op, fd, &event) != 0) peer::fail("epoll_ctl");
-  }
-
   // Starts the next connection, to the endpoints in turn.
   void start_connect() {
     uint32_t endpoint = static_cast<uint32_t>(connections_.size() % options_.connect.size());
@@ -145,7 +138,7 @@ class Client {
     if (connect(fd, reinterpret_cast<const sockaddr *>(&server), sizeof server) != 0 &&
         errno != EINPROGRESS)
       peer::fail("connect");
-    watch(EPOLL_CTL_ADD, fd, EPOLLOUT, connections_.size() - 1);
+    peer::epoll_watch(epoll_, EPOLL_CTL_ADD, fd, EPOLLOUT, connections_.size() - 1);
     ++in_flight_;
   }
 
@@ -160,7 +153,7 @@ class Client {
     c->state = State::kOpen;
     --in_flight_;
     ++open_;
-    watch(EPOLL_CTL_MOD, c->fd, EPOLLIN | EPOLLRDHUP, index);
+    peer::epoll_watch(epoll_, EPOLL_CTL_MOD, c->fd, EPOLLIN | EPOLLRDHUP, index);
   }
 
   void receive(Connection *c) {
@@ -185,10 +178,7 @@ class Client {
   // SIGUSR1 arrived.
   void pump(double deadline) {
     epoll_event events[256];
-    for (double left; (left = deadline - peer::now_s()) > 0;) {
-      int n = epoll_wait(epoll_, events, 256, static_cast<int>(left * 1000) + 1);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) peer::fail("epoll_wait");
+    for (int n; (n = peer::epoll_wait_until(epoll_, events, 256, deadline)) >= 0;) {
       bool connects_done = false;
       for (int i = 0; i < n; ++i) {
         uint64_t data = events[i].data.u64;

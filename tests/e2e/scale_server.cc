@@ -105,7 +105,7 @@ class Server {
       if (bind(fd, reinterpret_cast<const sockaddr *>(&address), sizeof address) != 0)
         peer::fail("bind");
       if (listen(fd, SOMAXCONN) != 0) peer::fail("listen");
-      watch(fd, EPOLLIN, kListenerTag | i);
+      peer::epoll_watch(epoll_, EPOLL_CTL_ADD, fd, EPOLLIN, kListenerTag | i);
       listeners_.push_back(fd);
       char text[INET_ADDRSTRLEN];
       inet_ntop(AF_INET, &address.sin_addr, text, sizeof text);
@@ -172,21 +172,11 @@ class Server {
   }
 
  private:
-  void watch(int fd, uint32_t events, uint64_t data) {
-    epoll_event event{};
-    event.events = events;
-    event.data.u64 = data;
-    if (epoll_ctl(epoll_, EPOLL_CTL_ADD, fd, &event) != 0) peer::fail("epoll_ctl");
-  }
-
   // Handles what happens until `deadline`: new connections while the
   // listeners are open, and connections the peer closed or reset.
   void pump(double deadline) {
     epoll_event events[256];
-    for (double left; (left = deadline - peer::now_s()) > 0;) {
-      int n = epoll_wait(epoll_, events, 256, static_cast<int>(left * 1000) + 1);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) peer::fail("epoll_wait");
+    for (int n; (n = peer::epoll_wait_until(epoll_, events, 256, deadline)) >= 0;) {
       for (int i = 0; i < n; ++i) {
         uint64_t data = events[i].data.u64;
         if (data & kListenerTag)
@@ -210,7 +200,8 @@ class Server {
       }
       connections_.push_back({fd, listener, peer::now_s(), false, false});
       // The peer sends nothing: an event means it closed or reset.
-      watch(fd, EPOLLIN | EPOLLRDHUP | EPOLLET, connections_.size() - 1);
+      peer::epoll_watch(epoll_, EPOLL_CTL_ADD, fd, EPOLLIN | EPOLLRDHUP | EPOLLET,
+                        connections_.size() - 1);
     }
   }
 

@@ -45,6 +45,7 @@ using cgnat_harness::Process;
 using cgnat_harness::program;
 using cgnat_harness::run_command;
 using cgnat_harness::seconds;
+using cgnat_harness::sleep_until;
 using cgnat_harness::Strings;
 using cgnat_harness::with_library;
 
@@ -77,10 +78,6 @@ constexpr double kPeriodMin = kIdle - 0.010;
 constexpr double kPeriodMax = kIdle * (1 + 8.0 / 63) + 0.010 + 0.010;
 
 std::string endpoint(int port) { return std::string(kServerAddress) + ":" + std::to_string(port); }
-
-void sleep_until(double deadline) {
-  for (double left; (left = deadline - now_s()) > 0;) usleep(static_cast<useconds_t>(left * 1e6));
-}
 
 // The nftables table of counters in the NAT namespace, per server port:
 // probes_PORT and acks_PORT count the pure ACKs without data (IP length =

@@ -83,13 +83,8 @@ struct Listener {
 
 Listener Listen(int extra_flags) {
   Listener l;
-  l.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | extra_flags, 0);
-  l.addr = ka_peer::Loopback4("127.0.0.1", 0);
-  socklen_t len = sizeof l.addr;
-  if (l.fd < 0 || bind(l.fd, Sa(&l.addr), len) != 0 || listen(l.fd, 16) != 0 ||
-      getsockname(l.fd, Sa(&l.addr), &len) != 0) {
-    Die("listener");
-  }
+  l.fd = ka_peer::LoopbackListener(16, &l.addr, extra_flags);
+  if (l.fd < 0) Die("listener");
   return l;
 }
 

@@ -118,11 +118,9 @@ void ThroughVfork(const char *self, const char *port_text) {
 // A daemon that closed stderr: its next socket is fd 2. Nothing but the
 // program may write into that connection.
 void StderrReused() {
-  int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr = ka_peer::Loopback4("127.0.0.1", 0);
-  socklen_t len = sizeof addr;
-  if (bind(listener, reinterpret_cast<sockaddr *>(&addr), len) != 0 || listen(listener, 4) != 0 ||
-      getsockname(listener, reinterpret_cast<sockaddr *>(&addr), &len) != 0) {
+  sockaddr_in addr;
+  int listener = ka_peer::LoopbackListener(4, &addr);
+  if (listener < 0) {
     Report("error", "listener");
     return;
   }
@@ -170,11 +168,9 @@ void ConnectAndAccept(int listener, const sockaddr_in &to, bool report) {
 // Many log lines at KEEPALIVE_LOG=debug into a stderr the test keeps full,
 // then a last connection once the test reads it again.
 void LogFlood(int connections) {
-  int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr = ka_peer::Loopback4("127.0.0.1", 0);
-  socklen_t len = sizeof addr;
-  if (bind(listener, reinterpret_cast<sockaddr *>(&addr), len) != 0 || listen(listener, 16) != 0 ||
-      getsockname(listener, reinterpret_cast<sockaddr *>(&addr), &len) != 0) {
+  sockaddr_in addr;
+  int listener = ka_peer::LoopbackListener(16, &addr);
+  if (listener < 0) {
     Report("error", "listener");
     return;
   }

@@ -1,6 +1,7 @@
 // peer_util.h — small pieces shared by the hardening helper programs (the
 // programs that run under LD_PRELOAD; they never link the library): reading
-// a socket's keepalive state, naming errno values, loopback addresses.
+// a socket's keepalive state, naming errno values, loopback addresses and
+// listeners.
 // Everything here is async-signal-safe where a comment says so, because
 // stress_peer calls it in forked children of a threaded process.
 #ifndef KEEPALIVE_TESTS_HARDENING_PEER_UTIL_H
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <string>
 
@@ -88,6 +90,20 @@ inline sockaddr_in6 Loopback6(uint16_t port) {
   a.sin6_port = htons(port);
   a.sin6_addr = in6addr_loopback;
   return a;
+}
+
+// A TCP listener on 127.0.0.1, port chosen by the kernel and written to
+// *addr; -1 when it cannot be made.
+inline int LoopbackListener(int backlog, sockaddr_in *addr, int extra_flags = 0) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | extra_flags, 0);
+  *addr = Loopback4("127.0.0.1", 0);
+  socklen_t len = sizeof *addr;
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr *>(addr), len) != 0 ||
+      listen(fd, backlog) != 0 || getsockname(fd, reinterpret_cast<sockaddr *>(addr), &len) != 0) {
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  return fd;
 }
 
 inline uint16_t LocalPort(int fd) {

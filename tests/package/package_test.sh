@@ -104,16 +104,21 @@ contents "$deb" >"$tmp/deb.list"
 contents "$dev" >"$tmp/dev.list"
 soname_target=$(dpkg-deb -c "$deb" | awk -v f="./usr/lib/$triplet/libkeepalive.so.0" '$6 == f {print $8}')
 expect_eq "soname link libkeepalive.so.0" "$soname_target" "libkeepalive.so.$version"
-for path in /usr/bin/keepalive "$libdir/libkeepalive.so.$version" "$libdir/libkeepalive.so" \
-  /usr/share/man/man1/keepalive.1.gz /usr/share/man/man7/libkeepalive.7.gz \
-  /usr/share/doc/libkeepalive/copyright /usr/share/doc/libkeepalive/changelog.gz \
-  /usr/share/doc/libkeepalive/examples/prosody/prosody.service.d/keepalive.conf; do
-  if grep -qx "$path" "$tmp/deb.list"; then ok "libkeepalive has $path"; else fail "libkeepalive lacks $path"; fi
-done
-for path in /usr/include/keepalive/keepalive.h "$libdir/cmake/keepalive/keepalive-config.cmake" \
-  "$libdir/pkgconfig/keepalive.pc" /usr/share/doc/libkeepalive-dev/copyright; do
-  if grep -qx "$path" "$tmp/dev.list"; then ok "libkeepalive-dev has $path"; else fail "libkeepalive-dev lacks $path"; fi
-done
+expect_files() {  # expect_files PACKAGE LIST PATH...: LIST (its contents) has each PATH
+  local package=$1 list=$2 path
+  shift 2
+  for path; do
+    if grep -qx "$path" "$list"; then ok "$package has $path"; else fail "$package lacks $path"; fi
+  done
+}
+expect_files libkeepalive "$tmp/deb.list" /usr/bin/keepalive "$libdir/libkeepalive.so.$version" \
+  "$libdir/libkeepalive.so" /usr/share/man/man1/keepalive.1.gz \
+  /usr/share/man/man7/libkeepalive.7.gz /usr/share/doc/libkeepalive/copyright \
+  /usr/share/doc/libkeepalive/changelog.gz \
+  /usr/share/doc/libkeepalive/examples/prosody/prosody.service.d/keepalive.conf
+expect_files libkeepalive-dev "$tmp/dev.list" /usr/include/keepalive/keepalive.h \
+  "$libdir/cmake/keepalive/keepalive-config.cmake" "$libdir/pkgconfig/keepalive.pc" \
+  /usr/share/doc/libkeepalive-dev/copyright
 if grep -v '^/usr\(/\|$\)' "$tmp/deb.list" "$tmp/dev.list"; then fail "files outside /usr"; fi
 
 echo "== lintian"
@@ -124,9 +129,7 @@ if grep -q '^E:' "$tmp/lintian.log"; then fail "lintian reports errors"; else ok
 echo "== install"
 # What exists before, to tell the packages' directories from shared ones.
 while read -r path; do [[ -e $path || -L $path ]] && echo "$path"; done \
-  <"$tmp/deb.list" >"$tmp/before.list"
-while read -r path; do [[ -e $path || -L $path ]] && echo "$path"; done \
-  <"$tmp/dev.list" >>"$tmp/before.list"
+  < <(cat "$tmp/deb.list" "$tmp/dev.list") >"$tmp/before.list"
 dpkg -i "$deb" "$dev" >"$tmp/install.log" 2>&1 || { cat "$tmp/install.log" >&2; fail "dpkg -i"; exit 1; }
 ok "dpkg -i libkeepalive libkeepalive-dev"
 expect_eq "keepalive is /usr/bin/keepalive" "$(command -v keepalive)" /usr/bin/keepalive

@@ -34,16 +34,21 @@ NOBODY = 65534
 UNTOUCHED = [0, KERNEL_IDLE, KERNEL_INTVL, KERNEL_CNT, 0]
 
 
-def keepalive_timers():
-    """{inode: True when ss shows a keepalive timer} for every TCP connection."""
+def ss_lines():
+    """{inode: its `ss -tnoe` line} for every TCP connection."""
     out = subprocess.run(["ss", "-tnoe"], capture_output=True, text=True, check=True,
                          timeout=TIMEOUT).stdout
-    timers = {}
+    lines = {}
     for line in out.splitlines():
         match = re.search(r"\bino:(\d+)\b", line)
         if match:
-            timers[int(match.group(1))] = "timer:(keepalive," in line
-    return timers
+            lines[int(match.group(1))] = line
+    return lines
+
+
+def keepalive_timers():
+    """{inode: True when ss shows a keepalive timer} for every TCP connection."""
+    return {inode: "timer:(keepalive," in line for inode, line in ss_lines().items()}
 
 
 def as_nobody():
@@ -143,13 +148,7 @@ class Holder(JsonLineServer):
     """The server process, and the test's ends of its connections."""
 
     def __init__(self, test, prefix=()):
-        self.test = test
-        self.process = subprocess.Popen([*prefix, PYTHON, "-c", HOLDER], env=clean_env(),
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        text=True)
-        test.addCleanup(self.stop)
-        self.peers = []  # the test's sockets: closed by stop()
-        self.state = self.read()
+        super().__init__(test, [*prefix, PYTHON, "-c", HOLDER])
         self.pid = self.state["pid"]
 
     def stop(self):

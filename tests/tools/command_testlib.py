@@ -1,6 +1,7 @@
 """command_testlib.py - what the `keepalive` command's Python tests share:
 the command under test, the kernel's keepalive defaults, a clean environment,
-running the command (or a copy any user can run), JSON that
+running the command (or a copy any user can run), the keepalive timer in a
+line of `ss -tnoe`, JSON that
 `python3 -m json.tool` must accept, and a prerequisite's loud skip.
 Environment: LIBKEEPALIVE_COMMAND (the built bin/keepalive); with
 LIBKEEPALIVE_E2E_REQUIRED=1 (CI) a missing prerequisite fails instead of
@@ -9,6 +10,7 @@ skipping.
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -42,6 +44,16 @@ def keepalive(*args, env=None, prefix=(), command=COMMAND, **kwargs):
     environment unless `env` is given; returns the CompletedProcess."""
     return subprocess.run([*prefix, command, *args], env=clean_env() if env is None else env,
                           capture_output=True, text=True, timeout=TIMEOUT, **kwargs)
+
+
+def keepalive_timer_seconds(ss_line):
+    """The seconds left on the keepalive timer that a line of `ss -tnoe` shows
+    ("timer:(keepalive,9min58sec,0)", "1.500ms", ...), or None when it shows none."""
+    match = re.search(r"timer:\(keepalive,([^,]+),", ss_line)
+    if match is None:
+        return None
+    parts = re.findall(r"([\d.]+)(min|sec|ms)", match.group(1))
+    return sum(float(value) * {"min": 60, "sec": 1, "ms": 0.001}[unit] for value, unit in parts)
 
 
 def copy_of_command(test):
@@ -80,8 +92,19 @@ def parse_json(test, text):
 
 class JsonLineServer:
     """A helper process driven one command a line on its stdin, answering
-    each with one JSON line: the base of the tests' servers. A subclass sets
-    self.test, self.process and self.state."""
+    each with one JSON line: the base of the tests' servers. It runs `argv`
+    (with a clean environment unless `env` is given) and reads its first
+    answer into self.state; the subclass's stop() ends it when the test
+    ends, and closes the test's sockets kept in self.peers."""
+
+    def __init__(self, test, argv, env=None, **popen):
+        self.test = test
+        self.process = subprocess.Popen(argv, env=clean_env() if env is None else env,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        text=True, **popen)
+        test.addCleanup(self.stop)
+        self.peers = []
+        self.state = self.read()
 
     def read(self):
         line = self.process.stdout.readline()

@@ -23,7 +23,7 @@ import threading
 import time
 import unittest
 
-from apply_test import NOBODY, UNTOUCHED, as_nobody, keepalive_timers
+from apply_test import NOBODY, as_nobody, keepalive_timers
 from command_testlib import (COMMAND, KERNEL_IDLE, PYTHON, TIMEOUT, JsonLineServer, clean_env,
                              copy_of_command, keepalive)
 from server_script import LISTENER_SETUP
@@ -100,12 +100,7 @@ class Server(JsonLineServer):
     """The followed process, and the test's ends of its connections."""
 
     def __init__(self, test, prefix=()):
-        self.test = test
-        self.process = subprocess.Popen([*prefix, PYTHON, "-c", SERVER], env=clean_env(),
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        test.addCleanup(self.stop)
-        self.peers = []
-        self.state = self.read()
+        super().__init__(test, [*prefix, PYTHON, "-c", SERVER])
         self.pid = self.state["pid"]
 
     def stop(self):

@@ -15,9 +15,7 @@ library). Without `go` the tests are skipped loudly; with
 LIBKEEPALIVE_E2E_REQUIRED=1 (CI) they fail instead.
 """
 
-import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -25,10 +23,10 @@ import tempfile
 import textwrap
 import unittest
 
-from apply_test import keepalive_timers
+from apply_test import keepalive_timers, ss_lines
 from command_testlib import (COMMAND, KERNEL_CNT, KERNEL_IDLE, KERNEL_INTVL, PYTHON, TIMEOUT,
-                             JsonLineServer, clean_env, keepalive, parse_json,
-                             prerequisites_required, require)
+                             JsonLineServer, clean_env, keepalive, keepalive_timer_seconds,
+                             parse_json, prerequisites_required, require)
 from follow_test import Follower
 
 SOURCE_DIR = os.environ["LIBKEEPALIVE_TEST_SOURCE_DIR"]
@@ -90,13 +88,7 @@ class Peer(JsonLineServer):
     """go_peer (or the control) running; the test's ends of its connections."""
 
     def __init__(self, test, command, env=None):
-        self.test = test
-        self.process = subprocess.Popen(command, env=clean_env() if env is None else env,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True)
-        test.addCleanup(self.stop)
-        self.peers = []
-        self.state = self.read()
+        super().__init__(test, command, env, stderr=subprocess.PIPE)
         self.pid, self.port = self.state["pid"], self.state["port"]
 
     def stop(self):
@@ -127,19 +119,6 @@ class Peer(JsonLineServer):
 
     def options(self, name):
         return self.command("report")[name]["options"]
-
-
-def keepalive_timer_seconds(inode):
-    """What `ss -tnoe` shows of the socket's keepalive timer: the seconds
-    left before its first probe, or None when it has no keepalive timer."""
-    out = subprocess.run(["ss", "-tnoe"], capture_output=True, text=True, check=True,
-                         timeout=TIMEOUT).stdout
-    line = next(line for line in out.splitlines() if re.search(rf"\bino:{inode}\b", line))
-    match = re.search(r"timer:\(keepalive,(?:(\d+)min)?(?:(\d+)sec)?(?:(\d+)ms)?,", line)
-    if match is None:
-        return None
-    minutes, seconds, milliseconds = (int(g or 0) for g in match.groups())
-    return minutes * 60 + seconds + milliseconds / 1000
 
 
 class GoTestCase(unittest.TestCase):
@@ -210,7 +189,7 @@ class GoApplyTest(GoTestCase):
         go = self.go("off")
         accepted, dialed = go.accept("in"), go.dial("out")
         self.assertEqual([accepted["options"], dialed["options"]], [UNTOUCHED, UNTOUCHED])
-        self.assertIsNone(keepalive_timer_seconds(accepted["inode"]))
+        self.assertIsNone(keepalive_timer_seconds(ss_lines()[accepted["inode"]]))
 
         result = keepalive("apply", str(go.pid), "--json", "--idle", str(IDLE))
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
@@ -226,7 +205,7 @@ class GoApplyTest(GoTestCase):
             self.assertEqual(sockets[socket_["inode"]]["keepalive"],
                              {"enabled": True, "idle_s": IDLE, "intvl_s": CONFIGURED[2],
                               "cnt": KERNEL_CNT, "user_timeout_ms": 0})
-            seconds = keepalive_timer_seconds(socket_["inode"])
+            seconds = keepalive_timer_seconds(ss_lines()[socket_["inode"]])
             self.assertIsNotNone(seconds, "ss shows no keepalive timer")
             self.assertGreater(seconds, 15)
             self.assertLessEqual(seconds, IDLE)
@@ -282,7 +261,7 @@ class GoApplyTest(GoTestCase):
         _, sockets = self.inspect_sockets(go.pid)
         for socket_ in (accepted, dialed):
             self.assertEqual(sockets[socket_["inode"]]["keepalive"]["idle_s"], 15)
-            seconds = keepalive_timer_seconds(socket_["inode"])
+            seconds = keepalive_timer_seconds(ss_lines()[socket_["inode"]])
             self.assertIsNotNone(seconds, "ss shows no keepalive timer")
             self.assertLessEqual(seconds, 15)
 

@@ -18,13 +18,13 @@ Environment: LIBKEEPALIVE_COMMAND (the built bin/keepalive), LIBKEEPALIVE_TEST_P
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 import unittest
 
-from command_testlib import COMMAND, TIMEOUT, clean_env, keepalive, require
+from command_testlib import (COMMAND, TIMEOUT, clean_env, keepalive, keepalive_timer_seconds,
+                             require)
 
 LIBRARY = os.path.abspath(os.environ["LIBKEEPALIVE_TEST_PRELOAD"])
 PROSODY_UNIT = "/lib/systemd/system/prosody.service"
@@ -309,13 +309,7 @@ def ss_keepalive_timers(namespace):
                          capture_output=True, text=True, check=True, timeout=TIMEOUT).stdout
     timers = {}
     for line in out.splitlines():
-        peer = int(line.split()[3].rsplit(":", 1)[1])
-        match = re.search(r"timer:\(keepalive,([^,]+),", line)
-        seconds = None
-        if match:
-            parts = re.findall(r"([\d.]+)(min|sec|ms)", match.group(1))
-            seconds = sum(float(v) * {"min": 60, "sec": 1, "ms": 0.001}[u] for v, u in parts)
-        timers[peer] = seconds
+        timers[int(line.split()[3].rsplit(":", 1)[1])] = keepalive_timer_seconds(line)
     return timers
 
 
