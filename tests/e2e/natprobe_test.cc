@@ -353,7 +353,7 @@ TEST_F(NatprobeCgnatTest, OutageAtARoundBoundaryIsWaitedOut) {
             << client->transcript();
         double t0 = cgnat_harness::now_s();
         Impairment impairment(nat);
-        usleep(static_cast<useconds_t>((4.4 - (cgnat_harness::now_s() - t0)) * 1e6));
+        cgnat_harness::sleep_until(t0 + 4.4);
         impairment.outage(12);
       }));
   const std::string transcript = run.out + run.err + server_log;
@@ -372,17 +372,17 @@ TEST_F(NatprobeCgnatTest, OutageDuringAWakeUpLineIsNotTheResult) {
   constexpr double kVictimS = 4.137;  // round 1 of --max 12s --resolution 1s --parallel 8
   ProbeRun run;
   std::string server_log;
-  ASSERT_NO_FATAL_FAILURE(measure(
-      "npwake", kT, {}, impaired_args("1s"), &run, &server_log,
-      [kVictimS](const Nat &nat, Process *client) {
-        ASSERT_TRUE(client->wait_for_output("round 1: 8 probes:", 10, true))
-            << client->transcript();
-        double t0 = cgnat_harness::now_s();
-        ASSERT_NE(client->err().find(" 4.137s "), std::string::npos) << client->err();
-        Impairment impairment(nat);
-        usleep(static_cast<useconds_t>((kVictimS - 0.3 - (cgnat_harness::now_s() - t0)) * 1e6));
-        impairment.outage(2.5);
-      }));
+  ASSERT_NO_FATAL_FAILURE(
+      measure("npwake", kT, {}, impaired_args("1s"), &run, &server_log,
+              [kVictimS](const Nat &nat, Process *client) {
+                ASSERT_TRUE(client->wait_for_output("round 1: 8 probes:", 10, true))
+                    << client->transcript();
+                double t0 = cgnat_harness::now_s();
+                ASSERT_NE(client->err().find(" 4.137s "), std::string::npos) << client->err();
+                Impairment impairment(nat);
+                cgnat_harness::sleep_until(t0 + kVictimS - 0.3);
+                impairment.outage(2.5);
+              }));
   const std::string transcript = run.out + run.err + server_log;
   expect_measured(judge("2.5 s outage during a wake-up line", kT, run), run, transcript);
   EXPECT_NE(run.err.find("4.137s lost: nothing arrived"), std::string::npos)
