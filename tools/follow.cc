@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <set>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -351,11 +352,10 @@ void Follower::handle_fresh(const std::vector<const DiagSocket *> &fresh,
 void Follower::handle_new_connections(std::vector<TcpSocket> *connections) {
   std::sort(connections->begin(), connections->end(),
             [](const TcpSocket &a, const TcpSocket &b) { return a.fd < b.fd; });
+  std::set<uint16_t> listening_ports;
+  for (const auto &[inode, port] : listeners_) listening_ports.insert(port);
   for (TcpSocket &socket : *connections) {
-    bool incoming = false;
-    uint16_t port = port_of(socket.local);
-    for (const auto &[inode, listening_port] : listeners_) incoming |= listening_port == port;
-    socket.direction = incoming ? KEEPALIVE_IN : KEEPALIVE_OUT;
+    socket.direction = connection_direction(socket, listening_ports);
     handle(socket, false);
   }
 }
