@@ -20,6 +20,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -752,16 +753,13 @@ keepalive_cli::SocketReport follow_report(const keepalive_config &config, const 
 std::vector<TcpSocket> distinct_sockets(const std::vector<TcpSocket> &sockets,
                                         std::map<unsigned long long, std::vector<int>> *more_fds) {
   std::vector<TcpSocket> distinct;
+  std::unordered_set<unsigned long long> kept;
   for (const TcpSocket &socket : sockets) {
-    bool seen = false;
-    for (const TcpSocket &kept : distinct) {
-      if (kept.inode == socket.inode && socket.inode != 0) {
-        (*more_fds)[socket.inode].push_back(socket.fd);
-        seen = true;
-        break;
-      }
+    if (socket.inode != 0 && !kept.insert(socket.inode).second) {
+      (*more_fds)[socket.inode].push_back(socket.fd);
+    } else {
+      distinct.push_back(socket);
     }
-    if (!seen) distinct.push_back(socket);
   }
   return distinct;
 }
@@ -795,11 +793,10 @@ void process_listing(const keepalive_cli::TargetProcess &target, const keepalive
                      const Options &options, const std::vector<TcpSocket> &sockets,
                      bool second_look, std::vector<Outcome> *outcomes) {
   std::map<unsigned long long, std::vector<int>> more_fds;
-  const size_t first = outcomes->size();
+  std::unordered_set<unsigned long long> done;
+  for (const Outcome &outcome : *outcomes) done.insert(outcome.socket.inode);
   for (const TcpSocket &socket : distinct_sockets(sockets, &more_fds)) {
-    bool seen = false;
-    for (size_t i = 0; i < first && !seen; ++i) seen = (*outcomes)[i].socket.inode == socket.inode;
-    if (seen || (second_look && socket.inode == 0)) continue;
+    if (done.count(socket.inode) != 0 || (second_look && socket.inode == 0)) continue;
     Outcome outcome = process_socket(target, config, socket, options);
     outcome.second_look = second_look;
     auto more = more_fds.find(socket.inode);
