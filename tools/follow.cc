@@ -450,7 +450,8 @@ bool parse_follow_interval(const char *text, int *interval_ms, std::string *erro
   long long ms = 0;
   if (!keepalive_parse_duration_ms(text, &ms) || ms < kMinFollowIntervalMs ||
       ms > kMaxFollowIntervalMs) {
-    *error = std::string("--interval must be a duration from 10ms to 1h (1s, 250ms, 1.5s), not '") +
+    *error = "--interval must be a duration from " + format_duration_ms(kMinFollowIntervalMs) +
+             " to " + format_duration_ms(kMaxFollowIntervalMs) + " (1s, 250ms, 1.5s), not '" +
              text + "'";
     return false;
   }
