@@ -312,11 +312,12 @@ std::vector<int> peer_rules_a_listener_cannot_honour(const keepalive_config &con
 // action and returns true when the decided socket is left as it is.
 bool leave_as_it_is(const keepalive_config &config, const TcpSocket &socket,
                     const keepalive_socket_facts &facts, Outcome *outcome) {
+  // A sysctl read (open, read, close): once a run, not once a socket.
+  static const int kernel_idle_s = keepalive_kernel_default_idle();
   keepalive_settings listener_settings;
   if (!outcome->settings.enable) {
     outcome->action = Action::kLeft;
-  } else if (outcome->before_read &&
-             keepalive_timings_chosen(&outcome->before, keepalive_kernel_default_idle())) {
+  } else if (outcome->before_read && keepalive_timings_chosen(&outcome->before, kernel_idle_s)) {
     outcome->action = Action::kChosen;
   } else if (socket.listening && !keepalive_decide_listener(&config, &facts, &listener_settings)) {
     outcome->action = Action::kByPeer;
