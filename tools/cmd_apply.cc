@@ -20,6 +20,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -311,11 +312,12 @@ std::vector<int> peer_rules_a_listener_cannot_honour(const keepalive_config &con
 // action and returns true when the decided socket is left as it is.
 bool leave_as_it_is(const keepalive_config &config, const TcpSocket &socket,
                     const keepalive_socket_facts &facts, Outcome *outcome) {
+  // A sysctl read (open, read, close): once a run, not once a socket.
+  static const int kernel_idle_s = keepalive_kernel_default_idle();
   keepalive_settings listener_settings;
   if (!outcome->settings.enable) {
     outcome->action = Action::kLeft;
-  } else if (outcome->before_read &&
-             keepalive_timings_chosen(&outcome->before, keepalive_kernel_default_idle())) {
+  } else if (outcome->before_read && keepalive_timings_chosen(&outcome->before, kernel_idle_s)) {
     outcome->action = Action::kChosen;
   } else if (socket.listening && !keepalive_decide_listener(&config, &facts, &listener_settings)) {
     outcome->action = Action::kByPeer;
@@ -752,16 +754,13 @@ keepalive_cli::SocketReport follow_report(const keepalive_config &config, const 
 std::vector<TcpSocket> distinct_sockets(const std::vector<TcpSocket> &sockets,
                                         std::map<unsigned long long, std::vector<int>> *more_fds) {
   std::vector<TcpSocket> distinct;
+  std::unordered_set<unsigned long long> kept;
   for (const TcpSocket &socket : sockets) {
-    bool seen = false;
-    for (const TcpSocket &kept : distinct) {
-      if (kept.inode == socket.inode && socket.inode != 0) {
-        (*more_fds)[socket.inode].push_back(socket.fd);
-        seen = true;
-        break;
-      }
+    if (socket.inode != 0 && !kept.insert(socket.inode).second) {
+      (*more_fds)[socket.inode].push_back(socket.fd);
+    } else {
+      distinct.push_back(socket);
     }
-    if (!seen) distinct.push_back(socket);
   }
   return distinct;
 }
@@ -795,11 +794,10 @@ void process_listing(const keepalive_cli::TargetProcess &target, const keepalive
                      const Options &options, const std::vector<TcpSocket> &sockets,
                      bool second_look, std::vector<Outcome> *outcomes) {
   std::map<unsigned long long, std::vector<int>> more_fds;
-  const size_t first = outcomes->size();
+  std::unordered_set<unsigned long long> done;
+  for (const Outcome &outcome : *outcomes) done.insert(outcome.socket.inode);
   for (const TcpSocket &socket : distinct_sockets(sockets, &more_fds)) {
-    bool seen = false;
-    for (size_t i = 0; i < first && !seen; ++i) seen = (*outcomes)[i].socket.inode == socket.inode;
-    if (seen || (second_look && socket.inode == 0)) continue;
+    if (done.count(socket.inode) != 0 || (second_look && socket.inode == 0)) continue;
     Outcome outcome = process_socket(target, config, socket, options);
     outcome.second_look = second_look;
     auto more = more_fds.find(socket.inode);

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <set>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -351,11 +352,10 @@ void Follower::handle_fresh(const std::vector<const DiagSocket *> &fresh,
 void Follower::handle_new_connections(std::vector<TcpSocket> *connections) {
   std::sort(connections->begin(), connections->end(),
             [](const TcpSocket &a, const TcpSocket &b) { return a.fd < b.fd; });
+  std::set<uint16_t> listening_ports;
+  for (const auto &[inode, port] : listeners_) listening_ports.insert(port);
   for (TcpSocket &socket : *connections) {
-    bool incoming = false;
-    uint16_t port = port_of(socket.local);
-    for (const auto &[inode, listening_port] : listeners_) incoming |= listening_port == port;
-    socket.direction = incoming ? KEEPALIVE_IN : KEEPALIVE_OUT;
+    socket.direction = connection_direction(socket, listening_ports);
     handle(socket, false);
   }
 }
@@ -450,7 +450,8 @@ bool parse_follow_interval(const char *text, int *interval_ms, std::string *erro
   long long ms = 0;
   if (!keepalive_parse_duration_ms(text, &ms) || ms < kMinFollowIntervalMs ||
       ms > kMaxFollowIntervalMs) {
-    *error = std::string("--interval must be a duration from 10ms to 1h (1s, 250ms, 1.5s), not '") +
+    *error = "--interval must be a duration from " + format_duration_ms(kMinFollowIntervalMs) +
+             " to " + format_duration_ms(kMaxFollowIntervalMs) + " (1s, 250ms, 1.5s), not '" +
              text + "'";
     return false;
   }

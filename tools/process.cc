@@ -487,6 +487,13 @@ bool TargetProcess::keepalive_environment(std::vector<std::pair<std::string, std
   return true;
 }
 
+keepalive_direction connection_direction(const TcpSocket &socket,
+                                         const std::set<uint16_t> &listening_ports) {
+  bool incoming =
+      socket.connected && socket.has_local && listening_ports.count(port_of(socket.local)) != 0;
+  return incoming ? KEEPALIVE_IN : KEEPALIVE_OUT;
+}
+
 void classify_directions(std::vector<TcpSocket> *sockets) {
   std::set<uint16_t> listening_ports;
   for (TcpSocket &socket : *sockets) {
@@ -494,11 +501,8 @@ void classify_directions(std::vector<TcpSocket> *sockets) {
     socket.connected = socket.has_peer && !socket.listening;
     if (socket.listening && socket.has_local) listening_ports.insert(port_of(socket.local));
   }
-  for (TcpSocket &socket : *sockets) {
-    bool incoming =
-        socket.connected && socket.has_local && listening_ports.count(port_of(socket.local)) != 0;
-    socket.direction = incoming ? KEEPALIVE_IN : KEEPALIVE_OUT;
-  }
+  for (TcpSocket &socket : *sockets)
+    socket.direction = connection_direction(socket, listening_ports);
 }
 
 keepalive_socket_facts decide_for_socket(const keepalive_config &config, const TcpSocket &socket,

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -145,9 +146,14 @@ class TargetProcess {
 // The port of an AF_INET/AF_INET6 address in host order; 0 for other families.
 uint16_t port_of(const sockaddr_storage &address);
 
-// Marks listening sockets, and sets each connected socket's direction: one
-// whose local port is a port the process listens on is incoming (accepted),
-// any other is outgoing.
+// A connected socket's direction: incoming (accepted) when its local port
+// is one of `listening_ports`, the ports the process listens on; else
+// outgoing, as for a socket that is not connected.
+keepalive_direction connection_direction(const TcpSocket &socket,
+                                         const std::set<uint16_t> &listening_ports);
+
+// Marks listening sockets, and sets each socket's direction
+// (connection_direction).
 void classify_directions(std::vector<TcpSocket> *sockets);
 
 // Decides `socket`'s settings as the library would (keepalive_decide), the
