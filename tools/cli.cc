@@ -269,7 +269,7 @@ std::vector<std::string> describe_problems(const keepalive_config &config,
 
 std::vector<std::string> describe_warnings(const keepalive_config &config) {
   std::vector<std::string> lines;
-  int shown = config.nwarnings < KEEPALIVE_MAX_WARNINGS ? config.nwarnings : KEEPALIVE_MAX_WARNINGS;
+  int shown = keepalive_kept_warnings(&config);
   for (int i = 0; i < shown; ++i) lines.push_back(std::string(config.warnings[i]) + " (ignored)");
   if (config.nwarnings > shown) {
     lines.push_back(std::to_string(config.nwarnings - shown) + " more warnings not shown");
