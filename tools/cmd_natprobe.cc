@@ -540,11 +540,11 @@ class Round {
   bool connect_probe(Probe *probe, std::string *error);
   bool setup_failed(Probe *probe, const std::string &observed, std::string *error);
   void finish(Probe *probe, Outcome outcome, long long silence_ms, const std::string &detail);
-  std::string drop_unneeded();
+  std::string drop_unneeded(const Bracket &bracket);
   bool handle_readable(Probe *probe, std::string *error);
   bool handle_line(Probe *probe, const std::string &line, std::string *error);
   bool handle_deadline(Probe *probe, std::string *error);
-  std::string time_left() const;
+  std::string time_left(const Bracket &bracket) const;
   std::string lost_text(const Probe &probe, Outcome outcome, const std::string &detail) const;
 
   const StopSignals &signals_;
@@ -803,21 +803,20 @@ void Round::finish(Probe *probe, Outcome outcome, long long silence_ms, const st
     close_abortively(&probe->fd);
   }
   report_->trials.push_back(trial);
-  std::string dropped = drop_unneeded();
-  Bracket bracket = keepalive_natprobe::bracket_of(report_->trials);
+  const Bracket bracket = keepalive_natprobe::bracket_of(report_->trials);
+  std::string dropped = drop_unneeded(bracket);
   std::string text = format_duration_ms(probe->idle_ms) + " " + what + "; timeout ";
   text += keepalive_natprobe::bracket_text(bracket);
   if (!dropped.empty()) text += "; no longer needed:" + dropped;
-  text += "; " + time_left();
+  text += "; " + time_left(bracket);
   progress(text);
 }
 
-// Closes the probes whose idle period lies outside the bracket now: a longer
-// one than a loss would be lost too, a shorter one than a survivor survive
-// (a loss seen once is probed again next round: see natprobe.h). Returns
-// their idle periods, for the progress line.
-std::string Round::drop_unneeded() {
-  Bracket bracket = keepalive_natprobe::bracket_of(report_->trials);
+// Closes the probes whose idle period lies outside `bracket`, the trials'
+// now: a longer one than a loss would be lost too, a shorter one than a
+// survivor survive (a loss seen once is probed again next round: see
+// natprobe.h). Returns their idle periods, for the progress line.
+std::string Round::drop_unneeded(const Bracket &bracket) {
   std::string dropped;
   for (Probe &probe : probes_) {
     if (probe.pending() && !keepalive_natprobe::still_needed(bracket, probe.idle_ms)) {
@@ -829,7 +828,8 @@ std::string Round::drop_unneeded() {
   return dropped;
 }
 
-std::string Round::time_left() const {
+// "N pending" and how long the run may still take, the trials' `bracket` given.
+std::string Round::time_left(const Bracket &bracket) const {
   double now = now_s();
   double round_end = now;
   std::vector<long long> pending;
@@ -841,7 +841,6 @@ std::string Round::time_left() const {
                      : now + static_cast<double>(probe.idle_ms + settings_.grace_ms) / 1000;
     round_end = std::max(round_end, end);
   }
-  Bracket bracket = keepalive_natprobe::bracket_of(report_->trials);
   long long later = keepalive_natprobe::later_rounds_ms(bracket, pending, settings_);
   long long left_ms = to_ms(round_end - now) + later;
   long long expected_ms =
