@@ -810,8 +810,9 @@ int keepalive_cmd_status(int argc, char **argv) {
       keepalive_cli::kExitOk) {
     return keepalive_cli::kExitFailure;
   }
+  if (!drop_in.present) return result;
   keepalive_cli::LoadedConfig loaded = keepalive_cli::load_config(keepalive_cli::ConfigFlags());
-  if (drop_in.present && loaded.config->valid && loaded.config->enabled) {
+  if (loaded.config->valid && loaded.config->enabled) {
     printf("\nIts sockets against the drop-in's configuration:\n");
     if (walk_sockets(kName, pid, *loaded.config, Walk::kCompare) != keepalive_cli::kExitOk) {
       result = keepalive_cli::kExitFailure;
