@@ -507,7 +507,6 @@ struct Contact {
   double last_answer = 0;    // when the server's last line arrived (monotonic s)
   double first_failure = 0;  // the first set-up that failed since then (0: none)
   int failed_setups = 0;     // set-ups that failed since then
-  std::string last_failure;  // what the last failed set-up observed
 };
 
 // One round: its probes run in parallel; each finished one becomes a trial
@@ -633,7 +632,6 @@ bool Round::setup_failed(Probe *probe, const std::string &observed, std::string 
   close_abortively(&probe->fd);
   ++probe->failures;
   ++contact_->failed_setups;
-  contact_->last_failure = observed;
   const double now = now_s();
   if (contact_->first_failure == 0) contact_->first_failure = now;
   const double silent_s = now - contact_->last_answer;
