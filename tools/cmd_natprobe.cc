@@ -148,6 +148,11 @@ double now_s() {
 
 long long to_ms(double seconds) { return std::llround(seconds * 1000); }
 
+// A span of time as text, cut to whole seconds: "4m30s" for 270.6 s.
+std::string whole_seconds_text(double seconds) {
+  return format_duration_ms(to_ms(seconds) / 1000 * 1000);
+}
+
 std::string errno_name(int error) {
   const char *name = keepalive::errno_name(error);
   return name != nullptr ? name : "error " + std::to_string(error);
@@ -638,10 +643,9 @@ bool Round::setup_failed(Probe *probe, const std::string &observed, std::string 
   const double failing_s = now - contact_->first_failure;
   if (failing_s * 1000 >= static_cast<double>(give_up_ms_)) {
     *error = "lost contact with " + server_.text + ": no probe could be set up for " +
-             format_duration_ms(to_ms(failing_s) / 1000 * 1000) + " (--give-up-after " +
+             whole_seconds_text(failing_s) + " (--give-up-after " +
              format_duration_ms(give_up_ms_) + "; " + std::to_string(contact_->failed_setups) +
-             " attempts), the server last answered " +
-             format_duration_ms(to_ms(silent_s) / 1000 * 1000) +
+             " attempts), the server last answered " + whole_seconds_text(silent_s) +
              " ago; the last attempt: " + observed;
     return false;
   }
@@ -650,7 +654,7 @@ bool Round::setup_failed(Probe *probe, const std::string &observed, std::string 
   probe->deadline = now + wait_s;
   progress(format_duration_ms(probe->idle_ms) + ": set-up failed (" + observed + "); retrying in " +
            format_duration_ms(to_ms(wait_s)) + ", the server last answered " +
-           format_duration_ms(to_ms(silent_s) / 1000 * 1000) + " ago");
+           whole_seconds_text(silent_s) + " ago");
   return true;
 }
 
@@ -849,7 +853,7 @@ std::string Round::time_left(const Bracket &bracket) const {
   auto whole_s = [](long long ms) { return format_duration_ms((ms + 999) / 1000 * 1000); };
   return text + ", about " + whole_s(std::min(expected_ms, left_ms)) +
          " left expected, at most about " + whole_s(left_ms) + " (" +
-         format_duration_ms(to_ms(now - run_start_) / 1000 * 1000) + " so far)";
+         whole_seconds_text(now - run_start_) + " so far)";
 }
 
 bool parse_duration_option(const char *flag, const char *value, long long minimum_ms,
