@@ -74,6 +74,7 @@ struct ProcessFacts {
   keepalive_cli::ProgramFacts program_facts;
   std::string obstacle;  // why the library cannot reach its sockets, or ""
   keepalive_cli::Unexamined unexamined;
+  int kernel_idle_s = 0;  // the kernel's default idle time, read once for left_alone_reason
 };
 
 const char *environment_lookup(const char *name, void *context) {
@@ -105,11 +106,10 @@ bool peer_address(const TcpSocket &socket, keepalive_address *out) {
 // as it is, or "" when it does not: its idle time is not the kernel's
 // default, so its timings were chosen — by the program, or by the library
 // (on its listener, or before its connect) when it carries the library's
-// decision. The kernel's idle time is read now.
+// decision.
 std::string left_alone_reason(const ProcessFacts &facts, const TcpSocket &socket) {
   if (facts.config == nullptr || facts.libraries.empty() || !facts.config->enabled ||
-      !socket.keepalive_read ||
-      !keepalive_timings_chosen(&socket.keepalive, keepalive_kernel_default_idle())) {
+      !socket.keepalive_read || !keepalive_timings_chosen(&socket.keepalive, facts.kernel_idle_s)) {
     return "";
   }
   keepalive_socket_facts decided_by{};
@@ -397,13 +397,17 @@ std::unique_ptr<keepalive_config> config_of_environment(const Environment &envir
   return config;
 }
 
-// Its command name, the libkeepalive it maps and its environment.
+// Its command name, the libkeepalive it maps and its environment (and, when
+// the library is loaded, the kernel's default idle time).
 void read_library_and_environment(const keepalive_cli::TargetProcess &target, ProcessFacts *facts) {
   facts->command = target.command_name();
   facts->maps_read = target.loaded_keepalive_libraries(&facts->libraries, &facts->maps_error);
   facts->environment_read =
       target.keepalive_environment(&facts->environment, &facts->environment_error);
   if (facts->environment_read) facts->config = config_of_environment(facts->environment);
+  if (facts->config != nullptr && !facts->libraries.empty()) {
+    facts->kernel_idle_s = keepalive_kernel_default_idle();
+  }
 }
 
 }  // namespace

@@ -148,6 +148,11 @@ double now_s() {
 
 long long to_ms(double seconds) { return std::llround(seconds * 1000); }
 
+// A span of time as text, cut to whole seconds: "4m30s" for 270.6 s.
+std::string whole_seconds_text(double seconds) {
+  return format_duration_ms(to_ms(seconds) / 1000 * 1000);
+}
+
 std::string errno_name(int error) {
   const char *name = keepalive::errno_name(error);
   return name != nullptr ? name : "error " + std::to_string(error);
@@ -507,7 +512,6 @@ struct Contact {
   double last_answer = 0;    // when the server's last line arrived (monotonic s)
   double first_failure = 0;  // the first set-up that failed since then (0: none)
   int failed_setups = 0;     // set-ups that failed since then
-  std::string last_failure;  // what the last failed set-up observed
 };
 
 // One round: its probes run in parallel; each finished one becomes a trial
@@ -540,11 +544,11 @@ class Round {
   bool connect_probe(Probe *probe, std::string *error);
   bool setup_failed(Probe *probe, const std::string &observed, std::string *error);
   void finish(Probe *probe, Outcome outcome, long long silence_ms, const std::string &detail);
-  std::string drop_unneeded();
+  std::string drop_unneeded(const Bracket &bracket);
   bool handle_readable(Probe *probe, std::string *error);
   bool handle_line(Probe *probe, const std::string &line, std::string *error);
   bool handle_deadline(Probe *probe, std::string *error);
-  std::string time_left() const;
+  std::string time_left(const Bracket &bracket) const;
   std::string lost_text(const Probe &probe, Outcome outcome, const std::string &detail) const;
 
   const StopSignals &signals_;
@@ -633,17 +637,15 @@ bool Round::setup_failed(Probe *probe, const std::string &observed, std::string 
   close_abortively(&probe->fd);
   ++probe->failures;
   ++contact_->failed_setups;
-  contact_->last_failure = observed;
   const double now = now_s();
   if (contact_->first_failure == 0) contact_->first_failure = now;
   const double silent_s = now - contact_->last_answer;
   const double failing_s = now - contact_->first_failure;
   if (failing_s * 1000 >= static_cast<double>(give_up_ms_)) {
     *error = "lost contact with " + server_.text + ": no probe could be set up for " +
-             format_duration_ms(to_ms(failing_s) / 1000 * 1000) + " (--give-up-after " +
+             whole_seconds_text(failing_s) + " (--give-up-after " +
              format_duration_ms(give_up_ms_) + "; " + std::to_string(contact_->failed_setups) +
-             " attempts), the server last answered " +
-             format_duration_ms(to_ms(silent_s) / 1000 * 1000) +
+             " attempts), the server last answered " + whole_seconds_text(silent_s) +
              " ago; the last attempt: " + observed;
     return false;
   }
@@ -652,7 +654,7 @@ bool Round::setup_failed(Probe *probe, const std::string &observed, std::string 
   probe->deadline = now + wait_s;
   progress(format_duration_ms(probe->idle_ms) + ": set-up failed (" + observed + "); retrying in " +
            format_duration_ms(to_ms(wait_s)) + ", the server last answered " +
-           format_duration_ms(to_ms(silent_s) / 1000 * 1000) + " ago");
+           whole_seconds_text(silent_s) + " ago");
   return true;
 }
 
@@ -803,21 +805,20 @@ void Round::finish(Probe *probe, Outcome outcome, long long silence_ms, const st
     close_abortively(&probe->fd);
   }
   report_->trials.push_back(trial);
-  std::string dropped = drop_unneeded();
-  Bracket bracket = keepalive_natprobe::bracket_of(report_->trials);
+  const Bracket bracket = keepalive_natprobe::bracket_of(report_->trials);
+  std::string dropped = drop_unneeded(bracket);
   std::string text = format_duration_ms(probe->idle_ms) + " " + what + "; timeout ";
   text += keepalive_natprobe::bracket_text(bracket);
   if (!dropped.empty()) text += "; no longer needed:" + dropped;
-  text += "; " + time_left();
+  text += "; " + time_left(bracket);
   progress(text);
 }
 
-// Closes the probes whose idle period lies outside the bracket now: a longer
-// one than a loss would be lost too, a shorter one than a survivor survive
-// (a loss seen once is probed again next round: see natprobe.h). Returns
-// their idle periods, for the progress line.
-std::string Round::drop_unneeded() {
-  Bracket bracket = keepalive_natprobe::bracket_of(report_->trials);
+// Closes the probes whose idle period lies outside `bracket`, the trials'
+// now: a longer one than a loss would be lost too, a shorter one than a
+// survivor survive (a loss seen once is probed again next round: see
+// natprobe.h). Returns their idle periods, for the progress line.
+std::string Round::drop_unneeded(const Bracket &bracket) {
   std::string dropped;
   for (Probe &probe : probes_) {
     if (probe.pending() && !keepalive_natprobe::still_needed(bracket, probe.idle_ms)) {
@@ -829,7 +830,8 @@ std::string Round::drop_unneeded() {
   return dropped;
 }
 
-std::string Round::time_left() const {
+// "N pending" and how long the run may still take, the trials' `bracket` given.
+std::string Round::time_left(const Bracket &bracket) const {
   double now = now_s();
   double round_end = now;
   std::vector<long long> pending;
@@ -841,7 +843,6 @@ std::string Round::time_left() const {
                      : now + static_cast<double>(probe.idle_ms + settings_.grace_ms) / 1000;
     round_end = std::max(round_end, end);
   }
-  Bracket bracket = keepalive_natprobe::bracket_of(report_->trials);
   long long later = keepalive_natprobe::later_rounds_ms(bracket, pending, settings_);
   long long left_ms = to_ms(round_end - now) + later;
   long long expected_ms =
@@ -852,7 +853,7 @@ std::string Round::time_left() const {
   auto whole_s = [](long long ms) { return format_duration_ms((ms + 999) / 1000 * 1000); };
   return text + ", about " + whole_s(std::min(expected_ms, left_ms)) +
          " left expected, at most about " + whole_s(left_ms) + " (" +
-         format_duration_ms(to_ms(now - run_start_) / 1000 * 1000) + " so far)";
+         whole_seconds_text(now - run_start_) + " so far)";
 }
 
 bool parse_duration_option(const char *flag, const char *value, long long minimum_ms,

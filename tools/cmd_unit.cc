@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -597,28 +598,29 @@ keepalive_settings kernel_values_for(const keepalive_settings &decision,
   return values;
 }
 
-// The line under a walk's table: how many sockets have the values (or were,
-// or would be, reset), how many differ, how many failed.
-std::string walk_summary(Walk walk, int reset, int differ, int failed) {
-  std::string out;
-  if (walk == Walk::kCompare) {
-    out += std::to_string(reset) + (reset == 1 ? " socket has" : " sockets have") +
-           " the drop-in's values";
-    if (differ > 0) {
-      out += ", " + std::to_string(differ) + " not: `keepalive enable --now` sets them";
-    }
-  } else {
-    out += std::to_string(reset) + (reset == 1 ? " socket" : " sockets") +
-           (walk == Walk::kDryRun ? " would be reset" : " reset");
-  }
-  return out + (failed > 0 ? ", " + std::to_string(failed) + " FAILED" : "") + ".\n";
-}
-
 // What a walk counted: sockets with the values (kCompare), or reset or to be
 // reset; sockets with other values; sockets that failed.
 struct WalkCounts {
   int reset = 0, differ = 0, failed = 0;
 };
+
+// The line under a walk's table: how many sockets have the values (or were,
+// or would be, reset), how many differ, how many failed.
+std::string walk_summary(Walk walk, const WalkCounts &counts) {
+  const int reset = counts.reset;
+  std::string out;
+  if (walk == Walk::kCompare) {
+    out += std::to_string(reset) + (reset == 1 ? " socket has" : " sockets have") +
+           " the drop-in's values";
+    if (counts.differ > 0) {
+      out += ", " + std::to_string(counts.differ) + " not: `keepalive enable --now` sets them";
+    }
+  } else {
+    out += std::to_string(reset) + (reset == 1 ? " socket" : " sockets") +
+           (walk == Walk::kDryRun ? " would be reset" : " reset");
+  }
+  return out + (counts.failed > 0 ? ", " + std::to_string(counts.failed) + " FAILED" : "") + ".\n";
+}
 
 // Gives the socket at `fd` the kernel's values; the row's last two cells.
 std::vector<std::string> reset_socket(int fd, const keepalive_settings &kernel_values,
@@ -662,12 +664,11 @@ std::vector<std::string> walk_socket(const keepalive_cli::TargetProcess &target,
     ++counts->reset;
     return {"yes", was};
   }
-  const keepalive_settings kernel_values = kernel_values_for(decision, kernel);
   if (walk == Walk::kDryRun) {
     ++counts->reset;
     return {"would reset", was + " -> kernel defaults"};
   }
-  return reset_socket(dup.get(), kernel_values, was, counts);
+  return reset_socket(dup.get(), kernel_values_for(decision, kernel), was, counts);
 }
 
 // Each established or listening socket of `pid` against what `config`
@@ -693,9 +694,7 @@ int walk_sockets(const char *name, pid_t pid, const keepalive_config &config, Wa
   WalkCounts counts;
   for (const TcpSocket &socket : sockets) {
     if (!socket.listening && socket.state != TCP_ESTABLISHED) continue;
-    bool duplicate = false;
-    for (unsigned long long inode : seen) duplicate = duplicate || inode == socket.inode;
-    if (duplicate) continue;
+    if (std::find(seen.begin(), seen.end(), socket.inode) != seen.end()) continue;
     seen.push_back(socket.inode);
     std::vector<std::string> row = {
         std::to_string(socket.fd), keepalive_cli::direction_name(socket),
@@ -713,7 +712,7 @@ int walk_sockets(const char *name, pid_t pid, const keepalive_config &config, Wa
          std::to_string(kernel.intvl_s) + "s, cnt " + std::to_string(kernel.cnt) + "\n";
   out += rows.size() > 1 ? keepalive_cli::format_table(rows)
                          : "No established or listening TCP sockets.\n";
-  out += walk_summary(walk, counts.reset, counts.differ, counts.failed);
+  out += walk_summary(walk, counts);
   // A descriptor that could not be examined may be a connection not counted.
   if (!unexamined.fds.empty()) out += keepalive_cli::unexamined_text(unexamined) + "\n";
   fputs(out.c_str(), stdout);
@@ -811,8 +810,9 @@ int keepalive_cmd_status(int argc, char **argv) {
       keepalive_cli::kExitOk) {
     return keepalive_cli::kExitFailure;
   }
+  if (!drop_in.present) return result;
   keepalive_cli::LoadedConfig loaded = keepalive_cli::load_config(keepalive_cli::ConfigFlags());
-  if (drop_in.present && loaded.config->valid && loaded.config->enabled) {
+  if (loaded.config->valid && loaded.config->enabled) {
     printf("\nIts sockets against the drop-in's configuration:\n");
     if (walk_sockets(kName, pid, *loaded.config, Walk::kCompare) != keepalive_cli::kExitOk) {
       result = keepalive_cli::kExitFailure;

@@ -568,19 +568,11 @@ void write_bracket_json(JsonWriter *json, const Bracket &bracket, long long roun
 }
 
 void write_recommendation_json(JsonWriter *json, const Recommendation &r) {
-  json->key("recommended_idle_s");
-  if (r.available) {
-    json->number(r.idle_s);
-  } else {
-    json->null();
-  }
+  json->optional_field("recommended_idle_s", r.available ? r.idle_s : KEEPALIVE_UNSET);
   seconds_or_null(json, "safety_margin_s", r.available, r.margin_ms);
-  json->key("systemd");
-  if (r.available) {
-    json->string("Environment=KEEPALIVE_IDLE=" + std::to_string(r.idle_s));
-  } else {
-    json->null();
-  }
+  json->optional_field("systemd", r.available
+                                      ? "Environment=KEEPALIVE_IDLE=" + std::to_string(r.idle_s)
+                                      : std::string());
 }
 
 void write_trials_json(JsonWriter *json, const std::vector<Trial> &trials) {

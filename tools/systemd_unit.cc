@@ -129,8 +129,9 @@ std::vector<std::pair<std::string, std::string>> service_assignments(std::string
   std::string raw;
   while (std::getline(lines, raw)) {
     std::string_view line = trim(raw);
-    if (pending.empty() && (line.empty() || line[0] == '#' || line[0] == ';')) continue;
-    if (!pending.empty() && !line.empty() && (line[0] == '#' || line[0] == ';')) continue;
+    // A comment is skipped, inside a continued line too; an empty line ends one.
+    const bool comment = !line.empty() && (line[0] == '#' || line[0] == ';');
+    if (comment || (line.empty() && pending.empty())) continue;
     if (!line.empty() && line.back() == '\\') {
       line.remove_suffix(1);
       pending += std::string(line) + " ";
