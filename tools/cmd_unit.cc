@@ -32,6 +32,7 @@
 
 namespace {
 
+using keepalive_cli::is_keepalive_library;
 using keepalive_cli::print_error;
 using keepalive_cli::settings_text;
 using keepalive_cli::TcpSocket;
@@ -306,12 +307,6 @@ keepalive_cli::UnitEnvironment unit_environment(const Options &options,
     if (keepalive_cli::read_text_file(path, &text)) environment.add_file(path, text);
   }
   return environment;
-}
-
-bool is_keepalive_library(std::string_view path) {
-  size_t slash = path.rfind('/');
-  std::string_view base = slash == std::string_view::npos ? path : path.substr(slash + 1);
-  return base.rfind("libkeepalive.so", 0) == 0;
 }
 
 // LD_PRELOAD's entries (separated by spaces or colons, as ld.so reads them).

@@ -134,6 +134,12 @@ void UniqueFd::reset() {
   fd_ = -1;
 }
 
+bool is_keepalive_library(std::string_view path) {
+  size_t slash = path.rfind('/');
+  std::string_view base = slash == std::string_view::npos ? path : path.substr(slash + 1);
+  return base.rfind("libkeepalive.so", 0) == 0;
+}
+
 bool parse_pid(const char *text, pid_t *out) {
   if (text == nullptr || *text < '1' || *text > '9') return false;
   errno = 0;
@@ -453,9 +459,7 @@ bool TargetProcess::loaded_keepalive_libraries(std::vector<std::string> *out,
     size_t slash = line.find('/');
     if (slash == std::string_view::npos) continue;
     std::string path(line.substr(slash));
-    std::string_view base(path);
-    base.remove_prefix(path.rfind('/') + 1);
-    if (base.rfind("libkeepalive.so", 0) != 0) continue;
+    if (!is_keepalive_library(path)) continue;
     if (std::find(out->begin(), out->end(), path) == out->end()) out->push_back(path);
   }
   return true;

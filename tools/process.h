@@ -15,6 +15,7 @@
 
 #include <set>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -47,6 +48,10 @@ class UniqueFd {
 
 // Parses a command-line PID ("1234"): a positive number that fits pid_t.
 bool parse_pid(const char *text, pid_t *out);
+
+// True when the file `path` names is libkeepalive.so or a versioned name of it
+// (libkeepalive.so.0, libkeepalive.so.0.1.0), in any directory.
+bool is_keepalive_library(std::string_view path);
 
 // One TCP socket of the target process, as read through a duplicate.
 struct TcpSocket {
