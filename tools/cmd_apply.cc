@@ -816,7 +816,6 @@ void second_look(const keepalive_cli::TargetProcess &target, const keepalive_con
   keepalive_cli::Unexamined unexamined;  // reported by the first look
   std::string error;
   if (!target.read_tcp_sockets(&sockets, &unexamined, &error)) return;
-  keepalive_cli::classify_directions(&sockets);
   process_listing(target, config, options, sockets, true, outcomes);
 }
 
@@ -922,7 +921,6 @@ int keepalive_cmd_apply(int argc, char **argv) {
     keepalive_cli::print_error(kName, error + "; nothing changed");
     return kExitNoAccess;
   }
-  keepalive_cli::classify_directions(&sockets);
   std::vector<Outcome> outcomes;
   process_listing(target, config, options, sockets, false, &outcomes);
   std::vector<AcceptQueue> queues;

@@ -429,7 +429,6 @@ int keepalive_cmd_inspect(int argc, char **argv) {
     keepalive_cli::print_error(kName, error);
     return keepalive_cli::kExitNoProcess;
   }
-  keepalive_cli::classify_directions(&sockets);
   read_library_and_environment(target, &facts);
   keepalive_cli::UniqueFd program = target.open_executable(&facts.program);
   if (program.valid()) {

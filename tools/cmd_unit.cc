@@ -680,7 +680,6 @@ int walk_sockets(const char *name, pid_t pid, const keepalive_config &config, Wa
     print_error(name, "--now: " + error);
     return keepalive_cli::kExitNoProcess;
   }
-  keepalive_cli::classify_directions(&sockets);
   keepalive_cli::KernelDefaults kernel = keepalive_cli::read_kernel_defaults();
   std::vector<std::vector<std::string>> rows = {
       {"FD", "DIR", "LOCAL", "PEER", walk == Walk::kCompare ? "DROP-IN'S VALUES" : "ACTION",

@@ -258,7 +258,6 @@ int Follower::initial_pass() {
     // As apply says it; following goes on with the sockets it can reach.
     print_error(kName, unexamined_text(unexamined) + "; they may be TCP connections, not set");
   }
-  classify_directions(&sockets);
   command_ = target_.command_name();
   announce_start();
   std::unordered_set<unsigned long long> done;

@@ -109,6 +109,19 @@ bool describe_socket(int dup, int target_fd, TcpSocket *socket) {
   return true;
 }
 
+// Marks listening sockets, and sets each socket's direction
+// (connection_direction).
+void classify_directions(std::vector<TcpSocket> *sockets) {
+  std::set<uint16_t> listening_ports;
+  for (TcpSocket &socket : *sockets) {
+    socket.listening = socket.state == TCP_LISTEN;
+    socket.connected = socket.has_peer && !socket.listening;
+    if (socket.listening && socket.has_local) listening_ports.insert(port_of(socket.local));
+  }
+  for (TcpSocket &socket : *sockets)
+    socket.direction = connection_direction(socket, listening_ports);
+}
+
 }  // namespace
 
 uint16_t port_of(const sockaddr_storage &address) {
@@ -414,6 +427,7 @@ bool TargetProcess::read_tcp_sockets(std::vector<TcpSocket> *out, Unexamined *un
     *error = unexamined->reason;
     return false;
   }
+  classify_directions(out);
   return true;
 }
 
@@ -496,17 +510,6 @@ keepalive_direction connection_direction(const TcpSocket &socket,
   bool incoming =
       socket.connected && socket.has_local && listening_ports.count(port_of(socket.local)) != 0;
   return incoming ? KEEPALIVE_IN : KEEPALIVE_OUT;
-}
-
-void classify_directions(std::vector<TcpSocket> *sockets) {
-  std::set<uint16_t> listening_ports;
-  for (TcpSocket &socket : *sockets) {
-    socket.listening = socket.state == TCP_LISTEN;
-    socket.connected = socket.has_peer && !socket.listening;
-    if (socket.listening && socket.has_local) listening_ports.insert(port_of(socket.local));
-  }
-  for (TcpSocket &socket : *sockets)
-    socket.direction = connection_direction(socket, listening_ports);
 }
 
 keepalive_socket_facts decide_for_socket(const keepalive_config &config, const TcpSocket &socket,

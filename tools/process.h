@@ -2,8 +2,8 @@
 // sockets (each duplicated with pidfd_getfd, read with getsockopt, closed at
 // once), the libraries it has mapped and its KEEPALIVE_* environment.
 //
-// Used by `keepalive inspect`; `keepalive apply` reuses read_tcp_sockets,
-// classify_directions and duplicate_socket to set options on the sockets.
+// Used by `keepalive inspect`; `keepalive apply` reuses read_tcp_sockets
+// and duplicate_socket to set options on the sockets.
 // Both report a socket with direction_name and socket_identity_json.
 // Nothing here changes the target: duplicates share its sockets, and only
 // getsockopt/getsockname/getpeername are called on them.
@@ -65,7 +65,7 @@ struct TcpSocket {
   sockaddr_storage peer{};
   bool keepalive_read = false;     // false: the options could not be read
   keepalive_settings keepalive{};  // enable = SO_KEEPALIVE; kernel values when never set
-  // Set by classify_directions.
+  // Set by read_tcp_sockets, from all the process's sockets.
   bool listening = false;
   bool connected = false;
   keepalive_direction direction = KEEPALIVE_OUT;
@@ -94,7 +94,8 @@ class TargetProcess {
   // Short command name from /proc/PID/comm ("" when unreadable).
   std::string command_name() const;
 
-  // Every TCP socket of the process, sorted by descriptor number, and in
+  // Every TCP socket of the process, sorted by descriptor number, with its
+  // direction (connection_direction) and listening/connected marks, and in
   // *unexamined the descriptors that could not be looked at (their link in
   // /proc/PID/fd unreadable, or a socket pidfd_getfd refused). Fails, with a
   // message naming the missing permission (ptrace access: same user under
@@ -156,10 +157,6 @@ uint16_t port_of(const sockaddr_storage &address);
 // outgoing, as for a socket that is not connected.
 keepalive_direction connection_direction(const TcpSocket &socket,
                                          const std::set<uint16_t> &listening_ports);
-
-// Marks listening sockets, and sets each socket's direction
-// (connection_direction).
-void classify_directions(std::vector<TcpSocket> *sockets);
 
 // Decides `socket`'s settings as the library would (keepalive_decide), the
 // facts the rules need read from `fd`, a duplicate of it. A listener stands
