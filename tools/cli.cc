@@ -267,6 +267,13 @@ std::vector<std::string> describe_problems(const keepalive_config &config,
   return lines;
 }
 
+void print_invalid_configuration(std::string_view subcommand, std::string_view consequence,
+                                 const keepalive_config &config, const ConfigFlags &flags) {
+  std::string message = "invalid configuration, " + std::string(consequence) + ":";
+  for (const std::string &problem : describe_problems(config, flags)) message += "\n  " + problem;
+  print_error(subcommand, message);
+}
+
 std::vector<std::string> describe_warnings(const keepalive_config &config) {
   std::vector<std::string> lines;
   int shown = keepalive_kept_warnings(&config);

@@ -107,6 +107,11 @@ LoadedConfig load_config(const ConfigFlags &flags);
 std::vector<std::string> describe_problems(const keepalive_config &config,
                                            const ConfigFlags &flags);
 
+// "SUBCOMMAND: invalid configuration, CONSEQUENCE:" and describe_problems,
+// one indented line each, on stderr.
+void print_invalid_configuration(std::string_view subcommand, std::string_view consequence,
+                                 const keepalive_config &config, const ConfigFlags &flags);
+
 // The configuration's warnings, one line each, as the library prints them.
 std::vector<std::string> describe_warnings(const keepalive_config &config);
 

@@ -846,11 +846,7 @@ std::string coverage_notes(const std::vector<Outcome> &outcomes,
 // warnings.
 bool config_is_valid(const keepalive_config &config, const keepalive_cli::ConfigFlags &flags) {
   if (!config.valid) {
-    std::string message = "invalid configuration, nothing changed:";
-    for (const std::string &problem : keepalive_cli::describe_problems(config, flags)) {
-      message += "\n  " + problem;
-    }
-    keepalive_cli::print_error(kName, message);
+    keepalive_cli::print_invalid_configuration(kName, "nothing changed", config, flags);
     return false;
   }
   for (const std::string &warning : keepalive_cli::describe_warnings(config)) {

@@ -154,15 +154,6 @@ bool parse_arguments(int argc, char **argv, keepalive_cli::ConfigFlags *flags, i
   return true;
 }
 
-void report_invalid_configuration(const keepalive_config &config,
-                                  const keepalive_cli::ConfigFlags &flags, const char *command) {
-  std::string message = std::string("invalid configuration, ") + command + " not started:";
-  for (const std::string &problem : keepalive_cli::describe_problems(config, flags)) {
-    message += "\n  " + problem;
-  }
-  keepalive_cli::print_error(kName, message);
-}
-
 // Exports the configuration and puts the library first in LD_PRELOAD;
 // returns false, with the reason printed, when `command` must not be started.
 bool export_and_preload(const keepalive_cli::ConfigFlags &flags, const char *command) {
@@ -194,7 +185,8 @@ int keepalive_cmd_run(int argc, char **argv) {
   char **command = argv + index;
   keepalive_cli::LoadedConfig loaded = keepalive_cli::load_config(flags);
   if (!loaded.config->valid) {
-    report_invalid_configuration(*loaded.config, flags, command[0]);
+    keepalive_cli::print_invalid_configuration(kName, std::string(command[0]) + " not started",
+                                               *loaded.config, flags);
     return kExitUsage;
   }
   if (!export_and_preload(flags, command[0])) return kExitUsage;

@@ -442,12 +442,8 @@ void warn_about_overrides(const keepalive_cli::UnitEnvironment &environment,
 bool configuration_is_valid(const char *name, const Options &options) {
   keepalive_cli::LoadedConfig loaded = keepalive_cli::load_config(options.flags);
   if (loaded.config->valid) return true;
-  std::string message = "invalid configuration, nothing written:";
-  for (const std::string &problem :
-       keepalive_cli::describe_problems(*loaded.config, options.flags)) {
-    message += "\n  " + problem;
-  }
-  print_error(name, message);
+  keepalive_cli::print_invalid_configuration(name, "nothing written", *loaded.config,
+                                             options.flags);
   return false;
 }
 
