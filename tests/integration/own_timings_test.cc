@@ -104,6 +104,25 @@ TEST(OwnTimings, ClientThatSetsItsIdleBeforeConnectKeepsIt) {
       << line;
 }
 
+TEST(OwnTimings, ClientThatSetsAnIdleLongerThanTheKernelsKeepsIt) {
+  // Any idle time other than the kernel's default is the program's choice,
+  // a longer one too (a client that wants fewer probes than the kernel's).
+  KernelDefaults k = ReadKernelDefaults();
+  const int longer = std::min(k.time_s + 600, 32767);
+  ASSERT_GT(longer, k.time_s) << "the kernel's default idle time is the largest allowed";
+  Env env = kIdleOnly;
+  env.emplace_back("KEEPALIVE_LOG", "debug");
+  ObservedRun run = RunScript("listen l 4  socket c 4  keepalive c " + std::to_string(longer) +
+                                  " 0 0  again call c 127.0.0.1 @l  accept s l accept  show",
+                              env);
+  ASSERT_EQ(run.status, 0) << run.err;
+  ExpectSocket(run, "c", {true, longer, k.intvl_s, k.probes, 0});
+  ExpectSocket(run, "s", IdleOnlyValues());  // the control
+  EXPECT_NE(LogLineOf(run, "c").find("left alone: the program chose its own keepalive timings"),
+            std::string::npos)
+      << run.err;
+}
+
 TEST(OwnTimings, ListenerWithItsOwnTimingsIsNeverMixedWithOurs) {
   // nginx `listen … so_keepalive=30m:10:3`: set on the listener, inherited.
   ObservedRun run = RunScript(
@@ -173,6 +192,30 @@ TEST(ListenerInheritance, ListenerIsConfiguredOnceAndAcceptedSocketsInherit) {
     EXPECT_NE(line.find("left alone: inherited from its listening socket"), std::string::npos)
         << line;
   }
+}
+
+TEST(ListenerInheritance, IdleEqualToTheKernelsLeavesTheListenerAndSetsEachSocket) {
+  // KEEPALIVE_IDLE equal to the kernel's default: an accepted socket that
+  // inherited it could not be told from one that did not, so the listener
+  // is never configured and every accepted socket is set itself.
+  KernelDefaults k = ReadKernelDefaults();
+  Env env = {{"KEEPALIVE_IDLE", std::to_string(k.time_s)},
+             {"KEEPALIVE_INTVL", "17"},
+             {"KEEPALIVE_LOG", "debug"}};
+  ObservedRun run = RunScript(
+      "listen l 4  connect c1 127.0.0.1 @l  accept s1 l accept  connect c2 127.0.0.1 @l  "
+      "accept s2 l accept4  connect c3 127.0.0.1 @l  accept s3 l accept  show",
+      env);
+  ASSERT_EQ(run.status, 0) << run.err;
+  const Keepalive ours = {true, k.time_s, 17, k.probes, 0};
+  for (const char *name : {"s1", "s2", "s3"}) {
+    SCOPED_TRACE(name);
+    ExpectSocket(run, name, ours);
+    EXPECT_NE(LogLineOf(run, name).find("rule=global"), std::string::npos) << run.err;
+  }
+  ExpectInside(run.report, "l", Untouched());
+  for (const auto &line : LibraryLines(run.err))
+    EXPECT_EQ(line.find("listen fd="), std::string::npos) << line;
 }
 
 TEST(ListenerInheritance, ConnectionsQueuedBeforeTheFirstAcceptAreConfigured) {

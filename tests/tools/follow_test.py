@@ -44,9 +44,11 @@ WAIT = 10
 #   connect_socket NAME PORT  connect that socket to 127.0.0.1:PORT
 #   close NAME              close a connection
 #   listener_idle S         set TCP_KEEPIDLE on the listener (accepted sockets inherit it)
+#   listen NAME             open a second listener on 127.0.0.1
+#   accept_on NAME LISTENER accept one connection on that listener
 #   pairs N                 N connections to its own listener, both ends kept
 #   brief                   one connection to its own listener, closed at once
-# The answer: pid, port, each named socket's fd, inode and options
+# The answer: pid, port, each named socket's fd, inode, local port and options
 # [SO_KEEPALIVE, TCP_KEEPIDLE], and how many of the pairs' sockets read each
 # [SO_KEEPALIVE, TCP_KEEPIDLE].
 SERVER = LISTENER_SETUP + textwrap.dedent("""
@@ -62,7 +64,7 @@ SERVER = LISTENER_SETUP + textwrap.dedent("""
         counts = collections.Counter(json.dumps(options(s)) for s in bulk)
         print(json.dumps({"pid": os.getpid(), "port": port,
                           "sockets": {n: {"fd": s.fileno(), "inode": os.fstat(s.fileno()).st_ino,
-                                          "options": options(s)}
+                                          "port": s.getsockname()[1], "options": options(s)}
                                       for n, s in sockets.items()},
                           "bulk": counts}), flush=True)
 
@@ -83,6 +85,10 @@ SERVER = LISTENER_SETUP + textwrap.dedent("""
             sockets.pop(words[1]).close()
         elif words[0] == "listener_idle":
             listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, int(words[1]))
+        elif words[0] == "listen":
+            sockets[words[1]] = socket.create_server(("127.0.0.1", 0))
+        elif words[0] == "accept_on":
+            sockets[words[1]], _ = sockets[words[2]].accept()
         elif words[0] == "pairs":
             for _ in range(int(words[1])):
                 bulk.append(socket.create_connection(("127.0.0.1", port)))
@@ -274,6 +280,21 @@ class FollowTest(unittest.TestCase):
             and not e["initial"], "the connected socket's event")
         self.assertEqual((event["action"], event["direction"]), ("set", "out"))
         self.assertEqual(server.options("early"), [1, 47])
+
+    def test_listener_opened_while_followed_accepts_incoming_connections(self):
+        server = Server(self)
+        follower = Follower(self, server.pid, "--idle", "48", "--interval", "200ms")
+        follower.started()
+        late = server.command("listen late")["sockets"]["late"]
+        event = follower.socket_event(late["inode"])
+        self.assertEqual((event["direction"], event["action"]), ("listen", "listener_not_set"),
+                         event)
+        server.peers.append(socket.create_connection(("127.0.0.1", late["port"]),
+                                                     timeout=TIMEOUT))
+        accepted = server.command("accept_on accepted late")["sockets"]["accepted"]
+        event = follower.socket_event(accepted["inode"])
+        self.assertEqual((event["direction"], event["action"]), ("in", "set"), event)
+        self.assertEqual(server.options("accepted"), [1, 48])
 
     def test_timings_the_program_chose_are_left(self):
         server = Server(self)

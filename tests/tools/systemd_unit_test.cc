@@ -91,6 +91,17 @@ TEST(ServiceAssignmentsTest, ReadsOnlyServiceWithContinuationsAndComments) {
   EXPECT_EQ(assignments, expected);
 }
 
+TEST(ServiceAssignmentsTest, CommentLinesInsideAContinuedLineAreSkipped) {
+  // systemd drops comment lines between the parts of a continued line; the
+  // parts after them still belong to it, up to the first line that ends
+  // without a backslash.
+  auto assignments = service_assignments(
+      "[Service]\nEnvironment=A=1 \\\n# B=2 \\\n  ; C=3\n  D=4 \\\nE=5\nExecStart=/bin/true\n");
+  std::vector<std::pair<std::string, std::string>> expected = {{"Environment", "A=1  D=4  E=5"},
+                                                               {"ExecStart", "/bin/true"}};
+  EXPECT_EQ(assignments, expected);
+}
+
 TEST(UnitEnvironmentTest, LaterFilesWinAndAnEmptyAssignmentEmpties) {
   UnitEnvironment environment;
   environment.add_file("unit", "[Service]\nEnvironment=LD_PRELOAD=/a.so X=1\n");

@@ -11,7 +11,8 @@ connections' keepalive timers read with `ss -tnoe`.
 Run by CTest (tests/tools/CMakeLists.txt), one test class per CTest test:
     unit_test.py EnableTest|HelpTest|DisableStatusTest|ProsodyNowTest
 Environment: LIBKEEPALIVE_COMMAND (the built bin/keepalive), LIBKEEPALIVE_TEST_PRELOAD
-(the built library). With LIBKEEPALIVE_E2E_REQUIRED=1 (CI) a missing prerequisite
+(the built library), LIBKEEPALIVE_TEST_SETSOCKOPT_FAULT (preloaded into the command to
+hide one descriptor from it). With LIBKEEPALIVE_E2E_REQUIRED=1 (CI) a missing prerequisite
 (root, systemd, prosody) fails instead of skipping.
 """
 
@@ -19,6 +20,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -27,6 +29,7 @@ from command_testlib import (COMMAND, TIMEOUT, clean_env, keepalive, keepalive_t
                              require)
 
 LIBRARY = os.path.abspath(os.environ["LIBKEEPALIVE_TEST_PRELOAD"])
+SETSOCKOPT_FAULT = os.environ["LIBKEEPALIVE_TEST_SETSOCKOPT_FAULT"]
 PROSODY_UNIT = "/lib/systemd/system/prosody.service"
 SYSTEMD = "/usr/lib/systemd/systemd"
 NOBODY = 65534
@@ -292,6 +295,41 @@ class DisableStatusTest(unittest.TestCase):
         result = keepalive("disable", "prosody", "--unit-dir", directory)
         self.assertEqual(result.returncode, 0)
         self.assertIn("nothing to remove", result.stdout)
+
+    def test_now_with_a_descriptor_that_cannot_be_examined_exits_1(self):
+        """status --pid and disable --now report the sockets they could read,
+        name the descriptor they could not, and exit 1: the drop-in's values
+        may not be in effect on every connection, or not reset on every one."""
+        holder = subprocess.Popen(
+            [sys.executable, "-c",
+             "import os, socket, sys\n"
+             "listener = socket.create_server(('127.0.0.1', 0))\n"
+             "pairs = [(socket.create_connection(listener.getsockname()), listener.accept()[0])"
+             " for _ in range(2)]\n"
+             "print(os.getpid(), pairs[1][1].fileno(), flush=True)\n"
+             "sys.stdin.read()\n"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.addCleanup(holder.wait, TIMEOUT)
+        self.addCleanup(holder.stdin.close)
+        pid, hidden = holder.stdout.readline().split()
+        directory = unit_dir(self)
+        result = keepalive("enable", "prosody", "--unit-dir", directory, "--idle", "270",
+                           "--now", "--pid", pid)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        fault = clean_env(LD_PRELOAD=SETSOCKOPT_FAULT, LIBKEEPALIVE_TEST_FAULT_UNREADABLE_FD=hidden)
+        reason = f"1 descriptor could not be examined (fd {hidden}): permission denied"
+
+        result = keepalive("status", "prosody", "--unit-dir", directory, "--pid", pid, env=fault)
+        self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+        self.assertIn(reason, result.stdout)
+        self.assertIn(f"keepalive inspect: {reason}", result.stderr)
+
+        result = keepalive("disable", "prosody", "--unit-dir", directory, "--now", "--pid", pid,
+                           env=fault)
+        self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+        self.assertIn("4 sockets reset.", result.stdout)
+        self.assertIn(reason, result.stdout)
+        self.assertFalse(os.path.exists(drop_in(directory)))
 
     def test_status_of_a_drop_in_whose_library_is_gone(self):
         directory = unit_dir(self)
