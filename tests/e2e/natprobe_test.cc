@@ -550,13 +550,14 @@ TEST_F(NatprobeLoopbackTest, ResetByThePathCountsAsLost) {
 // with back-off, and after --give-up-after the client stops and says what
 // it observed, with what was learned.
 TEST_F(NatprobeLoopbackTest, ServerGoneAfterARoundEndsTheRunAfterGiveUpAfter) {
-  // The server serves the first round's probes, one connection each, and is
-  // gone for every later connection. Counted, not timed: the second round
-  // starts the moment the first ends, before a test could react to it.
+  // The server serves the client's first check of it and the first round's
+  // probes, one connection each, and is gone for every later connection.
+  // Counted, not timed: the second round starts the moment the first ends,
+  // before a test could react to it.
   constexpr int kFirstRoundProbes = 4;  // 1s 2s 3s 4s: --max 4s, --resolution 1s
   std::atomic<int> accepted{0};
   FakeServer fake([&accepted](int fd) {
-    if (accepted++ >= kFirstRoundProbes) {
+    if (accepted++ >= 1 + kFirstRoundProbes) {
       close(fd);
       return;
     }
