@@ -92,6 +92,26 @@ def systemd_environment(test, directory, unit):
             if line.strip().startswith("Environment: ")]
 
 
+def connected_process(test, pairs):
+    """A plain process (no preload) with a listener on 127.0.0.1 and `pairs`
+    connections to it, both ends held until the test ends: its PID and the
+    accepted sockets' descriptors, as text."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import os, socket, sys\n"
+         "listener = socket.create_server(('127.0.0.1', 0))\n"
+         f"pairs = [(socket.create_connection(listener.getsockname()), listener.accept()[0])"
+         f" for _ in range({pairs})]\n"
+         "print(os.getpid(), *(accepted.fileno() for _, accepted in pairs), flush=True)\n"
+         "sys.stdin.read()\n"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    test.addCleanup(holder.wait, TIMEOUT)
+    test.addCleanup(holder.stdin.close)
+    test.addCleanup(holder.stdout.close)
+    pid, *accepted = holder.stdout.readline().split()
+    return pid, accepted
+
+
 class EnableTest(unittest.TestCase):
     def test_writes_the_drop_in_that_systemd_accepts_over_prosody_service(self):
         require(self, not os.path.exists(PROSODY_UNIT) and
@@ -300,18 +320,8 @@ class DisableStatusTest(unittest.TestCase):
         """status --pid and disable --now report the sockets they could read,
         name the descriptor they could not, and exit 1: the drop-in's values
         may not be in effect on every connection, or not reset on every one."""
-        holder = subprocess.Popen(
-            [sys.executable, "-c",
-             "import os, socket, sys\n"
-             "listener = socket.create_server(('127.0.0.1', 0))\n"
-             "pairs = [(socket.create_connection(listener.getsockname()), listener.accept()[0])"
-             " for _ in range(2)]\n"
-             "print(os.getpid(), pairs[1][1].fileno(), flush=True)\n"
-             "sys.stdin.read()\n"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.addCleanup(holder.wait, TIMEOUT)
-        self.addCleanup(holder.stdin.close)
-        pid, hidden = holder.stdout.readline().split()
+        pid, accepted = connected_process(self, 2)
+        hidden = accepted[1]
         directory = unit_dir(self)
         result = keepalive("enable", "prosody", "--unit-dir", directory, "--idle", "270",
                            "--now", "--pid", pid)
@@ -330,6 +340,21 @@ class DisableStatusTest(unittest.TestCase):
         self.assertIn("4 sockets reset.", result.stdout)
         self.assertIn(reason, result.stdout)
         self.assertFalse(os.path.exists(drop_in(directory)))
+
+    def test_status_of_an_invalid_drop_in_compares_no_socket(self):
+        """An invalid configuration leaves every socket untouched: status says
+        so, shows the process, and does not hold its sockets against values
+        the library would never set."""
+        pid, _ = connected_process(self, 1)
+        directory = unit_dir(self)
+        write(drop_in(directory), f'[Service]\nEnvironment="LD_PRELOAD={LIBRARY}"\n'
+                                  'Environment="KEEPALIVE_IDLE=abc"\n')
+        result = keepalive("status", "prosody", "--unit-dir", directory, "--pid", pid)
+        self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+        self.assertIn("Configuration is invalid: libkeepalive would leave every socket untouched.",
+                      result.stdout)
+        self.assertIn(f"Running process, as `keepalive inspect {pid}` shows it:", result.stdout)
+        self.assertNotIn("against the drop-in's configuration", result.stdout)
 
     def test_status_of_a_drop_in_whose_library_is_gone(self):
         directory = unit_dir(self)
