@@ -198,6 +198,20 @@ class EnableTest(unittest.TestCase):
         self.assertIn(check.stdout.splitlines()[1].strip(), result.stderr)
         self.assertEqual(os.listdir(directory), [])
 
+    def test_drop_in_that_cannot_be_written_is_an_error(self):
+        directory = unit_dir(self)
+        os.makedirs(drop_in(directory))  # a directory where the file goes
+        result = keepalive("enable", "prosody", "--unit-dir", directory, "--idle", "270")
+        self.assertEqual((result.returncode, result.stdout), (1, ""))
+        self.assertEqual(result.stderr,
+                         f"keepalive enable: cannot write {drop_in(directory)}: Is a directory\n")
+        not_a_directory = os.path.join(directory, "file")
+        write(not_a_directory, "")
+        result = keepalive("enable", "prosody", "--unit-dir", not_a_directory, "--idle", "270")
+        self.assertEqual((result.returncode, result.stdout), (1, ""))
+        self.assertEqual(result.stderr, f"keepalive enable: cannot create "
+                                        f"{not_a_directory}/prosody.service.d: Not a directory\n")
+
     def test_dry_run_writes_nothing(self):
         directory = unit_dir(self)
         result = keepalive("enable", "prosody", "--unit-dir", directory, "--idle", "270",
