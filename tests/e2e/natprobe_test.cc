@@ -687,6 +687,23 @@ TEST_F(NatprobeLoopbackTest, ServerRefusesAForeignRequest) {
       << server.process->transcript();
 }
 
+// SIGTERM (systemd's stop) and SIGINT (Ctrl-C) end a server that waits for
+// probes as it should: said so, exit 0, no error.
+TEST_F(NatprobeLoopbackTest, ServerStopsOnSigtermAndSigint) {
+  for (auto [signal_number, name] : {std::pair{SIGTERM, "Terminated"}, {SIGINT, "Interrupt"}}) {
+    SCOPED_TRACE(name);
+    LoopbackServer server;
+    ASSERT_NO_FATAL_FAILURE(server.start());
+    server.process->signal(signal_number);
+    EXPECT_EQ(server.process->wait_exit(kStartupTimeout), 0) << server.process->transcript();
+    std::string transcript = server.process->transcript();
+    EXPECT_NE(transcript.find(std::string("keepalive natprobe server: stopped (") + name + ")"),
+              std::string::npos)
+        << transcript;
+    EXPECT_EQ(transcript.find("poll:"), std::string::npos) << transcript;
+  }
+}
+
 TEST_F(NatprobeLoopbackTest, UsageErrorsExit2) {
   struct Case {
     Strings args;
