@@ -113,6 +113,20 @@ TEST(JsonQuote, EscapesWhatJsonRequires) {
   EXPECT_EQ(json_quote("\xed\xa0\x80"), "\"\\u00ed\\u00a0\\u0080\"");  // surrogate
 }
 
+TEST(JsonQuote, KeepsEveryValidUtf8SequenceToItsBoundsAndEscapesWhatIsNot) {
+  // A process name is bytes: the first and last code point of each length
+  // pass through unchanged, a sequence just outside them is escaped byte by
+  // byte.
+  for (const char *valid : {"\xc2\x80", "\xdf\xbf", "\xe0\xa0\x80", "\xef\xbf\xbf",
+                            "\xf0\x90\x80\x80", "\xf4\x8f\xbf\xbf"}) {
+    EXPECT_EQ(json_quote(valid), std::string("\"") + valid + "\"") << valid;
+  }
+  EXPECT_EQ(json_quote("\xc1\xbf"), "\"\\u00c1\\u00bf\"");                        // overlong
+  EXPECT_EQ(json_quote("\xe0\x9f\xbf"), "\"\\u00e0\\u009f\\u00bf\"");             // overlong
+  EXPECT_EQ(json_quote("\xf4\x90\x80\x80"), "\"\\u00f4\\u0090\\u0080\\u0080\"");  // > U+10FFFF
+  EXPECT_EQ(json_quote("\xf5\x80\x80\x80"), "\"\\u00f5\\u0080\\u0080\\u0080\"");
+}
+
 TEST(JsonWriter, WritesNestedDocuments) {
   JsonWriter json;
   json.begin_object();
