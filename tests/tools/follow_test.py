@@ -23,7 +23,7 @@ import threading
 import time
 import unittest
 
-from apply_test import NOBODY, as_nobody, keepalive_timers
+from apply_test import NOBODY, SETSOCKOPT_FAULT, as_nobody, keepalive_timers
 from command_testlib import (COMMAND, KERNEL_IDLE, PYTHON, TIMEOUT, JsonLineServer, clean_env,
                              copy_of_command, keepalive)
 from server_script import LISTENER_SETUP
@@ -138,11 +138,12 @@ class Server(JsonLineServer):
 class Follower:
     """`keepalive apply PID --follow --json ARGS`, its JSON lines read as they come."""
 
-    def __init__(self, test, pid, *args, prefix=(), command=COMMAND):
+    def __init__(self, test, pid, *args, prefix=(), command=COMMAND, env=None):
         self.test = test
         self.process = subprocess.Popen(
             [*prefix, command, "apply", str(pid), "--follow", "--json", *args],
-            env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            env=clean_env() if env is None else env, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
         self.events = queue.Queue()
         self.seen = []
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -393,6 +394,26 @@ class FollowEndsTest(unittest.TestCase):
             end, status = follower.end()
             self.assertEqual((status, end["reason"]), (0, reason))
             self.assertEqual(follower.process.stderr.read(), "")
+
+    def test_socket_diagnostics_interrupted_are_read_again_and_failed_end_the_run(self):
+        server = Server(self)
+        conn = server.accept("conn")
+        follower = Follower(self, server.pid, "--idle", "49", "--interval", "100ms",
+                            env=clean_env(LD_PRELOAD=SETSOCKOPT_FAULT,
+                                          LIBKEEPALIVE_TEST_FAULT_NETLINK_EINTR="3"))
+        follower.started()
+        self.assertEqual(follower.socket_event(conn["inode"])["action"], "set")
+        later = server.accept("later")
+        self.assertEqual(follower.socket_event(later["inode"])["action"], "set")
+        self.assertEqual(server.options("later"), [1, 49])
+
+        result = keepalive("apply", str(server.pid), "--follow", "--idle", "50",
+                           env=clean_env(LD_PRELOAD=SETSOCKOPT_FAULT,
+                                         LIBKEEPALIVE_TEST_FAULT_NETLINK_ENOBUFS="1"))
+        self.assertEqual(result.returncode, 3, result.stdout + result.stderr)
+        self.assertIn("keepalive apply: socket diagnostics: reading the answer failed: "
+                      "No buffer space available", result.stderr)
+        self.assertEqual(server.options("later"), [1, 49])
 
     def test_permission_denied_as_apply(self):
         if os.geteuid() != 0:

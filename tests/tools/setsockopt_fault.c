@@ -10,7 +10,11 @@
  *   - readlinkat of the link named $LIBKEEPALIVE_TEST_FAULT_UNREADABLE_FD
  *     (a descriptor number in /proc/PID/fd) fails with EACCES, so that
  *     inspect and apply meet a descriptor they cannot examine next to
- *     descriptors they can. */
+ *     descriptors they can.
+ *   - recv on a netlink socket (the command's socket diagnostics) fails
+ *     with EINTR the first $LIBKEEPALIVE_TEST_FAULT_NETLINK_EINTR times, and
+ *     with ENOBUFS every time when $LIBKEEPALIVE_TEST_FAULT_NETLINK_ENOBUFS
+ *     is set: an interrupted read is retried, a failed one reported. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -63,4 +67,35 @@ __attribute__((visibility("default"))) ssize_t readlinkat(int dirfd, const char 
     return -1;
   }
   return real(dirfd, path, buf, size);
+}
+
+typedef ssize_t (*recv_fn)(int, void *, size_t, int);
+
+static int is_netlink(int fd) {
+  int domain = -1;
+  socklen_t len = sizeof domain;
+  return getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == AF_NETLINK;
+}
+
+__attribute__((visibility("default"))) ssize_t recv(int fd, void *buf, size_t size, int flags) {
+  static int interrupted;
+  const char *eintr = getenv("LIBKEEPALIVE_TEST_FAULT_NETLINK_EINTR");
+  if ((eintr != NULL || getenv("LIBKEEPALIVE_TEST_FAULT_NETLINK_ENOBUFS") != NULL) &&
+      is_netlink(fd)) {
+    if (eintr != NULL && interrupted < atoi(eintr)) {
+      ++interrupted;
+      errno = EINTR;
+      return -1;
+    }
+    if (getenv("LIBKEEPALIVE_TEST_FAULT_NETLINK_ENOBUFS") != NULL) {
+      errno = ENOBUFS;
+      return -1;
+    }
+  }
+  recv_fn real = (recv_fn)dlsym(RTLD_NEXT, "recv");
+  if (real == NULL) {
+    errno = ENOSYS;
+    return -1;
+  }
+  return real(fd, buf, size, flags);
 }
