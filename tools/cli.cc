@@ -208,7 +208,28 @@ const char *ConfigFlags::flag_name(const char *variable) const {
 
 const char *ConfigFlags::value(const char *variable) const {
   const char *given = flag_value(variable);
-  return given != nullptr ? given : getenv(variable);
+  if (given != nullptr) return given;
+  if (own_environment_) return getenv(variable);
+  for (const auto &[name, value] : environment_) {
+    if (name == variable) return value.c_str();
+  }
+  return nullptr;
+}
+
+void ConfigFlags::use_environment(std::vector<std::pair<std::string, std::string>> variables) {
+  own_environment_ = false;
+  environment_ = std::move(variables);
+}
+
+std::vector<const char *> ConfigFlags::environment_names() const {
+  std::vector<const char *> names;
+  if (own_environment_) {
+    for (char **entry = environ; *entry != nullptr; ++entry) names.push_back(*entry);
+  } else {
+    for (const auto &variable : environment_) names.push_back(variable.first.c_str());
+  }
+  names.push_back(nullptr);
+  return names;
 }
 
 const char *ConfigFlags::lookup(const char *name, void *context) {
@@ -246,7 +267,8 @@ LoadedConfig load_config(const ConfigFlags &flags) {
   // The names of the environment too: a misspelled KEEPALIVE_* variable is
   // reported as the library reports it.
   keepalive_config_load_names(loaded.config.get(), ConfigFlags::lookup,
-                              const_cast<ConfigFlags *>(&flags), loaded.kernel_intvl_s, environ);
+                              const_cast<ConfigFlags *>(&flags), loaded.kernel_intvl_s,
+                              flags.environment_names().data());
   return loaded;
 }
 

@@ -69,12 +69,19 @@ class ConfigFlags {
   const char *flag_value(const char *variable) const;
   // The flag that set `variable` ("--idle"), or nullptr.
   const char *flag_name(const char *variable) const;
-  // The value the core sees: the flag's when given, else getenv(variable).
+  // The value the core sees: the flag's when given, else the environment's.
   const char *value(const char *variable) const;
 
-  // keepalive_lookup_fn: the flag's value when given, else getenv(name).
-  // `context` is the ConfigFlags.
+  // keepalive_lookup_fn: the flag's value when given, else the
+  // environment's. `context` is the ConfigFlags.
   static const char *lookup(const char *name, void *context);
+
+  // The environment under the flags: the process's own (getenv, environ) by
+  // default, else these NAME, VALUE pairs (a drop-in's, or a process's at
+  // its start), read through the same lookup.
+  void use_environment(std::vector<std::pair<std::string, std::string>> variables);
+  // The environment's names (NAME or NAME=VALUE, as environ), ended by nullptr.
+  std::vector<const char *> environment_names() const;
 
   // Puts every flag's value into the environment (for `run`).
   // Returns false with *error set when setenv fails.
@@ -90,6 +97,8 @@ class ConfigFlags {
     std::string value;
   };
   std::vector<Given> given_;
+  bool own_environment_ = true;
+  std::vector<std::pair<std::string, std::string>> environment_;
 };
 
 // A loaded configuration with the facts needed to report it.

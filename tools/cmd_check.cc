@@ -429,11 +429,16 @@ int keepalive_cmd_check(int argc, char **argv) {
             argv[index] + " (see keepalive check --help)");
     return keepalive_cli::kExitUsage;
   }
+  return keepalive_check_report(flags, as_json);
+}
+
+int keepalive_check_report(const keepalive_cli::ConfigFlags &flags, bool json) {
   keepalive_cli::LoadedConfig loaded = keepalive_cli::load_config(flags);
   KernelDefaults kernel = keepalive_cli::read_kernel_defaults();
   const keepalive_config &config = *loaded.config;
   std::string report =
-      as_json ? json_report(config, flags, kernel) : text_report(config, flags, kernel);
+      json ? json_report(config, flags, kernel) : text_report(config, flags, kernel);
   fputs(report.c_str(), stdout);
+  fflush(stdout);
   return config.valid ? keepalive_cli::kExitOk : keepalive_cli::kExitFailure;
 }

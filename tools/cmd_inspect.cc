@@ -6,7 +6,6 @@
 // Exit 0 shown, 1 shown but some descriptors not examined, 2 usage, 3 cannot
 // inspect (no such process, permission, kernel).
 
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -20,6 +19,7 @@
 #include "commands.h"
 #include "process.h"
 #include "program.h"
+#include "socket_pass.h"
 
 namespace {
 
@@ -74,33 +74,8 @@ struct ProcessFacts {
   keepalive_cli::ProgramFacts program_facts;
   std::string obstacle;  // why the library cannot reach its sockets, or ""
   keepalive_cli::Unexamined unexamined;
-  int kernel_idle_s = 0;  // the kernel's default idle time, read once for left_alone_reason
+  keepalive_cli::PassOptions pass;  // the kernel's defaults, read once for left_alone_reason
 };
-
-const char *environment_lookup(const char *name, void *context) {
-  const auto *environment = static_cast<const Environment *>(context);
-  for (const auto &[key, value] : *environment) {
-    if (key == name) return value.c_str();
-  }
-  return nullptr;
-}
-
-// The peer address as a rule sees it (v4-mapped IPv6 as IPv4), through the
-// core's own address parser.
-bool peer_address(const TcpSocket &socket, keepalive_address *out) {
-  char text[INET6_ADDRSTRLEN] = "";
-  const void *address =
-      socket.peer.ss_family == AF_INET
-          ? static_cast<const void *>(&reinterpret_cast<const sockaddr_in &>(socket.peer).sin_addr)
-          : &reinterpret_cast<const sockaddr_in6 &>(socket.peer).sin6_addr;
-  keepalive_cidr cidr;
-  if (inet_ntop(socket.peer.ss_family, address, text, sizeof text) == nullptr ||
-      !keepalive_parse_cidr(text, strlen(text), &cidr)) {
-    return false;
-  }
-  *out = cidr.net;
-  return true;
-}
 
 // Why libkeepalive (loaded, with a valid configuration) leaves this socket
 // as it is, or "" when it does not: its idle time is not the kernel's
@@ -109,27 +84,18 @@ bool peer_address(const TcpSocket &socket, keepalive_address *out) {
 // decision.
 std::string left_alone_reason(const ProcessFacts &facts, const TcpSocket &socket) {
   if (facts.config == nullptr || facts.libraries.empty() || !facts.config->enabled ||
-      !socket.keepalive_read || !keepalive_timings_chosen(&socket.keepalive, facts.kernel_idle_s)) {
+      !socket.keepalive_read) {
     return "";
   }
-  keepalive_socket_facts decided_by{};
-  decided_by.direction = socket.listening ? KEEPALIVE_IN : socket.direction;
-  const sockaddr_storage &service =
-      decided_by.direction == KEEPALIVE_IN ? socket.local : socket.peer;
-  if (decided_by.direction == KEEPALIVE_IN ? socket.has_local : socket.has_peer) {
-    decided_by.has_port = 1;
-    decided_by.port = keepalive_cli::port_of(service);
+  switch (keepalive_cli::describe_socket(*facts.config, socket, facts.pass).action) {
+    case keepalive_cli::Action::kCarries:
+      return socket.listening ? "libkeepalive's: accepted sockets inherit them"
+                              : "libkeepalive's (set once, then left alone)";
+    case keepalive_cli::Action::kOwnTimings:
+      return "the program's own timings: left alone";
+    default:
+      return "";
   }
-  decided_by.has_peer = socket.has_peer && peer_address(socket, &decided_by.peer);
-  keepalive_settings ours;
-  keepalive_decide(facts.config.get(), &decided_by, &ours);
-  // Chosen timings (an idle time not the kernel's) are ours only when we
-  // set the idle time.
-  bool carries_ours =
-      ours.idle_s != KEEPALIVE_UNSET && keepalive_settings_carry(&socket.keepalive, &ours);
-  if (!carries_ours) return "the program's own timings: left alone";
-  return socket.listening ? "libkeepalive's: accepted sockets inherit them"
-                          : "libkeepalive's (set once, then left alone)";
 }
 
 // The summary of many sockets: a count per state, direction and keepalive
@@ -386,15 +352,9 @@ bool parse_arguments(int argc, char **argv, Options *options, int *status) {
 // too: a misspelled KEEPALIVE_* variable is shown as the library reported
 // it at the process's start.
 std::unique_ptr<keepalive_config> config_of_environment(const Environment &environment) {
-  std::vector<const char *> name_list;
-  for (const auto &entry : environment) name_list.push_back(entry.first.c_str());
-  name_list.push_back(nullptr);
-  auto config = std::make_unique<keepalive_config>();
-  // environment_lookup only reads it.
-  keepalive_config_load_names(config.get(), environment_lookup,
-                              const_cast<Environment *>(&environment),
-                              keepalive_kernel_default_intvl(), name_list.data());
-  return config;
+  keepalive_cli::ConfigFlags no_flags;
+  no_flags.use_environment(environment);
+  return std::move(keepalive_cli::load_config(no_flags).config);
 }
 
 // Its command name, the libkeepalive it maps and its environment (and, when
@@ -406,7 +366,7 @@ void read_library_and_environment(const keepalive_cli::TargetProcess &target, Pr
       target.keepalive_environment(&facts->environment, &facts->environment_error);
   if (facts->environment_read) facts->config = config_of_environment(facts->environment);
   if (facts->config != nullptr && !facts->libraries.empty()) {
-    facts->kernel_idle_s = keepalive_kernel_default_idle();
+    facts->pass = keepalive_cli::pass_options(keepalive_cli::PassMode::kDescribe, true);
   }
 }
 
@@ -416,10 +376,13 @@ int keepalive_cmd_inspect(int argc, char **argv) {
   Options options;
   int status = keepalive_cli::kExitOk;
   if (!parse_arguments(argc, argv, &options, &status)) return status;
+  return keepalive_inspect_report(options.pid, options.as_json, options.detail);
+}
 
+int keepalive_inspect_report(pid_t pid, bool json, keepalive_cli::Detail detail) {
   keepalive_cli::TargetProcess target;
   std::string error;
-  if (!target.open(options.pid, &error)) {
+  if (!target.open(pid, &error)) {
     keepalive_cli::print_error(kName, error);
     return keepalive_cli::kExitNoProcess;
   }
@@ -436,9 +399,9 @@ int keepalive_cmd_inspect(int argc, char **argv) {
     facts.program_facts = keepalive_cli::read_program_facts(program.get());
     facts.obstacle = keepalive_cli::library_obstacle(facts.program_facts);
   }
-  const bool summary = keepalive_cli::use_summary(options.detail, sockets.size());
-  std::string report = options.as_json ? json_report(options.pid, facts, sockets, summary)
-                                       : text_report(options.pid, facts, sockets, summary);
+  const bool summary = keepalive_cli::use_summary(detail, sockets.size());
+  std::string report =
+      json ? json_report(pid, facts, sockets, summary) : text_report(pid, facts, sockets, summary);
   fputs(report.c_str(), stdout);
   fflush(stdout);
   if (!facts.unexamined.fds.empty()) {

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,11 +29,14 @@
 #include "commands.h"
 #include "figures.h"
 #include "process.h"
+#include "socket_pass.h"
+#include "socket_report.h"
 #include "systemd_unit.h"
 
 namespace {
 
 using keepalive_cli::is_keepalive_library;
+using keepalive_cli::PassMode;
 using keepalive_cli::print_error;
 using keepalive_cli::settings_text;
 using keepalive_cli::TcpSocket;
@@ -365,17 +369,6 @@ void reload(const char *name, const Options &options) {
       "next start).");
 }
 
-// Calls a subcommand's entry point with `args` (args[0] is its name).
-int call_command(int (*command)(int, char **), std::vector<std::string> args) {
-  std::vector<char *> argv;
-  for (std::string &arg : args) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-  fflush(stdout);
-  int status = command(static_cast<int>(args.size()), argv.data());
-  fflush(stdout);
-  return status;
-}
-
 // ---- enable ----------------------------------------------------------------
 
 std::string drop_in_text(const Options &options, const std::string &preload) {
@@ -438,13 +431,13 @@ void warn_about_overrides(const keepalive_cli::UnitEnvironment &environment,
   }
 }
 
-// Loads the configuration as `check` does: false, said, when it is invalid.
-bool configuration_is_valid(const char *name, const Options &options) {
+// Loads the configuration as `check` does: nullptr, said, when it is invalid.
+std::unique_ptr<keepalive_config> valid_config(const char *name, const Options &options) {
   keepalive_cli::LoadedConfig loaded = keepalive_cli::load_config(options.flags);
-  if (loaded.config->valid) return true;
+  if (loaded.config->valid) return std::move(loaded.config);
   keepalive_cli::print_invalid_configuration(name, "nothing written", *loaded.config,
                                              options.flags);
-  return false;
+  return nullptr;
 }
 
 // This command's library, as LD_PRELOAD can hold it; "" (said) when none.
@@ -492,15 +485,11 @@ bool install_drop_in(const char *name, const Options &options, const std::string
   return true;
 }
 
-// --now: `keepalive apply PID --listeners` with the same flags.
-int apply_now(const Options &options, pid_t pid) {
+// --now: `keepalive apply PID --listeners` with the same configuration.
+int apply_now(const keepalive_config &config, const Options &options, pid_t pid) {
   printf("\n--now: keepalive apply %d --listeners%s\n", static_cast<int>(pid),
          options.dry_run ? " --dry-run" : "");
-  std::vector<std::string> args = {"apply", std::to_string(pid)};
-  args.insert(args.end(), options.flag_arguments.begin(), options.flag_arguments.end());
-  args.push_back("--listeners");
-  if (options.dry_run) args.push_back("--dry-run");
-  return call_command(keepalive_cmd_apply, args);
+  return keepalive_apply_now(config, pid, options.dry_run);
 }
 
 }  // namespace
@@ -513,7 +502,8 @@ int keepalive_cmd_enable(int argc, char **argv) {
                        argv, &options, &status)) {
     return status;
   }
-  if (!configuration_is_valid(kName, options)) return keepalive_cli::kExitUsage;
+  std::unique_ptr<keepalive_config> config = valid_config(kName, options);
+  if (config == nullptr) return keepalive_cli::kExitUsage;
   pid_t pid = 0;
   std::string error;
   if (options.now && (pid = main_pid(options, &error)) == 0) {
@@ -541,7 +531,7 @@ int keepalive_cmd_enable(int argc, char **argv) {
     puts("The running service is unchanged: restart it, or run this again with --now.");
     return keepalive_cli::kExitOk;
   }
-  return apply_now(options, pid);
+  return apply_now(*config, options, pid);
 }
 
 namespace {
@@ -563,111 +553,62 @@ DropIn read_drop_in(const Options &options) {
   return drop_in;
 }
 
-// Makes our environment the drop-in's: the KEEPALIVE_* variables it sets,
-// none other, so that `check`, `apply` and load_config see its configuration.
-void use_drop_in_environment(const DropIn &drop_in) {
-  for (const char *variable : keepalive_cli::configuration_variables()) unsetenv(variable);
+// The drop-in's configuration, as the core makes it of the KEEPALIVE_*
+// variables the drop-in sets (flags and our own environment play no part).
+keepalive_cli::LoadedConfig drop_in_config(const DropIn &drop_in,
+                                           keepalive_cli::ConfigFlags *flags) {
+  std::vector<std::pair<std::string, std::string>> variables;
   for (const auto &variable : drop_in.environment.variables) {
     if (variable.name.rfind("KEEPALIVE", 0) == 0 && variable.name != "KEEPALIVE_LIBRARY") {
-      setenv(variable.name.c_str(), variable.value.c_str(), 1);
+      variables.emplace_back(variable.name, variable.value);
     }
   }
+  flags->use_environment(std::move(variables));
+  return keepalive_cli::load_config(*flags);
 }
 
-enum class Walk { kCompare, kDryRun, kReset };
-
-// The kernel's defaults for the values `decision` sets (a user timeout of 0
-// is the kernel's), SO_KEEPALIVE staying on; the others unset.
-keepalive_settings kernel_values_for(const keepalive_settings &decision,
-                                     const keepalive_cli::KernelDefaults &kernel) {
-  keepalive_settings values{};
-  values.enable = 1;
-  values.idle_s = decision.idle_s != KEEPALIVE_UNSET ? kernel.idle_s : KEEPALIVE_UNSET;
-  values.intvl_s = decision.intvl_s != KEEPALIVE_UNSET ? kernel.intvl_s : KEEPALIVE_UNSET;
-  values.cnt = decision.cnt != KEEPALIVE_UNSET ? kernel.cnt : KEEPALIVE_UNSET;
-  values.user_timeout_ms = decision.user_timeout_ms != KEEPALIVE_UNSET ? 0 : KEEPALIVE_UNSET;
-  return values;
-}
-
-// What a walk counted: sockets with the values (kCompare), or reset or to be
-// reset; sockets with other values; sockets that failed.
-struct WalkCounts {
-  int reset = 0, differ = 0, failed = 0;
-};
-
-// The line under a walk's table: how many sockets have the values (or were,
-// or would be, reset), how many differ, how many failed.
-std::string walk_summary(Walk walk, const WalkCounts &counts) {
-  const int reset = counts.reset;
+// The line under a pass's table: how many sockets have the values (or
+// were, or would be, reset), how many differ, how many failed.
+std::string pass_summary(PassMode mode, const keepalive_cli::Totals &totals) {
   std::string out;
-  if (walk == Walk::kCompare) {
-    out += std::to_string(reset) + (reset == 1 ? " socket has" : " sockets have") +
-           " the drop-in's values";
-    if (counts.differ > 0) {
-      out += ", " + std::to_string(counts.differ) + " not: `keepalive enable --now` sets them";
-    }
+  if (mode == PassMode::kCompare) {
+    const int have = totals.of(keepalive_cli::Action::kCarries);
+    const int differ = totals.of(keepalive_cli::Action::kDiffers);
+    out += keepalive_cli::plural(have, "socket has", "sockets have") + " the drop-in's values";
+    if (differ > 0)
+      out += ", " + std::to_string(differ) + " not: `keepalive enable --now` sets them";
   } else {
-    out += std::to_string(reset) + (reset == 1 ? " socket" : " sockets") +
-           (walk == Walk::kDryRun ? " would be reset" : " reset");
+    out += keepalive_cli::plural(totals.of(keepalive_cli::Group::kChanged), "socket", "sockets") +
+           (mode == PassMode::kPredictReset ? " would be reset" : " reset");
   }
-  return out + (counts.failed > 0 ? ", " + std::to_string(counts.failed) + " FAILED" : "") + ".\n";
+  const int failed = totals.of(keepalive_cli::Group::kFailed);
+  return out + (failed > 0 ? ", " + std::to_string(failed) + " FAILED" : "") + ".\n";
 }
 
-// Gives the socket at `fd` the kernel's values; the row's last two cells.
-std::vector<std::string> reset_socket(int fd, const keepalive_settings &kernel_values,
-                                      const std::string &was, WalkCounts *counts) {
-  keepalive_apply_failure failure{};
-  int failures = keepalive_apply(fd, &kernel_values, &failure);
-  keepalive_settings after{};
-  bool after_read = keepalive_read_settings(fd, &after) == 1;
-  std::string now = was + " -> " + settings_text(after_read, after);
-  if (failures > 0) {
-    ++counts->failed;
-    return {"FAILED",
-            now + " (setting " + failure.option + " failed: " + strerror(failure.error) + ")"};
+// The established and listening sockets of the pass, one row each.
+std::string pass_table(PassMode mode, const keepalive_config &config,
+                       const std::vector<keepalive_cli::Outcome> &outcomes) {
+  const bool compare = mode == PassMode::kCompare;
+  std::vector<std::vector<std::string>> rows = {
+      {"FD", "DIR", "LOCAL", "PEER", compare ? "DROP-IN'S VALUES" : "ACTION",
+       compare ? "KEEPALIVE" : "KEEPALIVE BEFORE -> AFTER"}};
+  for (const keepalive_cli::Outcome &outcome : outcomes) {
+    if (outcome.action == keepalive_cli::Action::kNotEstablished) continue;
+    std::vector<std::string> row = keepalive_cli::socket_cells(config, outcome);
+    row.back() = keepalive_cli::action_info(outcome.action).word;  // RULE's place
+    row.push_back(keepalive_cli::keepalive_column(config, outcome));
+    rows.push_back(row);
   }
-  ++counts->reset;
-  return {"reset", now};
+  return rows.size() > 1 ? keepalive_cli::format_table(rows)
+                         : "No established or listening TCP sockets.\n";
 }
 
-// One socket of a walk (see walk_sockets): the row's last two cells, what
-// was found or done and the keepalive values. *error is the walk's last.
-std::vector<std::string> walk_socket(const keepalive_cli::TargetProcess &target,
-                                     const TcpSocket &socket, const keepalive_config &config,
-                                     Walk walk, const keepalive_cli::KernelDefaults &kernel,
-                                     WalkCounts *counts, std::string *error) {
-  keepalive_cli::UniqueFd dup = target.duplicate_socket(socket, error);
-  keepalive_settings before{};
-  if (!dup.valid() || keepalive_read_settings(dup.get(), &before) != 1) {
-    ++counts->failed;
-    return {"FAILED", "(" + *error + ")"};
-  }
-  // Decided as `apply` decides.
-  keepalive_settings decision;
-  keepalive_cli::decide_for_socket(config, socket, dup.get(), &decision);
-  std::string was = settings_text(true, before);
-  if (!keepalive_settings_carry(&before, &decision)) {
-    if (decision.enable) ++counts->differ;
-    std::string why = decision.enable ? "no" : "off: the drop-in leaves it";
-    return {walk == Walk::kCompare ? why : "left", was};
-  }
-  if (walk == Walk::kCompare) {
-    ++counts->reset;
-    return {"yes", was};
-  }
-  if (walk == Walk::kDryRun) {
-    ++counts->reset;
-    return {"would reset", was + " -> kernel defaults"};
-  }
-  return reset_socket(dup.get(), kernel_values_for(decision, kernel), was, counts);
-}
-
-// Each established or listening socket of `pid` against what `config`
-// decides for it (as `apply` decides). kCompare tells which have those
-// values (status); kReset gives every socket that has exactly those values
-// the kernel's defaults for them back, SO_KEEPALIVE staying on, and leaves
-// the others (disable --now); kDryRun says what kReset would do.
-int walk_sockets(const char *name, pid_t pid, const keepalive_config &config, Walk walk) {
+// Each established or listening socket of `pid` through the pass (as
+// `apply` decides it) in `mode`: kCompare tells which carry `config`'s
+// values (status); kReset gives every socket that carries exactly those
+// values the kernel's defaults for them back, SO_KEEPALIVE staying on, and
+// leaves the others (disable --now); kPredictReset says what kReset would do.
+int unit_pass(const char *name, pid_t pid, const keepalive_config &config, PassMode mode) {
   keepalive_cli::TargetProcess target;
   std::vector<TcpSocket> sockets;
   keepalive_cli::Unexamined unexamined;
@@ -676,38 +617,23 @@ int walk_sockets(const char *name, pid_t pid, const keepalive_config &config, Wa
     print_error(name, "--now: " + error);
     return keepalive_cli::kExitNoProcess;
   }
-  keepalive_cli::KernelDefaults kernel = keepalive_cli::read_kernel_defaults();
-  std::vector<std::vector<std::string>> rows = {
-      {"FD", "DIR", "LOCAL", "PEER", walk == Walk::kCompare ? "DROP-IN'S VALUES" : "ACTION",
-       walk == Walk::kCompare ? "KEEPALIVE" : "KEEPALIVE BEFORE -> AFTER"}};
-  std::vector<unsigned long long> seen;
-  WalkCounts counts;
-  for (const TcpSocket &socket : sockets) {
-    if (!socket.listening && socket.state != TCP_ESTABLISHED) continue;
-    if (std::find(seen.begin(), seen.end(), socket.inode) != seen.end()) continue;
-    seen.push_back(socket.inode);
-    std::vector<std::string> row = {
-        std::to_string(socket.fd), keepalive_cli::direction_name(socket),
-        socket.has_local ? keepalive_cli::format_endpoint(socket.local) : "-",
-        socket.has_peer ? keepalive_cli::format_endpoint(socket.peer) : "-"};
-    std::vector<std::string> cells =
-        walk_socket(target, socket, config, walk, kernel, &counts, &error);
-    row.insert(row.end(), cells.begin(), cells.end());
-    rows.push_back(row);
-  }
+  const keepalive_cli::PassOptions pass = keepalive_cli::pass_options(mode, true);
+  std::vector<keepalive_cli::Outcome> outcomes;
+  keepalive_cli::pass_listing(target, config, pass, sockets, false, &outcomes);
+  const keepalive_cli::Totals totals = keepalive_cli::count(outcomes);
   std::string out = "Process " + std::to_string(pid);
   std::string command = target.command_name();
   if (!command.empty()) out += " (" + command + ")";
-  out += ": kernel defaults idle " + std::to_string(kernel.idle_s) + "s, intvl " +
-         std::to_string(kernel.intvl_s) + "s, cnt " + std::to_string(kernel.cnt) + "\n";
-  out += rows.size() > 1 ? keepalive_cli::format_table(rows)
-                         : "No established or listening TCP sockets.\n";
-  out += walk_summary(walk, counts);
+  out += ": kernel defaults idle " + std::to_string(pass.kernel.idle_s) + "s, intvl " +
+         std::to_string(pass.kernel.intvl_s) + "s, cnt " + std::to_string(pass.kernel.cnt) + "\n";
+  out += pass_table(mode, config, outcomes) + pass_summary(mode, totals);
   // A descriptor that could not be examined may be a connection not counted.
   if (!unexamined.fds.empty()) out += keepalive_cli::unexamined_text(unexamined) + "\n";
   fputs(out.c_str(), stdout);
-  return counts.failed > 0 || !unexamined.fds.empty() ? keepalive_cli::kExitFailure
-                                                      : keepalive_cli::kExitOk;
+  fflush(stdout);
+  return totals.of(keepalive_cli::Group::kFailed) > 0 || !unexamined.fds.empty()
+             ? keepalive_cli::kExitFailure
+             : keepalive_cli::kExitOk;
 }
 
 }  // namespace
@@ -746,8 +672,8 @@ int keepalive_cmd_disable(int argc, char **argv) {
     puts("The running service is unchanged: it keeps libkeepalive until it is restarted.");
     return keepalive_cli::kExitOk;
   }
-  use_drop_in_environment(drop_in);
-  keepalive_cli::LoadedConfig loaded = keepalive_cli::load_config(keepalive_cli::ConfigFlags());
+  keepalive_cli::ConfigFlags no_flags;
+  keepalive_cli::LoadedConfig loaded = drop_in_config(drop_in, &no_flags);
   if (!loaded.config->valid || !loaded.config->enabled) {
     puts(
         "--now: the drop-in's configuration is invalid or off: it set no socket, none is "
@@ -757,7 +683,8 @@ int keepalive_cmd_disable(int argc, char **argv) {
   printf(
       "\n--now: the sockets with exactly the drop-in's values get the kernel defaults back "
       "(SO_KEEPALIVE stays on); the library stays loaded until the service restarts.\n");
-  return walk_sockets(kName, pid, *loaded.config, options.dry_run ? Walk::kDryRun : Walk::kReset);
+  return unit_pass(kName, pid, *loaded.config,
+                   options.dry_run ? PassMode::kPredictReset : PassMode::kReset);
 }
 
 int keepalive_cmd_status(int argc, char **argv) {
@@ -784,8 +711,9 @@ int keepalive_cmd_status(int argc, char **argv) {
     }
     if (!library_found) result = keepalive_cli::kExitFailure;
     puts("\nConfiguration in the drop-in, as `keepalive check` explains it:");
-    use_drop_in_environment(drop_in);
-    if (call_command(keepalive_cmd_check, {"check"}) != keepalive_cli::kExitOk) {
+    keepalive_cli::ConfigFlags no_flags;
+    drop_in_config(drop_in, &no_flags);
+    if (keepalive_check_report(no_flags, false) != keepalive_cli::kExitOk) {
       result = keepalive_cli::kExitFailure;
     }
   }
@@ -796,15 +724,17 @@ int keepalive_cmd_status(int argc, char **argv) {
     return result;
   }
   printf("\nRunning process, as `keepalive inspect %d` shows it:\n", static_cast<int>(pid));
-  if (call_command(keepalive_cmd_inspect, {"inspect", std::to_string(pid)}) !=
+  fflush(stdout);
+  if (keepalive_inspect_report(pid, false, keepalive_cli::Detail::kAuto) !=
       keepalive_cli::kExitOk) {
     return keepalive_cli::kExitFailure;
   }
   if (!drop_in.present) return result;
-  keepalive_cli::LoadedConfig loaded = keepalive_cli::load_config(keepalive_cli::ConfigFlags());
+  keepalive_cli::ConfigFlags no_flags;
+  keepalive_cli::LoadedConfig loaded = drop_in_config(drop_in, &no_flags);
   if (loaded.config->valid && loaded.config->enabled) {
     printf("\nIts sockets against the drop-in's configuration:\n");
-    if (walk_sockets(kName, pid, *loaded.config, Walk::kCompare) != keepalive_cli::kExitOk) {
+    if (unit_pass(kName, pid, *loaded.config, PassMode::kCompare) != keepalive_cli::kExitOk) {
       result = keepalive_cli::kExitFailure;
     }
   }

@@ -5,6 +5,10 @@
 #ifndef KEEPALIVE_TOOLS_COMMANDS_H
 #define KEEPALIVE_TOOLS_COMMANDS_H
 
+#include <sys/types.h>
+
+#include "cli.h"
+
 int keepalive_cmd_run(int argc, char **argv);
 int keepalive_cmd_check(int argc, char **argv);
 int keepalive_cmd_inspect(int argc, char **argv);
@@ -14,5 +18,15 @@ int keepalive_cmd_natprobe(int argc, char **argv);
 int keepalive_cmd_enable(int argc, char **argv);
 int keepalive_cmd_disable(int argc, char **argv);
 int keepalive_cmd_status(int argc, char **argv);
+
+// What one command reuses of another, with what it has parsed and loaded
+// already (no argument vector built again, no variable set to be read back).
+// `keepalive check`'s report of the configuration `flags` stand for; its exit status.
+int keepalive_check_report(const keepalive_cli::ConfigFlags &flags, bool json);
+// `keepalive inspect PID`'s report; its exit status.
+int keepalive_inspect_report(pid_t pid, bool json, keepalive_cli::Detail detail);
+// `keepalive apply PID --listeners [--dry-run]` with a loaded, valid
+// configuration (enable --now); its exit status.
+int keepalive_apply_now(const keepalive_config &config, pid_t pid, bool dry_run);
 
 #endif  // KEEPALIVE_TOOLS_COMMANDS_H

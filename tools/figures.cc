@@ -3,30 +3,11 @@
 
 #include "figures.h"
 
-#include <stdio.h>
-
 namespace keepalive_cli {
-namespace {
-
-// Reads one positive integer from a /proc file; false when it cannot.
-bool read_proc_int(const char *path, int *out) {
-  FILE *file = fopen(path, "re");
-  if (file == nullptr) return false;
-  int value = 0;
-  bool ok = fscanf(file, "%d", &value) == 1 && value > 0;
-  fclose(file);
-  if (ok) *out = value;
-  return ok;
-}
-
-}  // namespace
 
 KernelDefaults read_kernel_defaults() {
   KernelDefaults kernel;
-  bool idle = read_proc_int("/proc/sys/net/ipv4/tcp_keepalive_time", &kernel.idle_s);
-  bool intvl = read_proc_int("/proc/sys/net/ipv4/tcp_keepalive_intvl", &kernel.intvl_s);
-  bool cnt = read_proc_int("/proc/sys/net/ipv4/tcp_keepalive_probes", &kernel.cnt);
-  kernel.from_proc = idle && intvl && cnt;
+  keepalive_read_kernel_defaults(&kernel);
   return kernel;
 }
 

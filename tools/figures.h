@@ -8,16 +8,11 @@
 
 namespace keepalive_cli {
 
-// The kernel's keepalive defaults, used for values a setting leaves unset.
-struct KernelDefaults {
-  int idle_s = 7200;       // net.ipv4.tcp_keepalive_time
-  int intvl_s = 75;        // net.ipv4.tcp_keepalive_intvl
-  int cnt = 9;             // net.ipv4.tcp_keepalive_probes
-  bool from_proc = false;  // false: one or more could not be read, the usual values were assumed
-};
+// The kernel's keepalive defaults, used for values a setting leaves unset
+// (read by the core: keepalive_read_kernel_defaults).
+using KernelDefaults = keepalive_kernel_defaults;
 
-// Reads /proc/sys/net/ipv4/tcp_keepalive_{time,intvl,probes} (of the
-// caller's network namespace).
+// keepalive_read_kernel_defaults, returning the defaults.
 KernelDefaults read_kernel_defaults();
 
 // A setting's timers with kernel defaults filled in.

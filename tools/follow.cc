@@ -23,6 +23,7 @@
 
 #include "cli.h"
 #include "sockdiag.h"
+#include "socket_report.h"
 
 namespace keepalive_cli {
 namespace {
@@ -33,7 +34,8 @@ constexpr int kExitNoAccess = kExitNoProcess;  // as `keepalive apply`
 // --listeners).
 constexpr unsigned kListedStates = diag_state_bit(TCP_ESTABLISHED) | diag_state_bit(TCP_LISTEN);
 
-double now_s() {
+// Seconds since the epoch, for the events' "time".
+double wall_clock_s() {
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec / 1000000) / 1000.0;
@@ -65,7 +67,7 @@ void cpu_fields(JsonWriter *json) {
 void begin_event(JsonWriter *json, const char *event) {
   json->begin_object();
   json->field("event", event);
-  json->field("time", now_s());
+  json->field("time", wall_clock_s());
 }
 
 // A socket of the process built from the listing: what apply reads from the
@@ -88,12 +90,9 @@ TcpSocket socket_from_listing(const DiagSocket &listed, int fd) {
 
 class Follower {
  public:
-  Follower(const TargetProcess &target, const FollowOptions &options,
-           const ConfigureSocket &configure)
-      : target_(target),
-        options_(options),
-        configure_(configure),
-        kernel_idle_s_(keepalive_kernel_default_idle()) {}
+  Follower(const TargetProcess &target, const keepalive_config &config, const PassOptions &pass,
+           const FollowOptions &options)
+      : target_(target), config_(config), pass_(pass), options_(options) {}
 
   int run();
 
@@ -119,15 +118,16 @@ class Follower {
                          std::unordered_map<unsigned long long, int> *fds,
                          std::string *error) const;
   void handle(const TcpSocket &socket, bool initial);
-  void report(const TcpSocket &socket, const SocketReport &outcome, bool initial);
+  void report(const Outcome &outcome, bool initial);
   void finish(const std::string &reason);
   // The counts so far and the CPU time used, as JSON fields.
   void totals_json(JsonWriter *json) const;
+  bool dry_run() const { return pass_.mode == PassMode::kPredict; }
 
   const TargetProcess &target_;
+  const keepalive_config &config_;
+  const PassOptions &pass_;
   const FollowOptions &options_;
-  const ConfigureSocket &configure_;
-  const int kernel_idle_s_;
   SockDiag diag_;
   UniqueFd signals_;
   std::string command_;
@@ -142,7 +142,7 @@ class Follower {
   std::unordered_map<unsigned long long, uint16_t> listeners_;
 
   long long ticks_ = 0;
-  long long handled_ = 0, set_ = 0, left_ = 0, failed_ = 0;
+  Totals totals_;  // every socket handled, once
 };
 
 bool Follower::setup_signals(std::string *error) {
@@ -162,63 +162,30 @@ bool Follower::setup_signals(std::string *error) {
   return true;
 }
 
-void Follower::report(const TcpSocket &socket, const SocketReport &outcome, bool initial) {
-  ++handled_;
-  if (outcome.action == "set" || outcome.action == "would_set") ++set_;
-  if (outcome.action == "left") ++left_;
-  if (outcome.action == "failed") {
-    ++failed_;
-    print_error(kName, "fd " + std::to_string(socket.fd) + " (" + format_endpoint(socket.local) +
+void Follower::report(const Outcome &outcome, bool initial) {
+  totals_.add(outcome.action);
+  if (outcome.action == Action::kFailed) {
+    print_error(kName, "fd " + fds_text(outcome) + " (" + endpoint_pair(outcome.socket) +
                            "): not set: " + outcome.error);
   }
   if (options_.json) {
     JsonWriter json(JsonWriter::kOneLine);
     begin_event(&json, "socket");
     json.field("initial", initial);
-    json.field("fd", socket.fd);
-    socket_identity_json(&json, socket);
-    json.field("action", outcome.action);
-    json.field("rule", outcome.rule);
-    socket_settings_json(&json, "before", outcome.before_read, outcome.before);
-    socket_settings_json(&json, "after", outcome.after_read, outcome.after);
-    json.optional_field("error", outcome.error);
+    socket_json_fields(&json, config_, outcome);
     json.end_object();
     fputs(json.str().c_str(), stdout);
   } else if (options_.verbose) {
-    std::string line = clock_text() + " fd " + std::to_string(socket.fd) + " " +
-                       direction_name(socket) + " " + format_endpoint(socket.local);
-    if (socket.has_peer) line += " <-> " + format_endpoint(socket.peer);
-    line += ": " + outcome.action + ", rule " + outcome.rule + ": " + outcome.keepalive + "\n";
+    std::string line = clock_text() + " fd " + fds_text(outcome) + " " +
+                       direction_name(outcome.socket) + " " + endpoint_pair(outcome.socket) + ": " +
+                       action_info(outcome.action).word + ", rule " + rule_text(config_, outcome) +
+                       ": " + keepalive_column(config_, outcome) + "\n";
     fputs(line.c_str(), stdout);
   }
 }
 
-void Follower::handle(const TcpSocket &listed, bool initial) {
-  TcpSocket socket = listed;
-  // The library's rule: timings the program chose itself win.
-  if (socket.state == TCP_ESTABLISHED || socket.listening) {
-    std::string error;
-    bool gone = false;
-    UniqueFd dup = target_.duplicate_socket(socket, &error, &gone);
-    keepalive_settings read{};
-    socket.keepalive_read = dup.valid() && keepalive_read_settings(dup.get(), &read) == 1;
-    if (socket.keepalive_read) socket.keepalive = read;
-    if (socket.keepalive_read && keepalive_timings_chosen(&read, kernel_idle_s_)) {
-      SocketReport outcome;
-      outcome.action = "left";
-      outcome.rule = "-";
-      char text[KEEPALIVE_SETTINGS_TEXT_LEN];
-      keepalive_format_settings(&read, text, sizeof text);
-      outcome.keepalive = std::string(text) +
-                          " (timings chosen by the program or inherited from its listener: left "
-                          "as they are)";
-      outcome.before_read = outcome.after_read = true;
-      outcome.before = outcome.after = read;
-      report(socket, outcome, initial);
-      return;
-    }
-  }
-  report(socket, configure_(target_, socket), initial);
+void Follower::handle(const TcpSocket &socket, bool initial) {
+  report(pass_socket(target_, config_, socket, pass_), initial);
 }
 
 void Follower::announce_start() {
@@ -228,7 +195,7 @@ void Follower::announce_start() {
     json.field("pid", static_cast<long long>(target_.pid()));
     json.field("command", command_);
     json.field("interval_ms", options_.interval_ms);
-    json.field("kernel_idle_s", kernel_idle_s_);
+    json.field("kernel_idle_s", pass_.kernel.idle_s);
     json.end_object();
     fputs(json.str().c_str(), stdout);
   } else {
@@ -260,15 +227,15 @@ int Follower::initial_pass() {
   }
   command_ = target_.command_name();
   announce_start();
-  std::unordered_set<unsigned long long> done;
   for (const TcpSocket &socket : sockets) {
     if (socket.listening && socket.has_local) listeners_[socket.inode] = port_of(socket.local);
     // A socket not yet connected (socket() before connect()) is new to the
     // tick that first lists it established.
     if (socket.state == TCP_ESTABLISHED || socket.listening) seen_.insert(socket.inode);
-    if (!done.insert(socket.inode).second) continue;  // another descriptor of the same socket
-    handle(socket, true);
   }
+  std::vector<Outcome> outcomes;
+  pass_listing(target_, config_, pass_, sockets, false, &outcomes);
+  for (const Outcome &outcome : outcomes) report(outcome, true);
   if (options_.json) {
     JsonWriter json(JsonWriter::kOneLine);
     begin_event(&json, "applied");
@@ -276,7 +243,7 @@ int Follower::initial_pass() {
     json.end_object();
     fputs(json.str().c_str(), stdout);
   } else if (!options_.verbose) {
-    printf("Now: %lld sockets set, %lld left as they are, %lld failed.\n", set_, left_, failed_);
+    fputs(("Now: " + totals_line(config_, dry_run(), totals_)).c_str(), stdout);
   }
   fflush(stdout);
   return 0;
@@ -389,10 +356,7 @@ bool Follower::tick(int *status) {
 }
 
 void Follower::totals_json(JsonWriter *json) const {
-  json->field("sockets", handled_);
-  json->field("set", set_);
-  json->field("left", left_);
-  json->field("failed", failed_);
+  totals_json_fields(json, dry_run(), totals_);
   cpu_fields(json);
 }
 
@@ -406,10 +370,8 @@ void Follower::finish(const std::string &reason) {
     json.end_object();
     fputs(json.str().c_str(), stdout);
   } else {
-    printf(
-        "Stopped following process %d (%s): %lld sockets handled, %lld set, %lld left, "
-        "%lld failed.\n",
-        static_cast<int>(target_.pid()), reason.c_str(), handled_, set_, left_, failed_);
+    printf("Stopped following process %d (%s): %s", static_cast<int>(target_.pid()), reason.c_str(),
+           totals_line(config_, dry_run(), totals_).c_str());
   }
   fflush(stdout);
 }
@@ -458,9 +420,9 @@ bool parse_follow_interval(const char *text, int *interval_ms, std::string *erro
   return true;
 }
 
-int follow_process(const TargetProcess &target, const FollowOptions &options,
-                   const ConfigureSocket &configure) {
-  Follower follower(target, options, configure);
+int follow_process(const TargetProcess &target, const keepalive_config &config,
+                   const PassOptions &pass, const FollowOptions &options) {
+  Follower follower(target, config, pass, options);
   return follower.run();
 }
 

@@ -512,17 +512,6 @@ keepalive_direction connection_direction(const TcpSocket &socket,
   return incoming ? KEEPALIVE_IN : KEEPALIVE_OUT;
 }
 
-keepalive_socket_facts decide_for_socket(const keepalive_config &config, const TcpSocket &socket,
-                                         int fd, keepalive_settings *out) {
-  keepalive_direction direction = socket.listening ? KEEPALIVE_IN : socket.direction;
-  unsigned needs = keepalive_needs(&config, direction);
-  if (socket.listening) needs &= ~KEEPALIVE_NEED_PEER;
-  keepalive_socket_facts facts;
-  keepalive_read_facts(fd, direction, needs, &facts);
-  keepalive_decide(&config, &facts, out);
-  return facts;
-}
-
 const char *direction_name(const TcpSocket &socket) {
   if (socket.listening) return "listen";
   if (!socket.connected) return "-";

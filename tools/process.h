@@ -2,8 +2,8 @@
 // sockets (each duplicated with pidfd_getfd, read with getsockopt, closed at
 // once), the libraries it has mapped and its KEEPALIVE_* environment.
 //
-// Used by `keepalive inspect`; `keepalive apply` reuses read_tcp_sockets
-// and duplicate_socket to set options on the sockets.
+// Used by `keepalive inspect`, and by the socket pass (socket_pass.h),
+// which sets options through duplicate_socket.
 // Both report a socket with direction_name and socket_identity_json.
 // Nothing here changes the target: duplicates share its sockets, and only
 // getsockopt/getsockname/getpeername are called on them.
@@ -157,13 +157,6 @@ uint16_t port_of(const sockaddr_storage &address);
 // outgoing, as for a socket that is not connected.
 keepalive_direction connection_direction(const TcpSocket &socket,
                                          const std::set<uint16_t> &listening_ports);
-
-// Decides `socket`'s settings as the library would (keepalive_decide), the
-// facts the rules need read from `fd`, a duplicate of it. A listener stands
-// for the connections it will accept: incoming, on its port, from a peer no
-// one knows yet. Returns the facts decided on.
-keepalive_socket_facts decide_for_socket(const keepalive_config &config, const TcpSocket &socket,
-                                         int fd, keepalive_settings *out);
 
 // A classified socket's direction: "listen", "in", "out", or "-" for one
 // neither listening nor connected.

@@ -61,7 +61,7 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 TEST(EffectiveTimers, FillsUnsetValuesFromTheKernel) {
-  KernelDefaults kernel;
+  KernelDefaults kernel{};
   kernel.idle_s = 7000;
   kernel.intvl_s = 70;
   kernel.cnt = 8;

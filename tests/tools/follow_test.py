@@ -282,7 +282,7 @@ class FollowTest(unittest.TestCase):
         server.command("listener_idle 33")  # accepted sockets inherit 33 s
         chosen = server.accept("chosen")
         event = follower.socket_event(chosen["inode"])
-        self.assertEqual(event["action"], "left", event)
+        self.assertEqual(event["action"], "own_timings", event)
         self.assertEqual(server.options("chosen"), [0, 33])
 
     def test_thousands_of_connections(self):
