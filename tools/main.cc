@@ -7,9 +7,9 @@
 
 #include <string>
 
-#include "cli.h"
 #include "commands.h"
 #include "keepalive/keepalive.h"
+#include "lib/cli.h"
 
 namespace {
 

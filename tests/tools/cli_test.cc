@@ -3,7 +3,7 @@
 // tables, and the configuration flags as a lookup for the core. No
 // processes, no network.
 
-#include "cli.h"
+#include "lib/cli.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "figures.h"
+#include "lib/figures.h"
 
 namespace keepalive_cli {
 namespace {

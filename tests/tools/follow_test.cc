@@ -2,7 +2,7 @@
 // parsing of a socket diagnostics dump, --interval, and the rule that
 // timings a program chose itself are left alone.
 
-#include "follow.h"
+#include "apply/follow.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "cli.h"
-#include "sockdiag.h"
+#include "lib/cli.h"
+#include "lib/sockdiag.h"
 
 namespace {
 

@@ -4,7 +4,7 @@
 // (keepalive_facts_from_sockaddr), and the leave-alone rule on a listed
 // socket (describe_socket).
 
-#include "socket_pass.h"
+#include "lib/socket_pass.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -15,7 +15,7 @@
 #include <set>
 #include <string>
 
-#include "socket_report.h"
+#include "lib/socket_report.h"
 
 namespace {
 

@@ -4,7 +4,7 @@
 // (That systemd itself reads back what systemd_quote writes is shown by
 // tests/tools/unit_test.py with systemd's own parser.)
 
-#include "systemd_unit.h"
+#include "lib/systemd_unit.h"
 
 #include <gtest/gtest.h>
 

@@ -10,8 +10,8 @@
 #include <string>
 
 #include "keepalive/keepalive.h"
-#include "process.h"
-#include "socket_pass.h"
+#include "lib/process.h"
+#include "lib/socket_pass.h"
 
 namespace keepalive_cli {
 

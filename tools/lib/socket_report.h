@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "cli.h"
-#include "socket_pass.h"
+#include "lib/cli.h"
+#include "lib/socket_pass.h"
 
 namespace keepalive_cli {
 

@@ -1,6 +1,6 @@
 // socket_report.cc — see socket_report.h.
 
-#include "socket_report.h"
+#include "lib/socket_report.h"
 
 namespace keepalive_cli {
 namespace {

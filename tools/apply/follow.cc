@@ -1,6 +1,6 @@
 // follow.cc — see follow.h.
 
-#include "follow.h"
+#include "apply/follow.h"
 
 #include <errno.h>
 #include <netinet/tcp.h>
@@ -21,9 +21,9 @@
 #include <unordered_set>
 #include <vector>
 
-#include "cli.h"
-#include "sockdiag.h"
-#include "socket_report.h"
+#include "lib/cli.h"
+#include "lib/sockdiag.h"
+#include "lib/socket_report.h"
 
 namespace keepalive_cli {
 namespace {

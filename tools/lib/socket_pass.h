@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "keepalive/keepalive.h"
-#include "process.h"
+#include "lib/process.h"
 
 namespace keepalive_cli {
 

@@ -1,6 +1,6 @@
 // systemd_unit.cc — see systemd_unit.h.
 
-#include "systemd_unit.h"
+#include "lib/systemd_unit.h"
 
 #include <dirent.h>
 #include <limits.h>

@@ -1,6 +1,6 @@
 // socket_pass.cc — see socket_pass.h.
 
-#include "socket_pass.h"
+#include "lib/socket_pass.h"
 
 #include <netinet/tcp.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-// cmd_run.cc — `keepalive run [FLAGS] [--] CMD [ARGS...]`: validates the
+// run.cc — `keepalive run [FLAGS] [--] CMD [ARGS...]`: validates the
 // configuration (flags over environment) with the core, exports it, puts the
 // library first in LD_PRELOAD and execs CMD, so that CMD's exit status and
 // signals are the caller's to see. Nothing is started when anything is wrong.
@@ -15,9 +15,9 @@
 #include <string>
 #include <string_view>
 
-#include "cli.h"
 #include "commands.h"
-#include "program.h"
+#include "lib/cli.h"
+#include "lib/program.h"
 
 namespace {
 

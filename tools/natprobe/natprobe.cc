@@ -1,14 +1,14 @@
 // natprobe.cc — see natprobe.h.
 
-#include "natprobe.h"
+#include "natprobe/natprobe.h"
 
 #include <stdio.h>
 
 #include <algorithm>
 #include <cmath>
 
-#include "cli.h"
 #include "keepalive/keepalive.h"
+#include "lib/cli.h"
 
 namespace keepalive_natprobe {
 namespace {

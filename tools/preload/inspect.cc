@@ -1,4 +1,4 @@
-// cmd_inspect.cc — `keepalive inspect PID [--summary|--full] [--json]`: a running process's TCP
+// inspect.cc — `keepalive inspect PID [--summary|--full] [--json]`: a running process's TCP
 // sockets with state, addresses, direction and keepalive settings (read via
 // pidfd_getfd + getsockopt, process.h), whether libkeepalive is mapped in it,
 // its KEEPALIVE_* environment and whether the core accepts that environment.
@@ -15,11 +15,11 @@
 #include <utility>
 #include <vector>
 
-#include "cli.h"
 #include "commands.h"
-#include "process.h"
-#include "program.h"
-#include "socket_pass.h"
+#include "lib/cli.h"
+#include "lib/process.h"
+#include "lib/program.h"
+#include "lib/socket_pass.h"
 
 namespace {
 

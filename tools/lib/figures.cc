@@ -1,7 +1,7 @@
 // figures.cc — see figures.h. The arithmetic follows tcp_keepalive_timer()
 // in the Linux kernel (net/ipv4/tcp_timer.c).
 
-#include "figures.h"
+#include "lib/figures.h"
 
 namespace keepalive_cli {
 

@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "process.h"
+#include "lib/process.h"
 
 namespace keepalive_cli {
 

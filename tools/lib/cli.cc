@@ -1,6 +1,6 @@
 // cli.cc — see cli.h.
 
-#include "cli.h"
+#include "lib/cli.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

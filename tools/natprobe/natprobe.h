@@ -1,4 +1,4 @@
-// natprobe.h — the pure parts of `keepalive natprobe` (cmd_natprobe.cc holds
+// natprobe.h — the pure parts of `keepalive natprobe` (natprobe_command.cc holds
 // the sockets): the line protocol between client and server, the idle periods
 // each round probes, the bracket of the NAT's idle timeout the trials give,
 // the recommended KEEPALIVE_IDLE, and the final report as text and JSON.

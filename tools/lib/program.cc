@@ -1,6 +1,6 @@
 // program.cc — see program.h.
 
-#include "program.h"
+#include "lib/program.h"
 
 #include <elf.h>
 #include <string.h>

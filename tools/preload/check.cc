@@ -1,4 +1,4 @@
-// cmd_check.cc — `keepalive check [FLAGS] [--json]`: loads the configuration
+// check.cc — `keepalive check [FLAGS] [--json]`: loads the configuration
 // (flags over environment) with the core and explains it: where each value
 // came from, each rule with its effective settings, and what they mean for an
 // idle connection (figures.h). Exit 0 valid, 1 invalid, 2 usage.
@@ -11,9 +11,9 @@
 #include <string_view>
 #include <vector>
 
-#include "cli.h"
 #include "commands.h"
-#include "figures.h"
+#include "lib/cli.h"
+#include "lib/figures.h"
 
 namespace {
 

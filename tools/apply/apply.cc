@@ -1,4 +1,4 @@
-// cmd_apply.cc — `keepalive apply PID [FLAGS] [--listeners] [--dry-run] [--json]`:
+// apply.cc — `keepalive apply PID [FLAGS] [--listeners] [--dry-run] [--json]`:
 // gives the established TCP connections of a running process (and, with
 // --listeners, its listening sockets) the keepalive settings the library
 // would have given them, without a restart. Each socket is duplicated with
@@ -24,12 +24,12 @@
 #include <utility>
 #include <vector>
 
-#include "cli.h"
+#include "apply/follow.h"
 #include "commands.h"
-#include "follow.h"
-#include "process.h"
-#include "socket_pass.h"
-#include "socket_report.h"
+#include "lib/cli.h"
+#include "lib/process.h"
+#include "lib/socket_pass.h"
+#include "lib/socket_report.h"
 
 namespace {
 

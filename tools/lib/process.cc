@@ -1,7 +1,7 @@
 // process.cc — see process.h. pidfd_open/pidfd_getfd are called through
 // syscall() so that the command builds with C libraries older than glibc 2.36.
 
-#include "process.h"
+#include "lib/process.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -22,7 +22,7 @@
 #include <set>
 #include <string_view>
 
-#include "cli.h"
+#include "lib/cli.h"
 
 namespace keepalive_cli {
 namespace {

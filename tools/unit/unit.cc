@@ -1,4 +1,4 @@
-// cmd_unit.cc — `keepalive enable UNIT`, `keepalive disable UNIT` and
+// unit.cc — `keepalive enable UNIT`, `keepalive disable UNIT` and
 // `keepalive status UNIT`: libkeepalive for a systemd service as one
 // drop-in, UNIT.service.d/keepalive.conf, written and read without systemd
 // (systemd_unit.h). The configuration is validated by the core as `check`
@@ -25,13 +25,13 @@
 #include <string_view>
 #include <vector>
 
-#include "cli.h"
 #include "commands.h"
-#include "figures.h"
-#include "process.h"
-#include "socket_pass.h"
-#include "socket_report.h"
-#include "systemd_unit.h"
+#include "lib/cli.h"
+#include "lib/figures.h"
+#include "lib/process.h"
+#include "lib/socket_pass.h"
+#include "lib/socket_report.h"
+#include "lib/systemd_unit.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// cmd_natprobe.cc — `keepalive natprobe server|client`: measures the idle
+// natprobe_command.cc — `keepalive natprobe server|client`: measures the idle
 // timeout of the NAT between a client behind it (a laptop on a phone's
 // hotspot) and a server (beside Prosody), and recommends KEEPALIVE_IDLE.
 // This file holds the command line, the sockets and the two event loops; the
@@ -38,12 +38,12 @@
 #include <string_view>
 #include <vector>
 
-#include "cli.h"
 #include "commands.h"
 #include "compat.h"
 #include "keepalive/keepalive.h"
-#include "natprobe.h"
-#include "process.h"
+#include "lib/cli.h"
+#include "lib/process.h"
+#include "natprobe/natprobe.h"
 
 namespace {
 

@@ -1,6 +1,6 @@
 // sockdiag.cc — see sockdiag.h.
 
-#include "sockdiag.h"
+#include "lib/sockdiag.h"
 
 #include <errno.h>
 #include <fcntl.h>
