@@ -414,7 +414,7 @@ class FollowEndsTest(unittest.TestCase):
         for args, message in ((["--interval", "1s"], "--interval and --verbose go with --follow"),
                               (["--verbose"], "--interval and --verbose go with --follow"),
                               (["--follow", "--interval", "5ms"], "--interval must be"),
-                              (["--follow", "--interval"], "--interval needs a duration")):
+                              (["--follow", "--interval"], "--interval needs a value: --interval DURATION")):
             result = keepalive("apply", "1", *args)
             self.assertEqual(result.returncode, 2, (args, result.stderr))
             self.assertIn(message, result.stderr)

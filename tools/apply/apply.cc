@@ -27,6 +27,7 @@
 #include "apply/follow.h"
 #include "commands.h"
 #include "lib/cli.h"
+#include "lib/options.h"
 #include "lib/process.h"
 #include "lib/socket_pass.h"
 #include "lib/socket_report.h"
@@ -45,10 +46,6 @@ using keepalive_cli::socket_cells;
 using keepalive_cli::TcpSocket;
 
 constexpr char kName[] = "apply";
-constexpr char kUsage[] =
-    "usage: keepalive apply PID [FLAGS] [--listeners] [--dry-run] [--summary|--full] [--json]"
-    " [--follow [--interval D] [--verbose]]";
-
 // Some socket could not be set, or some descriptor not examined.
 constexpr int kExitSomeNotSet = keepalive_cli::kExitFailure;
 constexpr int kExitNoAccess = keepalive_cli::kExitNoProcess;
@@ -81,30 +78,27 @@ constexpr char kHelpAfterFlags[] =
     "\n"
     "Options:\n";
 
-// apply's own options, in --help order; help_entry wraps each text.
-struct HelpOption {
-  const char *term;
-  const char *text;
-};
-constexpr HelpOption kHelpOptions[] = {
-    {"--listeners",
+// apply's own options, in --help order.
+const std::vector<keepalive_cli::Option> kOptions = {
+    {"--listeners", nullptr,
      "also set the listening sockets: connections accepted from now on inherit their "
      "options, even without the library (a listener cannot tell peers apart: one whose "
      "port a peer= rule decides is left alone); connections waiting in their accept "
      "queues keep the old settings: they are counted and reported as NOT COVERED"},
-    {"--dry-run", "show what would be set, set nothing"},
-    {"--json", "one JSON object on stdout instead of a table"},
-    {"--summary",
+    {"--dry-run", nullptr, "show what would be set, set nothing"},
+    {"--json", nullptr, "one JSON object on stdout instead of a table"},
+    {"--summary", nullptr,
      "counts by direction, rule and action, and the failed sockets in full (the default "
      "above 200 sockets); --full: every socket"},
-    {"--follow",
+    {"--full", nullptr, nullptr},
+    {"--follow", nullptr,
      "keep following PID: set its connections now, then each new one (accepted or "
      "connected, by any means: static and Go programs too) within --interval; ends 0 "
      "when PID exits or on SIGINT/SIGTERM; with --json, one object per line"},
-    {"--interval DURATION",
+    {"--interval", "DURATION",
      "how often --follow looks for new connections (default 1s; one that lives less "
      "may be missed)"},
-    {"--verbose", "with --follow, one line per connection"},
+    {"--verbose", nullptr, "with --follow, one line per connection"},
 };
 
 constexpr char kHelpTail[] =
@@ -127,9 +121,7 @@ void print_help() {
   std::string text = kHelpHead;
   text += keepalive_cli::ConfigFlags::usage();
   text += kHelpAfterFlags;
-  for (const HelpOption &option : kHelpOptions) {
-    text += keepalive_cli::help_entry(option.term, option.text);
-  }
+  text += keepalive_cli::options_help(kOptions);
   text += kHelpTail;
   fputs(text.c_str(), stdout);
 }
@@ -155,91 +147,48 @@ struct AcceptQueue {
   unsigned int waiting = 0;  // TCP_INFO's tcpi_unacked on a listening socket
 };
 
-// Reports a usage error; returns false, for parse_arguments to return.
-bool usage_error(const std::string &message, int *status) {
-  keepalive_cli::print_error(kName, message);
-  *status = keepalive_cli::kExitUsage;
-  return false;
-}
-
-// Records one of apply's own switches; false when `arg` is none of them.
-bool parse_switch(std::string_view arg, Options *options) {
-  if (arg == "--listeners") {
+// Records one of apply's options; false after a usage error.
+bool take_option(const keepalive_cli::OptionReader &reader, Options *options) {
+  std::string error;
+  if (reader.is("--listeners")) {
     options->listeners = true;
-  } else if (arg == "--dry-run") {
+  } else if (reader.is("--dry-run")) {
     options->dry_run = true;
-  } else if (arg == "--json") {
+  } else if (reader.is("--json")) {
     options->json = true;
-  } else if (keepalive_cli::parse_detail_option(arg, &options->detail)) {
-    // --summary or --full, recorded by parse_detail_option
-  } else if (arg == "--follow") {
+  } else if (reader.is("--follow")) {
     options->follow.follow = true;
-  } else if (arg == "--verbose") {
+  } else if (reader.is("--verbose")) {
     options->follow.verbose = true;
+  } else if (reader.is("--interval")) {
+    options->interval_given = true;
+    if (!keepalive_cli::parse_follow_interval(reader.value(), &options->follow.interval_ms,
+                                              &error)) {
+      return reader.usage_error(error);
+    }
   } else {
-    return false;
+    keepalive_cli::parse_detail_option(reader.name(), &options->detail);  // --summary, --full
   }
-  return true;
-}
-
-// --interval D or --interval=D, at argv[*index]; false with *error set when
-// the duration is missing or invalid.
-bool parse_interval(int argc, char **argv, int *index, Options *options, std::string *error) {
-  std::string_view arg = argv[*index];
-  const char *value = arg == "--interval" ? (*index + 1 < argc ? argv[++*index] : nullptr)
-                                          : argv[*index] + strlen("--interval=");
-  if (value == nullptr) {
-    *error = "--interval needs a duration";
-    return false;
-  }
-  if (!keepalive_cli::parse_follow_interval(value, &options->follow.interval_ms, error)) {
-    return false;
-  }
-  options->interval_given = true;
   return true;
 }
 
 // Fills `options`; returns false when the command ends here with *status
 // (help printed, or a usage error reported).
 bool parse_arguments(int argc, char **argv, Options *options, int *status) {
+  keepalive_cli::OptionReader reader(kName, argc, argv, kOptions, &options->flags,
+                                     "nothing changed");
   const char *pid_text = nullptr;
-  for (int index = 1; index < argc; ++index) {
-    std::string_view arg = argv[index];
-    if (keepalive_cli::is_help_option(arg)) {
-      print_help();
-      *status = keepalive_cli::kExitOk;
-      return false;
-    }
-    std::string error;
-    auto parsed = options->flags.parse(argc, argv, &index, &error);
-    if (parsed == keepalive_cli::ConfigFlags::Parse::kConsumed) continue;
-    if (parsed == keepalive_cli::ConfigFlags::Parse::kError) {
-      return usage_error(error + "; nothing changed", status);
-    }
-    if (parse_switch(arg, options)) continue;
-    if (arg == "--interval" || arg.rfind("--interval=", 0) == 0) {
-      if (!parse_interval(argc, argv, &index, options, &error)) return usage_error(error, status);
-    } else if (arg.size() > 1 && arg[0] == '-') {
-      return usage_error(std::string("unknown option ") + argv[index] + " (" + kUsage + ")",
-                         status);
-    } else if (pid_text == nullptr) {
-      pid_text = argv[index];
-    } else {
-      return usage_error(std::string("one PID only, got also ") + argv[index] + " (" + kUsage + ")",
-                         status);
-    }
-  }
-  if ((options->interval_given || options->follow.verbose) && !options->follow.follow) {
-    return usage_error("--interval and --verbose go with --follow", status);
-  }
+  auto take = [&](keepalive_cli::OptionReader::Kind kind) {
+    return kind == keepalive_cli::OptionReader::kOption ? take_option(reader, options)
+                                                        : reader.take_operand("PID", &pid_text);
+  };
+  if (!reader.read_all(print_help, take, status)) return false;
   options->follow.json = options->json;
-  if (pid_text == nullptr) return usage_error(std::string("no PID given (") + kUsage + ")", status);
-  if (!keepalive_cli::parse_pid(pid_text, &options->pid)) {
-    return usage_error(
-        std::string("PID must be a process ID (a positive number), not '") + pid_text + "'",
-        status);
+  *status = keepalive_cli::kExitUsage;
+  if ((options->interval_given || options->follow.verbose) && !options->follow.follow) {
+    return reader.usage_error("--interval and --verbose go with --follow");
   }
-  return true;
+  return reader.pid_operand(pid_text, &options->pid);
 }
 
 // The summary of many sockets: a count per direction, rule and action, then

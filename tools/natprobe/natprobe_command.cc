@@ -42,6 +42,7 @@
 #include "compat.h"
 #include "keepalive/keepalive.h"
 #include "lib/cli.h"
+#include "lib/options.h"
 #include "lib/process.h"
 #include "natprobe/natprobe.h"
 
@@ -75,26 +76,34 @@ constexpr long long kMaxGraceMs = 10 * 60 * 1000;
 constexpr long long kDefaultGiveUpMs = 5 * 60 * 1000;  // --give-up-after
 constexpr long long kMinGiveUpMs = 10 * 1000;
 
+// The options of the client and of the server, in --help order.
+const std::string kParallelHelp =
+    "connections per round, 1.." + std::to_string(kMaxParallel) + " (default 8)";
+const std::vector<keepalive_cli::Option> kClientOptions = {
+    {"--max", "DURATION", "longest idle period probed (default 30m, up to 24h)"},
+    {"--resolution", "DURATION",
+     "stop when the timeout is bracketed this closely (default 10s, at least 1s)"},
+    {"--grace", "DURATION",
+     "how long after an idle period to wait for the line (default 5s: a phone's radio may "
+     "need seconds to wake up)"},
+    {"--parallel", "N", kParallelHelp.c_str()},
+    {"--give-up-after", "DURATION",
+     "stop when probes could not be set up, and the server did not answer, for this long "
+     "(default 5m); meanwhile retried after 1s, 2s, 4s ... up to 30s"},
+    {"--json", nullptr, "the result as one JSON object on stdout"},
+};
+const std::vector<keepalive_cli::Option> kServerOptions = {
+    {"--listen", "ADDR:PORT",
+     "where to listen (default [::]:7200, IPv6 and IPv4; 0.0.0.0:7200 for IPv4 only; port 0 "
+     "picks a free one)"},
+};
+
 // The client's part of --help: its arguments and options.
 std::string client_help() {
-  using keepalive_cli::help_entry;
-  std::string text = "client:\n";
-  text += help_entry("HOST:PORT", "the server (IPv6 in brackets: [2001:db8::1]:7200)");
-  text += help_entry("--max DURATION", "longest idle period probed (default 30m, up to 24h)");
-  text += help_entry("--resolution DURATION",
-                     "stop when the timeout is bracketed this closely (default 10s, at "
-                     "least 1s)");
-  text += help_entry("--grace DURATION",
-                     "how long after an idle period to wait for the line (default 5s: a "
-                     "phone's radio may need seconds to wake up)");
-  text += help_entry("--parallel N",
-                     "connections per round, 1.." + std::to_string(kMaxParallel) + " (default 8)");
-  text += help_entry("--give-up-after DURATION",
-                     "stop when probes could not be set up, and the server did not answer, "
-                     "for this long (default 5m); meanwhile retried after 1s, 2s, 4s ... up "
-                     "to 30s");
-  text += help_entry("--json", "the result as one JSON object on stdout");
-  return text;
+  return "client:\n" +
+         keepalive_cli::help_entry("HOST:PORT",
+                                   "the server (IPv6 in brackets: [2001:db8::1]:7200)") +
+         keepalive_cli::options_help(kClientOptions);
 }
 
 void print_help() {
@@ -119,9 +128,7 @@ void print_help() {
       "preloaded.\n"
       "\n"
       "server:\n";
-  text += help_entry("--listen ADDR:PORT",
-                     "where to listen (default [::]:7200, IPv6 and IPv4; 0.0.0.0:7200 for "
-                     "IPv4 only; port 0 picks a free one)");
+  text += keepalive_cli::options_help(kServerOptions);
   text += client_help();
   text +=
       "A loss narrows the bracket only once it is confirmed, by a loss in another\n"
@@ -873,27 +880,6 @@ bool parse_duration_option(const char *flag, const char *value, long long minimu
   return true;
 }
 
-// "--name VALUE" or "--name=VALUE" at argv[*index]: true with *value; false
-// when argv[*index] is another argument. *error is set when the value is missing.
-bool option_value(int argc, char **argv, int *index, const char *name, const char **value,
-                  std::string *error) {
-  const char *arg = argv[*index];
-  size_t length = strlen(name);
-  if (strncmp(arg, name, length) != 0) return false;
-  if (arg[length] == '=') {
-    *value = arg + length + 1;
-    return true;
-  }
-  if (arg[length] != '\0') return false;
-  if (*index + 1 >= argc) {
-    *error = std::string(name) + " needs a value (see keepalive natprobe --help)";
-    *value = nullptr;
-    return true;
-  }
-  *value = argv[++*index];
-  return true;
-}
-
 // --parallel N: 1..kMaxParallel.
 bool parse_parallel(const char *value, int *out, std::string *error) {
   char *end = nullptr;
@@ -908,13 +894,8 @@ bool parse_parallel(const char *value, int *out, std::string *error) {
   return true;
 }
 
-// What parse_client_option made of one argument.
-enum class Parsed { kNotAnOption, kParsed, kBad };
-
-// Parses argv[*index] when it is one of the client's options (with its value,
-// which may move *index on); kBad with *error for a bad or missing value.
-Parsed parse_client_option(int argc, char **argv, int *index, ClientOptions *options,
-                           std::string *error) {
+// Records one of the client's options; false after a usage error.
+bool take_client_option(const keepalive_cli::OptionReader &reader, ClientOptions *options) {
   struct DurationOption {
     const char *name;
     long long minimum_ms, maximum_ms;
@@ -927,43 +908,27 @@ Parsed parse_client_option(int argc, char **argv, int *index, ClientOptions *opt
       {"--grace", kMinGraceMs, kMaxGraceMs, &options->settings.grace_ms},
       {"--give-up-after", kMinGiveUpMs, keepalive_natprobe::kMaxIdleMs, &options->give_up_ms},
   };
-  if (std::string_view(argv[*index]) == "--json") {
+  std::string error;
+  if (reader.is("--json")) {
     options->json = true;
-    return Parsed::kParsed;
+    return true;
   }
-  const char *value = nullptr;
+  if (reader.is("--parallel")) {
+    return parse_parallel(reader.value(), &options->settings.parallel, &error) ||
+           reader.usage_error(error);
+  }
   for (const DurationOption &option : durations) {
-    if (!option_value(argc, argv, index, option.name, &value, error)) continue;
-    bool ok = value != nullptr && parse_duration_option(option.name, value, option.minimum_ms,
-                                                        option.maximum_ms, option.out, error);
-    return ok ? Parsed::kParsed : Parsed::kBad;
+    if (!reader.is(option.name)) continue;
+    return parse_duration_option(option.name, reader.value(), option.minimum_ms, option.maximum_ms,
+                                 option.out, &error) ||
+           reader.usage_error(error);
   }
-  if (!option_value(argc, argv, index, "--parallel", &value, error)) return Parsed::kNotAnOption;
-  bool ok = value != nullptr && parse_parallel(value, &options->settings.parallel, error);
-  return ok ? Parsed::kParsed : Parsed::kBad;
+  return true;
 }
 
-// Parses the client's arguments (after "client"); false with *error on a usage error.
-bool parse_client_options(int argc, char **argv, ClientOptions *options, std::string *error) {
-  for (int index = 0; index < argc; ++index) {
-    Parsed parsed = parse_client_option(argc, argv, &index, options, error);
-    if (parsed == Parsed::kBad) return false;
-    if (parsed == Parsed::kParsed) continue;
-    std::string_view arg = argv[index];
-    if (arg.size() > 1 && arg[0] == '-') {
-      *error = "unknown option " + std::string(arg) + " (see keepalive natprobe --help)";
-      return false;
-    }
-    if (!options->target.empty()) {
-      *error = "unexpected argument " + std::string(arg) + " (see keepalive natprobe --help)";
-      return false;
-    }
-    options->target = std::string(arg);
-  }
-  if (options->target.empty()) {
-    *error = "client needs the server's HOST:PORT (see keepalive natprobe --help)";
-    return false;
-  }
+// The client's target and timings once read; false with *error when they
+// do not fit together.
+bool check_client_options(ClientOptions *options, std::string *error) {
   if (!split_endpoint(options->target, &options->host, &options->port, error)) {
     *error = options->target + ": " + *error;
     return false;
@@ -979,6 +944,23 @@ bool parse_client_options(int argc, char **argv, ClientOptions *options, std::st
     return false;
   }
   return true;
+}
+
+// Reads the client's arguments (argv[0] is "client"); false when the
+// command ends here with *status.
+bool parse_client_options(int argc, char **argv, ClientOptions *options, int *status) {
+  keepalive_cli::OptionReader reader(kName, argc, argv, kClientOptions);
+  const char *target = nullptr;
+  auto take = [&](keepalive_cli::OptionReader::Kind kind) {
+    return kind == keepalive_cli::OptionReader::kOption ? take_client_option(reader, options)
+                                                        : reader.take_operand("HOST:PORT", &target);
+  };
+  if (!reader.read_all(print_help, take, status)) return false;
+  *status = keepalive_cli::kExitUsage;
+  if (target == nullptr) return reader.usage_error("client needs the server's HOST:PORT");
+  options->target = target;
+  std::string error;
+  return check_client_options(options, &error) || reader.usage_error(error);
 }
 
 // Runs rounds until the plan is done or the run stops: interrupted, or
@@ -1031,10 +1013,8 @@ int finish_run(const ClientOptions &options, Stop stop, const std::string &error
 int run_client(int argc, char **argv) {
   ClientOptions options;
   std::string error;
-  if (!parse_client_options(argc, argv, &options, &error)) {
-    keepalive_cli::print_error(kName, error);
-    return keepalive_cli::kExitUsage;
-  }
+  int status = keepalive_cli::kExitOk;
+  if (!parse_client_options(argc, argv, &options, &status)) return status;
   StopSignals signals;
   const double start = now_s();
   ServerAddress server;
@@ -1274,24 +1254,23 @@ struct ServerOptions {
   bool endpoint_given = false;
 };
 
-// Parses the server's arguments (after "server"); false with *error on a usage error.
-bool parse_server_options(int argc, char **argv, ServerOptions *options, std::string *error) {
-  for (int index = 0; index < argc; ++index) {
-    const char *value = nullptr;
-    if (option_value(argc, argv, &index, "--listen", &value, error)) {
-      if (value == nullptr) return false;
-      options->endpoint = value;
-      options->endpoint_given = true;
-      continue;
+// Reads the server's arguments (argv[0] is "server"); false when the
+// command ends here with *status.
+bool parse_server_options(int argc, char **argv, ServerOptions *options, int *status) {
+  keepalive_cli::OptionReader reader(kName, argc, argv, kServerOptions);
+  auto take = [&](keepalive_cli::OptionReader::Kind kind) {
+    if (kind == keepalive_cli::OptionReader::kOperand) {
+      return reader.usage_error(std::string("unexpected argument ") + reader.value());
     }
-    *error = std::string(argv[index][0] == '-' ? "unknown option " : "unexpected argument ") +
-             argv[index] + " (see keepalive natprobe --help)";
-    return false;
-  }
-  std::string host, port;
-  if (!split_endpoint(options->endpoint, &host, &port, error)) {
-    *error = "--listen " + options->endpoint + ": " + *error;
-    return false;
+    options->endpoint = reader.value();  // --listen, the only option
+    options->endpoint_given = true;
+    return true;
+  };
+  if (!reader.read_all(print_help, take, status)) return false;
+  std::string host, port, error;
+  if (!split_endpoint(options->endpoint, &host, &port, &error)) {
+    *status = keepalive_cli::kExitUsage;
+    return reader.usage_error("--listen " + options->endpoint + ": " + error);
   }
   return true;
 }
@@ -1344,10 +1323,8 @@ void serve_until_stopped(const StopSignals &signals, int listener,
 int run_server(int argc, char **argv) {
   ServerOptions options;
   std::string error;
-  if (!parse_server_options(argc, argv, &options, &error)) {
-    keepalive_cli::print_error(kName, error);
-    return keepalive_cli::kExitUsage;
-  }
+  int status = keepalive_cli::kExitOk;
+  if (!parse_server_options(argc, argv, &options, &status)) return status;
   StopSignals signals;
   std::string shown;
   UniqueFd listener = listen_for_clients(options, &shown, &error);
@@ -1389,8 +1366,8 @@ int keepalive_cmd_natprobe(int argc, char **argv) {
       return keepalive_cli::kExitOk;
     }
   }
-  if (mode == "server") return run_server(argc - 2, argv + 2);
-  if (mode == "client") return run_client(argc - 2, argv + 2);
+  if (mode == "server") return run_server(argc - 1, argv + 1);
+  if (mode == "client") return run_client(argc - 1, argv + 1);
   keepalive_cli::print_error(kName,
                              "unknown mode '" + std::string(mode) +
                                  "': expected server or client (see keepalive natprobe --help)");

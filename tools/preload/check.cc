@@ -14,6 +14,7 @@
 #include "commands.h"
 #include "lib/cli.h"
 #include "lib/figures.h"
+#include "lib/options.h"
 
 namespace {
 
@@ -25,6 +26,10 @@ using keepalive_cli::KernelDefaults;
 
 constexpr char kName[] = "check";
 
+const std::vector<keepalive_cli::Option> kOptions = {
+    {"--json", nullptr, "one JSON object on stdout instead of text"},
+};
+
 void print_help() {
   std::string text =
       "Usage: keepalive check [FLAGS] [--json]\n"
@@ -35,7 +40,7 @@ void print_help() {
       "\n"
       "FLAGS:\n";
   text += keepalive_cli::ConfigFlags::usage();
-  text += keepalive_cli::help_entry("--json", "one JSON object on stdout instead of text");
+  text += keepalive_cli::options_help(kOptions);
   text +=
       "\n"
       "A KEEPALIVE_* variable the library does not know is a warning, and makes the\n"
@@ -324,7 +329,7 @@ void kernel_defaults_json(JsonWriter *json, const KernelDefaults &kernel) {
   json->field("idle_s", kernel.idle_s);
   json->field("intvl_s", kernel.intvl_s);
   json->field("cnt", kernel.cnt);
-  json->field("from_proc", kernel.from_proc);
+  json->field("from_proc", kernel.from_proc != 0);
   json->end_object();
 }
 
@@ -405,30 +410,17 @@ std::string json_report(const keepalive_config &config, const keepalive_cli::Con
 
 int keepalive_cmd_check(int argc, char **argv) {
   keepalive_cli::ConfigFlags flags;
+  keepalive_cli::OptionReader reader(kName, argc, argv, kOptions, &flags);
   bool as_json = false;
-  for (int index = 1; index < argc; ++index) {
-    std::string_view arg = argv[index];
-    if (keepalive_cli::is_help_option(arg)) {
-      print_help();
-      return keepalive_cli::kExitOk;
+  auto take = [&](keepalive_cli::OptionReader::Kind kind) {
+    if (kind == keepalive_cli::OptionReader::kOperand) {
+      return reader.usage_error(std::string("unexpected argument ") + reader.value());
     }
-    if (arg == "--json") {
-      as_json = true;
-      continue;
-    }
-    std::string error;
-    auto parsed = flags.parse(argc, argv, &index, &error);
-    if (parsed == keepalive_cli::ConfigFlags::Parse::kConsumed) continue;
-    if (parsed == keepalive_cli::ConfigFlags::Parse::kError) {
-      keepalive_cli::print_error(kName, error);
-      return keepalive_cli::kExitUsage;
-    }
-    keepalive_cli::print_error(
-        kName,
-        std::string(arg.size() > 1 && arg[0] == '-' ? "unknown option " : "unexpected argument ") +
-            argv[index] + " (see keepalive check --help)");
-    return keepalive_cli::kExitUsage;
-  }
+    as_json = true;  // --json, the only option
+    return true;
+  };
+  int status = keepalive_cli::kExitOk;
+  if (!reader.read_all(print_help, take, &status)) return status;
   return keepalive_check_report(flags, as_json);
 }
 

@@ -17,6 +17,7 @@
 
 #include "commands.h"
 #include "lib/cli.h"
+#include "lib/options.h"
 #include "lib/process.h"
 #include "lib/program.h"
 #include "lib/socket_pass.h"
@@ -29,6 +30,14 @@ using keepalive_cli::TcpSocket;
 using Environment = std::vector<std::pair<std::string, std::string>>;
 
 constexpr char kName[] = "inspect";
+
+const std::vector<keepalive_cli::Option> kOptions = {
+    {"--json", nullptr, "one JSON object on stdout instead of a table"},
+    {"--summary", nullptr,
+     "counts by state, direction and keepalive settings instead of one line per socket "
+     "(the default above 200 sockets); --full: every socket"},
+    {"--full", nullptr, nullptr},
+};
 
 void print_help() {
   std::string text =
@@ -43,11 +52,7 @@ void print_help() {
       "Reading another process's sockets needs ptrace access to it (pidfd_getfd): the\n"
       "same user where the ptrace policy allows it, otherwise root or CAP_SYS_PTRACE.\n"
       "\n";
-  text += keepalive_cli::help_entry("--json", "one JSON object on stdout instead of a table");
-  text += keepalive_cli::help_entry(
-      "--summary",
-      "counts by state, direction and keepalive settings instead of one line per socket "
-      "(the default above 200 sockets); --full: every socket");
+  text += keepalive_cli::options_help(kOptions);
   text +=
       "\n"
       "Exit status: 0 shown; 1 shown, but some descriptors could not be examined\n"
@@ -297,8 +302,6 @@ std::string json_report(pid_t pid, const ProcessFacts &facts, const std::vector<
   return json.str();
 }
 
-constexpr char kUsage[] = " (usage: keepalive inspect PID [--summary|--full] [--json])";
-
 struct Options {
   bool as_json = false;
   keepalive_cli::Detail detail = keepalive_cli::Detail::kAuto;  // --summary, --full
@@ -308,44 +311,17 @@ struct Options {
 // Fills `options`; returns false when the command ends here with *status
 // (help printed, or a usage error reported).
 bool parse_arguments(int argc, char **argv, Options *options, int *status) {
+  keepalive_cli::OptionReader reader(kName, argc, argv, kOptions);
   const char *pid_text = nullptr;
-  for (int index = 1; index < argc; ++index) {
-    std::string_view arg = argv[index];
-    if (keepalive_cli::is_help_option(arg)) {
-      print_help();
-      *status = keepalive_cli::kExitOk;
-      return false;
-    }
-    if (arg == "--json") {
-      options->as_json = true;
-    } else if (keepalive_cli::parse_detail_option(arg, &options->detail)) {
-      // --summary or --full, recorded by parse_detail_option
-    } else if (arg.size() > 1 && arg[0] == '-') {
-      keepalive_cli::print_error(kName, std::string("unknown option ") + argv[index] + kUsage);
-      *status = keepalive_cli::kExitUsage;
-      return false;
-    } else if (pid_text == nullptr) {
-      pid_text = argv[index];
-    } else {
-      keepalive_cli::print_error(kName,
-                                 std::string("one PID only, got also ") + argv[index] + kUsage);
-      *status = keepalive_cli::kExitUsage;
-      return false;
-    }
-  }
-  if (pid_text == nullptr) {
-    keepalive_cli::print_error(kName, std::string("no PID given") + kUsage);
-    *status = keepalive_cli::kExitUsage;
-    return false;
-  }
-  if (!keepalive_cli::parse_pid(pid_text, &options->pid)) {
-    keepalive_cli::print_error(kName, std::string("PID must be a process ID (a positive number), "
-                                                  "not '") +
-                                          pid_text + "'");
-    *status = keepalive_cli::kExitUsage;
-    return false;
-  }
-  return true;
+  auto take = [&](keepalive_cli::OptionReader::Kind kind) {
+    if (kind == keepalive_cli::OptionReader::kOperand) return reader.take_operand("PID", &pid_text);
+    if (reader.is("--json")) options->as_json = true;
+    keepalive_cli::parse_detail_option(reader.name(), &options->detail);  // --summary, --full
+    return true;
+  };
+  if (!reader.read_all(print_help, take, status)) return false;
+  *status = keepalive_cli::kExitUsage;
+  return reader.pid_operand(pid_text, &options->pid);
 }
 
 // The configuration the core makes of the process's environment, its names

@@ -14,9 +14,11 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "commands.h"
 #include "lib/cli.h"
+#include "lib/options.h"
 #include "lib/program.h"
 
 namespace {
@@ -115,42 +117,21 @@ std::string preload_obstacle(const std::string &program) {
 // reported).
 bool parse_arguments(int argc, char **argv, keepalive_cli::ConfigFlags *flags, int *command_index,
                      int *status) {
-  int index = 1;
-  for (; index < argc; ++index) {
-    std::string_view arg = argv[index];
-    if (arg == "--") {
-      ++index;
-      break;
-    }
-    if (keepalive_cli::is_help_option(arg)) {
-      print_help();
-      *status = kExitOk;
-      return false;
-    }
-    std::string error;
-    auto parsed = flags->parse(argc, argv, &index, &error);
-    if (parsed == keepalive_cli::ConfigFlags::Parse::kConsumed) continue;
-    if (parsed == keepalive_cli::ConfigFlags::Parse::kError) {
-      keepalive_cli::print_error(kName, error + "; nothing started");
-      *status = kExitUsage;
-      return false;
-    }
-    if (arg.size() > 1 && arg[0] == '-') {
-      keepalive_cli::print_error(
-          kName, std::string("unknown option ") + argv[index] +
-                     " (see keepalive run --help; put -- before a CMD that starts with -); "
-                     "nothing started");
-      *status = kExitUsage;
-      return false;
-    }
-    break;  // CMD
-  }
-  if (index >= argc) {
-    keepalive_cli::print_error(kName, "no command given: keepalive run [FLAGS] [--] CMD [ARGS...]");
-    *status = kExitUsage;
+  const std::vector<keepalive_cli::Option> no_options;  // FLAGS only
+  keepalive_cli::OptionReader reader(kName, argc, argv, no_options, flags, "nothing started");
+  keepalive_cli::OptionReader::Kind kind = reader.next();
+  *status = kExitUsage;
+  if (kind == keepalive_cli::OptionReader::kHelp) {
+    print_help();
+    *status = kExitOk;
     return false;
   }
-  *command_index = index;
+  if (kind == keepalive_cli::OptionReader::kError) return false;
+  // CMD: the operand just read, or what follows "--".
+  *command_index = reader.index() - (kind == keepalive_cli::OptionReader::kOperand ? 1 : 0);
+  if (*command_index >= argc) {
+    return reader.usage_error("no command given: keepalive run [FLAGS] [--] CMD [ARGS...]");
+  }
   return true;
 }
 

@@ -28,6 +28,7 @@
 #include "commands.h"
 #include "lib/cli.h"
 #include "lib/figures.h"
+#include "lib/options.h"
 #include "lib/process.h"
 #include "lib/socket_pass.h"
 #include "lib/socket_report.h"
@@ -44,13 +45,40 @@ using keepalive_cli::TcpSocket;
 constexpr char kDropInName[] = "keepalive.conf";
 constexpr char kDefaultUnitDir[] = "/etc/systemd/system";
 
-constexpr char kUnitOptionsHelp[] =
-    "  --unit-dir DIR  where the drop-in goes: DIR/UNIT.service.d/keepalive.conf\n"
-    "                  (default /etc/systemd/system)\n"
-    "  --pid PID       the service's main process, for --now (default: its MainPID\n"
-    "                  from systemctl, when systemd is the running init)\n"
-    "  --reload        run `systemctl daemon-reload` (only when systemd runs)\n"
-    "  --dry-run       show what would be done, change nothing\n";
+// The options of enable, disable and status, in --help order.
+constexpr keepalive_cli::Option kUnitDir = {
+    "--unit-dir", "DIR",
+    "where the drop-in goes: DIR/UNIT.service.d/keepalive.conf (default /etc/systemd/system)"};
+constexpr keepalive_cli::Option kPid = {
+    "--pid", "PID",
+    "the service's main process, for --now (default: its MainPID from systemctl, when "
+    "systemd is the running init)"};
+constexpr keepalive_cli::Option kReload = {
+    "--reload", nullptr, "run `systemctl daemon-reload` (only when systemd runs)"};
+constexpr keepalive_cli::Option kDryRun = {"--dry-run", nullptr,
+                                           "show what would be done, change nothing"};
+const std::vector<keepalive_cli::Option> kEnableOptions = {
+    {"--now", nullptr,
+     "also set the running service now, as `keepalive apply PID --listeners` does: its "
+     "connections, and its listening sockets for the connections it accepts from now on"},
+    kUnitDir,
+    kPid,
+    kReload,
+    kDryRun};
+const std::vector<keepalive_cli::Option> kDisableOptions = {
+    {"--now", nullptr,
+     "also give back the running process's sockets: those whose keepalive values are "
+     "exactly what the drop-in's configuration set get the kernel's defaults for those "
+     "values; SO_KEEPALIVE stays on; sockets with other values are left as they are"},
+    kUnitDir,
+    kPid,
+    kReload,
+    kDryRun};
+const std::vector<keepalive_cli::Option> kStatusOptions = {
+    {"--pid", "PID",
+     "the service's main process (default: its MainPID from systemctl, when systemd is the "
+     "running init)"},
+    {"--unit-dir", "DIR", "where the drop-in is looked for (default /etc/systemd/system)"}};
 
 void print_enable_help() {
   std::string text =
@@ -66,13 +94,7 @@ void print_enable_help() {
       "\n"
       "FLAGS:\n";
   text += keepalive_cli::ConfigFlags::usage();
-  text +=
-      "\n"
-      "Options:\n"
-      "  --now           also set the running service now, as `keepalive apply PID\n"
-      "                  --listeners` does: its connections, and its listening sockets\n"
-      "                  for the connections it accepts from now on\n";
-  text += kUnitOptionsHelp;
+  text += "\nOptions:\n" + keepalive_cli::options_help(kEnableOptions);
   text +=
       "\n"
       "Exit status: 0 done; 1 the drop-in could not be written, or --now could not set\n"
@@ -91,12 +113,8 @@ void print_disable_help() {
       "the service starts without libkeepalive after `systemctl daemon-reload` and a\n"
       "restart. Nothing to remove is not an error.\n"
       "\n"
-      "Options:\n"
-      "  --now           also give back the running process's sockets: those whose\n"
-      "                  keepalive values are exactly what the drop-in's configuration\n"
-      "                  set get the kernel's defaults for those values; SO_KEEPALIVE\n"
-      "                  stays on; sockets with other values are left as they are\n";
-  text += kUnitOptionsHelp;
+      "Options:\n";
+  text += keepalive_cli::options_help(kDisableOptions);
   text +=
       "\n"
       "Exit status: 0 done; 1 the drop-in could not be removed, or --now could not set\n"
@@ -105,7 +123,7 @@ void print_disable_help() {
 }
 
 void print_status_help() {
-  fputs(
+  std::string text =
       "Usage: keepalive status UNIT [--pid PID] [--unit-dir DIR]\n"
       "Shows whether the drop-in UNIT.service.d/keepalive.conf is there and what its\n"
       "configuration does (as `keepalive check`), and, when the service's main process\n"
@@ -113,107 +131,57 @@ void print_status_help() {
       "`keepalive enable --now` would still change on its sockets (as `keepalive apply\n"
       "--listeners --dry-run`).\n"
       "\n"
-      "Options:\n"
-      "  --pid PID       the service's main process (default: its MainPID from\n"
-      "                  systemctl, when systemd is the running init)\n"
-      "  --unit-dir DIR  where the drop-in is looked for (default /etc/systemd/system)\n"
+      "Options:\n";
+  text += keepalive_cli::options_help(kStatusOptions);
+  text +=
       "\n"
       "Exit status: 0 the drop-in is there, valid, and its library exists; 1 it is not\n"
-      "(or the process could not be inspected); 2 usage error.\n",
-      stdout);
+      "(or the process could not be inspected); 2 usage error.\n";
+  fputs(text.c_str(), stdout);
 }
 
 struct Options {
   keepalive_cli::ConfigFlags flags;
-  std::vector<std::string> flag_arguments;  // as given, for `apply`
-  std::string unit;                         // "prosody.service"
+  std::string unit;  // "prosody.service"
   std::string unit_dir = kDefaultUnitDir;
-  std::string pid_text;  // --pid, "" when not given
+  pid_t pid = 0;  // --pid, 0 when not given
   bool now = false, reload = false, dry_run = false;
 };
 
-// Which options a subcommand takes.
-enum Accepts : unsigned { kConfigFlags = 1, kNow = 2, kReload = 4, kDryRun = 8 };
-
-// The value of option `flag` at argv[*index]: --flag=VALUE, or --flag VALUE
-// (then the next argument is taken). False when --flag has no value.
-bool option_value(const char *flag, int argc, char **argv, int *index, std::string *out) {
-  std::string_view arg = argv[*index];
-  std::string prefix = std::string(flag) + "=";
-  if (arg.rfind(prefix, 0) == 0) {
-    *out = std::string(arg.substr(prefix.size()));
-    return true;
+// Records one of the subcommand's options; false after a usage error.
+bool take_option(const keepalive_cli::OptionReader &reader, Options *options) {
+  std::string error;
+  if (reader.is("--unit-dir")) {
+    options->unit_dir = reader.value();
+    return !options->unit_dir.empty() || reader.usage_error("--unit-dir needs a directory");
   }
-  if (arg != flag) return false;
-  if (*index + 1 >= argc) return false;
-  *out = argv[++*index];
+  if (reader.is("--pid")) {
+    return keepalive_cli::read_pid("--pid", reader.value(), &options->pid, &error) ||
+           reader.usage_error(error);
+  }
+  options->now = options->now || reader.is("--now");
+  options->reload = options->reload || reader.is("--reload");
+  options->dry_run = options->dry_run || reader.is("--dry-run");
   return true;
 }
 
-// Takes argv[*index], not a configuration flag: an option the subcommand
-// `accepts`, or the UNIT into *unit. Returns the usage error, "" when taken.
-std::string take_unit_argument(unsigned accepts, int argc, char **argv, int *index,
-                               Options *options, const char **unit) {
-  std::string_view arg = argv[*index];
-  std::string value;
-  if (arg == "--unit-dir" || arg.rfind("--unit-dir=", 0) == 0) {
-    if (!option_value("--unit-dir", argc, argv, index, &value) || value.empty()) {
-      return "--unit-dir needs a directory";
-    }
-    options->unit_dir = value;
-  } else if (arg == "--pid" || arg.rfind("--pid=", 0) == 0) {
-    if (!option_value("--pid", argc, argv, index, &value)) return "--pid needs a process ID";
-    options->pid_text = value;
-  } else if (arg == "--now" && (accepts & kNow) != 0) {
-    options->now = true;
-  } else if (arg == "--reload" && (accepts & kReload) != 0) {
-    options->reload = true;
-  } else if (arg == "--dry-run" && (accepts & kDryRun) != 0) {
-    options->dry_run = true;
-  } else if (arg.size() > 1 && arg[0] == '-') {
-    return std::string("unknown option ") + argv[*index];
-  } else if (*unit == nullptr) {
-    *unit = argv[*index];
-  } else {
-    return std::string("one UNIT only, got also ") + argv[*index];
-  }
-  return "";
-}
-
-// Returns false when the command ends here with *status.
-bool parse_arguments(const char *name, unsigned accepts, void (*help)(), int argc, char **argv,
-                     Options *options, int *status) {
-  std::string usage = std::string(" (see keepalive ") + name + " --help)";
-  auto fail = [&](const std::string &message) {
-    print_error(name, message + usage);
-    *status = keepalive_cli::kExitUsage;
-    return false;
-  };
+// Returns false when the command ends here with *status. `flags`: the
+// subcommand takes the configuration flags.
+bool parse_arguments(const char *name, const std::vector<keepalive_cli::Option> &table, bool flags,
+                     void (*help)(), int argc, char **argv, Options *options, int *status) {
+  keepalive_cli::OptionReader reader(name, argc, argv, table, flags ? &options->flags : nullptr);
   const char *unit = nullptr;
-  for (int index = 1; index < argc; ++index) {
-    if (keepalive_cli::is_help_option(argv[index])) {
-      help();
-      *status = keepalive_cli::kExitOk;
-      return false;
-    }
-    if ((accepts & kConfigFlags) != 0) {
-      int first = index;
-      std::string error;
-      auto parsed = options->flags.parse(argc, argv, &index, &error);
-      if (parsed == keepalive_cli::ConfigFlags::Parse::kError) return fail(error);
-      if (parsed == keepalive_cli::ConfigFlags::Parse::kConsumed) {
-        for (int i = first; i <= index; ++i) options->flag_arguments.push_back(argv[i]);
-        continue;
-      }
-    }
-    std::string error = take_unit_argument(accepts, argc, argv, &index, options, &unit);
-    if (!error.empty()) return fail(error);
-  }
-  if (unit == nullptr) return fail("no UNIT given");
+  auto take = [&](keepalive_cli::OptionReader::Kind kind) {
+    return kind == keepalive_cli::OptionReader::kOption ? take_option(reader, options)
+                                                        : reader.take_operand("UNIT", &unit);
+  };
+  if (!reader.read_all(help, take, status)) return false;
+  *status = keepalive_cli::kExitUsage;
+  if (unit == nullptr) return reader.usage_error("no UNIT given");
   options->unit = keepalive_cli::service_unit_name(unit);
   if (options->unit.empty()) {
-    return fail(std::string("UNIT must name a service, as prosody or prosody.service, not '") +
-                unit + "'");
+    return reader.usage_error(
+        std::string("UNIT must name a service, as prosody or prosody.service, not '") + unit + "'");
   }
   return true;
 }
@@ -264,14 +232,7 @@ int run_program(const std::vector<std::string> &args, std::string *output) {
 // when neither gives one.
 pid_t main_pid(const Options &options, std::string *error) {
   pid_t pid = 0;
-  if (!options.pid_text.empty()) {
-    if (!keepalive_cli::parse_pid(options.pid_text.c_str(), &pid)) {
-      *error = std::string("--pid must be a process ID (a positive number), not '") +
-               options.pid_text + "'";
-      return 0;
-    }
-    return pid;
-  }
+  if (options.pid != 0) return options.pid;
   if (!systemd_is_running()) {
     *error = "systemd is not the running init here: give the main process with --pid PID";
     return 0;
@@ -498,8 +459,8 @@ int keepalive_cmd_enable(int argc, char **argv) {
   constexpr char kName[] = "enable";
   Options options;
   int status = keepalive_cli::kExitOk;
-  if (!parse_arguments(kName, kConfigFlags | kNow | kReload | kDryRun, print_enable_help, argc,
-                       argv, &options, &status)) {
+  if (!parse_arguments(kName, kEnableOptions, true, print_enable_help, argc, argv, &options,
+                       &status)) {
     return status;
   }
   std::unique_ptr<keepalive_config> config = valid_config(kName, options);
@@ -642,7 +603,7 @@ int keepalive_cmd_disable(int argc, char **argv) {
   constexpr char kName[] = "disable";
   Options options;
   int status = keepalive_cli::kExitOk;
-  if (!parse_arguments(kName, kNow | kReload | kDryRun, print_disable_help, argc, argv, &options,
+  if (!parse_arguments(kName, kDisableOptions, false, print_disable_help, argc, argv, &options,
                        &status)) {
     return status;
   }
@@ -691,7 +652,8 @@ int keepalive_cmd_status(int argc, char **argv) {
   constexpr char kName[] = "status";
   Options options;
   int status = keepalive_cli::kExitOk;
-  if (!parse_arguments(kName, 0, print_status_help, argc, argv, &options, &status)) {
+  if (!parse_arguments(kName, kStatusOptions, false, print_status_help, argc, argv, &options,
+                       &status)) {
     return status;
   }
   DropIn drop_in = read_drop_in(options);
