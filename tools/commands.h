@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include "lib/cli.h"
+#include "lib/output.h"
 
 int keepalive_cmd_run(int argc, char **argv);
 int keepalive_cmd_check(int argc, char **argv);

@@ -10,6 +10,7 @@
 #include "commands.h"
 #include "keepalive/keepalive.h"
 #include "lib/cli.h"
+#include "lib/output.h"
 
 namespace {
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "lib/figures.h"
+#include "lib/output.h"
 
 namespace keepalive_cli {
 namespace {

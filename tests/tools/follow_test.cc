@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "lib/cli.h"
+#include "lib/output.h"
 #include "lib/sockdiag.h"
 
 namespace {

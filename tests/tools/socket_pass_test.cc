@@ -15,6 +15,7 @@
 #include <set>
 #include <string>
 
+#include "lib/output.h"
 #include "lib/socket_report.h"
 
 namespace {

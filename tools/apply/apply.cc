@@ -28,6 +28,7 @@
 #include "commands.h"
 #include "lib/cli.h"
 #include "lib/options.h"
+#include "lib/output.h"
 #include "lib/process.h"
 #include "lib/socket_pass.h"
 #include "lib/socket_report.h"

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "lib/cli.h"
+#include "lib/output.h"
 #include "lib/sockdiag.h"
 #include "lib/socket_report.h"
 

@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "lib/output.h"
 #include "lib/process.h"
 
 namespace keepalive_cli {

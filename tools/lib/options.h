@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "lib/cli.h"
+#include "lib/output.h"
 
 namespace keepalive_cli {
 

@@ -23,6 +23,8 @@
 #include <string_view>
 
 #include "lib/cli.h"
+#include "lib/files.h"
+#include "lib/output.h"
 
 namespace keepalive_cli {
 namespace {
@@ -33,38 +35,14 @@ int sys_pidfd_getfd(int pidfd, int target_fd) {
   return static_cast<int>(syscall(SYS_pidfd_getfd, pidfd, target_fd, 0u));
 }
 
-// Reads a whole small file; false with errno set when it cannot.
-bool read_file(const std::string &path, std::string *out) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  out->clear();
-  char buf[8192];
-  for (;;) {
-    ssize_t n = read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int saved = errno;
-      close(fd);
-      errno = saved;
-      return false;
-    }
-    if (n == 0) break;
-    out->append(buf, static_cast<size_t>(n));
-  }
-  close(fd);
-  return true;
-}
-
 // True for a /proc/PID/fd link target "socket:[12345]".
 bool is_socket_link(const char *link) { return strncmp(link, "socket:[", 8) == 0; }
 
 int ptrace_scope() {
-  FILE *file = fopen("/proc/sys/kernel/yama/ptrace_scope", "re");
-  if (file == nullptr) return -1;  // no Yama
+  std::string text;
+  if (!read_file("/proc/sys/kernel/yama/ptrace_scope", &text)) return -1;  // no Yama
   int scope = -1;
-  if (fscanf(file, "%d", &scope) != 1) scope = -1;
-  fclose(file);
-  return scope;
+  return sscanf(text.c_str(), "%d", &scope) == 1 ? scope : -1;
 }
 
 // Whether this process has CAP_SYS_PTRACE in its effective set (CapEff of
@@ -516,53 +494,6 @@ const char *direction_name(const TcpSocket &socket) {
   if (socket.listening) return "listen";
   if (!socket.connected) return "-";
   return socket.direction == KEEPALIVE_IN ? "in" : "out";
-}
-
-void socket_identity_json(JsonWriter *json, const TcpSocket &socket) {
-  json->field("inode", static_cast<long long>(socket.inode));
-  json->field("family", socket.family == AF_INET6 ? "ipv6" : "ipv4");
-  json->field("state", tcp_state_name(socket.state));
-  json->key("direction");
-  if (socket.listening || socket.connected) {
-    json->string(direction_name(socket));
-  } else {
-    json->null();
-  }
-  json->key("local");
-  if (socket.has_local) {
-    json->string(format_endpoint(socket.local));
-  } else {
-    json->null();
-  }
-  json->key("peer");
-  if (socket.has_peer) {
-    json->string(format_endpoint(socket.peer));
-  } else {
-    json->null();
-  }
-}
-
-std::string unexamined_text(const Unexamined &unexamined) {
-  if (unexamined.fds.empty()) return "";
-  size_t n = unexamined.fds.size();
-  std::string text = std::to_string(n) + (n == 1 ? " descriptor" : " descriptors") +
-                     " could not be examined (" + (n == 1 ? "fd " : "fds ");
-  for (size_t i = 0; i < n; ++i) text += (i == 0 ? "" : ", ") + std::to_string(unexamined.fds[i]);
-  return text + "): " + unexamined.reason;
-}
-
-void unexamined_json(JsonWriter *json, const Unexamined &unexamined) {
-  json->key("unexamined").begin_object();
-  json->key("fds").begin_array();
-  for (int fd : unexamined.fds) json->number(static_cast<long long>(fd));
-  json->end_array();
-  json->key("reason");
-  if (unexamined.fds.empty()) {
-    json->null();
-  } else {
-    json->string(unexamined.reason);
-  }
-  json->end_object();
 }
 
 }  // namespace keepalive_cli

@@ -23,8 +23,6 @@
 
 namespace keepalive_cli {
 
-class JsonWriter;
-
 // Owns a file descriptor; closes it when destroyed.
 class UniqueFd {
  public:
@@ -161,20 +159,6 @@ keepalive_direction connection_direction(const TcpSocket &socket,
 // A classified socket's direction: "listen", "in", "out", or "-" for one
 // neither listening nor connected.
 const char *direction_name(const TcpSocket &socket);
-
-// Writes what identifies `socket` as fields of the open JSON object: inode,
-// family, state, direction (null when neither listening nor connected),
-// local and peer (null when unknown). The descriptor number ("fd") is the
-// caller's to write first, with any other descriptors of the same socket.
-void socket_identity_json(JsonWriter *json, const TcpSocket &socket);
-
-// "2 descriptors could not be examined (fds 4, 7): REASON", or "" when
-// every descriptor was.
-std::string unexamined_text(const Unexamined &unexamined);
-
-// Writes "unexamined": {"fds": [...], "reason": text or null} into the open
-// JSON object.
-void unexamined_json(JsonWriter *json, const Unexamined &unexamined);
 
 }  // namespace keepalive_cli
 

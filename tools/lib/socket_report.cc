@@ -2,6 +2,8 @@
 
 #include "lib/socket_report.h"
 
+#include "lib/output.h"
+
 namespace keepalive_cli {
 namespace {
 
@@ -165,6 +167,53 @@ std::string totals_line(const keepalive_config &config, bool dry_run, const Tota
   if (gone > 0) parts.push_back(std::to_string(gone) + " closed meanwhile");
   if (failed > 0) parts.push_back(std::to_string(failed) + " FAILED");
   return joined(parts) + ".\n";
+}
+
+void socket_identity_json(JsonWriter *json, const TcpSocket &socket) {
+  json->field("inode", static_cast<long long>(socket.inode));
+  json->field("family", socket.family == AF_INET6 ? "ipv6" : "ipv4");
+  json->field("state", tcp_state_name(socket.state));
+  json->key("direction");
+  if (socket.listening || socket.connected) {
+    json->string(direction_name(socket));
+  } else {
+    json->null();
+  }
+  json->key("local");
+  if (socket.has_local) {
+    json->string(format_endpoint(socket.local));
+  } else {
+    json->null();
+  }
+  json->key("peer");
+  if (socket.has_peer) {
+    json->string(format_endpoint(socket.peer));
+  } else {
+    json->null();
+  }
+}
+
+std::string unexamined_text(const Unexamined &unexamined) {
+  if (unexamined.fds.empty()) return "";
+  size_t n = unexamined.fds.size();
+  std::string text = std::to_string(n) + (n == 1 ? " descriptor" : " descriptors") +
+                     " could not be examined (" + (n == 1 ? "fd " : "fds ");
+  for (size_t i = 0; i < n; ++i) text += (i == 0 ? "" : ", ") + std::to_string(unexamined.fds[i]);
+  return text + "): " + unexamined.reason;
+}
+
+void unexamined_json(JsonWriter *json, const Unexamined &unexamined) {
+  json->key("unexamined").begin_object();
+  json->key("fds").begin_array();
+  for (int fd : unexamined.fds) json->number(static_cast<long long>(fd));
+  json->end_array();
+  json->key("reason");
+  if (unexamined.fds.empty()) {
+    json->null();
+  } else {
+    json->string(unexamined.reason);
+  }
+  json->end_object();
 }
 
 }  // namespace keepalive_cli

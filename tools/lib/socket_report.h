@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "lib/cli.h"
+#include "lib/output.h"
 #include "lib/socket_pass.h"
 
 namespace keepalive_cli {
@@ -45,6 +46,20 @@ void totals_json_fields(JsonWriter *json, bool dry_run, const Totals &totals);
 // The closing line: "3 sockets set, 1 left alone, 1 listening socket
 // skipped (--listeners)." — every group that is not empty.
 std::string totals_line(const keepalive_config &config, bool dry_run, const Totals &totals);
+
+// Writes what identifies `socket` as fields of the open JSON object: inode,
+// family, state, direction (null when neither listening nor connected),
+// local and peer (null when unknown). The descriptor number ("fd") is the
+// caller's to write first, with any other descriptors of the same socket.
+void socket_identity_json(JsonWriter *json, const TcpSocket &socket);
+
+// "2 descriptors could not be examined (fds 4, 7): REASON", or "" when
+// every descriptor was.
+std::string unexamined_text(const Unexamined &unexamined);
+
+// Writes "unexamined": {"fds": [...], "reason": text or null} into the open
+// JSON object.
+void unexamined_json(JsonWriter *json, const Unexamined &unexamined);
 
 }  // namespace keepalive_cli
 

@@ -246,15 +246,6 @@ UnitFiles find_unit_files(const std::vector<std::string> &directories, const std
   return files;
 }
 
-bool read_text_file(const std::string &path, std::string *text) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  *text = buffer.str();
-  return !in.bad();
-}
-
 std::string line_diff(std::string_view before, std::string_view after) {
   auto split = [](std::string_view text) {
     std::vector<std::string> lines;

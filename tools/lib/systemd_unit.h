@@ -3,7 +3,7 @@
 // the way systemd unquotes it, splitting an Environment= value back into
 // assignments, reading a unit's [Service] lines, and finding a unit's file
 // and drop-ins in the usual directories. Pure text handling but for
-// find_unit_files and read_text_file.
+// find_unit_files.
 #ifndef KEEPALIVE_TOOLS_SYSTEMD_UNIT_H
 #define KEEPALIVE_TOOLS_SYSTEMD_UNIT_H
 
@@ -60,9 +60,6 @@ struct UnitFiles {
   std::vector<std::string> drop_ins;
 };
 UnitFiles find_unit_files(const std::vector<std::string> &directories, const std::string &unit);
-
-// The whole file; false when it cannot be read.
-bool read_text_file(const std::string &path, std::string *text);
 
 // A line diff of two texts: lines only in `before` as "-line", only in
 // `after` as "+line", common lines as " line".

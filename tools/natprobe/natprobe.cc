@@ -9,6 +9,7 @@
 
 #include "keepalive/keepalive.h"
 #include "lib/cli.h"
+#include "lib/output.h"
 
 namespace keepalive_natprobe {
 namespace {

@@ -43,6 +43,7 @@
 #include "keepalive/keepalive.h"
 #include "lib/cli.h"
 #include "lib/options.h"
+#include "lib/output.h"
 #include "lib/process.h"
 #include "natprobe/natprobe.h"
 
@@ -60,7 +61,11 @@ using keepalive_natprobe::Trial;
 
 constexpr char kName[] = "natprobe";
 constexpr int kExitInterrupted = 130;
-constexpr char kDefaultListen[] = "[::]:7200";
+// Where the server listens without --listen: every address, IPv6 and IPv4,
+// or IPv4 only on a machine without IPv6.
+#define KEEPALIVE_NATPROBE_PORT "7200"
+constexpr char kDefaultListen[] = "[::]:" KEEPALIVE_NATPROBE_PORT;
+constexpr char kDefaultListenIpv4[] = "0.0.0.0:" KEEPALIVE_NATPROBE_PORT;
 constexpr double kSetupTimeoutS = 10;            // connect, greeting, request, ARMED: each
 constexpr long long kWakeUserTimeoutMs = 30000;  // the server's WAKE line stops retrying after this
 constexpr size_t kMaxServerConnections = 256;
@@ -1281,7 +1286,7 @@ UniqueFd listen_for_clients(const ServerOptions &options, std::string *shown, st
   int failure = 0;
   UniqueFd listener = open_listener(options.endpoint, shown, error, &failure);
   if (!listener.valid() && !options.endpoint_given && failure == EAFNOSUPPORT) {
-    listener = open_listener("0.0.0.0:7200", shown, error, &failure);
+    listener = open_listener(kDefaultListenIpv4, shown, error, &failure);
   }
   return listener;
 }

@@ -15,6 +15,7 @@
 #include "lib/cli.h"
 #include "lib/figures.h"
 #include "lib/options.h"
+#include "lib/output.h"
 
 namespace {
 

@@ -18,9 +18,11 @@
 #include "commands.h"
 #include "lib/cli.h"
 #include "lib/options.h"
+#include "lib/output.h"
 #include "lib/process.h"
 #include "lib/program.h"
 #include "lib/socket_pass.h"
+#include "lib/socket_report.h"
 
 namespace {
 

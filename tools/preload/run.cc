@@ -57,19 +57,15 @@ void print_help() {
   fputs(text.c_str(), stdout);
 }
 
-// The LD_PRELOAD value with `library` first. The loader separates entries by
-// spaces and colons; an entry equal to `library` means it is preloaded already.
+// The LD_PRELOAD value with `library` first; an entry equal to `library`
+// means it is preloaded already.
 std::string preload_with(const std::string &library, const char *existing) {
-  std::string_view rest = existing != nullptr ? existing : "";
-  bool has_entries = false;
-  while (!rest.empty()) {
-    size_t end = rest.find_first_of(": ");
-    std::string_view entry = rest.substr(0, end);
+  std::vector<std::string> entries =
+      keepalive_cli::preload_entries(existing != nullptr ? existing : "");
+  for (const std::string &entry : entries) {
     if (entry == library) return existing;
-    if (!entry.empty()) has_entries = true;
-    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
   }
-  return has_entries ? library + ":" + existing : library;
+  return entries.empty() ? library : library + ":" + existing;
 }
 
 // The file execvp would run for `name`, or "" when it finds none.

@@ -28,7 +28,9 @@
 #include "commands.h"
 #include "lib/cli.h"
 #include "lib/figures.h"
+#include "lib/files.h"
 #include "lib/options.h"
+#include "lib/output.h"
 #include "lib/process.h"
 #include "lib/socket_pass.h"
 #include "lib/socket_report.h"
@@ -264,49 +266,14 @@ keepalive_cli::UnitEnvironment unit_environment(const Options &options,
                                           options.unit);
   keepalive_cli::UnitEnvironment environment;
   std::string text;
-  if (!files->unit_file.empty() && keepalive_cli::read_text_file(files->unit_file, &text)) {
+  if (!files->unit_file.empty() && keepalive_cli::read_file(files->unit_file, &text)) {
     environment.add_file(files->unit_file, text);
   }
   for (const std::string &path : files->drop_ins) {
     if (path == drop_in_path(options)) continue;
-    if (keepalive_cli::read_text_file(path, &text)) environment.add_file(path, text);
+    if (keepalive_cli::read_file(path, &text)) environment.add_file(path, text);
   }
   return environment;
-}
-
-// LD_PRELOAD's entries (separated by spaces or colons, as ld.so reads them).
-std::vector<std::string> preload_entries(std::string_view value) {
-  std::vector<std::string> entries;
-  std::string entry;
-  for (char c : std::string(value) + " ") {
-    if (c == ' ' || c == ':' || c == '\t') {
-      if (!entry.empty()) entries.push_back(entry);
-      entry.clear();
-    } else {
-      entry += c;
-    }
-  }
-  return entries;
-}
-
-// Writes `text` to `path` through a temporary file renamed over it.
-bool write_file(const std::string &path, const std::string &text, std::string *error) {
-  std::string temporary = path + ".tmp";
-  FILE *out = fopen(temporary.c_str(), "w");
-  if (out == nullptr) {
-    *error = "cannot write " + temporary + ": " + strerror(errno);
-    return false;
-  }
-  bool ok = fwrite(text.data(), 1, text.size(), out) == text.size();
-  ok = fflush(out) == 0 && ok;
-  ok = fchmod(fileno(out), 0644) == 0 && ok;
-  ok = fclose(out) == 0 && ok;
-  if (!ok || rename(temporary.c_str(), path.c_str()) != 0) {
-    *error = "cannot write " + path + ": " + strerror(errno);
-    unlink(temporary.c_str());
-    return false;
-  }
-  return true;
 }
 
 // The reload step: done with --reload where systemd runs, else said.
@@ -356,7 +323,7 @@ std::string preload_value(const keepalive_cli::UnitEnvironment &environment,
                           const std::string &library) {
   std::string preload;
   if (const auto *existing = environment.find("LD_PRELOAD")) {
-    for (const std::string &entry : preload_entries(existing->value)) {
+    for (const std::string &entry : keepalive_cli::preload_entries(existing->value)) {
       if (is_keepalive_library(entry)) {
         printf("Note: %s preloads %s already; this drop-in's library replaces it.\n",
                existing->file.c_str(), entry.c_str());
@@ -423,7 +390,7 @@ std::string library_to_preload(const char *name) {
 bool install_drop_in(const char *name, const Options &options, const std::string &path,
                      const std::string &text) {
   std::string old_text;
-  bool existed = keepalive_cli::read_text_file(path, &old_text);
+  bool existed = keepalive_cli::read_file(path, &old_text);
   if (existed && old_text == text) {
     printf("%s is already as it should be:\n%s", path.c_str(), text.c_str());
   } else if (options.dry_run) {
@@ -435,7 +402,7 @@ bool install_drop_in(const char *name, const Options &options, const std::string
       return false;
     }
     std::string error;
-    if (!write_file(path, text, &error)) {
+    if (!keepalive_cli::write_file(path, text, &error)) {
       print_error(name, error);
       return false;
     }
@@ -509,7 +476,7 @@ struct DropIn {
 DropIn read_drop_in(const Options &options) {
   DropIn drop_in;
   drop_in.path = drop_in_path(options);
-  drop_in.present = keepalive_cli::read_text_file(drop_in.path, &drop_in.text);
+  drop_in.present = keepalive_cli::read_file(drop_in.path, &drop_in.text);
   if (drop_in.present) drop_in.environment.add_file(drop_in.path, drop_in.text);
   return drop_in;
 }
@@ -665,7 +632,8 @@ int keepalive_cmd_status(int argc, char **argv) {
     printf("%s: drop-in %s\n%s", options.unit.c_str(), drop_in.path.c_str(), drop_in.text.c_str());
     const auto *preload = drop_in.environment.find("LD_PRELOAD");
     bool library_found = false;
-    for (const std::string &entry : preload_entries(preload != nullptr ? preload->value : "")) {
+    for (const std::string &entry :
+         keepalive_cli::preload_entries(preload != nullptr ? preload->value : "")) {
       if (!is_keepalive_library(entry)) continue;
       library_found = access(entry.c_str(), R_OK) == 0;
       printf("Library: %s (%s)\n", entry.c_str(),
