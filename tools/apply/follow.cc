@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,6 +24,7 @@
 #include "lib/output.h"
 #include "lib/sockdiag.h"
 #include "lib/socket_report.h"
+#include "lib/stop_signals.h"
 
 namespace keepalive_cli {
 namespace {
@@ -100,7 +100,6 @@ class Follower {
  private:
   enum class Scan { kOk, kExited, kDenied };
 
-  bool setup_signals(std::string *error);
   int initial_pass();
   // The first line: which process, how often.
   void announce_start();
@@ -130,7 +129,7 @@ class Follower {
   const PassOptions &pass_;
   const FollowOptions &options_;
   SockDiag diag_;
-  UniqueFd signals_;
+  const StopSignals signals_;  // SIGINT, SIGTERM: the end
   std::string command_;
 
   // Inodes of the namespace's listed sockets already looked at (the
@@ -145,23 +144,6 @@ class Follower {
   long long ticks_ = 0;
   Totals totals_;  // every socket handled, once
 };
-
-bool Follower::setup_signals(std::string *error) {
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGINT);
-  sigaddset(&mask, SIGTERM);
-  if (sigprocmask(SIG_BLOCK, &mask, nullptr) != 0) {
-    *error = std::string("cannot block SIGINT/SIGTERM: ") + strerror(errno);
-    return false;
-  }
-  signals_ = UniqueFd(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
-  if (!signals_.valid()) {
-    *error = std::string("signalfd: ") + strerror(errno);
-    return false;
-  }
-  return true;
-}
 
 void Follower::report(const Outcome &outcome, bool initial) {
   totals_.add(outcome.action);
@@ -379,26 +361,24 @@ void Follower::finish(const std::string &reason) {
 
 int Follower::run() {
   std::string error;
-  if (!setup_signals(&error) || !diag_.open(target_.pid(), &error)) {
+  if (!diag_.open(target_.pid(), &error)) {
     print_error(kName, error + "; nothing changed");
     return kExitNoAccess;
   }
   if (int status = initial_pass(); status != 0) return status;
   for (;;) {
-    pollfd waits[2] = {{target_.pidfd(), POLLIN, 0}, {signals_.get(), POLLIN, 0}};
-    int ready = poll(waits, 2, options_.interval_ms);
+    std::vector<pollfd> waits = {{target_.pidfd(), POLLIN, 0}};
+    int ready = signals_.wait(&waits, monotonic_s() + options_.interval_ms / 1000.0);
+    if (StopSignals::stopped()) {
+      finish(StopSignals::caught() == SIGINT ? "SIGINT" : "SIGTERM");
+      return kExitOk;
+    }
     if (ready < 0 && errno != EINTR) {
       print_error(kName, std::string("poll: ") + strerror(errno));
       return kExitNoAccess;
     }
     if (ready > 0 && (waits[0].revents & POLLIN) != 0) {
       finish("process exited");
-      return kExitOk;
-    }
-    if (ready > 0 && (waits[1].revents & POLLIN) != 0) {
-      signalfd_siginfo info;
-      ssize_t n = read(signals_.get(), &info, sizeof info);
-      finish(n == sizeof info && info.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
       return kExitOk;
     }
     int status = kExitOk;
