@@ -1,6 +1,6 @@
-// follow_test.cc — unit: the pure parts of `keepalive apply --follow`: the
-// parsing of a socket diagnostics dump, --interval, and the rule that
-// timings a program chose itself are left alone.
+// sockdiag_test.cc — unit: the pure parts of `keepalive apply --follow`: the
+// parsing of a socket diagnostics dump (sockdiag.h), --interval, and the
+// one-line JSON of its events.
 
 #include "apply/follow.h"
 

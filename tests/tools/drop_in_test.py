@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""unit_test.py - integration tests of `keepalive enable|disable|status UNIT`:
+"""drop_in_test.py - integration tests of `keepalive enable|disable|status UNIT`:
 the drop-in written into a temporary --unit-dir, accepted by
 `systemd-analyze verify` over Debian's real prosody.service and read back by
 systemd's own parser (`systemd --test` dumps each unit's Environment= as it
@@ -9,7 +9,7 @@ namespace (no systemd runs here: its PID is given with --pid), its phone
 connections' keepalive timers read with `ss -tnoe`.
 
 Run by CTest (tests/tools/CMakeLists.txt), one test class per CTest test:
-    unit_test.py EnableTest|HelpTest|DisableStatusTest|ProsodyNowTest
+    drop_in_test.py EnableTest|HelpTest|DisableStatusTest|ProsodyNowTest
 Environment: LIBKEEPALIVE_COMMAND (the built bin/keepalive), LIBKEEPALIVE_TEST_PRELOAD
 (the built library). With LIBKEEPALIVE_E2E_REQUIRED=1 (CI) a missing prerequisite
 (root, systemd, prosody) fails instead of skipping.

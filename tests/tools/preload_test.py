@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""command_test.py - integration tests of the `keepalive` command: check, run
+"""preload_test.py - integration tests of the `keepalive` command: check, run
 and inspect, run as a user would run them, with their exit codes, text and
 JSON (the JSON is also fed to `python3 -m json.tool`).
 
 Run by CTest (tests/tools/CMakeLists.txt), one test class per CTest test:
-    command_test.py MainTest|CheckTest|RunTest|InspectTest|ExamplesTest
+    preload_test.py MainTest|CheckTest|RunTest|InspectTest|ExamplesTest
 Environment: LIBKEEPALIVE_COMMAND (the built bin/keepalive), LIBKEEPALIVE_TEST_PRELOAD
 (the lib/libkeepalive.so that `run` must preload) and LIBKEEPALIVE_TEST_SOURCE_DIR.
 """
