@@ -69,22 +69,20 @@ TEST(Totals, JsonFieldsAddUpToSockets) {
             "(--listeners), 1 not established, skipped, 1 closed meanwhile, 1 FAILED.\n");
 }
 
-sockaddr_storage ipv4(const char *address, uint16_t port) {
+// An AF_INET or AF_INET6 socket address (as inet_pton reads `address`).
+sockaddr_storage endpoint(int family, const char *address, uint16_t port) {
   sockaddr_storage storage{};
+  storage.ss_family = static_cast<sa_family_t>(family);
   auto &in = reinterpret_cast<sockaddr_in &>(storage);
-  in.sin_family = AF_INET;
-  in.sin_port = htons(port);
-  inet_pton(AF_INET, address, &in.sin_addr);
+  auto &in6 = reinterpret_cast<sockaddr_in6 &>(storage);
+  (family == AF_INET ? in.sin_port : in6.sin6_port) = htons(port);
+  inet_pton(family, address,
+            family == AF_INET ? static_cast<void *>(&in.sin_addr) : &in6.sin6_addr);
   return storage;
 }
 
-sockaddr_storage ipv6(const char *address, uint16_t port) {
-  sockaddr_storage storage{};
-  auto &in6 = reinterpret_cast<sockaddr_in6 &>(storage);
-  in6.sin6_family = AF_INET6;
-  in6.sin6_port = htons(port);
-  inet_pton(AF_INET6, address, &in6.sin6_addr);
-  return storage;
+sockaddr_storage ipv4(const char *address, uint16_t port) {
+  return endpoint(AF_INET, address, port);
 }
 
 const sockaddr *as_sockaddr(const sockaddr_storage &storage) {
@@ -104,7 +102,7 @@ TEST(FactsFromSockaddr, IncomingTakesTheLocalPortOutgoingThePeers) {
 }
 
 TEST(FactsFromSockaddr, MappedIpv6PeerIsIpv4AndUnknownAddressesStayAbsent) {
-  sockaddr_storage peer = ipv6("::ffff:198.51.100.7", 443);
+  sockaddr_storage peer = endpoint(AF_INET6, "::ffff:198.51.100.7", 443);
   keepalive_socket_facts facts;
   keepalive_facts_from_sockaddr(KEEPALIVE_OUT, nullptr, as_sockaddr(peer), &facts);
   EXPECT_TRUE(facts.has_port && facts.has_peer);

@@ -24,7 +24,6 @@
 #include <string_view>
 #include <vector>
 
-#include "compat.h"
 #include "keepalive/keepalive.h"
 #include "lib/cli.h"
 #include "lib/options.h"
@@ -36,12 +35,6 @@
 
 namespace keepalive_natprobe {
 namespace {
-
-using keepalive_cli::format_duration_ms;
-using keepalive_cli::format_endpoint;
-using keepalive_cli::monotonic_s;
-using keepalive_cli::StopSignals;
-using keepalive_cli::UniqueFd;
 
 struct ClientOptions {
   std::string target;  // HOST:PORT as given

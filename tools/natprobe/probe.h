@@ -12,9 +12,18 @@
 #include <vector>
 
 #include "lib/options.h"
+#include "lib/output.h"
 #include "lib/process.h"
+#include "lib/stop_signals.h"
 
 namespace keepalive_natprobe {
+
+// What the client and the server take from the command's shared pieces.
+using keepalive_cli::format_duration_ms;
+using keepalive_cli::format_endpoint;
+using keepalive_cli::monotonic_s;
+using keepalive_cli::StopSignals;
+using keepalive_cli::UniqueFd;
 
 inline constexpr char kName[] = "natprobe";
 inline constexpr int kExitInterrupted = 130;
