@@ -2,7 +2,7 @@
 // parsing of a socket diagnostics dump (sockdiag.h), --interval, and the
 // one-line JSON of its events.
 
-#include "apply/follow.h"
+#include "lib/sockdiag.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -16,9 +16,9 @@
 #include <string>
 #include <vector>
 
+#include "apply/follow.h"
 #include "lib/cli.h"
 #include "lib/output.h"
-#include "lib/sockdiag.h"
 
 namespace {
 

@@ -214,7 +214,7 @@ int Follower::initial_pass() {
     if (socket.listening && socket.has_local) listeners_[socket.inode] = port_of(socket.local);
     // A socket not yet connected (socket() before connect()) is new to the
     // tick that first lists it established.
-    if (socket.state == TCP_ESTABLISHED || socket.listening) seen_.insert(socket.inode);
+    if (established_or_listening(socket)) seen_.insert(socket.inode);
   }
   std::vector<Outcome> outcomes;
   pass_listing(target_, config_, pass_, sockets, false, &outcomes);

@@ -183,7 +183,7 @@ bool part_of_pass(const TcpSocket &socket, const PassOptions &options, Outcome *
     outcome->action = Action::kListenerNotSet;
     return false;
   }
-  if (!socket.listening && socket.state != TCP_ESTABLISHED) {
+  if (!established_or_listening(socket)) {
     outcome->action = Action::kNotEstablished;
     return false;
   }
@@ -232,6 +232,10 @@ PassOptions pass_options(PassMode mode, bool listeners) {
   options.listeners = listeners;
   keepalive_read_kernel_defaults(&options.kernel);
   return options;
+}
+
+bool established_or_listening(const TcpSocket &socket) {
+  return socket.listening || socket.state == TCP_ESTABLISHED;
 }
 
 keepalive_socket_facts socket_facts(const TcpSocket &socket) {

@@ -120,6 +120,9 @@ void pass_listing(const TargetProcess &target, const keepalive_config &config,
                   const PassOptions &options, const std::vector<TcpSocket> &sockets,
                   bool second_look, std::vector<Outcome> *outcomes);
 
+// The sockets the pass sets: established connections and listeners.
+bool established_or_listening(const TcpSocket &socket);
+
 // The socket facts the core decides `socket` on: a listener stands for the
 // connections it will accept (incoming, on its port, from a peer no one
 // knows yet).
