@@ -112,6 +112,13 @@ void set_values(int fd, const keepalive_settings &values, Action done, Outcome *
   if (failures > 1) outcome->error += " (and " + std::to_string(failures - 1) + " more)";
 }
 
+// Whether the socket's timings were chosen (by the program, or set
+// earlier): its idle time read before is not the kernel's default. The one
+// place that tells; what it compares with is read once, in pass_options.
+bool timings_chosen(const Outcome &outcome, const PassOptions &options) {
+  return outcome.before_read && keepalive_timings_chosen(&outcome.before, options.kernel.idle_s);
+}
+
 // The leave-alone rule, as the library's: timings the socket carries
 // already and that were chosen win (unless they are the decision, which
 // reset and compare look for); a decision `off` leaves a socket as it is; a
@@ -120,8 +127,7 @@ void set_values(int fd, const keepalive_settings &values, Action done, Outcome *
 bool left_alone(const keepalive_config &config, const keepalive_socket_facts &facts,
                 const PassOptions &options, Outcome *outcome) {
   const keepalive_settings &decision = outcome->settings;
-  const bool chosen =
-      outcome->before_read && keepalive_timings_chosen(&outcome->before, options.kernel.idle_s);
+  const bool chosen = timings_chosen(*outcome, options);
   const bool carries =
       outcome->before_read && keepalive_settings_carry(&outcome->before, &decision);
   const bool set_modes = options.mode == PassMode::kSet || options.mode == PassMode::kPredict;

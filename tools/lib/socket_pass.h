@@ -5,7 +5,10 @@
 // apply the leave-alone rule, then, as the mode says, set, predict, reset,
 // compare or only describe. One vocabulary of actions (Action), one totals
 // structure (Totals) in which every socket is counted once; the commands
-// only choose a mode and a presenter (socket_report.h).
+// only choose a mode and a presenter (socket_report.h). Another way to act
+// on a socket is one more PassMode and Action; another reason to leave one
+// alone is one more check in left_alone (socket_pass.cc), and whether its
+// timings were chosen is told in one place there (timings_chosen).
 #ifndef KEEPALIVE_TOOLS_SOCKET_PASS_H
 #define KEEPALIVE_TOOLS_SOCKET_PASS_H
 
