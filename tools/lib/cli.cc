@@ -14,7 +14,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 
+#include "lib/options.h"
 #include "lib/output.h"
 
 // Set by tools/CMakeLists.txt: where the library lies relative to the
@@ -56,13 +58,6 @@ constexpr FlagSpec kFlags[] = {
     {"--strict", "KEEPALIVE_STRICT", nullptr,
      "an invalid configuration makes the program exit 1 at start"},
 };
-
-const FlagSpec *find_flag(std::string_view name) {
-  for (const FlagSpec &spec : kFlags) {
-    if (name == spec.flag) return &spec;
-  }
-  return nullptr;
-}
 
 // realpath() of the directory part, the file name kept as given, so that a
 // symlink such as lib/libkeepalive.so stays the name shown to the user.
@@ -117,42 +112,29 @@ const std::vector<const char *> &configuration_variables() {
   return kVariables;
 }
 
-ConfigFlags::Parse ConfigFlags::parse(int argc, char **argv, int *index, std::string *error) {
-  std::string_view arg = argv[*index];
-  std::string_view name = arg;
-  const char *inline_value = nullptr;
-  size_t equals = arg.find('=');
-  if (arg.rfind("--", 0) == 0 && equals != std::string_view::npos) {
-    name = arg.substr(0, equals);
-    inline_value = argv[*index] + equals + 1;
-  }
-  const FlagSpec *spec = find_flag(name);
-  if (spec == nullptr) return Parse::kNotMine;
+const std::vector<Option> &ConfigFlags::options() {
+  static const std::vector<Option> kOptions = [] {
+    static std::vector<std::string> helps;  // storage of the texts the options point to
+    helps.reserve(std::size(kFlags));
+    std::vector<Option> options;
+    for (const FlagSpec &spec : kFlags) {
+      helps.push_back(std::string(spec.help) + " [" + spec.variable + "]");
+      options.push_back({spec.flag, spec.metavar, helps.back().c_str(), spec.variable});
+    }
+    return options;
+  }();
+  return kOptions;
+}
+
+bool ConfigFlags::give(const Option &flag, const char *value, std::string *error) {
   for (const Given &given : given_) {
-    if (given.variable == spec->variable) {
-      *error = std::string(spec->flag) + " is given twice";
-      return Parse::kError;
+    if (strcmp(given.variable, flag.variable) == 0) {
+      *error = std::string(flag.name) + " is given twice";
+      return false;
     }
   }
-  std::string value;
-  if (spec->metavar == nullptr) {
-    if (inline_value != nullptr) {
-      *error = std::string(spec->flag) + " takes no value (write " + spec->flag + " alone)";
-      return Parse::kError;
-    }
-    value = "1";
-  } else if (inline_value != nullptr) {
-    value = inline_value;
-  } else if (*index + 1 < argc) {
-    ++*index;
-    value = argv[*index];
-  } else {
-    *error = std::string(spec->flag) + " needs a value: " + spec->flag + " " + spec->metavar +
-             ", " + spec->help;
-    return Parse::kError;
-  }
-  given_.push_back(Given{spec->variable, spec->flag, std::move(value)});
-  return Parse::kConsumed;
+  given_.push_back(Given{flag.variable, flag.name, value});
+  return true;
 }
 
 const char *ConfigFlags::flag_value(const char *variable) const {
@@ -210,16 +192,8 @@ bool ConfigFlags::export_to_environment(std::string *error) const {
 }
 
 const char *ConfigFlags::usage() {
-  static const std::string text = [] {
-    std::string lines;
-    for (const FlagSpec &spec : kFlags) {
-      std::string term = spec.flag;
-      if (spec.metavar != nullptr) term += std::string(" ") + spec.metavar;
-      lines += help_entry(term, std::string(spec.help) + " [" + spec.variable + "]");
-    }
-    return lines;
-  }();
-  return text.c_str();
+  static const std::string kText = options_help(options());
+  return kText.c_str();
 }
 
 LoadedConfig load_config(const ConfigFlags &flags) {

@@ -45,16 +45,26 @@ bool is_help_option(std::string_view arg);
 // (keepalive_variable_name).
 const std::vector<const char *> &configuration_variables();
 
+// One option of a subcommand, in the one option table and reader
+// (options.h).
+struct Option {
+  const char *name;                // "--pid"
+  const char *metavar;             // "PID", or nullptr for a switch
+  const char *help;                // its --help text (help_entry wraps it)
+  const char *variable = nullptr;  // a configuration flag: the KEEPALIVE_* it stands for
+};
+
 // The configuration flags shared by run, check (and apply): each one stands
 // for one KEEPALIVE_* variable and wins over the environment.
 class ConfigFlags {
  public:
-  enum class Parse { kConsumed, kNotMine, kError };
+  // The flags as options of the one option reader (options.h), each with
+  // its variable, its help ending in " [VARIABLE]".
+  static const std::vector<Option> &options();
 
-  // Looks at argv[*index]. "--idle D" and "--idle=D" are accepted. On
-  // kConsumed, *index points at the last argument used; on kError, *error
-  // names the flag and its accepted form.
-  Parse parse(int argc, char **argv, int *index, std::string *error);
+  // Records the value given by `flag` (one of options()); false with
+  // *error set when the flag was given before.
+  bool give(const Option &flag, const char *value, std::string *error);
 
   // The value given by a flag for `variable`, or nullptr.
   const char *flag_value(const char *variable) const;

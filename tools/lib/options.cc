@@ -23,6 +23,7 @@ bool OptionReader::usage_error(const std::string &message) const {
   std::string line = message + " (see keepalive " + command_ + " --help)";
   if (*consequence_ != '\0') line += std::string("; ") + consequence_;
   print_error(command_, line);
+  error_ = message;
   return false;
 }
 
@@ -39,16 +40,6 @@ OptionReader::Kind OptionReader::next() {
     ++index_;
     return kHelp;
   }
-  if (flags_ != nullptr) {
-    std::string error;
-    int at = index_;
-    ConfigFlags::Parse parsed = flags_->parse(argc_, argv_, &at, &error);
-    if (parsed == ConfigFlags::Parse::kError) return fail(error);
-    if (parsed == ConfigFlags::Parse::kConsumed) {
-      index_ = at + 1;
-      return next();
-    }
-  }
   if (arg.size() > 1 && arg[0] == '-') return read_option(arg);
   value_ = argv_[index_++];
   return kOperand;
@@ -58,26 +49,39 @@ OptionReader::Kind OptionReader::next() {
 // value when it takes one.
 OptionReader::Kind OptionReader::read_option(std::string_view arg) {
   size_t equals = arg.find('=');
-  std::string_view name = arg.substr(0, equals);
-  for (const Option &option : options_) {
-    if (name != option.name) continue;
-    option_ = &option;
-    ++index_;
-    if (option.metavar == nullptr) {
-      if (equals == std::string_view::npos) return kOption;
-      return fail(std::string(option.name) + " takes no value");
-    }
+  option_ = find_option(arg.substr(0, equals));
+  if (option_ == nullptr) return fail(std::string("unknown option ") + argv_[index_]);
+  ++index_;
+  if (option_->metavar == nullptr) {
     if (equals != std::string_view::npos) {
-      value_ = argv_[index_ - 1] + equals + 1;
-    } else if (index_ < argc_) {
-      value_ = argv_[index_++];
-    } else {
-      return fail(std::string(option.name) + " needs a value: " + option.name + " " +
-                  option.metavar);
+      return fail(std::string(option_->name) + " takes no value");
     }
-    return kOption;
+  } else if (equals != std::string_view::npos) {
+    value_ = argv_[index_ - 1] + equals + 1;
+  } else if (index_ < argc_) {
+    value_ = argv_[index_++];
+  } else {
+    return fail(std::string(option_->name) + " needs a value: " + option_->name + " " +
+                option_->metavar);
   }
-  return fail(std::string("unknown option ") + argv_[index_]);
+  if (option_->variable == nullptr) return kOption;
+  // A configuration flag: recorded in the flags, not handed on.
+  std::string error;
+  if (!flags_->give(*option_, value_ != nullptr ? value_ : "1", &error)) return fail(error);
+  return next();
+}
+
+// The subcommand's option `name`, or the configuration flag when the
+// subcommand takes them; nullptr for none.
+const Option *OptionReader::find_option(std::string_view name) const {
+  for (const Option &option : options_) {
+    if (name == option.name) return &option;
+  }
+  if (flags_ == nullptr) return nullptr;
+  for (const Option &option : ConfigFlags::options()) {
+    if (name == option.name) return &option;
+  }
+  return nullptr;
 }
 
 bool OptionReader::read_all(void (*help)(), const std::function<bool(Kind)> &take, int *status) {

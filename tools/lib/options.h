@@ -1,5 +1,5 @@
-// options.h — the one option table and reader of every subcommand: the
-// options it takes (Option), read in both forms (--name VALUE and
+// options.h — the one option reader of every subcommand: the options it
+// takes (Option, cli.h), read in both forms (--name VALUE and
 // --name=VALUE) together with the configuration flags (ConfigFlags) where
 // it takes them, its usage errors in one form, its PIDs with one message,
 // and its --help lines from the same table.
@@ -17,13 +17,6 @@
 #include "lib/output.h"
 
 namespace keepalive_cli {
-
-// One option of a subcommand.
-struct Option {
-  const char *name;     // "--pid"
-  const char *metavar;  // "PID", or nullptr for a switch
-  const char *help;     // its --help text (help_entry wraps it)
-};
 
 // Reads a subcommand's arguments in order:
 //   for (;;) switch (reader.next()) { ... }
@@ -52,6 +45,8 @@ class OptionReader {
   const char *value() const { return value_; }
   // The argument after the one just read.
   int index() const { return index_; }
+  // The last usage error's message, as reported after "keepalive COMMAND: ".
+  const std::string &error() const { return error_; }
 
   // Reports a usage error in the one form; returns false, for read_all's
   // `take` to return.
@@ -72,6 +67,7 @@ class OptionReader {
 
  private:
   Kind read_option(std::string_view arg);
+  const Option *find_option(std::string_view name) const;
   Kind fail(const std::string &message) const {
     usage_error(message);
     return kError;
@@ -86,6 +82,7 @@ class OptionReader {
   int index_ = 1;
   const Option *option_ = nullptr;
   const char *value_ = nullptr;
+  mutable std::string error_;
 };
 
 // The options of a table as --help lines, one help_entry each.
