@@ -250,3 +250,40 @@ int keepalive_kernel_default_idle(void) {
 }
 
 }  // extern "C"
+
+extern "C" {
+
+void keepalive_facts_from_sockaddr(keepalive_direction direction, const struct sockaddr *local,
+                                   const struct sockaddr *peer, keepalive_socket_facts *facts) {
+  memset(facts, 0, sizeof *facts);
+  facts->direction = direction;
+  sockaddr_storage storage;
+  uint16_t port = 0;
+  const sockaddr *service = direction == KEEPALIVE_IN ? local : peer;
+  if (service != nullptr) {
+    memcpy(&storage, service,
+           service->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
+    keepalive_address ignored;
+    facts->has_port = from_sockaddr(storage, &ignored, &facts->port);
+  }
+  if (peer != nullptr) {
+    memcpy(&storage, peer,
+           peer->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
+    facts->has_peer = from_sockaddr(storage, &facts->peer, &port);
+  }
+}
+
+int keepalive_read_kernel_defaults(keepalive_kernel_defaults *out) {
+  // 0 stands for "not read": read_proc_seconds returns only positive values.
+  out->idle_s = read_proc_seconds("/proc/sys/net/ipv4/tcp_keepalive_time", INT_MAX, 0);
+  out->intvl_s =
+      read_proc_seconds("/proc/sys/net/ipv4/tcp_keepalive_intvl", KEEPALIVE_INTVL_MAX_S, 0);
+  out->cnt = read_proc_seconds("/proc/sys/net/ipv4/tcp_keepalive_probes", INT_MAX, 0);
+  out->from_proc = out->idle_s > 0 && out->intvl_s > 0 && out->cnt > 0;
+  if (out->idle_s == 0) out->idle_s = KEEPALIVE_FALLBACK_KERNEL_IDLE_S;
+  if (out->intvl_s == 0) out->intvl_s = KEEPALIVE_FALLBACK_KERNEL_INTVL_S;
+  if (out->cnt == 0) out->cnt = KEEPALIVE_FALLBACK_KERNEL_CNT;
+  return out->from_proc;
+}
+
+}  // extern "C"

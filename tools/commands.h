@@ -1,18 +1,33 @@
 // commands.h — the subcommands of `keepalive`. Each takes its own argument
 // vector (argv[0] is the subcommand's name) and returns the exit status.
-// A new subcommand is one function here, one file tools/cmd_NAME.cc, one
-// line in tools/CMakeLists.txt and one line in kCommands (main.cc).
+// A new subcommand is one function here, its source in the folder of its
+// family (tools/CMakeLists.txt lists them) and one line in kCommands (main.cc).
 #ifndef KEEPALIVE_TOOLS_COMMANDS_H
 #define KEEPALIVE_TOOLS_COMMANDS_H
+
+#include <sys/types.h>
+
+#include "lib/cli.h"
+#include "lib/output.h"
 
 int keepalive_cmd_run(int argc, char **argv);
 int keepalive_cmd_check(int argc, char **argv);
 int keepalive_cmd_inspect(int argc, char **argv);
 int keepalive_cmd_apply(int argc, char **argv);
 int keepalive_cmd_natprobe(int argc, char **argv);
-// cmd_unit.cc: a systemd service's drop-in.
+// unit/unit.cc: a systemd service's drop-in.
 int keepalive_cmd_enable(int argc, char **argv);
 int keepalive_cmd_disable(int argc, char **argv);
 int keepalive_cmd_status(int argc, char **argv);
+
+// What one command reuses of another, with what it has parsed and loaded
+// already (no argument vector built again, no variable set to be read back).
+// `keepalive check`'s report of the configuration `flags` stand for; its exit status.
+int keepalive_check_report(const keepalive_cli::ConfigFlags &flags, bool json);
+// `keepalive inspect PID`'s report; its exit status.
+int keepalive_inspect_report(pid_t pid, bool json, keepalive_cli::Detail detail);
+// `keepalive apply PID --listeners [--dry-run]` with a loaded, valid
+// configuration (enable --now); its exit status.
+int keepalive_apply_now(const keepalive_config &config, pid_t pid, bool dry_run);
 
 #endif  // KEEPALIVE_TOOLS_COMMANDS_H

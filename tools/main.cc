@@ -7,9 +7,10 @@
 
 #include <string>
 
-#include "cli.h"
 #include "commands.h"
 #include "keepalive/keepalive.h"
+#include "lib/cli.h"
+#include "lib/output.h"
 
 namespace {
 

@@ -46,6 +46,7 @@ extern "C" {
 /* Used when the kernel's default interval or idle time cannot be read. */
 #define KEEPALIVE_FALLBACK_KERNEL_INTVL_S 75
 #define KEEPALIVE_FALLBACK_KERNEL_IDLE_S 7200
+#define KEEPALIVE_FALLBACK_KERNEL_CNT 9
 
 /* A value that is not set: the kernel's (or the socket's) value stays. */
 #define KEEPALIVE_UNSET (-1)
@@ -241,6 +242,21 @@ KEEPALIVE_API int keepalive_kernel_default_intvl(void);
  * cannot be read. Preserves errno. */
 KEEPALIVE_API int keepalive_kernel_default_idle(void);
 
+/* The kernel's three keepalive defaults, as keepalive_read_kernel_defaults
+ * reads them. */
+typedef struct keepalive_kernel_defaults {
+  int idle_s;    /* net.ipv4.tcp_keepalive_time */
+  int intvl_s;   /* net.ipv4.tcp_keepalive_intvl */
+  int cnt;       /* net.ipv4.tcp_keepalive_probes */
+  int from_proc; /* 1: all three read; 0: a KEEPALIVE_FALLBACK_KERNEL_* stands in */
+} keepalive_kernel_defaults;
+
+/* Reads /proc/sys/net/ipv4/tcp_keepalive_{time,intvl,probes} of the
+ * caller's network namespace into *out, the KEEPALIVE_FALLBACK_KERNEL_*
+ * value for one that cannot be read. Returns out->from_proc. Preserves
+ * errno. */
+KEEPALIVE_API int keepalive_read_kernel_defaults(keepalive_kernel_defaults *out);
+
 /* 1 when a socket's keepalive timings were chosen for it — by the program,
  * or inherited from a listening socket whose timings were chosen — i.e. when
  * its TCP_KEEPIDLE (read_back->idle_s, as keepalive_read_settings reads it)
@@ -312,6 +328,20 @@ KEEPALIVE_API int keepalive_tcp_state(int fd);
  * Preserves errno. */
 KEEPALIVE_API void keepalive_read_facts(int fd, keepalive_direction direction, unsigned needs,
                                         keepalive_socket_facts *facts);
+
+struct sockaddr;
+
+/* The facts of a socket of `direction` whose addresses are known, as
+ * keepalive_read_facts would read them from the socket, without a syscall:
+ * the service port (from `local` for KEEPALIVE_IN, from `peer` for
+ * KEEPALIVE_OUT) and the peer address (IPv4-mapped IPv6 turned into IPv4).
+ * `local` and `peer` point to a struct sockaddr_in or sockaddr_in6, or are
+ * NULL when unknown (a listening socket has no peer); a fact whose address
+ * is unknown or of another family stays absent. Pure. */
+KEEPALIVE_API void keepalive_facts_from_sockaddr(keepalive_direction direction,
+                                                 const struct sockaddr *local,
+                                                 const struct sockaddr *peer,
+                                                 keepalive_socket_facts *facts);
 
 /* Option that keepalive_apply failed to set, for diagnostics. */
 typedef struct keepalive_apply_failure {

@@ -3,7 +3,7 @@
 // tables, and the configuration flags as a lookup for the core. No
 // processes, no network.
 
-#include "cli.h"
+#include "lib/cli.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -12,7 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "figures.h"
+#include "lib/figures.h"
+#include "lib/options.h"
+#include "lib/output.h"
 
 namespace keepalive_cli {
 namespace {
@@ -61,7 +63,7 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 TEST(EffectiveTimers, FillsUnsetValuesFromTheKernel) {
-  KernelDefaults kernel;
+  KernelDefaults kernel{};
   kernel.idle_s = 7000;
   kernel.intvl_s = 70;
   kernel.cnt = 8;
@@ -249,23 +251,27 @@ TEST(HelpEntry, WrapsTextAtItsColumnWithinTheWidth) {
 
 // ---- flags ------------------------------------------------------------------
 
-// Parses argv (without a program name) into flags; returns the first error.
+// Reads argv (without a program name) into flags with the one option
+// reader, for a subcommand whose only option is --json; returns the first
+// usage error, or "operand: ARG".
 std::string parse_all(ConfigFlags *flags, std::vector<std::string> args) {
+  args.insert(args.begin(), "test");
   std::vector<char *> argv;
   for (std::string &arg : args) argv.push_back(arg.data());
-  int argc = static_cast<int>(argv.size());
-  for (int i = 0; i < argc; ++i) {
-    std::string error;
-    switch (flags->parse(argc, argv.data(), &i, &error)) {
-      case ConfigFlags::Parse::kConsumed:
-        break;
-      case ConfigFlags::Parse::kNotMine:
-        return "not mine: " + args[static_cast<size_t>(i)];
-      case ConfigFlags::Parse::kError:
-        return error;
+  const std::vector<Option> json = {{"--json", nullptr, "one JSON object"}};
+  OptionReader reader("test", static_cast<int>(argv.size()), argv.data(), json, flags);
+  for (;;) {
+    switch (reader.next()) {
+      case OptionReader::kEnd:
+        return "";
+      case OptionReader::kError:
+        return reader.error();
+      case OptionReader::kOperand:
+        return std::string("operand: ") + reader.value();
+      default:
+        break;  // --json, or -h
     }
   }
-  return "";
 }
 
 TEST(ConfigFlags, SeparateAndInlineValues) {
@@ -308,11 +314,12 @@ TEST(ConfigFlags, ErrorsNameTheFlagAndItsForm) {
   ConfigFlags twice;
   EXPECT_EQ(parse_all(&twice, {"--idle", "1", "--idle=2"}), "--idle is given twice");
   ConfigFlags switch_value;
-  EXPECT_EQ(parse_all(&switch_value, {"--strict=yes"}),
-            "--strict takes no value (write --strict alone)");
+  EXPECT_EQ(parse_all(&switch_value, {"--strict=yes"}), "--strict takes no value");
   ConfigFlags other;
-  EXPECT_EQ(parse_all(&other, {"--json"}), "not mine: --json");
-  EXPECT_EQ(parse_all(&other, {"--idlex=3"}), "not mine: --idlex=3");
+  EXPECT_EQ(parse_all(&other, {"--json", "--idle", "5"}), "");  // the subcommand's, then a flag
+  EXPECT_STREQ(other.flag_value("KEEPALIVE_IDLE"), "5");
+  EXPECT_EQ(parse_all(&other, {"--idlex=3"}), "unknown option --idlex=3");
+  EXPECT_EQ(parse_all(&other, {"5"}), "operand: 5");
 }
 
 TEST(ConfigFlags, FlagsWinOverTheEnvironment) {

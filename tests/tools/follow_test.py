@@ -304,8 +304,38 @@ class FollowTest(unittest.TestCase):
         server.command("listener_idle 33")  # accepted sockets inherit 33 s
         chosen = server.accept("chosen")
         event = follower.socket_event(chosen["inode"])
-        self.assertEqual(event["action"], "left", event)
+        self.assertEqual(event["action"], "own_timings", event)
         self.assertEqual(server.options("chosen"), [0, 33])
+
+    def test_apply_and_follow_report_a_socket_alike(self):
+        """The same sockets, decided by apply and by --follow's first pass: the
+        same JSON for each (--follow adds only its event's own fields), and
+        totals that count every socket once."""
+        server = Server(self)
+        server.accept("plain")
+        server.connect("out")
+        server.command("listener_idle 33")  # accepted from now on: timings chosen
+        server.accept("chosen")
+        server.command("socket unconnected")
+        args = ("--dry-run", "--idle", "44")
+        result = keepalive("apply", str(server.pid), *args, "--json", "--full")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        applied = json.loads(result.stdout)
+        follower = Follower(self, server.pid, *args, "--interval", "200ms")
+        totals = follower.wait_for(lambda e: e["event"] == "applied", "applied event")
+        followed = {e["inode"]: {k: v for k, v in e.items()
+                                 if k not in ("event", "time", "initial")}
+                    for e in follower.seen if e["event"] == "socket"}
+        by_inode = {s["inode"]: s for s in applied["sockets"]}
+        self.assertEqual(followed, by_inode)
+        self.assertEqual({s["action"] for s in by_inode.values()},
+                         {"would_set", "own_timings", "listener_not_set", "not_established"})
+        counts = {k: totals[k] for k in ("sockets", "would_set", "left", "skipped", "gone",
+                                         "failed")}
+        self.assertEqual(counts, {k: v for k, v in applied["summary"].items()
+                                  if k != "unexamined"})
+        self.assertEqual(counts["sockets"], len(by_inode))
+        self.assertEqual(counts["sockets"], sum(v for k, v in counts.items() if k != "sockets"))
 
     def test_thousands_of_connections(self):
         server = Server(self)
@@ -458,7 +488,8 @@ class FollowEndsTest(unittest.TestCase):
         for args, message in ((["--interval", "1s"], "--interval and --verbose go with --follow"),
                               (["--verbose"], "--interval and --verbose go with --follow"),
                               (["--follow", "--interval", "5ms"], "--interval must be"),
-                              (["--follow", "--interval"], "--interval needs a duration")):
+                              (["--follow", "--interval"],
+                               "--interval needs a value: --interval DURATION")):
             result = keepalive("apply", "1", *args)
             self.assertEqual(result.returncode, 2, (args, result.stderr))
             self.assertIn(message, result.stderr)

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "natprobe.h"
+#include "natprobe/natprobe.h"
 
 namespace keepalive_natprobe {
 namespace {

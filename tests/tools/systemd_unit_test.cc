@@ -2,9 +2,9 @@
 // quoting an Environment= assignment, splitting one back as systemd does,
 // a unit's [Service] lines and environment, unit names and the line diff.
 // (That systemd itself reads back what systemd_quote writes is shown by
-// tests/tools/unit_test.py with systemd's own parser.)
+// tests/tools/drop_in_test.py with systemd's own parser.)
 
-#include "systemd_unit.h"
+#include "lib/systemd_unit.h"
 
 #include <gtest/gtest.h>
 

@@ -1,0 +1,504 @@
+#!/usr/bin/env python3
+"""drop_in_test.py - integration tests of `keepalive enable|disable|status UNIT`:
+the drop-in written into a temporary --unit-dir, accepted by
+`systemd-analyze verify` over Debian's real prosody.service and read back by
+systemd's own parser (`systemd --test` dumps each unit's Environment= as it
+understood it; it runs without systemd as init, as an unprivileged user), and
+`--now` against a real Prosody run as user prosody in its own network
+namespace (no systemd runs here: its PID is given with --pid), its phone
+connections' keepalive timers read with `ss -tnoe`.
+
+Run by CTest (tests/tools/CMakeLists.txt), one test class per CTest test:
+    drop_in_test.py EnableTest|HelpTest|DisableStatusTest|ProsodyNowTest
+Environment: LIBKEEPALIVE_COMMAND (the built bin/keepalive), LIBKEEPALIVE_TEST_PRELOAD
+(the built library), LIBKEEPALIVE_TEST_SETSOCKOPT_FAULT (preloaded into the command to
+hide one descriptor from it). With LIBKEEPALIVE_E2E_REQUIRED=1 (CI) a missing prerequisite
+(root, systemd, prosody) fails instead of skipping.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+from command_testlib import (COMMAND, TIMEOUT, clean_env, keepalive, keepalive_timer_seconds,
+                             require)
+
+LIBRARY = os.path.abspath(os.environ["LIBKEEPALIVE_TEST_PRELOAD"])
+SETSOCKOPT_FAULT = os.environ["LIBKEEPALIVE_TEST_SETSOCKOPT_FAULT"]
+PROSODY_UNIT = "/lib/systemd/system/prosody.service"
+SYSTEMD = "/usr/lib/systemd/systemd"
+NOBODY = 65534
+RULES = "peer=127.0.0.0/8,::1 off; in port=5222,5223 idle=270 cnt=4; off"
+
+
+def unit_dir(test):
+    """A temporary --unit-dir that nobody may read (systemd --test runs as nobody)."""
+    directory = tempfile.TemporaryDirectory()
+    test.addCleanup(directory.cleanup)
+    os.chmod(directory.name, 0o755)
+    return directory.name
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def write(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(os.path.dirname(path), 0o755)
+    os.chmod(path, 0o644)
+
+
+def drop_in(directory, unit="prosody.service"):
+    return os.path.join(directory, unit + ".d", "keepalive.conf")
+
+
+def verify(test, directory, unit):
+    """systemd-analyze verify UNIT with DIRECTORY searched first (SYSTEMD_UNIT_PATH,
+    the trailing colon keeps the usual directories): it must say nothing. It
+    returns 0 even for a line it ignores, so its output is what is checked."""
+    require(test, shutil.which("systemd-analyze") is None and
+            "systemd-analyze not found: apt-get install systemd")
+    result = subprocess.run(["systemd-analyze", "verify", unit], capture_output=True,
+                            text=True, timeout=TIMEOUT,
+                            env=clean_env(SYSTEMD_UNIT_PATH=directory + ":"))
+    test.assertEqual((result.returncode, result.stdout + result.stderr), (0, ""))
+
+
+def systemd_environment(test, directory, unit):
+    """The Environment= of UNIT as systemd itself parsed it: `systemd --test`
+    (which refuses root, so run as nobody) dumps every unit it loaded."""
+    require(test, os.geteuid() != 0 and "needs root, to run systemd --test as nobody")
+    require(test, not os.access(SYSTEMD, os.X_OK) and f"{SYSTEMD} not found: apt-get install systemd")
+    result = subprocess.run(
+        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", SYSTEMD,
+         "--test", "--system", f"--unit={unit}", "--no-pager"],
+        capture_output=True, text=True, timeout=60,
+        env=clean_env(SYSTEMD_UNIT_PATH=directory + ":"))
+    test.assertEqual(result.returncode, 0, result.stderr[-2000:])
+    block = result.stdout.split(f"-> Unit {unit}:\n", 1)
+    test.assertEqual(len(block), 2, f"systemd --test did not dump {unit}")
+    block = block[1].split("\n\t-> Unit ", 1)[0]
+    test.assertNotIn("Invalid syntax", result.stdout + result.stderr)
+    return [line.split("Environment: ", 1)[1] for line in block.splitlines()
+            if line.strip().startswith("Environment: ")]
+
+
+def connected_process(test, pairs):
+    """A plain process (no preload) with a listener on 127.0.0.1 and `pairs`
+    connections to it, both ends held until the test ends: its PID and the
+    accepted sockets' descriptors, as text."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import os, socket, sys\n"
+         "listener = socket.create_server(('127.0.0.1', 0))\n"
+         f"pairs = [(socket.create_connection(listener.getsockname()), listener.accept()[0])"
+         f" for _ in range({pairs})]\n"
+         "print(os.getpid(), *(accepted.fileno() for _, accepted in pairs), flush=True)\n"
+         "sys.stdin.read()\n"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    test.addCleanup(holder.wait, TIMEOUT)
+    test.addCleanup(holder.stdin.close)
+    test.addCleanup(holder.stdout.close)
+    pid, *accepted = holder.stdout.readline().split()
+    return pid, accepted
+
+
+class EnableTest(unittest.TestCase):
+    def test_writes_the_drop_in_that_systemd_accepts_over_prosody_service(self):
+        require(self, not os.path.exists(PROSODY_UNIT) and
+                f"no {PROSODY_UNIT}: apt-get install prosody")
+        directory = unit_dir(self)
+        result = keepalive("enable", "prosody", "--unit-dir", directory, "--idle", "270",
+                           "--rules", RULES)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        text = read(drop_in(directory))
+        self.assertIn("[Service]\n", text)
+        self.assertIn(f'Environment="LD_PRELOAD={LIBRARY}"\n', text)
+        self.assertIn('Environment="KEEPALIVE_IDLE=270"\n', text)
+        self.assertIn(f'Environment="KEEPALIVE_RULES={RULES}"\n', text)
+        self.assertIn(f"Wrote {drop_in(directory)}:\n", result.stdout)
+        self.assertIn(text, result.stdout)
+        self.assertIn("Still needed: systemctl daemon-reload", result.stdout)
+        self.assertIn("restart it, or run this again with --now", result.stdout)
+        verify(self, directory, "prosody.service")
+        self.assertEqual(systemd_environment(self, directory, "prosody.service"),
+                         [f"LD_PRELOAD={LIBRARY}", "KEEPALIVE_IDLE=270",
+                          f"KEEPALIVE_RULES={RULES}"])
+
+    def test_systemd_reads_back_exactly_what_was_meant(self):
+        """Specifier, quote, backslash, dollar and apostrophe in the library's
+        path; spaces and semicolons in the rules; the unit's own LD_PRELOAD."""
+        directory = unit_dir(self)
+        odd = os.path.join(directory, "lib%n\"q'\\$HOME")
+        os.mkdir(odd)
+        os.chmod(odd, 0o755)
+        library = os.path.join(odd, "libkeepalive.so")
+        shutil.copy(LIBRARY, library)
+        write(os.path.join(directory, "ka-readback.service"),
+              "[Service]\nExecStart=/bin/true\nEnvironment=LD_PRELOAD=/usr/lib/libother.so\n")
+        result = keepalive("enable", "ka-readback.service", "--unit-dir", directory,
+                           "--rules", RULES, "--log", "info",
+                           env=clean_env(KEEPALIVE_LIBRARY=library))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("The unit's own LD_PRELOAD (from", result.stdout)
+        verify(self, directory, "ka-readback.service")
+        self.assertEqual(systemd_environment(self, directory, "ka-readback.service"),
+                         [f"LD_PRELOAD=/usr/lib/libother.so {library}",
+                          f"KEEPALIVE_RULES={RULES}", "KEEPALIVE_LOG=info"])
+
+    def test_keeps_the_units_preload_and_replaces_an_older_keepalive_library(self):
+        directory = unit_dir(self)
+        write(os.path.join(directory, "svc.service"),
+              "[Service]\nExecStart=/bin/true\nEnvironment=LD_PRELOAD=/usr/lib/liba.so\n")
+        write(os.path.join(directory, "svc.service.d", "10-mine.conf"),
+              "[Service]\nEnvironment=\"LD_PRELOAD=/usr/lib/liba.so:/opt/old/libkeepalive.so\"\n")
+        result = keepalive("enable", "svc", "--unit-dir", directory, "--idle", "60")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("preloads /opt/old/libkeepalive.so already; this drop-in's library "
+                      "replaces it", result.stdout)
+        self.assertIn(f'Environment="LD_PRELOAD=/usr/lib/liba.so {LIBRARY}"\n',
+                      read(drop_in(directory, "svc.service")))
+        # A drop-in read after ours that sets our variables is pointed out.
+        write(os.path.join(directory, "svc.service.d", "override.conf"),
+              "[Service]\nEnvironment=KEEPALIVE_IDLE=30\n")
+        result = keepalive("enable", "svc", "--unit-dir", directory, "--idle", "60")
+        self.assertIn("override.conf sets KEEPALIVE_IDLE and is read after", result.stdout)
+
+    def test_replacing_shows_the_difference_and_same_file_is_left(self):
+        directory = unit_dir(self)
+        self.assertEqual(keepalive("enable", "prosody", "--unit-dir", directory,
+                                   "--idle", "270").returncode, 0)
+        result = keepalive("enable", "prosody", "--unit-dir", directory, "--idle", "300")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn(f"Replaced {drop_in(directory)}:\n", result.stdout)
+        self.assertIn('\n-Environment="KEEPALIVE_IDLE=270"\n+Environment="KEEPALIVE_IDLE=300"\n',
+                      result.stdout)
+        result = keepalive("enable", "prosody", "--unit-dir", directory, "--idle", "300")
+        self.assertIn("is already as it should be", result.stdout)
+        self.assertNotIn("daemon-reload", result.stdout)
+
+    def test_invalid_configuration_writes_nothing(self):
+        directory = unit_dir(self)
+        result = keepalive("enable", "prosody", "--unit-dir", directory, "--idle", "40000")
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("keepalive enable: invalid configuration, nothing written:\n"
+                      "  KEEPALIVE_IDLE=\"40000\" is invalid", result.stderr)
+        self.assertIn("(given as --idle)", result.stderr)
+        # The same problem `check` reports, from the same parser.
+        check = keepalive("check", "--idle", "40000")
+        self.assertIn(check.stdout.splitlines()[1].strip(), result.stderr)
+        self.assertEqual(os.listdir(directory), [])
+
+    def test_drop_in_that_cannot_be_written_is_an_error(self):
+        directory = unit_dir(self)
+        os.makedirs(drop_in(directory))  # a directory where the file goes
+        result = keepalive("enable", "prosody", "--unit-dir", directory, "--idle", "270")
+        self.assertEqual((result.returncode, result.stdout), (1, ""))
+        self.assertEqual(result.stderr,
+                         f"keepalive enable: cannot write {drop_in(directory)}: Is a directory\n")
+        not_a_directory = os.path.join(directory, "file")
+        write(not_a_directory, "")
+        result = keepalive("enable", "prosody", "--unit-dir", not_a_directory, "--idle", "270")
+        self.assertEqual((result.returncode, result.stdout), (1, ""))
+        self.assertEqual(result.stderr, f"keepalive enable: cannot create "
+                                        f"{not_a_directory}/prosody.service.d: Not a directory\n")
+
+    def test_dry_run_writes_nothing(self):
+        directory = unit_dir(self)
+        result = keepalive("enable", "prosody", "--unit-dir", directory, "--idle", "270",
+                           "--dry-run")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn(f"Would write {drop_in(directory)}:\n", result.stdout)
+        self.assertIn('Environment="KEEPALIVE_IDLE=270"', result.stdout)
+        self.assertEqual(os.listdir(directory), [])
+
+    def test_where_systemd_runs_it_asks_systemctl(self):
+        """In a mount namespace where /run/systemd/system exists (systemd's own
+        test that it is the running init), with a systemctl on PATH that logs
+        its arguments: MainPID comes from `systemctl show`, --reload runs
+        `systemctl daemon-reload` (not in a dry run)."""
+        require(self, os.geteuid() != 0 and "needs root, for a mount namespace (unshare -m)")
+        directory = unit_dir(self)
+        log = os.path.join(directory, "systemctl.log")
+        fake = os.path.join(directory, "bin")
+        write(os.path.join(fake, "systemctl"),
+              f'#!/bin/sh\necho "$*" >> {log}\n[ "$1" = show ] && echo {os.getpid()}\nexit 0\n')
+        os.chmod(os.path.join(fake, "systemctl"), 0o755)
+
+        def with_systemd(*args):
+            return subprocess.run(
+                ["unshare", "-m", "sh", "-c",
+                 'mount -t tmpfs none /run && mkdir -p /run/systemd/system && exec "$@"', "sh",
+                 COMMAND, *args, "--unit-dir", directory],
+                capture_output=True, text=True, timeout=TIMEOUT,
+                env=clean_env(PATH=fake + ":" + os.environ["PATH"]))
+
+        show = "show -p MainPID --value prosody.service\n"
+        result = with_systemd("enable", "prosody", "--idle", "270", "--now", "--reload",
+                              "--dry-run")
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertEqual(read(log), show)
+        self.assertIn("Would run: systemctl daemon-reload", result.stdout)
+        self.assertIn(f"--now: keepalive apply {os.getpid()} --listeners --dry-run",
+                      result.stdout)
+        self.assertFalse(os.path.exists(drop_in(directory)))
+        result = with_systemd("enable", "prosody", "--idle", "270", "--reload")
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertEqual(read(log), show + "daemon-reload\n")
+        self.assertNotIn("Still needed", result.stdout)
+        result = with_systemd("status", "prosody")
+        self.assertIn(f"as `keepalive inspect {os.getpid()}` shows it", result.stdout)
+        self.assertEqual(read(log), show + "daemon-reload\n" + show)
+
+    def test_usage_errors(self):
+        directory = unit_dir(self)
+        for args, message in (((), "no UNIT given"),
+                              (("prosody.socket",), "UNIT must name a service"),
+                              (("../x",), "UNIT must name a service"),
+                              (("a", "b"), "one UNIT only"),
+                              (("prosody", "--bogus"), "unknown option --bogus"),
+                              (("prosody", "--now", "--pid", "x"), "--pid must be a process ID")):
+            result = keepalive("enable", *args, "--unit-dir", directory)
+            self.assertEqual(result.returncode, 2, (args, result.stdout, result.stderr))
+            self.assertIn(message, result.stderr)
+        if not os.path.isdir("/run/systemd/system"):
+            result = keepalive("enable", "prosody", "--unit-dir", directory, "--now")
+            self.assertEqual(result.returncode, 2)
+            self.assertIn("give the main process with --pid PID; nothing written", result.stderr)
+        self.assertEqual(os.listdir(directory), [])
+
+
+class HelpTest(unittest.TestCase):
+    def test_help_and_manual_agree(self):
+        """Every option in enable/disable/status --help is in keepalive(1), every
+        option the manual gives these commands is in their --help, and their own
+        help lines fit 80 columns (the shared FLAGS lines are cli.cc's)."""
+        manual = read(os.path.join(os.environ["LIBKEEPALIVE_TEST_SOURCE_DIR"], "tools", "man",
+                                   "keepalive.1")).replace("\\-", "-")
+        section = manual.split('.BR enable "', 1)[1].split('.BR "natprobe server"', 1)[0]
+        option = r"(?<![\w-])--[a-z][a-z-]*"
+        helps = ""
+        for command in ("enable", "disable", "status"):
+            result = keepalive(command, "--help")
+            self.assertEqual(result.returncode, 0, result.stderr)
+            self.assertEqual(keepalive("help", command).stdout, result.stdout)
+            self.assertIn(f"Usage: keepalive {command} UNIT", result.stdout)
+            self.assertIn(f".B keepalive {command}\n", manual)
+            self.assertIn(f"keepalive {command} UNIT", keepalive("--help").stdout)
+            helps += result.stdout
+            for line in result.stdout.splitlines():
+                if not re.search(r"\[KEEPALIVE_[A-Z_]+\]$", line):
+                    self.assertLessEqual(len(line), 80, f"{command} --help: {line}")
+            for flag in set(re.findall(option, result.stdout)) - {"--help"}:
+                self.assertIn(flag, manual, f"{command} --help has {flag}, keepalive(1) not")
+        for flag in set(re.findall(option, section)):
+            self.assertIn(flag, helps, f"keepalive(1) gives {flag} to enable/disable/status")
+
+
+class DisableStatusTest(unittest.TestCase):
+    def test_status_then_disable(self):
+        directory = unit_dir(self)
+        result = keepalive("status", "prosody", "--unit-dir", directory)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("prosody.service: not enabled (no drop-in", result.stdout)
+        keepalive("enable", "prosody", "--unit-dir", directory, "--rules", RULES)
+        result = keepalive("status", "prosody", "--unit-dir", directory)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn(f"Library: {LIBRARY} (present)", result.stdout)
+        # The drop-in's configuration, explained by `check` itself.
+        check = keepalive("check", "--rules", RULES)
+        self.assertIn(check.stdout.split("Log:", 1)[1], result.stdout)
+        self.assertIn("Running process: unknown", result.stdout)
+
+        result = keepalive("disable", "prosody", "--unit-dir", directory, "--dry-run")
+        self.assertIn("Would remove", result.stdout)
+        self.assertTrue(os.path.exists(drop_in(directory)))
+        result = keepalive("disable", "prosody", "--unit-dir", directory)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn(f"Removed {drop_in(directory)}", result.stdout)
+        self.assertEqual(os.listdir(directory), [])  # the empty .d directory too
+        result = keepalive("disable", "prosody", "--unit-dir", directory)
+        self.assertEqual(result.returncode, 0)
+        self.assertIn("nothing to remove", result.stdout)
+
+    def test_now_with_a_descriptor_that_cannot_be_examined_exits_1(self):
+        """status --pid and disable --now report the sockets they could read,
+        name the descriptor they could not, and exit 1: the drop-in's values
+        may not be in effect on every connection, or not reset on every one."""
+        pid, accepted = connected_process(self, 2)
+        hidden = accepted[1]
+        directory = unit_dir(self)
+        result = keepalive("enable", "prosody", "--unit-dir", directory, "--idle", "270",
+                           "--now", "--pid", pid)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        fault = clean_env(LD_PRELOAD=SETSOCKOPT_FAULT, LIBKEEPALIVE_TEST_FAULT_UNREADABLE_FD=hidden)
+        reason = f"1 descriptor could not be examined (fd {hidden}): permission denied"
+
+        result = keepalive("status", "prosody", "--unit-dir", directory, "--pid", pid, env=fault)
+        self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+        self.assertIn(reason, result.stdout)
+        self.assertIn(f"keepalive inspect: {reason}", result.stderr)
+
+        result = keepalive("disable", "prosody", "--unit-dir", directory, "--now", "--pid", pid,
+                           env=fault)
+        self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+        self.assertIn("4 sockets reset.", result.stdout)
+        self.assertIn(reason, result.stdout)
+        self.assertFalse(os.path.exists(drop_in(directory)))
+
+    def test_status_of_an_invalid_drop_in_compares_no_socket(self):
+        """An invalid configuration leaves every socket untouched: status says
+        so, shows the process, and does not hold its sockets against values
+        the library would never set."""
+        pid, _ = connected_process(self, 1)
+        directory = unit_dir(self)
+        write(drop_in(directory), f'[Service]\nEnvironment="LD_PRELOAD={LIBRARY}"\n'
+                                  'Environment="KEEPALIVE_IDLE=abc"\n')
+        result = keepalive("status", "prosody", "--unit-dir", directory, "--pid", pid)
+        self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+        self.assertIn("Configuration is invalid: libkeepalive would leave every socket untouched.",
+                      result.stdout)
+        self.assertIn(f"Running process, as `keepalive inspect {pid}` shows it:", result.stdout)
+        self.assertNotIn("against the drop-in's configuration", result.stdout)
+
+    def test_status_of_a_drop_in_whose_library_is_gone(self):
+        directory = unit_dir(self)
+        write(drop_in(directory),
+              '[Service]\nEnvironment="LD_PRELOAD=/nonexistent/libkeepalive.so"\n')
+        result = keepalive("status", "prosody", "--unit-dir", directory)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("Library: /nonexistent/libkeepalive.so (MISSING", result.stdout)
+
+
+def ss_keepalive_timers(namespace):
+    """{peer port: keepalive timer in seconds} of Prosody's established c2s connections."""
+    out = subprocess.run(["ip", "netns", "exec", namespace, "ss", "-Htnoe", "state",
+                          "established", "( sport = :5222 )"],
+                         capture_output=True, text=True, check=True, timeout=TIMEOUT).stdout
+    timers = {}
+    for line in out.splitlines():
+        timers[int(line.split()[3].rsplit(":", 1)[1])] = keepalive_timer_seconds(line)
+    return timers
+
+
+class ProsodyNowTest(unittest.TestCase):
+    """Debian's Prosody as user prosody on 127.0.0.1:5222 in a network namespace
+    of its own; "phones" are clients that opened an XMPP stream and stay idle."""
+
+    def setUp(self):
+        require(self, os.geteuid() != 0 and "needs root (network namespace, user prosody)")
+        require(self, shutil.which("prosody") is None and "prosody not found: apt-get install prosody")
+        self.namespace = f"ka-enable-{os.getpid()}"
+        subprocess.run(["ip", "netns", "add", self.namespace], check=True, timeout=TIMEOUT)
+        self.addCleanup(subprocess.run, ["ip", "netns", "del", self.namespace], timeout=TIMEOUT)
+        subprocess.run(["ip", "-n", self.namespace, "link", "set", "lo", "up"], check=True,
+                       timeout=TIMEOUT)
+        work = tempfile.mkdtemp(prefix="ka-enable-prosody.")
+        self.addCleanup(shutil.rmtree, work, True)
+        os.chmod(work, 0o755)
+        for sub in ("data", "certs"):
+            os.mkdir(os.path.join(work, sub))
+        with open(os.path.join(work, "prosody.cfg.lua"), "w") as f:
+            f.write(f"""pidfile = "{work}/prosody.pid"
+data_path = "{work}/data"
+certificates = "{work}/certs"
+log = {{ {{ levels = {{ min = "info" }}, to = "file", filename = "{work}/prosody.log" }} }}
+modules_enabled = {{ "roster"; "saslauth"; "disco"; "ping" }}
+modules_disabled = {{ "s2s"; "s2s_auth_certs"; "offline" }}
+c2s_require_encryption = false
+interfaces = {{ "127.0.0.1" }}
+c2s_ports = {{ 5222 }}
+c2s_direct_tls_ports = {{ }}
+legacy_ssl_ports = {{ }}
+VirtualHost "localhost"
+""")
+        subprocess.run(["chown", "-R", "prosody:prosody", work], check=True, timeout=TIMEOUT)
+        self.prosody = subprocess.Popen(
+            ["ip", "netns", "exec", self.namespace, "setpriv", "--reuid=prosody",
+             "--regid=prosody", "--init-groups", "--", "env", "-i",
+             "PATH=/usr/sbin:/usr/bin:/sbin:/bin", f"HOME={work}", "prosody", "--config",
+             f"{work}/prosody.cfg.lua", "-F"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(self.prosody.wait, TIMEOUT)
+        self.addCleanup(self.prosody.kill)
+        deadline = time.monotonic() + 20
+        while not self.listening():
+            self.assertIsNone(self.prosody.poll(), "Prosody exited at start:\n" +
+                              (read(f"{work}/prosody.log") if os.path.exists(f"{work}/prosody.log") else ""))
+            self.assertLess(time.monotonic(), deadline, "Prosody did not listen on 5222")
+            time.sleep(0.05)
+        self.unit_dir = unit_dir(self)
+
+    def listening(self):
+        return "5222" in subprocess.run(
+            ["ip", "netns", "exec", self.namespace, "ss", "-Htln", "sport = :5222"],
+            capture_output=True, text=True, timeout=TIMEOUT).stdout
+
+    def phone(self):
+        """A client in the namespace that opens a stream and stays idle; its port."""
+        client = subprocess.Popen(
+            ["ip", "netns", "exec", self.namespace, "python3", "-c",
+             "import socket, sys, time\n"
+             "s = socket.create_connection(('127.0.0.1', 5222))\n"
+             "s.sendall(b\"<?xml version='1.0'?><stream:stream to='localhost' "
+             "xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' "
+             "version='1.0'>\")\n"
+             "print(s.getsockname()[1], flush=True)\n"
+             "time.sleep(120)\n"],
+            stdout=subprocess.PIPE, text=True)
+        self.addCleanup(client.wait, TIMEOUT)
+        self.addCleanup(client.kill)
+        port = int(client.stdout.readline())
+        deadline = time.monotonic() + 10
+        while port not in ss_keepalive_timers(self.namespace):
+            self.assertLess(time.monotonic(), deadline, "Prosody did not accept the phone")
+            time.sleep(0.05)
+        return port
+
+    def test_enable_now_status_and_disable_now(self):
+        pid = str(self.prosody.pid)
+        first = self.phone()
+        before = ss_keepalive_timers(self.namespace)[first]
+        # Prosody's own c2s_tcp_keepalives: SO_KEEPALIVE with the kernel's 2 hours.
+        self.assertIsNotNone(before)
+        self.assertGreater(before, 270)
+
+        result = keepalive("enable", "prosody", "--unit-dir", self.unit_dir, "--idle", "270",
+                           "--now", "--pid", pid)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn(f"--now: keepalive apply {pid} --listeners", result.stdout)
+        self.assertIn("2 sockets set.", result.stdout)
+        after = ss_keepalive_timers(self.namespace)[first]
+        self.assertLessEqual(after, 270, f"timer before {before}s, after {after}s")
+        verify(self, self.unit_dir, "prosody.service")
+
+        # A phone that connects now inherits the listener's settings.
+        second = self.phone()
+        self.assertLessEqual(ss_keepalive_timers(self.namespace)[second], 270)
+
+        result = keepalive("status", "prosody", "--unit-dir", self.unit_dir, "--pid", pid)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn("libkeepalive: not loaded", result.stdout)
+        self.assertIn("3 sockets have the drop-in's values.", result.stdout)
+
+        result = keepalive("disable", "prosody", "--unit-dir", self.unit_dir, "--now",
+                           "--pid", pid)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn("3 sockets reset.", result.stdout)
+        timers = ss_keepalive_timers(self.namespace)
+        self.assertGreater(timers[first], 270)
+        self.assertGreater(timers[second], 270)
+        self.assertFalse(os.path.exists(drop_in(self.unit_dir)))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

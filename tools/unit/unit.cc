@@ -1,0 +1,672 @@
+// unit.cc — `keepalive enable UNIT`, `keepalive disable UNIT` and
+// `keepalive status UNIT`: libkeepalive for a systemd service as one
+// drop-in, UNIT.service.d/keepalive.conf, written and read without systemd
+// (systemd_unit.h). The configuration is validated by the core as `check`
+// validates it; `--now` hands the running main process to `apply`, and
+// `status` explains the drop-in with `check` and the process with `inspect`
+// and `apply --dry-run`, by calling those commands.
+// Exit 0 done, 1 failed (see each command's help), 2 usage or invalid
+// configuration (nothing written), 3 cannot reach the process.
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/tcp.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "commands.h"
+#include "lib/cli.h"
+#include "lib/figures.h"
+#include "lib/files.h"
+#include "lib/options.h"
+#include "lib/output.h"
+#include "lib/process.h"
+#include "lib/socket_pass.h"
+#include "lib/socket_report.h"
+#include "lib/systemd_unit.h"
+
+namespace {
+
+using keepalive_cli::is_keepalive_library;
+using keepalive_cli::PassMode;
+using keepalive_cli::print_error;
+using keepalive_cli::settings_text;
+using keepalive_cli::TcpSocket;
+
+constexpr char kDropInName[] = "keepalive.conf";
+constexpr char kDefaultUnitDir[] = "/etc/systemd/system";
+
+// The options of enable, disable and status, in --help order.
+constexpr keepalive_cli::Option kUnitDir = {
+    "--unit-dir", "DIR",
+    "where the drop-in goes: DIR/UNIT.service.d/keepalive.conf (default /etc/systemd/system)"};
+constexpr keepalive_cli::Option kPid = {
+    "--pid", "PID",
+    "the service's main process, for --now (default: its MainPID from systemctl, when "
+    "systemd is the running init)"};
+constexpr keepalive_cli::Option kReload = {
+    "--reload", nullptr, "run `systemctl daemon-reload` (only when systemd runs)"};
+constexpr keepalive_cli::Option kDryRun = {"--dry-run", nullptr,
+                                           "show what would be done, change nothing"};
+const std::vector<keepalive_cli::Option> kEnableOptions = {
+    {"--now", nullptr,
+     "also set the running service now, as `keepalive apply PID --listeners` does: its "
+     "connections, and its listening sockets for the connections it accepts from now on"},
+    kUnitDir,
+    kPid,
+    kReload,
+    kDryRun};
+const std::vector<keepalive_cli::Option> kDisableOptions = {
+    {"--now", nullptr,
+     "also give back the running process's sockets: those whose keepalive values are "
+     "exactly what the drop-in's configuration set get the kernel's defaults for those "
+     "values; SO_KEEPALIVE stays on; sockets with other values are left as they are"},
+    kUnitDir,
+    kPid,
+    kReload,
+    kDryRun};
+const std::vector<keepalive_cli::Option> kStatusOptions = {
+    {"--pid", "PID",
+     "the service's main process (default: its MainPID from systemctl, when systemd is the "
+     "running init)"},
+    {"--unit-dir", "DIR", "where the drop-in is looked for (default /etc/systemd/system)"}};
+
+void print_enable_help() {
+  std::string text =
+      "Usage: keepalive enable UNIT [FLAGS] [--now] [--pid PID] [--unit-dir DIR]\n"
+      "                        [--reload] [--dry-run]\n"
+      "Makes systemd start service UNIT with libkeepalive. Validates the configuration\n"
+      "as `keepalive check` does (FLAGS over the KEEPALIVE_* environment; invalid:\n"
+      "exit 2, nothing written), then writes the drop-in UNIT.service.d/keepalive.conf:\n"
+      "LD_PRELOAD (the unit's own kept, this command's library added) and one\n"
+      "Environment= line per KEEPALIVE_* variable. A drop-in written before is\n"
+      "replaced, and the difference shown. systemd reads it after\n"
+      "`systemctl daemon-reload`, at the service's next start.\n"
+      "\n"
+      "FLAGS:\n";
+  text += keepalive_cli::ConfigFlags::usage();
+  text += "\nOptions:\n" + keepalive_cli::options_help(kEnableOptions);
+  text +=
+      "\n"
+      "Exit status: 0 done; 1 the drop-in could not be written, or --now could not set\n"
+      "every socket; 2 usage error or invalid configuration (nothing written); 3 --now\n"
+      "cannot reach the process (the drop-in is written).\n"
+      "\n"
+      "Example: sudo keepalive enable prosody --idle 270 --now\n";
+  fputs(text.c_str(), stdout);
+}
+
+void print_disable_help() {
+  std::string text =
+      "Usage: keepalive disable UNIT [--now] [--pid PID] [--unit-dir DIR] [--reload]\n"
+      "                         [--dry-run]\n"
+      "Removes the drop-in UNIT.service.d/keepalive.conf that `keepalive enable` wrote:\n"
+      "the service starts without libkeepalive after `systemctl daemon-reload` and a\n"
+      "restart. Nothing to remove is not an error.\n"
+      "\n"
+      "Options:\n";
+  text += keepalive_cli::options_help(kDisableOptions);
+  text +=
+      "\n"
+      "Exit status: 0 done; 1 the drop-in could not be removed, or --now could not set\n"
+      "every socket; 2 usage error; 3 --now cannot reach the process.\n";
+  fputs(text.c_str(), stdout);
+}
+
+void print_status_help() {
+  std::string text =
+      "Usage: keepalive status UNIT [--pid PID] [--unit-dir DIR]\n"
+      "Shows whether the drop-in UNIT.service.d/keepalive.conf is there and what its\n"
+      "configuration does (as `keepalive check`), and, when the service's main process\n"
+      "is known, whether it has libkeepalive loaded (as `keepalive inspect`) and what\n"
+      "`keepalive enable --now` would still change on its sockets (as `keepalive apply\n"
+      "--listeners --dry-run`).\n"
+      "\n"
+      "Options:\n";
+  text += keepalive_cli::options_help(kStatusOptions);
+  text +=
+      "\n"
+      "Exit status: 0 the drop-in is there, valid, and its library exists; 1 it is not\n"
+      "(or the process could not be inspected); 2 usage error.\n";
+  fputs(text.c_str(), stdout);
+}
+
+struct Options {
+  keepalive_cli::ConfigFlags flags;
+  std::string unit;  // "prosody.service"
+  std::string unit_dir = kDefaultUnitDir;
+  pid_t pid = 0;  // --pid, 0 when not given
+  bool now = false, reload = false, dry_run = false;
+};
+
+// Records one of the subcommand's options; false after a usage error.
+bool take_option(const keepalive_cli::OptionReader &reader, Options *options) {
+  std::string error;
+  if (reader.is("--unit-dir")) {
+    options->unit_dir = reader.value();
+    return !options->unit_dir.empty() || reader.usage_error("--unit-dir needs a directory");
+  }
+  if (reader.is("--pid")) {
+    return keepalive_cli::read_pid("--pid", reader.value(), &options->pid, &error) ||
+           reader.usage_error(error);
+  }
+  options->now = options->now || reader.is("--now");
+  options->reload = options->reload || reader.is("--reload");
+  options->dry_run = options->dry_run || reader.is("--dry-run");
+  return true;
+}
+
+// Returns false when the command ends here with *status. `flags`: the
+// subcommand takes the configuration flags.
+bool parse_arguments(const char *name, const std::vector<keepalive_cli::Option> &table, bool flags,
+                     void (*help)(), int argc, char **argv, Options *options, int *status) {
+  keepalive_cli::OptionReader reader(name, argc, argv, table, flags ? &options->flags : nullptr);
+  const char *unit = nullptr;
+  auto take = [&](keepalive_cli::OptionReader::Kind kind) {
+    return kind == keepalive_cli::OptionReader::kOption ? take_option(reader, options)
+                                                        : reader.take_operand("UNIT", &unit);
+  };
+  if (!reader.read_all(help, take, status)) return false;
+  *status = keepalive_cli::kExitUsage;
+  if (unit == nullptr) return reader.usage_error("no UNIT given");
+  options->unit = keepalive_cli::service_unit_name(unit);
+  if (options->unit.empty()) {
+    return reader.usage_error(
+        std::string("UNIT must name a service, as prosody or prosody.service, not '") + unit + "'");
+  }
+  return true;
+}
+
+bool systemd_is_running() {
+  struct stat st;
+  return stat("/run/systemd/system", &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// Runs a program (found in PATH, no shell); its standard output is read
+// into *output when given, else it goes to ours. Returns the exit status,
+// or -1 when it could not run.
+int run_program(const std::vector<std::string> &args, std::string *output) {
+  std::vector<char *> argv;
+  for (const std::string &arg : args) argv.push_back(const_cast<char *>(arg.c_str()));
+  argv.push_back(nullptr);
+  int pipe_fds[2] = {-1, -1};
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (output != nullptr) {
+    if (pipe2(pipe_fds, O_CLOEXEC) != 0) return -1;
+    posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], STDOUT_FILENO);
+  }
+  fflush(stdout);
+  pid_t child = 0;
+  int spawned = posix_spawnp(&child, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (output != nullptr) {
+    close(pipe_fds[1]);
+    output->clear();
+    char buffer[512];
+    ssize_t n;
+    while (spawned == 0 &&
+           ((n = read(pipe_fds[0], buffer, sizeof buffer)) > 0 || (n < 0 && errno == EINTR))) {
+      if (n > 0) output->append(buffer, static_cast<size_t>(n));
+    }
+    close(pipe_fds[0]);
+  }
+  if (spawned != 0) return -1;
+  int status = 0;
+  while (waitpid(child, &status, 0) < 0) {
+    if (errno != EINTR) return -1;
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// The main process: --pid, else MainPID from systemctl. 0 with *error set
+// when neither gives one.
+pid_t main_pid(const Options &options, std::string *error) {
+  pid_t pid = 0;
+  if (options.pid != 0) return options.pid;
+  if (!systemd_is_running()) {
+    *error = "systemd is not the running init here: give the main process with --pid PID";
+    return 0;
+  }
+  std::string output;
+  int status =
+      run_program({"systemctl", "show", "-p", "MainPID", "--value", options.unit}, &output);
+  while (!output.empty() && (output.back() == '\n' || output.back() == ' ')) output.pop_back();
+  if (status != 0 || !keepalive_cli::parse_pid(output.c_str(), &pid)) {
+    *error = options.unit + " has no running main process (systemctl show -p MainPID: '" + output +
+             "'); give it with --pid PID";
+    return 0;
+  }
+  return pid;
+}
+
+std::string drop_in_dir(const Options &options) {
+  return options.unit_dir + "/" + options.unit + ".d";
+}
+
+std::string drop_in_path(const Options &options) {
+  return drop_in_dir(options) + "/" + kDropInName;
+}
+
+// The unit's environment from its file and drop-ins, ours left out.
+keepalive_cli::UnitEnvironment unit_environment(const Options &options,
+                                                keepalive_cli::UnitFiles *files) {
+  *files = keepalive_cli::find_unit_files(keepalive_cli::unit_directories(options.unit_dir),
+                                          options.unit);
+  keepalive_cli::UnitEnvironment environment;
+  std::string text;
+  if (!files->unit_file.empty() && keepalive_cli::read_file(files->unit_file, &text)) {
+    environment.add_file(files->unit_file, text);
+  }
+  for (const std::string &path : files->drop_ins) {
+    if (path == drop_in_path(options)) continue;
+    if (keepalive_cli::read_file(path, &text)) environment.add_file(path, text);
+  }
+  return environment;
+}
+
+// The reload step: done with --reload where systemd runs, else said.
+void reload(const char *name, const Options &options) {
+  if (options.reload && systemd_is_running()) {
+    if (options.dry_run) {
+      puts("Would run: systemctl daemon-reload");
+      return;
+    }
+    puts("Running: systemctl daemon-reload");
+    if (run_program({"systemctl", "daemon-reload"}, nullptr) != 0) {
+      print_error(name, "systemctl daemon-reload failed; run it yourself");
+    }
+    return;
+  }
+  if (options.reload) {
+    puts("systemd is not the running init here: --reload has nothing to reload.");
+  }
+  puts(
+      "Still needed: systemctl daemon-reload (systemd reads the change at the service's "
+      "next start).");
+}
+
+// ---- enable ----------------------------------------------------------------
+
+std::string drop_in_text(const Options &options, const std::string &preload) {
+  std::string text = "# Written by `keepalive enable " + options.unit +
+                     "`.\n# Explained by `keepalive status " + options.unit +
+                     "`, removed by `keepalive disable " + options.unit + "`.\n[Service]\n";
+  text += "Environment=" + keepalive_cli::systemd_quote("LD_PRELOAD=" + preload) + "\n";
+  for (const char *variable : keepalive_cli::configuration_variables()) {
+    const char *value = options.flags.value(variable);
+    if (value == nullptr) continue;
+    text +=
+        "Environment=" + keepalive_cli::systemd_quote(std::string(variable) + "=" + value) + "\n";
+  }
+  return text;
+}
+
+}  // namespace
+
+namespace {
+
+// The drop-in's LD_PRELOAD: the unit's own entries (said so), without an
+// earlier libkeepalive (said so), then `library`.
+std::string preload_value(const keepalive_cli::UnitEnvironment &environment,
+                          const std::string &library) {
+  std::string preload;
+  if (const auto *existing = environment.find("LD_PRELOAD")) {
+    for (const std::string &entry : keepalive_cli::preload_entries(existing->value)) {
+      if (is_keepalive_library(entry)) {
+        printf("Note: %s preloads %s already; this drop-in's library replaces it.\n",
+               existing->file.c_str(), entry.c_str());
+        continue;
+      }
+      preload += entry + " ";
+    }
+    if (!preload.empty()) {
+      printf("The unit's own LD_PRELOAD (from %s) is kept: %s\n", existing->file.c_str(),
+             preload.substr(0, preload.size() - 1).c_str());
+    }
+  }
+  preload += library;
+  return preload;
+}
+
+// Warns about what the drop-in at `path` does not win over: a later file that
+// sets LD_PRELOAD or KEEPALIVE_*, and EnvironmentFile= lines.
+void warn_about_overrides(const keepalive_cli::UnitEnvironment &environment,
+                          const std::string &path) {
+  for (const auto &variable : environment.variables) {
+    bool ours = variable.name == "LD_PRELOAD" || variable.name.rfind("KEEPALIVE", 0) == 0;
+    if (ours && variable.file.substr(variable.file.rfind('/') + 1) > kDropInName) {
+      printf("Warning: %s sets %s and is read after %s: its value wins.\n", variable.file.c_str(),
+             variable.name.c_str(), path.c_str());
+    }
+  }
+  for (const std::string &line : environment.environment_files) {
+    printf(
+        "Warning: EnvironmentFile= in %s: a LD_PRELOAD or KEEPALIVE_* set there wins over "
+        "the drop-in.\n",
+        line.c_str());
+  }
+}
+
+// Loads the configuration as `check` does: nullptr, said, when it is invalid.
+std::unique_ptr<keepalive_config> valid_config(const char *name, const Options &options) {
+  keepalive_cli::LoadedConfig loaded = keepalive_cli::load_config(options.flags);
+  if (loaded.config->valid) return std::move(loaded.config);
+  keepalive_cli::print_invalid_configuration(name, "nothing written", *loaded.config,
+                                             options.flags);
+  return nullptr;
+}
+
+// This command's library, as LD_PRELOAD can hold it; "" (said) when none.
+std::string library_to_preload(const char *name) {
+  std::string error;
+  std::string library = keepalive_cli::locate_library(&error);
+  if (library.empty()) {
+    print_error(name, error);
+    return "";
+  }
+  if (library.find_first_of(" \t:") != std::string::npos) {
+    print_error(name, "the library's path " + library +
+                          " has a space or a colon, which LD_PRELOAD cannot hold; install it "
+                          "elsewhere or set KEEPALIVE_LIBRARY; nothing written");
+    return "";
+  }
+  return library;
+}
+
+// Writes `text` as the drop-in at `path` (unless it is there already, or
+// with --dry-run), shows what changed, and does the reload step if it did.
+bool install_drop_in(const char *name, const Options &options, const std::string &path,
+                     const std::string &text) {
+  std::string old_text;
+  bool existed = keepalive_cli::read_file(path, &old_text);
+  if (existed && old_text == text) {
+    printf("%s is already as it should be:\n%s", path.c_str(), text.c_str());
+  } else if (options.dry_run) {
+    printf("Would %s %s:\n%s", existed ? "replace" : "write", path.c_str(),
+           (existed ? keepalive_cli::line_diff(old_text, text) : text).c_str());
+  } else {
+    if (mkdir(drop_in_dir(options).c_str(), 0755) != 0 && errno != EEXIST) {
+      print_error(name, "cannot create " + drop_in_dir(options) + ": " + strerror(errno));
+      return false;
+    }
+    std::string error;
+    if (!keepalive_cli::write_file(path, text, &error)) {
+      print_error(name, error);
+      return false;
+    }
+    printf("%s %s:\n%s", existed ? "Replaced" : "Wrote", path.c_str(),
+           (existed ? keepalive_cli::line_diff(old_text, text) : text).c_str());
+  }
+  if (!existed || old_text != text) reload(name, options);
+  return true;
+}
+
+// --now: `keepalive apply PID --listeners` with the same configuration.
+int apply_now(const keepalive_config &config, const Options &options, pid_t pid) {
+  printf("\n--now: keepalive apply %d --listeners%s\n", static_cast<int>(pid),
+         options.dry_run ? " --dry-run" : "");
+  return keepalive_apply_now(config, pid, options.dry_run);
+}
+
+}  // namespace
+
+int keepalive_cmd_enable(int argc, char **argv) {
+  constexpr char kName[] = "enable";
+  Options options;
+  int status = keepalive_cli::kExitOk;
+  if (!parse_arguments(kName, kEnableOptions, true, print_enable_help, argc, argv, &options,
+                       &status)) {
+    return status;
+  }
+  std::unique_ptr<keepalive_config> config = valid_config(kName, options);
+  if (config == nullptr) return keepalive_cli::kExitUsage;
+  pid_t pid = 0;
+  std::string error;
+  if (options.now && (pid = main_pid(options, &error)) == 0) {
+    print_error(kName, "--now: " + error + "; nothing written");
+    return keepalive_cli::kExitUsage;
+  }
+  std::string library = library_to_preload(kName);
+  if (library.empty()) return keepalive_cli::kExitFailure;
+
+  keepalive_cli::UnitFiles files;
+  keepalive_cli::UnitEnvironment environment = unit_environment(options, &files);
+  if (files.unit_file.empty()) {
+    printf(
+        "Note: no file for %s in %s or the usual directories; the drop-in applies once the "
+        "unit is installed.\n",
+        options.unit.c_str(), options.unit_dir.c_str());
+  }
+  std::string preload = preload_value(environment, library);
+  std::string path = drop_in_path(options);
+  warn_about_overrides(environment, path);
+  if (!install_drop_in(kName, options, path, drop_in_text(options, preload))) {
+    return keepalive_cli::kExitFailure;
+  }
+  if (!options.now) {
+    puts("The running service is unchanged: restart it, or run this again with --now.");
+    return keepalive_cli::kExitOk;
+  }
+  return apply_now(*config, options, pid);
+}
+
+namespace {
+
+// ---- disable and status ----------------------------------------------------
+
+// The KEEPALIVE_* variables and LD_PRELOAD entries of our drop-in.
+struct DropIn {
+  bool present = false;
+  std::string path, text;
+  keepalive_cli::UnitEnvironment environment;
+};
+
+DropIn read_drop_in(const Options &options) {
+  DropIn drop_in;
+  drop_in.path = drop_in_path(options);
+  drop_in.present = keepalive_cli::read_file(drop_in.path, &drop_in.text);
+  if (drop_in.present) drop_in.environment.add_file(drop_in.path, drop_in.text);
+  return drop_in;
+}
+
+// The drop-in's configuration, as the core makes it of the KEEPALIVE_*
+// variables the drop-in sets (flags and our own environment play no part).
+keepalive_cli::LoadedConfig drop_in_config(const DropIn &drop_in,
+                                           keepalive_cli::ConfigFlags *flags) {
+  std::vector<std::pair<std::string, std::string>> variables;
+  for (const auto &variable : drop_in.environment.variables) {
+    if (variable.name.rfind("KEEPALIVE", 0) == 0 && variable.name != "KEEPALIVE_LIBRARY") {
+      variables.emplace_back(variable.name, variable.value);
+    }
+  }
+  flags->use_environment(std::move(variables));
+  return keepalive_cli::load_config(*flags);
+}
+
+// The line under a pass's table: how many sockets have the values (or
+// were, or would be, reset), how many differ, how many failed.
+std::string pass_summary(PassMode mode, const keepalive_cli::Totals &totals) {
+  std::string out;
+  if (mode == PassMode::kCompare) {
+    const int have = totals.of(keepalive_cli::Action::kCarries);
+    const int differ = totals.of(keepalive_cli::Action::kDiffers);
+    out += keepalive_cli::plural(have, "socket has", "sockets have") + " the drop-in's values";
+    if (differ > 0)
+      out += ", " + std::to_string(differ) + " not: `keepalive enable --now` sets them";
+  } else {
+    out += keepalive_cli::plural(totals.of(keepalive_cli::Group::kChanged), "socket", "sockets") +
+           (mode == PassMode::kPredictReset ? " would be reset" : " reset");
+  }
+  const int failed = totals.of(keepalive_cli::Group::kFailed);
+  return out + (failed > 0 ? ", " + std::to_string(failed) + " FAILED" : "") + ".\n";
+}
+
+// The established and listening sockets of the pass, one row each.
+std::string pass_table(PassMode mode, const keepalive_config &config,
+                       const std::vector<keepalive_cli::Outcome> &outcomes) {
+  const bool compare = mode == PassMode::kCompare;
+  std::vector<std::vector<std::string>> rows = {
+      {"FD", "DIR", "LOCAL", "PEER", compare ? "DROP-IN'S VALUES" : "ACTION",
+       compare ? "KEEPALIVE" : "KEEPALIVE BEFORE -> AFTER"}};
+  for (const keepalive_cli::Outcome &outcome : outcomes) {
+    if (outcome.action == keepalive_cli::Action::kNotEstablished) continue;
+    std::vector<std::string> row = keepalive_cli::socket_cells(config, outcome);
+    row.back() = keepalive_cli::action_info(outcome.action).word;  // RULE's place
+    row.push_back(keepalive_cli::keepalive_column(config, outcome));
+    rows.push_back(row);
+  }
+  return rows.size() > 1 ? keepalive_cli::format_table(rows)
+                         : "No established or listening TCP sockets.\n";
+}
+
+// Each established or listening socket of `pid` through the pass (as
+// `apply` decides it) in `mode`: kCompare tells which carry `config`'s
+// values (status); kReset gives every socket that carries exactly those
+// values the kernel's defaults for them back, SO_KEEPALIVE staying on, and
+// leaves the others (disable --now); kPredictReset says what kReset would do.
+int unit_pass(const char *name, pid_t pid, const keepalive_config &config, PassMode mode) {
+  keepalive_cli::TargetProcess target;
+  std::vector<TcpSocket> sockets;
+  keepalive_cli::Unexamined unexamined;
+  std::string error;
+  if (!target.open(pid, &error) || !target.read_tcp_sockets(&sockets, &unexamined, &error)) {
+    print_error(name, "--now: " + error);
+    return keepalive_cli::kExitNoProcess;
+  }
+  const keepalive_cli::PassOptions pass = keepalive_cli::pass_options(mode, true);
+  std::vector<keepalive_cli::Outcome> outcomes;
+  keepalive_cli::pass_listing(target, config, pass, sockets, false, &outcomes);
+  const keepalive_cli::Totals totals = keepalive_cli::count(outcomes);
+  std::string out = "Process " + std::to_string(pid);
+  std::string command = target.command_name();
+  if (!command.empty()) out += " (" + command + ")";
+  out += ": kernel defaults idle " + std::to_string(pass.kernel.idle_s) + "s, intvl " +
+         std::to_string(pass.kernel.intvl_s) + "s, cnt " + std::to_string(pass.kernel.cnt) + "\n";
+  out += pass_table(mode, config, outcomes) + pass_summary(mode, totals);
+  // A descriptor that could not be examined may be a connection not counted.
+  if (!unexamined.fds.empty()) out += keepalive_cli::unexamined_text(unexamined) + "\n";
+  fputs(out.c_str(), stdout);
+  fflush(stdout);
+  return totals.of(keepalive_cli::Group::kFailed) > 0 || !unexamined.fds.empty()
+             ? keepalive_cli::kExitFailure
+             : keepalive_cli::kExitOk;
+}
+
+}  // namespace
+
+int keepalive_cmd_disable(int argc, char **argv) {
+  constexpr char kName[] = "disable";
+  Options options;
+  int status = keepalive_cli::kExitOk;
+  if (!parse_arguments(kName, kDisableOptions, false, print_disable_help, argc, argv, &options,
+                       &status)) {
+    return status;
+  }
+  pid_t pid = 0;
+  std::string error;
+  if (options.now && (pid = main_pid(options, &error)) == 0) {
+    print_error(kName, "--now: " + error + "; nothing removed");
+    return keepalive_cli::kExitUsage;
+  }
+  DropIn drop_in = read_drop_in(options);
+  if (!drop_in.present) {
+    printf("%s: no drop-in %s, nothing to remove.\n", options.unit.c_str(), drop_in.path.c_str());
+    return keepalive_cli::kExitOk;
+  }
+  if (options.dry_run) {
+    printf("Would remove %s:\n%s", drop_in.path.c_str(), drop_in.text.c_str());
+  } else {
+    if (unlink(drop_in.path.c_str()) != 0) {
+      print_error(kName, "cannot remove " + drop_in.path + ": " + strerror(errno));
+      return keepalive_cli::kExitFailure;
+    }
+    rmdir(drop_in_dir(options).c_str());  // only when nothing else is in it
+    printf("Removed %s:\n%s", drop_in.path.c_str(), drop_in.text.c_str());
+  }
+  reload(kName, options);
+  if (!options.now) {
+    puts("The running service is unchanged: it keeps libkeepalive until it is restarted.");
+    return keepalive_cli::kExitOk;
+  }
+  keepalive_cli::ConfigFlags no_flags;
+  keepalive_cli::LoadedConfig loaded = drop_in_config(drop_in, &no_flags);
+  if (!loaded.config->valid || !loaded.config->enabled) {
+    puts(
+        "--now: the drop-in's configuration is invalid or off: it set no socket, none is "
+        "reset.");
+    return keepalive_cli::kExitOk;
+  }
+  printf(
+      "\n--now: the sockets with exactly the drop-in's values get the kernel defaults back "
+      "(SO_KEEPALIVE stays on); the library stays loaded until the service restarts.\n");
+  return unit_pass(kName, pid, *loaded.config,
+                   options.dry_run ? PassMode::kPredictReset : PassMode::kReset);
+}
+
+int keepalive_cmd_status(int argc, char **argv) {
+  constexpr char kName[] = "status";
+  Options options;
+  int status = keepalive_cli::kExitOk;
+  if (!parse_arguments(kName, kStatusOptions, false, print_status_help, argc, argv, &options,
+                       &status)) {
+    return status;
+  }
+  DropIn drop_in = read_drop_in(options);
+  int result = keepalive_cli::kExitOk;
+  if (!drop_in.present) {
+    printf("%s: not enabled (no drop-in %s).\n", options.unit.c_str(), drop_in.path.c_str());
+    result = keepalive_cli::kExitFailure;
+  } else {
+    printf("%s: drop-in %s\n%s", options.unit.c_str(), drop_in.path.c_str(), drop_in.text.c_str());
+    const auto *preload = drop_in.environment.find("LD_PRELOAD");
+    bool library_found = false;
+    for (const std::string &entry :
+         keepalive_cli::preload_entries(preload != nullptr ? preload->value : "")) {
+      if (!is_keepalive_library(entry)) continue;
+      library_found = access(entry.c_str(), R_OK) == 0;
+      printf("Library: %s (%s)\n", entry.c_str(),
+             library_found ? "present" : "MISSING: ld.so would only warn, and preload nothing");
+    }
+    if (!library_found) result = keepalive_cli::kExitFailure;
+    puts("\nConfiguration in the drop-in, as `keepalive check` explains it:");
+    keepalive_cli::ConfigFlags no_flags;
+    drop_in_config(drop_in, &no_flags);
+    if (keepalive_check_report(no_flags, false) != keepalive_cli::kExitOk) {
+      result = keepalive_cli::kExitFailure;
+    }
+  }
+  std::string error;
+  pid_t pid = main_pid(options, &error);
+  if (pid == 0) {
+    printf("\nRunning process: unknown (%s).\n", error.c_str());
+    return result;
+  }
+  printf("\nRunning process, as `keepalive inspect %d` shows it:\n", static_cast<int>(pid));
+  fflush(stdout);
+  if (keepalive_inspect_report(pid, false, keepalive_cli::Detail::kAuto) !=
+      keepalive_cli::kExitOk) {
+    return keepalive_cli::kExitFailure;
+  }
+  if (!drop_in.present) return result;
+  keepalive_cli::ConfigFlags no_flags;
+  keepalive_cli::LoadedConfig loaded = drop_in_config(drop_in, &no_flags);
+  if (loaded.config->valid && loaded.config->enabled) {
+    printf("\nIts sockets against the drop-in's configuration:\n");
+    if (unit_pass(kName, pid, *loaded.config, PassMode::kCompare) != keepalive_cli::kExitOk) {
+      result = keepalive_cli::kExitFailure;
+    }
+  }
+  return result;
+}
