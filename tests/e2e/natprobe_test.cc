@@ -69,15 +69,16 @@ struct LoopbackServer {
   std::unique_ptr<Process> process;
   std::string endpoint;  // "127.0.0.1:PORT"
 
-  void start() {
+  // `listen`: 127.0.0.1:0, or [::]:0 (IPv4 clients then arrive v4-mapped).
+  void start(const std::string &listen = "127.0.0.1:0") {
     process = std::make_unique<Process>(
-        "server", Strings{command(), "natprobe", "server", "--listen", "127.0.0.1:0"});
+        "server", Strings{command(), "natprobe", "server", "--listen", listen});
     ASSERT_TRUE(process->started());
     ASSERT_TRUE(process->wait_for_output("\n", kStartupTimeout)) << process->transcript();
     std::smatch match;
-    std::regex listening("listening on (127\\.0\\.0\\.1:[0-9]+) ");
+    std::regex listening("listening on (127\\.0\\.0\\.1|\\[::\\]):([0-9]+) ");
     ASSERT_TRUE(std::regex_search(process->out(), match, listening)) << process->transcript();
-    endpoint = match[1];
+    endpoint = "127.0.0.1:" + match[2].str();
   }
 };
 
@@ -244,6 +245,49 @@ class NatprobeCgnatTest : public testing::Test {
     ASSERT_NE(run->status, -1) << "the client did not finish\n" << client.transcript();
   }
 };
+
+// A server name with two addresses, ::1 first, whose server listens on
+// 127.0.0.1 only: the client tries the next address when one refuses. The
+// name is in the hosts file of a network namespace of the test's own (`ip
+// netns exec` puts /etc/netns/NAME/hosts in place of /etc/hosts).
+TEST_F(NatprobeCgnatTest, ClientTriesEachAddressOfTheServersName) {
+  const std::string ns = "kanp-" + std::to_string(getpid()) + "-hosts";
+  const std::string hosts_dir = "/etc/netns/" + ns;
+  ASSERT_EQ(cgnat_harness::run_command({"ip", "netns", "add", ns}).status, 0);
+  struct Cleanup {
+    std::string ns, dir;
+    ~Cleanup() {
+      cgnat_harness::run_command({"ip", "netns", "del", ns});
+      cgnat_harness::run_command({"rm", "-rf", dir});
+    }
+  } cleanup{ns, hosts_dir};
+  ASSERT_EQ(cgnat_harness::run_command({"ip", "-n", ns, "link", "set", "lo", "up"}).status, 0);
+  ASSERT_EQ(cgnat_harness::run_command({"mkdir", "-p", hosts_dir}).status, 0);
+  ASSERT_EQ(
+      cgnat_harness::run_command({"sh", "-c",
+                                  "printf '::1 natprobe-server\\n127.0.0.1 natprobe-server\\n'"
+                                  " > " +
+                                      hosts_dir + "/hosts"})
+          .status,
+      0);
+  auto in_ns = [&ns](Strings args) {
+    args.insert(args.begin(), {"ip", "netns", "exec", ns});
+    return args;
+  };
+  cgnat_harness::CommandResult order =
+      cgnat_harness::run_command(in_ns({"getent", "ahosts", "natprobe-server"}));
+  ASSERT_EQ(order.output.rfind("::1 ", 0), 0u) << "::1 must come first:\n" << order.output;
+  Process server("server", in_ns({command(), "natprobe", "server", "--listen", "127.0.0.1:7201"}));
+  ASSERT_TRUE(server.wait_for_output("listening on 127.0.0.1:7201", kStartupTimeout))
+      << server.transcript();
+  Process client("client", in_ns({command(), "natprobe", "client", "natprobe-server:7201", "--max",
+                                  "1s", "--resolution", "1s", "--grace", "1s"}));
+  EXPECT_EQ(client.wait_exit(30), 0) << client.transcript();
+  EXPECT_NE(client.err().find("probing 127.0.0.1:7201 (protocol"), std::string::npos)
+      << client.transcript();
+  EXPECT_NE(client.out().find("No timeout up to --max 1s"), std::string::npos)
+      << client.transcript();
+}
 
 // ---- through an impaired path -----------------------------------------------
 // This kernel may lack netem: the impairments are nft rules in the NAT's
@@ -667,24 +711,33 @@ TEST_F(NatprobeLoopbackTest, InterruptPrintsWhatWasLearned) {
       << server.process->transcript();
 }
 
+// Refused and said so, naming the client as it is: an IPv4 client of a
+// server listening on [::] too.
 TEST_F(NatprobeLoopbackTest, ServerRefusesAForeignRequest) {
-  LoopbackServer server;
-  ASSERT_NO_FATAL_FAILURE(server.start());
-  std::string port = server.endpoint.substr(server.endpoint.find(':') + 1);
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = htons(static_cast<uint16_t>(std::stoi(port)));
-  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr *>(&address), sizeof address), 0);
-  EXPECT_EQ(read_line(fd, 5), "KEEPALIVE-NATPROBE 1");
-  send_text(fd, "GET / HTTP/1.0\r\n\r\n");
-  EXPECT_EQ(read_line(fd, 5), "ERROR expected IDLE <milliseconds> (got \"GET / HTTP/1.0\\r\")");
-  char byte;
-  EXPECT_EQ(read(fd, &byte, 1), 0) << "the server should close after its ERROR line";
-  close(fd);
-  EXPECT_TRUE(server.process->wait_for_output("refused: expected IDLE", 5))
-      << server.process->transcript();
+  for (const char *listen : {"127.0.0.1:0", "[::]:0"}) {
+    SCOPED_TRACE(listen);
+    LoopbackServer server;
+    ASSERT_NO_FATAL_FAILURE(server.start(listen));
+    std::string port = server.endpoint.substr(server.endpoint.find(':') + 1);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = htons(static_cast<uint16_t>(std::stoi(port)));
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr *>(&address), sizeof address), 0);
+    sockaddr_in local{};
+    socklen_t length = sizeof local;
+    ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr *>(&local), &length), 0);
+    EXPECT_EQ(read_line(fd, 5), "KEEPALIVE-NATPROBE 1");
+    send_text(fd, "GET / HTTP/1.0\r\n\r\n");
+    EXPECT_EQ(read_line(fd, 5), "ERROR expected IDLE <milliseconds> (got \"GET / HTTP/1.0\\r\")");
+    char byte;
+    EXPECT_EQ(read(fd, &byte, 1), 0) << "the server should close after its ERROR line";
+    close(fd);
+    std::string client = "127.0.0.1:" + std::to_string(ntohs(local.sin_port));
+    EXPECT_TRUE(server.process->wait_for_output(client + ": refused: expected IDLE", 5))
+        << server.process->transcript();
+  }
 }
 
 // SIGTERM (systemd's stop) and SIGINT (Ctrl-C) end a server that waits for

@@ -225,13 +225,17 @@ class EnableTest(unittest.TestCase):
         """In a mount namespace where /run/systemd/system exists (systemd's own
         test that it is the running init), with a systemctl on PATH that logs
         its arguments: MainPID comes from `systemctl show`, --reload runs
-        `systemctl daemon-reload` (not in a dry run)."""
+        `systemctl daemon-reload` (not in a dry run). The fake answers `show`
+        one byte at a time: what a program writes is read whole, however the
+        pipe delivers it."""
         require(self, os.geteuid() != 0 and "needs root, for a mount namespace (unshare -m)")
         directory = unit_dir(self)
         log = os.path.join(directory, "systemctl.log")
         fake = os.path.join(directory, "bin")
         write(os.path.join(fake, "systemctl"),
-              f'#!/bin/sh\necho "$*" >> {log}\n[ "$1" = show ] && echo {os.getpid()}\nexit 0\n')
+              f'#!/bin/sh\necho "$*" >> {log}\n'
+              f'[ "$1" = show ] && for c in {" ".join(str(os.getpid()))}; do printf %s "$c"; '
+              'sleep 0.05; done && echo\nexit 0\n')
         os.chmod(os.path.join(fake, "systemctl"), 0o755)
 
         def with_systemd(*args):

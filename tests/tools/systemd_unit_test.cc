@@ -78,6 +78,7 @@ INSTANTIATE_TEST_SUITE_P(
                     SplitCase{"A=a\"b c\"d", true, {"A=ab cd"}},
                     SplitCase{"A=50%%", true, {"A=50%"}},
                     SplitCase{"A=\\x41\\101\\n", true, {"A=AA\n"}},
+                    SplitCase{"A=\\x41", true, {"A=A"}}, SplitCase{"A=\\x4", false, {}},
                     SplitCase{"A=\"open", false, {}}, SplitCase{"A=x\\", false, {}},
                     SplitCase{"A=\\q", false, {}}));
 
