@@ -253,30 +253,23 @@ class NatprobeCgnatTest : public testing::Test {
 TEST_F(NatprobeCgnatTest, ClientTriesEachAddressOfTheServersName) {
   const std::string ns = "kanp-" + std::to_string(getpid()) + "-hosts";
   const std::string hosts_dir = "/etc/netns/" + ns;
-  ASSERT_EQ(cgnat_harness::run_command({"ip", "netns", "add", ns}).status, 0);
+  auto shell = [](const std::string &script) {
+    return cgnat_harness::run_command({"/bin/sh", "-c", script});
+  };
   struct Cleanup {
-    std::string ns, dir;
-    ~Cleanup() {
-      cgnat_harness::run_command({"ip", "netns", "del", ns});
-      cgnat_harness::run_command({"rm", "-rf", dir});
-    }
-  } cleanup{ns, hosts_dir};
-  ASSERT_EQ(cgnat_harness::run_command({"ip", "-n", ns, "link", "set", "lo", "up"}).status, 0);
-  ASSERT_EQ(cgnat_harness::run_command({"mkdir", "-p", hosts_dir}).status, 0);
-  ASSERT_EQ(
-      cgnat_harness::run_command({"sh", "-c",
-                                  "printf '::1 natprobe-server\\n127.0.0.1 natprobe-server\\n'"
-                                  " > " +
-                                      hosts_dir + "/hosts"})
-          .status,
-      0);
+    std::function<void()> run;
+    ~Cleanup() { run(); }
+  } cleanup{[&] { shell("ip netns del " + ns + "; rm -rf " + hosts_dir); }};
+  cgnat_harness::CommandResult setup =
+      shell("ip netns add " + ns + " && ip -n " + ns + " link set lo up && mkdir -p " + hosts_dir +
+            " && printf '::1 natprobe-server\\n127.0.0.1 natprobe-server\\n' > " + hosts_dir +
+            "/hosts && ip netns exec " + ns + " getent ahosts natprobe-server");
+  ASSERT_EQ(setup.status, 0) << setup.output;
+  ASSERT_EQ(setup.output.rfind("::1 ", 0), 0u) << "::1 must come first:\n" << setup.output;
   auto in_ns = [&ns](Strings args) {
-    args.insert(args.begin(), {"ip", "netns", "exec", ns});
+    args.insert(args.begin(), {"/sbin/ip", "netns", "exec", ns});
     return args;
   };
-  cgnat_harness::CommandResult order =
-      cgnat_harness::run_command(in_ns({"getent", "ahosts", "natprobe-server"}));
-  ASSERT_EQ(order.output.rfind("::1 ", 0), 0u) << "::1 must come first:\n" << order.output;
   Process server("server", in_ns({command(), "natprobe", "server", "--listen", "127.0.0.1:7201"}));
   ASSERT_TRUE(server.wait_for_output("listening on 127.0.0.1:7201", kStartupTimeout))
       << server.transcript();
