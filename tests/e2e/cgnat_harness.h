@@ -36,6 +36,7 @@
 #include <utility>
 #include <vector>
 
+#include "require.h"
 #include "spawn_args.h"
 
 extern char **environ;
@@ -449,15 +450,12 @@ inline std::optional<std::string> cgnat_unavailable() {
 // In a test's SetUp, with `unavailable` an std::optional<std::string> (why
 // WHAT cannot run here, nullopt when it can): skips loudly, naming NEEDS
 // ("iproute2 and nftables"), or fails when LIBKEEPALIVE_E2E_REQUIRED=1.
-#define E2E_REQUIRE_OR_SKIP(unavailable, WHAT, NEEDS)                                       \
-  do {                                                                                      \
-    if (auto reason = (unavailable)) {                                                      \
-      if (cgnat_harness::env_or_empty("LIBKEEPALIVE_E2E_REQUIRED") == "1")                  \
-        FAIL() << "LIBKEEPALIVE_E2E_REQUIRED=1 but " WHAT " cannot run here:\n" << *reason; \
-      std::cerr << "\n*** E2E TEST SKIPPED — " WHAT " cannot run here:\n"                   \
-                << *reason << "*** Run as root with " NEEDS " to test for real.\n\n";       \
-      GTEST_SKIP() << WHAT " unavailable: " << *reason;                                     \
-    }                                                                                       \
+#define E2E_REQUIRE_OR_SKIP(unavailable, WHAT, NEEDS)                                        \
+  do {                                                                                       \
+    if (auto reason = (unavailable)) {                                                       \
+      KA_REQUIRE_OR_SKIP("LIBKEEPALIVE_E2E_REQUIRED",                                        \
+                         WHAT " cannot run here (run as root with " NEEDS "):\n" + *reason); \
+    }                                                                                        \
   } while (0)
 
 // In a test's SetUp: fails when CTest's variables are missing; skips loudly

@@ -286,9 +286,4 @@ LoopbackListener::~LoopbackListener() {
 
 bool IsRoot() { return geteuid() == 0; }
 
-bool SkipsForbidden() {
-  const char *value = getenv("LIBKEEPALIVE_HARDENING_REQUIRED");
-  return value != nullptr && strcmp(value, "1") == 0;
-}
-
 }  // namespace ka_hardening

@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "require.h"
+
 namespace ka_hardening {
 
 using Env = std::vector<std::pair<std::string, std::string>>;
@@ -101,21 +103,10 @@ class LoopbackListener {
 };
 
 bool IsRoot();
-// LIBKEEPALIVE_HARDENING_REQUIRED=1 (CI): a test that cannot run fails.
-bool SkipsForbidden();
 
 }  // namespace ka_hardening
 
 // Skips loudly, or fails when skips are forbidden (CI).
-#define KA_SKIP_OR_FAIL(reason)                                                                   \
-  do {                                                                                            \
-    std::string ka_reason_ = (reason);                                                            \
-    if (ka_hardening::SkipsForbidden()) {                                                         \
-      FAIL() << ka_reason_ << " (LIBKEEPALIVE_HARDENING_REQUIRED=1 forbids skipping)";            \
-    }                                                                                             \
-    fprintf(stderr, "\n*** SKIPPED %s: %s ***\n\n",                                               \
-            ::testing::UnitTest::GetInstance()->current_test_info()->name(), ka_reason_.c_str()); \
-    GTEST_SKIP() << ka_reason_;                                                                   \
-  } while (0)
+#define KA_SKIP_OR_FAIL(reason) KA_REQUIRE_OR_SKIP("LIBKEEPALIVE_HARDENING_REQUIRED", reason)
 
 #endif

@@ -9,9 +9,16 @@
 - Every exported hook has its own shim/hook_<name>.cc.
 - Every C/C++ file is formatted by the project's .clang-format.
 - No function of the library or the command has a body over 60 lines.
+- Every GoogleTest test and every Python test class under tests/ is registered
+  with CTest (Registration: needs the build tree, --build-dir), and a Python
+  test skips only through command_testlib.require(), which CI turns into a
+  failure (OneSkipHelper).
 
-Run: house_rules.py SOURCE_DIR [unittest args]
+Run: house_rules.py SOURCE_DIR [--build-dir BUILD_DIR] [unittest args]
 """
+import ast
+import fnmatch
+import json
 import os
 import re
 import shutil
@@ -20,6 +27,10 @@ import sys
 import unittest
 
 SOURCE = os.path.abspath(sys.argv.pop(1) if len(sys.argv) > 1 else ".")
+BUILD = None
+if len(sys.argv) > 2 and sys.argv[1] == "--build-dir":
+    BUILD = os.path.abspath(sys.argv[2])
+    del sys.argv[1:3]
 INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.M)
 C_SUFFIXES = (".c", ".cc", ".h")
 
@@ -176,6 +187,134 @@ class Formatting(unittest.TestCase):
                               if ": error:" in line})
         self.assertEqual(result.returncode, 0,
                          "not formatted (clang-format -i FILE…): " + " ".join(unformatted))
+
+
+def test_files(suffix):
+    for root, dirs, files in os.walk(os.path.join(SOURCE, "tests")):
+        dirs[:] = [d for d in dirs if not d.startswith(("build", "."))]
+        for name in sorted(files):
+            if name.endswith(suffix):
+                yield os.path.relpath(os.path.join(root, name), SOURCE)
+
+
+GTEST = re.compile(r"^(TEST|TEST_F|TEST_P)\(\s*(\w+),\s*(\w+)\)", re.M)
+INSTANTIATION = re.compile(r"^INSTANTIATE_TEST_SUITE_P\(\s*(\w+),\s*(\w+),", re.M)
+
+
+def gtest_tests():
+    """(file, name) of every GoogleTest test in tests/: Suite.Name, or
+    Prefix/Suite.Name/* for each instantiation of a parameterised one."""
+    sources = {path: read(path) for path in test_files(".cc")}
+    for path, text in sources.items():
+        # Instantiated in the same file (suites of different programs may share a name).
+        prefixes = {}
+        for prefix, suite in INSTANTIATION.findall(text):
+            prefixes.setdefault(suite, []).append(prefix)
+        for macro, suite, name in GTEST.findall(text):
+            if macro != "TEST_P":
+                yield path, f"{suite}.{name}"
+                continue
+            for prefix in prefixes.get(suite, ["(no INSTANTIATE_TEST_SUITE_P)"]):
+                yield path, f"{prefix}/{suite}.{name}/*"
+
+
+def python_test_classes():
+    """(file, class) of every unittest.TestCase class under tests/ with a test_ method
+    of its own or of a base class in the same file."""
+    for path in test_files(".py"):
+        classes = {node.name: node for node in ast.walk(ast.parse(read(path)))
+                   if isinstance(node, ast.ClassDef)}
+
+        def is_test_case(node):
+            for base in node.bases:
+                name = ast.unparse(base)
+                if name in ("unittest.TestCase", "TestCase") or (
+                        name in classes and is_test_case(classes[name])):
+                    return True
+            return False
+
+        def has_tests(node):
+            own = any(isinstance(item, ast.FunctionDef) and item.name.startswith("test")
+                      for item in node.body)
+            return own or any(has_tests(classes[ast.unparse(base)]) for base in node.bases
+                              if ast.unparse(base) in classes)
+
+        for name, node in classes.items():
+            if is_test_case(node) and has_tests(node):
+                yield path, name
+
+
+def registered_tests():
+    """{name: command} of every test CTest knows in the build tree."""
+    result = subprocess.run(["ctest", "--show-only=json-v1"], cwd=BUILD, capture_output=True,
+                            text=True, timeout=120)
+    if result.returncode != 0:
+        raise AssertionError(f"ctest --show-only in {BUILD}: {result.stderr}")
+    return {test["name"]: test.get("command", []) for test in json.loads(result.stdout)["tests"]}
+
+
+def gtest_filters(command):
+    """The positive patterns of a --gtest_filter in a test's command."""
+    for argument in command:
+        if argument.startswith("--gtest_filter="):
+            yield from argument.split("=", 1)[1].split("-")[0].split(":")
+
+
+class Registration(unittest.TestCase):
+    """A test that no CTest test runs never runs: every GoogleTest test and every
+    Python test class is registered (gtest_discover_tests, a --gtest_filter of an
+    e2e program's SCENARIOS, or a class named on a Python test's command line)."""
+
+    @classmethod
+    def setUpClass(cls):
+        if BUILD is None:
+            raise AssertionError("Registration needs --build-dir BUILD_DIR")
+        cls.tests = registered_tests()
+
+    def test_every_gtest_test_is_registered(self):
+        names = list(self.tests)
+        filters = [f for command in self.tests.values() for f in gtest_filters(command)]
+        found = list(gtest_tests())
+        self.assertGreater(len(found), 100)
+        missing = [f"{path}: {test}" for path, test in found
+                   if not any(fnmatch.fnmatchcase(name, test) for name in names)
+                   and not any(fnmatch.fnmatchcase(test, f) for f in filters)]
+        self.assertEqual(missing, [], "never run by CTest: register them (docs/testing.md)")
+
+    def test_every_python_test_class_is_registered(self):
+        found = list(python_test_classes())
+        self.assertGreater(len(found), 10)
+        missing = [f"{path}: {name}" for path, name in found
+                   if not any(name in command and any(
+                       arg.endswith(os.path.basename(path)) for arg in command)
+                       for command in self.tests.values())]
+        self.assertEqual(missing, [], "never run by CTest: register them (docs/testing.md)")
+
+
+PYTHON_SKIP = re.compile(r"\.skipTest\(|unittest\.skip|SkipTest|\bskip(If|Unless)\b")
+GTEST_SKIP = re.compile(r"\bGTEST_SKIP\b")
+
+
+class OneSkipHelper(unittest.TestCase):
+    """A test skips through one helper only, which fails instead when CI's
+    LIBKEEPALIVE_*_REQUIRED says so: command_testlib.require() in Python (whose
+    main() makes CTest report the skip, exit status 77, rather than a pass),
+    KA_REQUIRE_OR_SKIP of tests/common/require.h in C++."""
+
+    def direct_skips(self, helper, pattern, suffixes):
+        self.assertEqual(len(pattern.findall(read(helper))), 1, helper)
+        return [f"{path}:{number}" for suffix in suffixes for path in test_files(suffix)
+                if path not in (helper, "tests/rules/house_rules.py")
+                for number, line in enumerate(read(path).split("\n"), 1)
+                if pattern.search(line)]
+
+    def test_python_tests_skip_through_require(self):
+        direct = self.direct_skips("tests/tools/command_testlib.py", PYTHON_SKIP, [".py"])
+        self.assertEqual(direct, [], "skip through command_testlib.require()")
+
+    def test_cxx_tests_skip_through_ka_require_or_skip(self):
+        direct = self.direct_skips("tests/common/require.h", GTEST_SKIP, [".cc", ".h", ".c"])
+        self.assertEqual(direct, [], "skip through KA_REQUIRE_OR_SKIP (tests/common/require.h)")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ import textwrap
 import unittest
 
 from command_testlib import (KERNEL_CNT, KERNEL_IDLE, KERNEL_INTVL, PYTHON, TIMEOUT,
-                             JsonLineServer, clean_env, copy_of_command, keepalive, parse_json)
+                             JsonLineServer, clean_env, copy_of_command, keepalive, main,
+                             parse_json, require_root)
 
 SETSOCKOPT_FAULT = os.environ["LIBKEEPALIVE_TEST_SETSOCKOPT_FAULT"]
 WITHOUT_SYSCALL = os.environ["LIBKEEPALIVE_TEST_WITHOUT_SYSCALL"]
@@ -667,8 +668,7 @@ class ApplyErrorsTest(unittest.TestCase):
         self.assertEqual((result.returncode, result.stdout), (3, ""))
 
     def test_permission_denied_as_unprivileged_user(self):
-        if os.geteuid() != 0:
-            self.skipTest("SKIPPED: needs root, to start a root-owned server and drop to nobody")
+        require_root(self, "to start a root-owned server and drop to nobody")
         if shutil.which("setpriv") is None:
             self.fail("setpriv not found: apt-get install util-linux")
         holder = Holder(self)
@@ -724,8 +724,7 @@ class ApplyErrorsTest(unittest.TestCase):
         CapabilityBoundingSet) can list /proc/PID/fd of another user's process
         but not read a single link: inspect and apply must fail as for any
         permission denied, naming what is missing, not report no sockets."""
-        if os.geteuid() != 0:
-            self.skipTest("SKIPPED: needs root, to be root without CAP_SYS_PTRACE")
+        require_root(self, "to be root without CAP_SYS_PTRACE")
         if shutil.which("capsh") is None:
             self.fail("capsh not found: apt-get install libcap2-bin")
         holder = Holder(self, prefix=as_nobody())
@@ -768,8 +767,7 @@ class ApplyErrorsTest(unittest.TestCase):
     def test_same_user_under_the_ptrace_policy(self):
         """An unprivileged user applies to its own server: allowed unless Yama's
         ptrace_scope forbids it, and then the message names that policy."""
-        if os.geteuid() != 0:
-            self.skipTest("SKIPPED: needs root, to run both processes as nobody")
+        require_root(self, "to run both processes as nobody")
         holder = Holder(self, prefix=as_nobody())
         holder.accept("conn", "a")
         result = keepalive("apply", str(holder.pid), "--idle", "31", prefix=as_nobody(),
@@ -805,4 +803,4 @@ class ApplyErrorsTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    main()

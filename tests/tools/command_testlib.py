@@ -2,10 +2,11 @@
 the command under test, the kernel's keepalive defaults, a clean environment,
 running the command (or a copy any user can run), the keepalive timer in a
 line of `ss -tnoe`, JSON that
-`python3 -m json.tool` must accept, and a prerequisite's loud skip.
-Environment: LIBKEEPALIVE_COMMAND (the built bin/keepalive); with
-LIBKEEPALIVE_E2E_REQUIRED=1 (CI) a missing prerequisite fails instead of
-skipping.
+`python3 -m json.tool` must accept, and the one way a test skips: require()
+(require_root()), a failure instead with LIBKEEPALIVE_E2E_REQUIRED=1 (CI), and
+main(), whose exit status 77 makes CTest report a class with a skipped test as
+skipped, not passed (SKIP_RETURN_CODE).
+Environment: LIBKEEPALIVE_COMMAND (the built bin/keepalive).
 """
 
 import json
@@ -15,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import unittest
 
 COMMAND = os.environ["LIBKEEPALIVE_COMMAND"]
 PYTHON = sys.executable
@@ -80,6 +82,23 @@ def require(test, missing):
     if prerequisites_required():
         test.fail(f"prerequisite missing (LIBKEEPALIVE_E2E_REQUIRED=1): {missing}")
     test.skipTest(f"SKIPPED: {missing}")
+
+
+def require_root(test, purpose):
+    """require() root, which the test needs for `purpose` ("to drop to nobody")."""
+    require(test, None if os.geteuid() == 0 else f"needs root, {purpose}")
+
+
+SKIPPED_EXIT_STATUS = 77  # SKIP_RETURN_CODE of keepalive_add_python_tests
+
+
+def main():
+    """Runs the test classes named on the command line (unittest.main) and exits
+    1 when a test failed or none ran, 77 when one was skipped, 0 otherwise."""
+    result = unittest.main(verbosity=2, exit=False).result
+    if not result.wasSuccessful() or result.testsRun == 0:
+        sys.exit(1)
+    sys.exit(SKIPPED_EXIT_STATUS if result.skipped else 0)
 
 
 def parse_json(test, text):

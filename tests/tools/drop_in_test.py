@@ -26,7 +26,7 @@ import time
 import unittest
 
 from command_testlib import (COMMAND, TIMEOUT, clean_env, keepalive, keepalive_timer_seconds,
-                             require)
+                             main, require)
 
 LIBRARY = os.path.abspath(os.environ["LIBKEEPALIVE_TEST_PRELOAD"])
 SETSOCKOPT_FAULT = os.environ["LIBKEEPALIVE_TEST_SETSOCKOPT_FAULT"]
@@ -505,4 +505,4 @@ VirtualHost "localhost"
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    main()

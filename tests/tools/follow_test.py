@@ -25,7 +25,7 @@ import unittest
 
 from apply_test import NOBODY, SETSOCKOPT_FAULT, as_nobody, keepalive_timers
 from command_testlib import (COMMAND, KERNEL_IDLE, PYTHON, TIMEOUT, JsonLineServer, clean_env,
-                             copy_of_command, keepalive)
+                             copy_of_command, keepalive, main, require, require_root)
 from server_script import LISTENER_SETUP
 
 SOURCE_DIR = os.environ["LIBKEEPALIVE_TEST_SOURCE_DIR"]
@@ -256,7 +256,7 @@ class FollowTest(unittest.TestCase):
         try:
             listener = socket.create_server(("::1", 0), family=socket.AF_INET6)
         except OSError as e:
-            self.skipTest(f"SKIPPED: no IPv6 loopback here: {e}")
+            require(self, f"no IPv6 loopback here: {e}")
         self.addCleanup(listener.close)
         outgoing = server.command(f"connect6 out6 {listener.getsockname()[1]}")["sockets"]["out6"]
         self.addCleanup(listener.accept()[0].close)
@@ -446,8 +446,7 @@ class FollowEndsTest(unittest.TestCase):
         self.assertEqual(server.options("later"), [1, 49])
 
     def test_permission_denied_as_apply(self):
-        if os.geteuid() != 0:
-            self.skipTest("SKIPPED: needs root, to start a root-owned server and drop to nobody")
+        require_root(self, "to start a root-owned server and drop to nobody")
         server = Server(self)
         server.accept("conn")
         # The command as nobody: a copy nobody can run (the build tree may be private).
@@ -465,8 +464,7 @@ class FollowEndsTest(unittest.TestCase):
         """What keepalive-follow@.service grants, CAP_SYS_PTRACE and nothing
         else: to a user of its own (DynamicUser=) following root's process,
         and to root following nobody's (whose /proc/PID/fd it cannot read)."""
-        if os.geteuid() != 0:
-            self.skipTest("SKIPPED: needs root, to drop to CAP_SYS_PTRACE alone")
+        require_root(self, "to drop to CAP_SYS_PTRACE alone")
         command = copy_of_command(self)
         only_ptrace = ("--bounding-set=-all,+sys_ptrace", "--inh-caps=-all")
         dynamic_user = ("--reuid=61999", "--regid=61999", "--clear-groups",
@@ -535,7 +533,7 @@ class FollowExamplesTest(unittest.TestCase):
 
     def test_unit_verifies(self):
         if shutil.which("systemd-analyze") is None:
-            self.skipTest("SKIPPED: systemd-analyze not found (apt-get install systemd)")
+            require(self, "systemd-analyze not found (apt-get install systemd)")
         path, _ = self.unit()
         result = subprocess.run(["systemd-analyze", "verify", "--man=no", path],
                                 capture_output=True, text=True, timeout=TIMEOUT)
@@ -553,4 +551,4 @@ class FollowExamplesTest(unittest.TestCase):
         self.assertIn("no such process", result.stderr)
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    main()

@@ -26,7 +26,7 @@ import unittest
 from apply_test import keepalive_timers, ss_lines
 from command_testlib import (COMMAND, KERNEL_CNT, KERNEL_IDLE, KERNEL_INTVL, PYTHON, TIMEOUT,
                              JsonLineServer, clean_env, keepalive, keepalive_timer_seconds,
-                             parse_json, prerequisites_required, require)
+                             main, parse_json, prerequisites_required, require)
 from follow_test import Follower
 
 SOURCE_DIR = os.environ["LIBKEEPALIVE_TEST_SOURCE_DIR"]
@@ -130,7 +130,7 @@ class GoTestCase(unittest.TestCase):
         cls.addClassCleanup(directory.cleanup)
         cls.go_peer, cls.missing = build_go_peer(directory.name)
         if cls.missing and not prerequisites_required():
-            # Once, for the log and CTest's SKIP_REGULAR_EXPRESSION.
+            # Once for the class, in the log.
             print(f"SKIPPED: {cls.missing}", flush=True)
 
     def setUp(self):
@@ -267,4 +267,4 @@ class GoApplyTest(GoTestCase):
 
 
 if __name__ == "__main__":
-    unittest.main()
+    main()

@@ -21,7 +21,8 @@ import threading
 import unittest
 
 from command_testlib import (COMMAND, KERNEL_CNT, KERNEL_IDLE, KERNEL_INTVL, PYTHON,
-                              TIMEOUT, clean_env, copy_of_command, keepalive, parse_json)
+                              TIMEOUT, clean_env, copy_of_command, keepalive, main, parse_json,
+                              require)
 
 PRELOAD = os.environ["LIBKEEPALIVE_TEST_PRELOAD"]
 # A C program with the section the Go toolchain writes (.note.go.buildid).
@@ -382,7 +383,7 @@ class RunTest(unittest.TestCase):
     def test_warns_about_static_programs(self):
         ldconfig = "/sbin/ldconfig"  # statically linked on Debian
         if not os.path.exists(ldconfig):
-            self.skipTest(f"SKIPPED: no {ldconfig} to serve as a static program")
+            require(self, f"no {ldconfig} to serve as a static program")
         result = keepalive("run", "--", ldconfig, "--version")
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertIn("is statically linked", result.stderr)
@@ -689,4 +690,4 @@ class ExamplesTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    main()
