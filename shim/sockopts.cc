@@ -175,6 +175,13 @@ bool apply_if_inet(int fd, const keepalive_settings *s, keepalive_apply_failure 
   return apply_options(fd, s, failure, /*family_known=*/false) >= 0;
 }
 
+int kernel_default_idle_or(int fallback) {
+  // The sysctl may exceed what TCP_KEEPIDLE accepts (32767), and an unset
+  // socket then reads it as it is: capping it would make every socket look
+  // as if its program had chosen its timings.
+  return read_proc_seconds("/proc/sys/net/ipv4/tcp_keepalive_time", INT_MAX, fallback);
+}
+
 }  // namespace keepalive
 
 extern "C" {
@@ -242,11 +249,7 @@ int keepalive_kernel_default_intvl(void) {
 }
 
 int keepalive_kernel_default_idle(void) {
-  // The sysctl may exceed what TCP_KEEPIDLE accepts (32767), and an unset
-  // socket then reads it as it is: capping it would make every socket look
-  // as if its program had chosen its timings.
-  return read_proc_seconds("/proc/sys/net/ipv4/tcp_keepalive_time", INT_MAX,
-                           KEEPALIVE_FALLBACK_KERNEL_IDLE_S);
+  return keepalive::kernel_default_idle_or(KEEPALIVE_FALLBACK_KERNEL_IDLE_S);
 }
 
 }  // extern "C"

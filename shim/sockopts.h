@@ -28,6 +28,10 @@ bool has_inet_domain(int fd);
 // the socket is not AF_INET/AF_INET6. Preserves errno.
 bool apply_if_inet(int fd, const keepalive_settings *s, keepalive_apply_failure *failure);
 
+// keepalive_kernel_default_idle, but `fallback` when the sysctl cannot be
+// read (no descriptor left, no /proc). Preserves errno.
+int kernel_default_idle_or(int fallback);
+
 }  // namespace keepalive
 
 #endif

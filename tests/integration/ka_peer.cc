@@ -287,6 +287,8 @@ int ConnectStep(const std::string &name, const std::string &host, uint16_t port,
 //   keepalive SOCKET IDLE INTVL CNT       SO_KEEPALIVE on and the values set by
 //                                         the application (0: that one not set)
 //   show                                  reports sock.* of every socket so far
+//   pause                                 prints "paused" and waits for a line
+//                                         on stdin (the test changes something)
 // CALL is accept | accept4[+nonblock][+cloexec].
 int RunScript(const std::vector<std::string> &args) {
   size_t i = 0;
@@ -379,6 +381,11 @@ int RunScript(const std::vector<std::string> &args) {
       }
     } else if (step == "show") {
       ShowAll();
+    } else if (step == "pause") {
+      std::printf("paused\n");
+      std::fflush(stdout);
+      char line[16];
+      if (!std::fgets(line, sizeof line, stdin)) Die("pause: stdin closed");
     } else {
       errno = EINVAL;
       Die("script: unknown step " + step);
