@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "compat.h"
+#include "connect_path.h"
 #include "default_idle.h"
 #include "errno_guard.h"
 #include "log.h"
@@ -87,7 +88,12 @@ void load() {
   __atomic_store_n(&state, result, __ATOMIC_RELEASE);
 }
 
-__attribute__((constructor)) void load_at_startup() { load(); }
+// The fork handler is registered here, never from a hooked call: a call
+// from another library's fork handler would wait for the lock fork holds.
+__attribute__((constructor)) void load_at_startup() {
+  load();
+  watch_forks();
+}
 
 // A hooked call that arrives while another thread loads (threads started by
 // a constructor that ran before ours) waits for that load, so that its

@@ -146,8 +146,10 @@ void ShowSocket(const std::string &name, int fd) {
   Report(p + "fd", fd);
   Report(p + "keepalive", GetIntOption(fd, SOL_SOCKET, SO_KEEPALIVE, "SO_KEEPALIVE"));
   int protocol = GetIntOption(fd, SOL_SOCKET, SO_PROTOCOL, "SO_PROTOCOL");
-  if (protocol == IPPROTO_TCP) {
+  // MPTCP answers TCP_KEEPIDLE (and refuses TCP_USER_TIMEOUT).
+  if (protocol == IPPROTO_TCP || protocol == IPPROTO_MPTCP)
     Report(p + "idle", GetIntOption(fd, IPPROTO_TCP, TCP_KEEPIDLE, "TCP_KEEPIDLE"));
+  if (protocol == IPPROTO_TCP) {
     Report(p + "intvl", GetIntOption(fd, IPPROTO_TCP, TCP_KEEPINTVL, "TCP_KEEPINTVL"));
     Report(p + "cnt", GetIntOption(fd, IPPROTO_TCP, TCP_KEEPCNT, "TCP_KEEPCNT"));
     Report(p + "user_timeout", GetIntOption(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, "TCP_USER_TIMEOUT"));

@@ -1,12 +1,19 @@
-// sysctl_test.cc — the program's own timings across a change of
-// net.ipv4.tcp_keepalive_time. ka_peer runs preloaded in a network namespace
-// of the test's own (the sysctl is per namespace: the machine's stays as it
-// is); the test changes the sysctl there while ka_peer waits, then ka_peer
-// connects and accepts again. Sockets made after the change read the new
-// default as their idle time; the library must not take that for the
-// program's choice: both ends are configured. A socket whose program does
-// set its idle time is still left alone. Needs root and `ip`: skipped loudly
-// without them, a failure under LIBKEEPALIVE_E2E_REQUIRED=1.
+// netns_test.cc — scenarios that need a network namespace of the test's
+// own (root and `ip`; skipped loudly without them, a failure under
+// LIBKEEPALIVE_E2E_REQUIRED=1). ka_peer runs preloaded inside it.
+//
+// SysctlChange: the program's own timings across a change of
+// net.ipv4.tcp_keepalive_time (per namespace: the machine's stays as it is).
+// The test changes the sysctl while ka_peer waits, then ka_peer connects and
+// accepts again. Sockets made after the change read the new default as
+// their idle time; the library must not take that for the program's choice:
+// both ends are configured. A socket whose program does set its idle time
+// is still left alone.
+//
+// DestinationRule: a rule that needs the destination is decided before
+// connect(), so its user timeout bounds the SYN phase of a blocking connect
+// to a black hole (TCP to port 9 dropped by nft in the namespace), as the
+// global KEEPALIVE_USER_TIMEOUT does.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sched.h>
@@ -38,6 +45,16 @@ class Namespace {
   Namespace &operator=(const Namespace &) = delete;
 
   const std::string &name() const { return name_; }
+  // TCP to port 9 dropped at input: a SYN there is never answered.
+  void DropPort9() {
+    for (const char *command :
+         {"add table inet ka_netns",
+          "add chain inet ka_netns inp { type filter hook input priority 0; }",
+          "add rule inet ka_netns inp tcp dport 9 drop"}) {
+      RunTool(
+          {"ip", "netns", "exec", name_, "sh", "-c", std::string("nft ") + "'" + command + "'"});
+    }
+  }
   void SetIdleDefault(int seconds) {
     RunTool({"ip", "netns", "exec", name_, "sysctl", "-qw",
              "net.ipv4.tcp_keepalive_time=" + std::to_string(seconds)});
@@ -76,18 +93,26 @@ class InNamespace {
 std::string MissingPrerequisite() {
   if (geteuid() != 0) return "not root (ip netns needs it)";
   if (std::system("ip netns list >/dev/null 2>&1") != 0) return "no working `ip netns`";
+  if (std::system("nft --version >/dev/null 2>&1") != 0) return "no nft";
   return "";
 }
 
+// Skips loudly, or fails under LIBKEEPALIVE_E2E_REQUIRED=1, when the
+// namespace cannot be made.
+#define SKIP_WITHOUT_NAMESPACE()                                                          \
+  do {                                                                                    \
+    std::string missing = MissingPrerequisite();                                          \
+    if (!missing.empty()) {                                                               \
+      const char *required = std::getenv("LIBKEEPALIVE_E2E_REQUIRED");                    \
+      if (required != nullptr && std::string(required) == "1") {                          \
+        FAIL() << "prerequisite missing (LIBKEEPALIVE_E2E_REQUIRED=1): " << missing;      \
+      }                                                                                   \
+      GTEST_SKIP() << "SKIPPED LOUDLY: " << missing << "; this scenario was not checked"; \
+    }                                                                                     \
+  } while (0)
+
 TEST(SysctlChange, SocketsMadeAfterTheChangeAreConfiguredAtBothEnds) {
-  std::string missing = MissingPrerequisite();
-  if (!missing.empty()) {
-    const char *required = std::getenv("LIBKEEPALIVE_E2E_REQUIRED");
-    if (required != nullptr && std::string(required) == "1") {
-      FAIL() << "prerequisite missing (LIBKEEPALIVE_E2E_REQUIRED=1): " << missing;
-    }
-    GTEST_SKIP() << "SKIPPED LOUDLY: " << missing << "; the sysctl change was not checked";
-  }
+  SKIP_WITHOUT_NAMESPACE();
   Namespace ns;
   ns.SetIdleDefault(7000);
   const Env env = {{"KEEPALIVE_IDLE", "45"}, {"KEEPALIVE_INTVL", "15"}, {"KEEPALIVE_CNT", "4"}};
@@ -127,6 +152,37 @@ TEST(SysctlChange, SocketsMadeAfterTheChangeAreConfiguredAtBothEnds) {
   }
   SCOPED_TRACE("own");
   ExpectSocket(report, ss, "own", {false, 100, intvl, probes, 0}, elapsed);
+}
+
+struct SynCase {
+  const char *name;
+  Env env;
+};
+
+TEST(DestinationRule, UserTimeoutBoundsTheSynPhaseOfABlockingConnect) {
+  SKIP_WITHOUT_NAMESPACE();
+  Namespace ns;
+  ns.DropPort9();
+  const SynCase cases[] = {
+      {"global", {{"KEEPALIVE_USER_TIMEOUT", "1500ms"}}},
+      {"port rule", {{"KEEPALIVE_RULES", "out port=22 off; out port=9 user_timeout=1500ms"}}},
+      {"peer rule", {{"KEEPALIVE_RULES", "out peer=127.0.0.1 user_timeout=1500ms"}}},
+  };
+  for (const SynCase &c : cases) {
+    SCOPED_TRACE(c.name);
+    std::unique_ptr<Child> peer;
+    {
+      InNamespace inside(ns);
+      peer = StartPeer(Words("script connect c 127.0.0.1 9"), c.env, Preload::kYes);
+    }
+    // Without the user timeout the SYNs are retried for about two minutes
+    // (ka_peer's own alarm ends it after 30 s).
+    ASSERT_TRUE(peer->WaitForLine("ready", std::chrono::seconds(20))) << peer->err();
+    double elapsed = peer->Elapsed();
+    EXPECT_EQ(peer->Finish(), 0) << peer->err();
+    EXPECT_EQ(Get(peer->report(), "call.c.errno"), "ETIMEDOUT");
+    EXPECT_LT(elapsed, 8.0);
+  }
 }
 
 }  // namespace
