@@ -72,8 +72,7 @@ int connect_then_configure(const keepalive_config *cfg, ConnectFn real, int fd,
   return result;
 }
 
-// A TCP socket not yet connecting: only such a socket is configured or
-// reported. At most two calls; used when no mark of ours will tell.
+// A TCP socket not yet connecting, for a debug line (two calls).
 bool about_to_connect(int fd) {
   return keepalive_tcp_state(fd) == TCP_CLOSE && has_tcp_protocol(fd);
 }
@@ -114,11 +113,8 @@ int connect_configured(const keepalive_config *cfg, ConnectFn real, int fd, cons
   bool applied = false;
   if (!settings.enable) {
     applied = debug && about_to_connect(fd);  // nothing to set: reported only
-  } else if (marked) {
+  } else if (marked || keepalive_tcp_state(fd) == TCP_CLOSE) {
     applied = apply_to_tcp(fd, &settings, &failure);
-  } else if (about_to_connect(fd)) {
-    keepalive_apply(fd, &settings, &failure);  // TCP (SO_PROTOCOL) with a TCP level
-    applied = true;
   }
   int result = real(fd, addr, addrlen);
   if (applied) log_socket(cfg, fd, KEEPALIVE_OUT, settings, failure);
