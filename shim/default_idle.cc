@@ -15,6 +15,9 @@ constexpr long long kNsPerS = 1000000000LL;
 constexpr long long kRereadAfterNs = kNsPerS;
 
 int cached_idle_s = KEEPALIVE_FALLBACK_KERNEL_IDLE_S;
+// The distinct idle times the configuration sets; written once at load.
+int our_idle_s[KEEPALIVE_MAX_RULES + 1];
+int our_idle_count = 0;
 long long read_at_ns = 0;  // CLOCK_MONOTONIC_COARSE of the last reading
 
 // The coarse clock is read through the vDSO: no system call. -1 on failure.
@@ -22,6 +25,18 @@ long long coarse_now_ns() {
   timespec now;
   if (clock_gettime(CLOCK_MONOTONIC_COARSE, &now) != 0) return -1;
   return static_cast<long long>(now.tv_sec) * kNsPerS + now.tv_nsec;
+}
+
+bool is_ours(int idle_s) {
+  for (int i = 0; i < our_idle_count; ++i) {
+    if (our_idle_s[i] == idle_s) return true;
+  }
+  return false;
+}
+
+void remember(const keepalive_settings &settings) {
+  if (!settings.enable || settings.idle_s == KEEPALIVE_UNSET || is_ours(settings.idle_s)) return;
+  our_idle_s[our_idle_count++] = settings.idle_s;
 }
 
 bool chosen(int idle_s, int default_s) {
@@ -38,10 +53,17 @@ void load_default_idle() {
   __atomic_store_n(&cached_idle_s, keepalive_kernel_default_idle(), __ATOMIC_RELAXED);
 }
 
+void remember_our_idle_times(const keepalive_config *cfg) {
+  our_idle_count = 0;
+  remember(cfg->global);
+  for (int i = 0; i < cfg->nrules; ++i) remember(cfg->rules[i].settings);
+}
+
 int default_idle() { return __atomic_load_n(&cached_idle_s, __ATOMIC_RELAXED); }
 
 bool idle_chosen(int idle_s) {
   if (!chosen(idle_s, default_idle())) return false;
+  if (is_ours(idle_s)) return true;
   ErrnoGuard guard;
   long long now = coarse_now_ns();
   long long last = __atomic_load_n(&read_at_ns, __ATOMIC_RELAXED);

@@ -82,6 +82,7 @@ void load() {
       if (config.log_level >= KEEPALIVE_LOG_INFO) log_line("disabled by KEEPALIVE=off");
     } else {
       if (config.log_level >= KEEPALIVE_LOG_INFO) report_loaded(config);
+      remember_our_idle_times(&config);
       result = kActive;
     }
   }
