@@ -508,8 +508,99 @@ bool is_known_name(Text name) {
   return name.equals(kCommandVariable);
 }
 
-// Reports each KEEPALIVE_* name of `names` that is not ours, as a problem
-// under KEEPALIVE_STRICT and as a warning otherwise.
+// Names other preloaded keepalive shims read, each with the variable of
+// ours that does the same: a user migrating from one gets a line that names
+// ours instead of silence and the kernel's two hours. Only names with an
+// equivalent are listed (msantos/libkeepalive's TCP_SYNCNT,
+// TCP_DEFER_ACCEPT, TCP_WINDOW_CLAMP have none).
+struct ForeignName {
+  const char *name;
+  const char *owner;
+  Variable ours;
+  const char *note;  // how our form differs, or ""
+};
+constexpr const char kMsantos[] = "msantos/libkeepalive";
+constexpr const char kDontDie[] = "libdontdie";
+constexpr ForeignName kForeignNames[] = {
+    {"SO_KEEPALIVE", kMsantos, kSwitchVariable, " (on or off)"},
+    {"TCP_KEEPIDLE", kMsantos, kIdleVariable, ""},
+    {"TCP_KEEPINTVL", kMsantos, kIntvlVariable, ""},
+    {"TCP_KEEPCNT", kMsantos, kCntVariable, ""},
+    {"TCP_USER_TIMEOUT", kMsantos, kUserTimeoutVariable,
+     " (a duration: a bare number is seconds, 5000ms is 5000 milliseconds)"},
+    {"DD_TCP_KEEPALIVE_TIME", kDontDie, kIdleVariable, ""},
+    {"DD_TCP_KEEPALIVE_INTVL", kDontDie, kIntvlVariable, ""},
+    {"DD_TCP_KEEPALIVE_PROBES", kDontDie, kCntVariable, ""},
+    {"DD_DEBUG", kDontDie, kLogVariable, " (KEEPALIVE_LOG=debug)"},
+};
+
+// `name` is `known` in another case (keepalive_idle for KEEPALIVE_IDLE).
+bool same_but_case(Text name, const char *known) {
+  if (name.size() != strlen(known) || name.equals(known)) return false;
+  for (size_t i = 0; i < name.size(); ++i) {
+    char c = name.begin[i];
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+    if (c != known[i]) return false;
+  }
+  return true;
+}
+
+// Reports `name` when another shim reads it, or when it is one of our
+// variables in another case. Returns true when it did.
+bool report_foreign_name(Problems *report, Text name) {
+  int size = static_cast<int>(name.size());
+  for (const ForeignName &foreign : kForeignNames) {
+    if (name.equals(foreign.name)) {
+      report->add(kNoVariable, "%s is %s's name: libkeepalive reads %s%s", foreign.name,
+                  foreign.owner, kVariableNames[foreign.ours], foreign.note);
+      return true;
+    }
+  }
+  // KEEPALIVE_idle is a misspelling (report_misspelling): did you mean ...
+  for (const char *known : kVariableNames) {
+    if (!name.starts_with(kVariablePrefix) && same_but_case(name, known)) {
+      report->add(kNoVariable, "%.*s is not in upper case: libkeepalive reads %s", size, name.begin,
+                  known);
+      return true;
+    }
+  }
+  return false;
+}
+
+// Reports `name`, a KEEPALIVE_* name that is not ours, with the known name
+// it is close to or, when none is, with the list of them.
+void report_misspelling(Problems *report, Text name) {
+  char shown[kQuotedLen];
+  bool plain = name.size() <= kQuotedBytes;
+  for (const char *p = name.begin; plain && p < name.end; ++p) {
+    plain = *p == '_' || is_digit(*p) || (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z');
+  }
+  if (plain) {
+    snprintf(shown, sizeof shown, "%.*s", static_cast<int>(name.size()), name.begin);
+  } else {
+    quote(name, shown, sizeof shown);
+  }
+  const char *closest = closest_variable(name);
+  if (closest != nullptr) {
+    report->add(kNoVariable, "%s is not a libkeepalive variable: did you mean %s?", shown, closest);
+    return;
+  }
+  char known[192];
+  size_t n = 0;
+  for (const char *variable : kVariableNames) {
+    n += static_cast<size_t>(snprintf(known + n, sizeof known - n, "%s, ", variable));
+  }
+  known[n - 2] = '\0';  // the last ", "
+  report->add(kNoVariable,
+              "%s is not a libkeepalive variable: expected %s or %s (read by the keepalive "
+              "command)",
+              shown, known, kCommandVariable);
+}
+
+// Reports each name of `names` that looks meant for the library but is not
+// one of its variables — a KEEPALIVE_* name it does not know, another
+// shim's name, one of ours in lower case — as a problem under
+// KEEPALIVE_STRICT and as a warning otherwise.
 void report_unknown_names(keepalive_config *cfg, Problems *problems, const char *const *names) {
   Problems warnings(&cfg->nwarnings, cfg->warnings, KEEPALIVE_MAX_WARNINGS);
   Problems *report = cfg->strict ? problems : &warnings;
@@ -517,33 +608,8 @@ void report_unknown_names(keepalive_config *cfg, Problems *problems, const char 
     const char *entry = *names;
     const char *equals = strchr(entry, '=');
     Text name{entry, equals != nullptr ? equals : entry + strlen(entry)};
-    if (!name.starts_with(kVariablePrefix) || is_known_name(name)) continue;
-    char shown[kQuotedLen];
-    bool plain = name.size() <= kQuotedBytes;
-    for (const char *p = name.begin; plain && p < name.end; ++p) {
-      plain = *p == '_' || is_digit(*p) || (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z');
-    }
-    if (plain) {
-      snprintf(shown, sizeof shown, "%.*s", static_cast<int>(name.size()), name.begin);
-    } else {
-      quote(name, shown, sizeof shown);
-    }
-    const char *closest = closest_variable(name);
-    if (closest != nullptr) {
-      report->add(kNoVariable, "%s is not a libkeepalive variable: did you mean %s?", shown,
-                  closest);
-      continue;
-    }
-    char known[192];
-    size_t n = 0;
-    for (const char *variable : kVariableNames) {
-      n += static_cast<size_t>(snprintf(known + n, sizeof known - n, "%s, ", variable));
-    }
-    known[n - 2] = '\0';  // the last ", "
-    report->add(kNoVariable,
-                "%s is not a libkeepalive variable: expected %s or %s (read by the keepalive "
-                "command)",
-                shown, known, kCommandVariable);
+    if (is_known_name(name) || report_foreign_name(report, name)) continue;
+    if (name.starts_with(kVariablePrefix)) report_misspelling(report, name);
   }
 }
 

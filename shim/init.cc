@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "compat.h"
+#include "connect_path.h"
+#include "default_idle.h"
 #include "errno_guard.h"
 #include "log.h"
 #include "sockopts.h"
@@ -23,7 +25,6 @@ namespace {
 enum State : int { kUnloaded = 0, kLoading = 1, kActive = 2, kInert = 3 };
 
 keepalive_config config;  // written once by load(), read-only afterwards
-int kernel_idle_s = KEEPALIVE_FALLBACK_KERNEL_IDLE_S;  // likewise
 int state = kUnloaded;
 // The thread and process loading, while state is kLoading.
 pid_t loader_tid = 0;
@@ -64,7 +65,7 @@ void load() {
     // Shown at every log level: a misspelled name silently means the
     // kernel's timings, which the library exists to avoid.
     report_warnings(config);
-    kernel_idle_s = keepalive_kernel_default_idle();
+    load_default_idle();
     if (!config.valid) {
       int shown = keepalive_kept_problems(&config);
       char outcome[64] = "libkeepalive is inactive in this process";
@@ -81,13 +82,19 @@ void load() {
       if (config.log_level >= KEEPALIVE_LOG_INFO) log_line("disabled by KEEPALIVE=off");
     } else {
       if (config.log_level >= KEEPALIVE_LOG_INFO) report_loaded(config);
+      remember_our_idle_times(&config);
       result = kActive;
     }
   }
   __atomic_store_n(&state, result, __ATOMIC_RELEASE);
 }
 
-__attribute__((constructor)) void load_at_startup() { load(); }
+// The fork handler is registered here, never from a hooked call: a call
+// from another library's fork handler would wait for the lock fork holds.
+__attribute__((constructor)) void load_at_startup() {
+  load();
+  watch_forks();
+}
 
 // A hooked call that arrives while another thread loads (threads started by
 // a constructor that ran before ours) waits for that load, so that its
@@ -127,9 +134,9 @@ const keepalive_config *active_config() {
 }
 
 bool timings_chosen(int fd, bool *readable) {
-  keepalive_settings read_back;
-  *readable = read_idle(fd, &read_back.idle_s);
-  return *readable && keepalive_timings_chosen(&read_back, kernel_idle_s);
+  int idle_s = 0;
+  *readable = read_idle(fd, &idle_s);
+  return *readable && idle_chosen(idle_s);
 }
 
 bool decide_and_apply(const keepalive_config *cfg, int fd, keepalive_direction direction,
@@ -174,7 +181,7 @@ void format_peer(int fd, char *buf, size_t size) {
 // the program chose the listener's timings itself.
 void configure_listener(const keepalive_config *cfg, int listener,
                         const keepalive_socket_facts &facts, const keepalive_settings &settings) {
-  if (settings.idle_s == KEEPALIVE_UNSET || settings.idle_s == kernel_idle_s) return;
+  if (settings.idle_s == KEEPALIVE_UNSET || settings.idle_s == default_idle()) return;
   keepalive_settings decided;
   if (!keepalive_decide_listener(cfg, &facts, &decided)) return;
   bool readable = false;
@@ -243,14 +250,18 @@ void log_left_alone(const keepalive_config *cfg, int fd, keepalive_direction dir
   keepalive_socket_facts facts;
   keepalive_read_facts(fd, direction, keepalive_needs(cfg, direction), &facts);
   keepalive_decide(cfg, &facts, &ours);
+  // The values, even while SO_KEEPALIVE is off (a listener given only an
+  // idle time by its program): "off" alone would hide what was chosen.
+  keepalive_settings shown = now;
+  shown.enable = 1;
   char values[KEEPALIVE_SETTINGS_TEXT_LEN];
-  keepalive_format_settings(&now, values, sizeof values);
+  keepalive_format_settings(&shown, values, sizeof values);
   const char *why = !keepalive_settings_carry(&now, &ours)
                         ? "the program chose its own keepalive timings"
                     : direction == KEEPALIVE_IN ? "inherited from its listening socket"
                                                 : "already configured by an earlier connect()";
-  log_line("%s fd=%d peer=%s: left alone: %s (%s)", direction_name(direction), fd, peer, why,
-           values);
+  log_line("%s fd=%d peer=%s: left alone: %s (%s%s)", direction_name(direction), fd, peer, why,
+           values, now.enable ? "" : ", SO_KEEPALIVE off");
 }
 
 void configure_socket(const keepalive_config *cfg, int fd, keepalive_direction direction) {

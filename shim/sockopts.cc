@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -88,8 +89,11 @@ bool read_local_port(int fd, uint16_t *port) {
 // TCP_KEEPIDLE would re-arm it), and the first TCP-level option can serve as
 // the family check. Returns the number of failed calls, or -1 when the family
 // was not known and the socket is not AF_INET/AF_INET6 (nothing was set).
+// `is_target` (nullptr: known) tells, after the first TCP-level option
+// failed or before SO_KEEPALIVE when no TCP-level option is set, whether fd
+// is a socket to configure at all.
 int apply_options(int fd, const keepalive_settings *s, keepalive_apply_failure *failure,
-                  bool family_known) {
+                  bool (*is_target)(int fd)) {
   ErrnoGuard guard;
   if (failure != nullptr) {
     failure->option = nullptr;
@@ -102,26 +106,28 @@ int apply_options(int fd, const keepalive_settings *s, keepalive_apply_failure *
     int option;
     long long value;
   };
+  // TCP_USER_TIMEOUT first: MPTCP refuses it (apply_to_tcp).
   const Option options[] = {
+      {"TCP_USER_TIMEOUT", IPPROTO_TCP, TCP_USER_TIMEOUT, s->user_timeout_ms},
       {"TCP_KEEPIDLE", IPPROTO_TCP, TCP_KEEPIDLE, s->idle_s},
       {"TCP_KEEPINTVL", IPPROTO_TCP, TCP_KEEPINTVL, s->intvl_s},
       {"TCP_KEEPCNT", IPPROTO_TCP, TCP_KEEPCNT, s->cnt},
-      {"TCP_USER_TIMEOUT", IPPROTO_TCP, TCP_USER_TIMEOUT, s->user_timeout_ms},
       {"SO_KEEPALIVE", SOL_SOCKET, SO_KEEPALIVE, 1},
   };
   int failures = 0;
   for (const Option &option : options) {
     if (option.value == KEEPALIVE_UNSET) continue;
-    if (!family_known && option.level != IPPROTO_TCP) {
-      if (!keepalive::has_inet_domain(fd)) return -1;  // no TCP-level value to try
-      family_known = true;
+    if (is_target != nullptr && option.level != IPPROTO_TCP) {
+      if (!is_target(fd)) return -1;  // no TCP-level value to try
+      is_target = nullptr;
     }
     bool ok = set_int(fd, option.level, option.option, static_cast<int>(option.value));
-    if (!family_known) {
-      // Other families reject the IPPROTO_TCP level; a TCP socket refuses
-      // a valid value only in odd cases (a BPF sockopt filter): ask then.
-      if (!ok && !keepalive::has_inet_domain(fd)) return -1;
-      family_known = true;
+    if (is_target != nullptr) {
+      // Sockets we must not configure reject the first TCP-level option; a
+      // TCP socket refuses a valid value only in odd cases (a BPF sockopt
+      // filter): ask then.
+      if (!ok && !is_target(fd)) return -1;
+      is_target = nullptr;
     }
     if (!ok && failures++ == 0 && failure != nullptr) {
       failure->option = option.name;
@@ -172,7 +178,51 @@ bool has_inet_domain(int fd) {
 }
 
 bool apply_if_inet(int fd, const keepalive_settings *s, keepalive_apply_failure *failure) {
-  return apply_options(fd, s, failure, /*family_known=*/false) >= 0;
+  return apply_options(fd, s, failure, has_inet_domain) >= 0;
+}
+
+bool apply_to_tcp(int fd, const keepalive_settings *s, keepalive_apply_failure *failure) {
+  bool ask_first = s->user_timeout_ms == KEEPALIVE_UNSET;
+  if (ask_first && s->enable && !has_tcp_protocol(fd)) {
+    if (failure != nullptr) {
+      failure->option = nullptr;
+      failure->error = 0;
+    }
+    return false;
+  }
+  return apply_options(fd, s, failure, ask_first ? nullptr : has_tcp_protocol) >= 0;
+}
+
+bool destination_facts(const sockaddr_storage &storage, socklen_t len, unsigned needs,
+                       keepalive_socket_facts *facts) {
+  memset(facts, 0, sizeof *facts);
+  facts->direction = KEEPALIVE_OUT;
+  // The kernel's own minimum lengths (tcp_v4_connect, SIN6_LEN_RFC2133).
+  size_t least = storage.ss_family == AF_INET    ? sizeof(sockaddr_in)
+                 : storage.ss_family == AF_INET6 ? offsetof(sockaddr_in6, sin6_scope_id)
+                                                 : sizeof storage + 1;
+  if (len < least) return false;
+  keepalive_address peer;
+  uint16_t port = 0;
+  if (!from_sockaddr(storage, &peer, &port)) return false;
+  static const uint8_t kZero[16] = {};
+  if (memcmp(peer.addr, kZero, peer.family == 4 ? 4 : 16) == 0) return false;
+  if ((needs & KEEPALIVE_NEED_PEER) != 0) {
+    facts->peer = peer;
+    facts->has_peer = 1;
+  }
+  if ((needs & KEEPALIVE_NEED_PORT) != 0) {
+    facts->port = port;
+    facts->has_port = 1;
+  }
+  return true;
+}
+
+int kernel_default_idle_or(int fallback) {
+  // The sysctl may exceed what TCP_KEEPIDLE accepts (32767), and an unset
+  // socket then reads it as it is: capping it would make every socket look
+  // as if its program had chosen its timings.
+  return read_proc_seconds("/proc/sys/net/ipv4/tcp_keepalive_time", INT_MAX, fallback);
 }
 
 }  // namespace keepalive
@@ -216,7 +266,7 @@ void keepalive_read_facts(int fd, keepalive_direction direction, unsigned needs,
 }
 
 int keepalive_apply(int fd, const keepalive_settings *s, keepalive_apply_failure *failure) {
-  return apply_options(fd, s, failure, /*family_known=*/true);
+  return apply_options(fd, s, failure, nullptr);
 }
 
 int keepalive_read_settings(int fd, keepalive_settings *out) {
@@ -242,11 +292,7 @@ int keepalive_kernel_default_intvl(void) {
 }
 
 int keepalive_kernel_default_idle(void) {
-  // The sysctl may exceed what TCP_KEEPIDLE accepts (32767), and an unset
-  // socket then reads it as it is: capping it would make every socket look
-  // as if its program had chosen its timings.
-  return read_proc_seconds("/proc/sys/net/ipv4/tcp_keepalive_time", INT_MAX,
-                           KEEPALIVE_FALLBACK_KERNEL_IDLE_S);
+  return keepalive::kernel_default_idle_or(KEEPALIVE_FALLBACK_KERNEL_IDLE_S);
 }
 
 }  // extern "C"

@@ -3,6 +3,8 @@
 #ifndef KEEPALIVE_SHIM_SOCKOPTS_H
 #define KEEPALIVE_SHIM_SOCKOPTS_H
 
+#include <sys/socket.h>
+
 #include "keepalive/keepalive.h"
 
 namespace keepalive {
@@ -27,6 +29,28 @@ bool has_inet_domain(int fd);
 // when no TCP-level value is set). Returns false, having set nothing, when
 // the socket is not AF_INET/AF_INET6. Preserves errno.
 bool apply_if_inet(int fd, const keepalive_settings *s, keepalive_apply_failure *failure);
+
+// keepalive_kernel_default_idle, but `fallback` when the sysctl cannot be
+// read (no descriptor left, no /proc). Preserves errno.
+int kernel_default_idle_or(int fallback);
+
+// keepalive_apply for a socket whose TCP_KEEPIDLE read succeeded (read_idle:
+// an AF_INET/AF_INET6 TCP or MPTCP socket), which must not be MPTCP. When
+// `s` sets a user timeout, TCP_USER_TIMEOUT is set first: MPTCP refuses it,
+// so it doubles as the protocol check (SO_PROTOCOL is asked only when it
+// fails); otherwise SO_PROTOCOL is asked first. Returns false, having set
+// nothing, when the socket is not TCP. Preserves errno.
+bool apply_to_tcp(int fd, const keepalive_settings *s, keepalive_apply_failure *failure);
+
+// Fills the facts of an outgoing socket (peer address and port, as
+// keepalive_read_facts would read them once connected) from connect()'s
+// address, copied by the caller into `storage` (`len` bytes of it are the
+// application's). Returns false when that address cannot stand for the
+// connection: too short or of a family other than AF_INET/AF_INET6, or the
+// unspecified address, which the kernel replaces (0.0.0.0 connects to a
+// local address). Pure.
+bool destination_facts(const sockaddr_storage &storage, socklen_t len, unsigned needs,
+                       keepalive_socket_facts *facts);
 
 }  // namespace keepalive
 

@@ -160,8 +160,8 @@ TEST(Faults, PassThroughUnchanged) {
 // preloaded after it: TCP_KEEPCNT gives EPERM on every socket) inside the
 // program's accept(), accept4() and connect(): errno after each call is
 // exactly what libc left — the preset sentinel after a success, EINPROGRESS
-// or ECONNREFUSED after a failure. With a peer rule, connect() sets the
-// options after the real call, right over its errno.
+// or ECONNREFUSED after a failure. With a peer rule, connect() also copies
+// its address (process_vm_readv) before the real call.
 TEST(Faults, ErrnoStaysWhenTheLibrarysOptionsFail) {
   const std::vector<std::string> optfail = {Helper("ka_faults"), "optfail"};
   Report without = RunFaults(optfail, {});
@@ -182,8 +182,10 @@ TEST(Faults, ErrnoStaysWhenTheLibrarysOptionsFail) {
   }
 }
 
-// With a rule on the peer, connect() takes the hook's other path (the real
-// call first, then the settings): the same faults again.
+// With a rule on the peer, connect() decides from its own address, copied
+// with process_vm_readv (bad pointers, an address straddling into a
+// PROT_NONE page: the settings then wait until after the real call): the
+// same faults again.
 TEST(Faults, PassThroughUnchangedWithPeerRule) {
   Env env = kGlobals;
   env.emplace_back("KEEPALIVE_RULES", "out peer=127.0.0.0/8 idle=23; in port=1-65535 cnt=3");

@@ -150,6 +150,12 @@ bool Child::WaitForLine(const std::string &marker, std::chrono::milliseconds tim
   }
 }
 
+void Child::Send(const std::string &line) {
+  std::string text = line + "\n";
+  ASSERT_GE(in_, 0) << "stdin already closed";
+  ASSERT_EQ(write(in_, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+}
+
 int Child::Finish(std::chrono::milliseconds timeout) {
   if (status_ >= 0 || pid_ <= 0) return status_;
   if (in_ >= 0) {

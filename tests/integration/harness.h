@@ -47,6 +47,8 @@ class Child {
   // Closes stdin, reads everything left, reaps the child (killing it after
   // the timeout). Returns the exit status, or 128 + signal.
   int Finish(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // Writes `line` and a newline to the child's stdin (a `pause` step).
+  void Send(const std::string &line);
 
   const Report &report() const { return report_; }
   const std::string &out() const { return out_; }

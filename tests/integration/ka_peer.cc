@@ -146,8 +146,10 @@ void ShowSocket(const std::string &name, int fd) {
   Report(p + "fd", fd);
   Report(p + "keepalive", GetIntOption(fd, SOL_SOCKET, SO_KEEPALIVE, "SO_KEEPALIVE"));
   int protocol = GetIntOption(fd, SOL_SOCKET, SO_PROTOCOL, "SO_PROTOCOL");
-  if (protocol == IPPROTO_TCP) {
+  // MPTCP answers TCP_KEEPIDLE (and refuses TCP_USER_TIMEOUT).
+  if (protocol == IPPROTO_TCP || protocol == IPPROTO_MPTCP)
     Report(p + "idle", GetIntOption(fd, IPPROTO_TCP, TCP_KEEPIDLE, "TCP_KEEPIDLE"));
+  if (protocol == IPPROTO_TCP) {
     Report(p + "intvl", GetIntOption(fd, IPPROTO_TCP, TCP_KEEPINTVL, "TCP_KEEPINTVL"));
     Report(p + "cnt", GetIntOption(fd, IPPROTO_TCP, TCP_KEEPCNT, "TCP_KEEPCNT"));
     Report(p + "user_timeout", GetIntOption(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, "TCP_USER_TIMEOUT"));
@@ -287,6 +289,8 @@ int ConnectStep(const std::string &name, const std::string &host, uint16_t port,
 //   keepalive SOCKET IDLE INTVL CNT       SO_KEEPALIVE on and the values set by
 //                                         the application (0: that one not set)
 //   show                                  reports sock.* of every socket so far
+//   pause                                 prints "paused" and waits for a line
+//                                         on stdin (the test changes something)
 // CALL is accept | accept4[+nonblock][+cloexec].
 int RunScript(const std::vector<std::string> &args) {
   size_t i = 0;
@@ -379,6 +383,11 @@ int RunScript(const std::vector<std::string> &args) {
       }
     } else if (step == "show") {
       ShowAll();
+    } else if (step == "pause") {
+      std::printf("paused\n");
+      std::fflush(stdout);
+      char line[16];
+      if (!std::fgets(line, sizeof line, stdin)) Die("pause: stdin closed");
     } else {
       errno = EINVAL;
       Die("script: unknown step " + step);

@@ -137,6 +137,23 @@ TEST(OwnTimings, ListenerWithItsOwnTimingsIsNeverMixedWithOurs) {
   ExpectSocket(run, "c1", IdleOnlyValues());  // the control
 }
 
+TEST(OwnTimings, DebugLineShowsTheListenersIdleWhileKeepaliveIsOff) {
+  // The program set TCP_KEEPIDLE=100 on its listener but not SO_KEEPALIVE:
+  // the accepted socket is left alone, and its line shows the 100 s.
+  Env env = kIdleOnly;
+  env.emplace_back("KEEPALIVE_LOG", "debug");
+  ObservedRun run =
+      RunScript("listen l 4  setidle l 100  connect c 127.0.0.1 @l  accept s l accept  show", env);
+  ASSERT_EQ(run.status, 0) << run.err;
+  KernelDefaults k = ReadKernelDefaults();
+  ExpectSocket(run, "s", {false, 100, k.intvl_s, k.probes, 0});
+  std::string line = LogLineOf(run, "s");
+  EXPECT_NE(line.find("left alone: the program chose its own keepalive timings (idle=100s intvl="),
+            std::string::npos)
+      << line;
+  EXPECT_NE(line.find(", SO_KEEPALIVE off)"), std::string::npos) << line;
+}
+
 TEST(OwnTimings, ProgramThatOnlySwitchesKeepaliveOnGetsOurs) {
   // Prosody: SO_KEEPALIVE on the listener, with the kernel's timings.
   ObservedRun run = RunScript(

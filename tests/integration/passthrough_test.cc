@@ -114,18 +114,30 @@ TEST(NotTcp, UnixAndUdpSocketsAreUntouched) {
   ExpectInside(r, "tcp_server", {true, 240, 17, 4, 0});
 }
 
+// MPTCP answers the TCP_KEEPIDLE read like TCP. connect() then tells it
+// apart by SO_PROTOCOL, or, with a user timeout configured, by the
+// TCP_USER_TIMEOUT it sets first and MPTCP refuses: both ways are checked.
 TEST(NotTcp, MptcpSocketsAreUntouched) {
-  PeerRun with = RunPeer({"untouched"}, kEnv, Preload::kYes);
-  EXPECT_EQ(with.status, 0) << with.err;
-  if (Get(with.report, "mptcp.available") != "1") {
-    KA_REQUIRE_OR_SKIP("LIBKEEPALIVE_E2E_REQUIRED",
-                       "this kernel has no MPTCP (net.mptcp.enabled=0 or no CONFIG_MPTCP); "
-                       "MPTCP sockets were not checked");
+  Env with_user_timeout = kEnv;
+  with_user_timeout.emplace_back("KEEPALIVE_USER_TIMEOUT", "5s");
+  for (const Env &env : {kEnv, with_user_timeout}) {
+    SCOPED_TRACE(env.size() == kEnv.size() ? "without a user timeout" : "with a user timeout");
+    PeerRun with = RunPeer({"untouched"}, env, Preload::kYes);
+    EXPECT_EQ(with.status, 0) << with.err;
+    if (Get(with.report, "mptcp.available") != "1") {
+      KA_REQUIRE_OR_SKIP("LIBKEEPALIVE_E2E_REQUIRED",
+                         "this kernel has no MPTCP (net.mptcp.enabled=0 or no CONFIG_MPTCP); "
+                         "MPTCP sockets were not checked");
+    }
+    EXPECT_EQ(Get(with.report, "call.mptcp_connect.ret"), "0");
+    for (const char *name : {"mptcp_client", "mptcp_server"}) {
+      EXPECT_EQ(Get(with.report, std::string("sock.") + name + ".keepalive"), "0") << name;
+      EXPECT_EQ(Get(with.report, std::string("sock.") + name + ".idle"),
+                std::to_string(ReadKernelDefaults().time_s))
+          << name;
+    }
+    EXPECT_EQ(Get(with.report, "sock.tcp_client.keepalive"), "1") << "control: TCP configured";
   }
-  EXPECT_EQ(Get(with.report, "call.mptcp_connect.ret"), "0");
-  EXPECT_EQ(Get(with.report, "sock.mptcp_client.keepalive"), "0");
-  EXPECT_EQ(Get(with.report, "sock.mptcp_server.keepalive"), "0");
-  EXPECT_EQ(Get(with.report, "sock.tcp_client.keepalive"), "1") << "control: TCP configured";
 }
 
 }  // namespace

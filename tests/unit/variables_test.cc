@@ -3,6 +3,7 @@
 // not ours (a warning, or a problem under KEEPALIVE_STRICT) and the "did you
 // mean" rule (keepalive_closest_variable).
 
+#include <ctype.h>
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -98,12 +99,73 @@ TEST(Variables, UnknownNameIsAProblemUnderStrict) {
 }
 
 TEST(Variables, KnownAndForeignNamesAreNotReported) {
-  std::vector<std::string> names = {"PATH", "KEEPALIVEIDLE", "LIBKEEPALIVE_TEST_LIBRARY",
-                                    "KEEPALIVE_LIBRARY", "keepalive_idle"};
+  std::vector<std::string> names = {
+      "PATH",        "KEEPALIVEIDLE",    "LIBKEEPALIVE_TEST_LIBRARY", "KEEPALIVE_LIBRARY",
+      "TCP_SYNCNT",  "TCP_DEFER_ACCEPT", "TCP_WINDOW_CLAMP",          "DD_TCP_KEEPALIVE",
+      "tcp_keepidle"};
   for (const std::string &name : listed_variables()) names.push_back(name);
   auto cfg = load_with_names({}, names);
   EXPECT_TRUE(cfg->valid);
   EXPECT_EQ(warnings_of(*cfg), std::vector<std::string>{});
+}
+
+// Other shims' names and ours in another case: one line naming ours.
+struct ForeignCase {
+  const char *name;
+  const char *warning;
+};
+
+const ForeignCase kForeignCases[] = {
+    {"TCP_KEEPIDLE",
+     "TCP_KEEPIDLE is msantos/libkeepalive's name: libkeepalive reads KEEPALIVE_IDLE"},
+    {"TCP_KEEPINTVL",
+     "TCP_KEEPINTVL is msantos/libkeepalive's name: libkeepalive reads KEEPALIVE_INTVL"},
+    {"TCP_KEEPCNT", "TCP_KEEPCNT is msantos/libkeepalive's name: libkeepalive reads KEEPALIVE_CNT"},
+    {"TCP_USER_TIMEOUT",
+     "TCP_USER_TIMEOUT is msantos/libkeepalive's name: libkeepalive reads KEEPALIVE_USER_TIMEOUT "
+     "(a duration: a bare number is seconds, 5000ms is 5000 milliseconds)"},
+    {"SO_KEEPALIVE",
+     "SO_KEEPALIVE is msantos/libkeepalive's name: libkeepalive reads KEEPALIVE (on or off)"},
+    {"DD_TCP_KEEPALIVE_TIME",
+     "DD_TCP_KEEPALIVE_TIME is libdontdie's name: libkeepalive reads KEEPALIVE_IDLE"},
+    {"DD_TCP_KEEPALIVE_INTVL",
+     "DD_TCP_KEEPALIVE_INTVL is libdontdie's name: libkeepalive reads KEEPALIVE_INTVL"},
+    {"DD_TCP_KEEPALIVE_PROBES",
+     "DD_TCP_KEEPALIVE_PROBES is libdontdie's name: libkeepalive reads KEEPALIVE_CNT"},
+    {"DD_DEBUG",
+     "DD_DEBUG is libdontdie's name: libkeepalive reads KEEPALIVE_LOG (KEEPALIVE_LOG=debug)"},
+    {"keepalive_idle", "keepalive_idle is not in upper case: libkeepalive reads KEEPALIVE_IDLE"},
+    {"Keepalive_User_Timeout",
+     "Keepalive_User_Timeout is not in upper case: libkeepalive reads KEEPALIVE_USER_TIMEOUT"},
+    {"keepalive", "keepalive is not in upper case: libkeepalive reads KEEPALIVE"},
+};
+
+TEST(Variables, ForeignNamesNameOurs) {
+  for (const ForeignCase &c : kForeignCases) {
+    auto cfg = load_with_names({{"KEEPALIVE_IDLE", "270"}}, {std::string(c.name) + "=30"});
+    EXPECT_TRUE(cfg->valid) << c.name;
+    EXPECT_EQ(cfg->global.idle_s, 270) << c.name << ": the foreign value is not used";
+    EXPECT_EQ(warnings_of(*cfg), std::vector<std::string>{c.warning});
+  }
+}
+
+TEST(Variables, ForeignNamesAreProblemsUnderStrict) {
+  for (const ForeignCase &c : kForeignCases) {
+    auto cfg = load_with_names({{"KEEPALIVE_STRICT", "1"}}, {c.name});
+    EXPECT_FALSE(cfg->valid) << c.name;
+    EXPECT_EQ(problems_of(*cfg), std::vector<std::string>{c.warning});
+    EXPECT_EQ(cfg->nwarnings, 0);
+  }
+}
+
+TEST(Variables, EveryVariableInLowerCaseNamesIt) {
+  for (const std::string &known : listed_variables()) {
+    std::string lower = known;
+    for (char &c : lower) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+    auto cfg = load_with_names({}, {lower});
+    EXPECT_EQ(warnings_of(*cfg), std::vector<std::string>{
+                                     lower + " is not in upper case: libkeepalive reads " + known});
+  }
 }
 
 TEST(Variables, NoNamesNoCheck) {
