@@ -80,14 +80,14 @@ static int is_netlink(int fd) {
 __attribute__((visibility("default"))) ssize_t recv(int fd, void *buf, size_t size, int flags) {
   static int interrupted;
   const char *eintr = getenv("LIBKEEPALIVE_TEST_FAULT_NETLINK_EINTR");
-  if ((eintr != NULL || getenv("LIBKEEPALIVE_TEST_FAULT_NETLINK_ENOBUFS") != NULL) &&
-      is_netlink(fd)) {
+  const char *enobufs = getenv("LIBKEEPALIVE_TEST_FAULT_NETLINK_ENOBUFS");
+  if ((eintr != NULL || enobufs != NULL) && is_netlink(fd)) {
     if (eintr != NULL && interrupted < atoi(eintr)) {
       ++interrupted;
       errno = EINTR;
       return -1;
     }
-    if (getenv("LIBKEEPALIVE_TEST_FAULT_NETLINK_ENOBUFS") != NULL) {
+    if (enobufs != NULL) {
       errno = ENOBUFS;
       return -1;
     }
