@@ -145,9 +145,8 @@ bool decide_and_apply(const keepalive_config *cfg, int fd, keepalive_direction d
   keepalive_read_facts(fd, direction, keepalive_needs(cfg, direction), facts);
   keepalive_decide(cfg, facts, settings);
   if (!settings->enable) {
-    // Nothing to set, so nothing to classify by; only a debug line needs it.
-    failure->option = nullptr;
-    failure->error = 0;
+    // Nothing to set (failure stays as the caller made it: none), so nothing
+    // to classify by; only a debug line needs it.
     return cfg->log_level >= KEEPALIVE_LOG_DEBUG && has_inet_domain(fd);
   }
   return apply_if_inet(fd, settings, failure);
@@ -213,7 +212,7 @@ int configure_accepted(int listener, int client) {
   if (!readable || !has_tcp_protocol(client)) return client;
   keepalive_socket_facts facts;
   keepalive_settings settings;
-  keepalive_apply_failure failure;
+  keepalive_apply_failure failure = {nullptr, 0};
   if (!decide_and_apply(cfg, client, KEEPALIVE_IN, &facts, &settings, &failure)) return client;
   log_socket(cfg, client, KEEPALIVE_IN, settings, failure);
   if (settings.enable && failure.option == nullptr) {
@@ -267,7 +266,7 @@ void log_left_alone(const keepalive_config *cfg, int fd, keepalive_direction dir
 void configure_socket(const keepalive_config *cfg, int fd, keepalive_direction direction) {
   keepalive_socket_facts facts;
   keepalive_settings settings;
-  keepalive_apply_failure failure;
+  keepalive_apply_failure failure = {nullptr, 0};
   if (decide_and_apply(cfg, fd, direction, &facts, &settings, &failure)) {
     log_socket(cfg, fd, direction, settings, failure);
   }

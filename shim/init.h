@@ -34,7 +34,8 @@ void configure_socket(const keepalive_config *cfg, int fd, keepalive_direction d
 
 // Decides and applies without logging, to a socket that passed
 // has_tcp_protocol; *facts, *settings and *failure receive what happened,
-// for log_socket. Returns false when the socket turned out not to be an
+// for log_socket (*failure, made {nullptr, 0} by the caller, is written only
+// when there was something to set). Returns false when the socket turned out not to be an
 // AF_INET/AF_INET6 TCP socket (or, below debug logging, was left off).
 // Preserves errno.
 bool decide_and_apply(const keepalive_config *cfg, int fd, keepalive_direction direction,

@@ -152,7 +152,8 @@ void log_line(const char *format, ...) {
     int length =
         snprintf(notice, sizeof notice, "%s%u line%s dropped: stderr could not take %s at once\n",
                  kPrefix, earlier, earlier == 1 ? "" : "s", earlier == 1 ? "it" : "them");
-    if (length > 0 && static_cast<size_t>(length) < sizeof notice) {
+    // (An error, a negative length, is no size below sizeof notice.)
+    if (static_cast<size_t>(length) < sizeof notice) {
       start -= length;
       memcpy(start, notice, static_cast<size_t>(length));
     } else {

@@ -270,7 +270,8 @@ class EnableTest(unittest.TestCase):
                               (("../x",), "UNIT must name a service"),
                               (("a", "b"), "one UNIT only"),
                               (("prosody", "--bogus"), "unknown option --bogus"),
-                              (("prosody", "--now", "--pid", "x"), "--pid must be a process ID")):
+                              (("prosody", "--now", "--pid", "x"), "--pid must be a process ID"),
+                              (("prosody", "--override"), "--override goes with --now")):
             result = keepalive("enable", *args, "--unit-dir", directory)
             self.assertEqual(result.returncode, 2, (args, result.stdout, result.stderr))
             self.assertIn(message, result.stderr)
@@ -502,6 +503,44 @@ VirtualHost "localhost"
         self.assertGreater(timers[first], 270)
         self.assertGreater(timers[second], 270)
         self.assertFalse(os.path.exists(drop_in(self.unit_dir)))
+
+    def test_enable_now_again_moves_the_sockets_to_the_new_values(self):
+        """In a namespace whose tcp_keepalive_time (600 s) is not this one's:
+        the sockets read that default and are set; a second `enable --now`
+        with other values moves the sockets that carry the first one's."""
+        subprocess.run(["ip", "netns", "exec", self.namespace, "sysctl", "-q",
+                        "net.ipv4.tcp_keepalive_time=600"], check=True, timeout=TIMEOUT)
+        pid = str(self.prosody.pid)
+        first = self.phone()
+        self.assertGreater(ss_keepalive_timers(self.namespace)[first], 270)
+        result = keepalive("enable", "prosody", "--unit-dir", self.unit_dir, "--idle", "270",
+                           "--now", "--pid", pid)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn("2 sockets set.", result.stdout)
+        self.assertLessEqual(ss_keepalive_timers(self.namespace)[first], 270)
+
+        result = keepalive("enable", "prosody", "--unit-dir", self.unit_dir, "--idle", "240",
+                           "--now", "--pid", pid)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn("values of the drop-in it replaces get the new ones", result.stdout)
+        self.assertIn("2 sockets set.", result.stdout)
+        self.assertLessEqual(ss_keepalive_timers(self.namespace)[first], 240)
+        second = self.phone()
+        self.assertLessEqual(ss_keepalive_timers(self.namespace)[second], 240)
+
+        result = keepalive("status", "prosody", "--unit-dir", self.unit_dir, "--pid", pid)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn("kernel defaults idle 600s", result.stdout)
+        self.assertIn("3 sockets have the drop-in's values.", result.stdout)
+        result = keepalive("disable", "prosody", "--unit-dir", self.unit_dir, "--now",
+                           "--pid", pid)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn("3 sockets reset.", result.stdout)
+        # Back to that namespace's default, not this one's.
+        timers = ss_keepalive_timers(self.namespace)
+        for port in (first, second):
+            self.assertGreater(timers[port], 240)
+            self.assertLessEqual(timers[port], 600)
 
 
 if __name__ == "__main__":

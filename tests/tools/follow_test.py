@@ -25,7 +25,7 @@ import unittest
 
 from apply_test import NOBODY, SETSOCKOPT_FAULT, as_nobody, keepalive_timers
 from command_testlib import (COMMAND, KERNEL_IDLE, PYTHON, TIMEOUT, JsonLineServer, clean_env,
-                             copy_of_command, keepalive, main, require, require_root)
+                             copy_of_command, keepalive, main, parse_json, require, require_root)
 from server_script import LISTENER_SETUP
 
 SOURCE_DIR = os.environ["LIBKEEPALIVE_TEST_SOURCE_DIR"]
@@ -379,6 +379,63 @@ class FollowTest(unittest.TestCase):
         rest = follower.stdout.read()
         self.assertIn("Stopped following process", rest)
         self.assertIn("(SIGTERM)", rest)
+
+
+class NamespaceTest(unittest.TestCase):
+    """apply and --follow from this namespace into a process in a network
+    namespace of its own whose tcp_keepalive_time is not this one's: a socket
+    that reads that namespace's default has not chosen its timings, also
+    after the sysctl changes there while it is followed."""
+
+    def setUp(self):
+        require_root(self, "to make a network namespace")
+        self.namespace = f"ka-cmd-{os.getpid()}"
+        subprocess.run(["ip", "netns", "add", self.namespace], check=True, timeout=TIMEOUT)
+        self.addCleanup(subprocess.run, ["ip", "netns", "del", self.namespace], timeout=TIMEOUT)
+        subprocess.run(["ip", "-n", self.namespace, "link", "set", "lo", "up"], check=True,
+                       timeout=TIMEOUT)
+        self.sysctl(600)
+        self.assertNotEqual(KERNEL_IDLE, 600, "this namespace's default must differ")
+
+    def sysctl(self, idle_s):
+        subprocess.run(["ip", "netns", "exec", self.namespace, "sysctl", "-q",
+                        f"net.ipv4.tcp_keepalive_time={idle_s}"], check=True, timeout=TIMEOUT)
+
+    def server(self):
+        server = Server(self, prefix=("ip", "netns", "exec", self.namespace))
+        server.command("pairs 2")  # both ends of two connections, in that namespace
+        self.assertEqual(server.command("report")["bulk"], {"[0, 600]": 4})
+        return server
+
+    def test_apply_sets_the_sockets_of_another_namespace(self):
+        server = self.server()
+        result = keepalive("apply", str(server.pid), "--idle", "270", "--listeners", "--json")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        doc = parse_json(self, result.stdout)
+        self.assertEqual([s["action"] for s in doc["sockets"]], ["set"] * 5, doc["sockets"])
+        self.assertEqual({s["before"]["idle_s"] for s in doc["sockets"]}, {600})
+        self.assertEqual(server.command("report")["bulk"], {"[1, 270]": 4})
+        # A later connection inherits from the listener, in that namespace too.
+        server.command("pairs 1")
+        self.assertEqual(server.command("report")["bulk"], {"[1, 270]": 5, "[0, 600]": 1})
+
+    def test_follow_sets_new_connections_after_the_sysctl_changed(self):
+        server = self.server()
+        follower = Follower(self, server.pid, "--idle", "270", "--interval", "200ms")
+        self.assertEqual(follower.started()["kernel_idle_s"], 600)
+        # Past the second in which the defaults read at the start stay trusted.
+        time.sleep(1.2)
+        self.sysctl(900)
+        server.command("pairs 1")
+
+        def new_sockets():
+            return [e for e in follower.seen if e["event"] == "socket" and not e["initial"]]
+
+        follower.wait_for(lambda _: len(new_sockets()) == 2, "the events of the new pair")
+        new = new_sockets()
+        self.assertEqual([(e["action"], e["before"]["idle_s"]) for e in new],
+                         [("set", 900), ("set", 900)], new)
+        self.assertEqual(server.command("report")["bulk"], {"[1, 270]": 6})
 
 
 class FollowLimitTest(unittest.TestCase):

@@ -40,8 +40,11 @@ CONFIGURED = [1, IDLE, min(IDLE, KERNEL_INTVL), KERNEL_CNT]
 
 GO_WARNING = ("is a Go program: the Go runtime makes its system calls itself, not through the "
               "C library, so libkeepalive configures none of its sockets even when it is loaded; "
-              "set its listening sockets from outside instead, with keepalive apply PID "
-              "--listeners (connections accepted afterwards inherit their options)")
+              "and Go sets its own keepalive, 15 s, on every connection it accepts or dials, "
+              "which keepalive leaves alone as the program's choice: replace it from outside "
+              "with keepalive apply PID --override --follow (connections inherit from a "
+              "listener set with --listeners only where the program turned Go's keepalive off, "
+              "KeepAlive: -1)")
 
 # The control: go_peer's protocol and answers, in Python, whose sockets the
 # C library makes (and the preloaded library configures).
@@ -226,9 +229,9 @@ class GoApplyTest(GoTestCase):
         self.assertEqual([timers[accepted["inode"]], timers[dialed["inode"]]], [True, True])
 
     def test_listeners_advice(self):
-        """What the Go warning advises: connections accepted after `apply
-        --listeners` inherit the listener's options, unless Go's runtime
-        sets its own timings on them (its default)."""
+        """What the Go warning says: connections accepted after `apply
+        --listeners` inherit the listener's options only where the program
+        turned Go's keepalive off; by default Go's runtime sets its own."""
         for mode, expected in (("off", CONFIGURED), ("default", GO_DEFAULT)):
             with self.subTest(mode=mode):
                 go = self.go(mode)
@@ -236,6 +239,43 @@ class GoApplyTest(GoTestCase):
                 self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
                 self.assertIn(f"Listening socket 127.0.0.1:{go.port} is set", result.stdout)
                 self.assertEqual(go.accept("after")["options"], expected)
+
+    def test_override_replaces_go_default_keepalive(self):
+        go = self.go("default")
+        accepted, dialed = go.accept("in"), go.dial("out")
+        self.assertEqual([accepted["options"], dialed["options"]], [GO_DEFAULT, GO_DEFAULT])
+        result = keepalive("apply", str(go.pid), "--json", "--override", "--idle", str(IDLE))
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        doc = parse_json(self, result.stdout)
+        by_inode = {s["inode"]: s for s in doc["sockets"]}
+        for socket_ in (accepted, dialed):
+            applied = by_inode[socket_["inode"]]
+            self.assertEqual((applied["action"], applied["before"]["idle_s"],
+                              applied["before"]["intvl_s"], applied["after"]["idle_s"]),
+                             ("overridden", 15, 15, IDLE), applied)
+        self.assertEqual((doc["summary"]["set"], doc["summary"]["left"]), (2, 0), doc["summary"])
+        self.assertEqual([go.options("in"), go.options("out")], [CONFIGURED, CONFIGURED])
+        seconds = keepalive_timer_seconds(ss_lines()[accepted["inode"]])
+        self.assertIsNotNone(seconds, "ss shows no keepalive timer")
+        self.assertGreater(seconds, 15)
+        # Once ours, a second run sees our values, not the program's.
+        again = parse_json(self, keepalive("apply", str(go.pid), "--json", "--override",
+                                           "--idle", str(IDLE)).stdout)
+        self.assertEqual({s["inode"]: s["action"] for s in again["sockets"]
+                          if s["inode"] in (accepted["inode"], dialed["inode"])},
+                         {accepted["inode"]: "set", dialed["inode"]: "set"})
+
+    def test_follow_override_replaces_go_default_keepalive_of_new_connections(self):
+        go = self.go("default")
+        follower = Follower(self, go.pid, "--override", "--idle", str(IDLE), "--interval",
+                            "200ms")
+        follower.started()
+        accepted, dialed = go.accept("in"), go.dial("out")
+        for socket_, direction in ((accepted, "in"), (dialed, "out")):
+            event = follower.socket_event(socket_["inode"])
+            self.assertEqual((event["action"], event["direction"], event["before"]["idle_s"]),
+                             ("overridden", direction, 15), event)
+        self.assertEqual([go.options("in"), go.options("out")], [CONFIGURED, CONFIGURED])
 
     def test_go_default_keepalive_is_left_as_the_programs_own(self):
         go = self.go("default")

@@ -375,9 +375,11 @@ class RunTest(unittest.TestCase):
                          f"keepalive run: warning: {GO_MARKED} is a Go program: the Go runtime "
                          "makes its system calls itself, not through the C library, so "
                          "libkeepalive configures none of its sockets even when it is loaded; "
-                         "set its listening sockets from outside instead, with keepalive apply "
-                         "PID --listeners (connections accepted afterwards inherit their "
-                         "options)\n")
+                         "and Go sets its own keepalive, 15 s, on every connection it accepts "
+                         "or dials, which keepalive leaves alone as the program's choice: "
+                         "replace it from outside with keepalive apply PID --override --follow "
+                         "(connections inherit from a listener set with --listeners only where "
+                         "the program turned Go's keepalive off, KeepAlive: -1)\n")
         # A real Go program: go_test.py.
 
     def test_warns_about_static_programs(self):
@@ -574,8 +576,10 @@ class InspectTest(unittest.TestCase):
         text = keepalive("inspect", str(process.pid)).stdout
         self.assertIn(f"Out of the library's reach: {GO_MARKED} is a Go program: the Go runtime "
                       "makes its system calls itself, not through the C library, so libkeepalive "
-                      "configures none of its sockets even when it is loaded; set its listening "
-                      "sockets from outside instead, with keepalive apply PID --listeners",
+                      "configures none of its sockets even when it is loaded; and Go sets its "
+                      "own keepalive, 15 s, on every connection it accepts or dials, which "
+                      "keepalive leaves alone as the program's choice: replace it from outside "
+                      "with keepalive apply PID --override --follow",
                       text)
 
     def test_no_such_process(self):

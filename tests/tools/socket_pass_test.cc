@@ -24,6 +24,7 @@ using keepalive_cli::Action;
 using keepalive_cli::action_info;
 using keepalive_cli::Group;
 using keepalive_cli::kActionCount;
+using keepalive_cli::Outcome;
 using keepalive_cli::TcpSocket;
 using keepalive_cli::Totals;
 
@@ -147,7 +148,7 @@ TEST(Describe, LeaveAloneRuleAsTheLibrarys) {
   const keepalive_config config = load("270", "in port=5223 off");
   keepalive_cli::PassOptions options;
   options.mode = keepalive_cli::PassMode::kDescribe;
-  options.kernel = {7200, 75, 9, 1};
+  options.kernel = keepalive_cli::NamespaceDefaults::fixed({7200, 75, 9, 1});
   // The program's own idle time: left alone, whatever the rule says.
   EXPECT_EQ(describe_socket(config, established(33, 5223), options).action, Action::kOwnTimings);
   EXPECT_EQ(describe_socket(config, established(33, 5222), options).action, Action::kOwnTimings);
@@ -158,6 +159,41 @@ TEST(Describe, LeaveAloneRuleAsTheLibrarys) {
   TcpSocket ours = established(270, 5222);
   ours.keepalive.intvl_s = 75;
   EXPECT_EQ(describe_socket(config, ours, options).action, Action::kCarries);
+}
+
+// apply --dry-run (kPredict decides like kSet and touches no socket).
+keepalive_cli::PassOptions predict() {
+  keepalive_cli::PassOptions options;
+  options.mode = keepalive_cli::PassMode::kPredict;
+  options.kernel = keepalive_cli::NamespaceDefaults::fixed({7200, 75, 9, 1});
+  return options;
+}
+
+TEST(Predict, OverrideReplacesThePrograms15sButNeverSwitchesKeepaliveOff) {
+  const keepalive_config config = load("270", "in port=5223 off");
+  keepalive_cli::PassOptions options = predict();
+  EXPECT_EQ(describe_socket(config, established(15, 5222), options).action, Action::kOwnTimings);
+  options.override = true;
+  const Outcome go = describe_socket(config, established(15, 5222), options);
+  EXPECT_EQ(go.action, Action::kWouldOverride);
+  EXPECT_EQ((std::pair<int, int>(go.before.idle_s, go.after.idle_s)), std::make_pair(15, 270));
+  EXPECT_EQ(describe_socket(config, established(15, 5223), options).action, Action::kOwnTimings);
+  // Unchosen timings are set as without --override; ours already there are no override.
+  EXPECT_EQ(describe_socket(config, established(7200, 5222), options).action, Action::kWouldSet);
+  TcpSocket ours = established(270, 5222);
+  EXPECT_EQ(describe_socket(config, ours, options).action, Action::kWouldSet);
+}
+
+TEST(Predict, ValuesOfTheReplacedConfigurationAreOursNotThePrograms) {
+  const keepalive_config config = load("240", "");
+  const keepalive_config earlier = load("270", "in port=5223 idle=300");
+  keepalive_cli::PassOptions options = predict();
+  options.replaced = &earlier;
+  EXPECT_EQ(describe_socket(config, established(270, 5222), options).action, Action::kWouldSet);
+  EXPECT_EQ(describe_socket(config, established(300, 5223), options).action, Action::kWouldSet);
+  // Not what the earlier configuration decided for that socket: the program's.
+  EXPECT_EQ(describe_socket(config, established(300, 5222), options).action, Action::kOwnTimings);
+  EXPECT_EQ(describe_socket(config, established(33, 5222), options).action, Action::kOwnTimings);
 }
 
 }  // namespace

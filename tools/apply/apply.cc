@@ -53,7 +53,7 @@ constexpr int kExitNoAccess = keepalive_cli::kExitNoProcess;
 
 // The help text around the FLAGS that ConfigFlags::usage() lists.
 constexpr char kHelpHead[] =
-    "Usage: keepalive apply PID [FLAGS] [--listeners] [--dry-run]\n"
+    "Usage: keepalive apply PID [FLAGS] [--listeners] [--override] [--dry-run]\n"
     "                       [--summary|--full] [--json]\n"
     "                       [--follow [--interval DURATION] [--verbose]]\n"
     "Gives the TCP connections that process PID holds now the keepalive settings\n"
@@ -69,7 +69,8 @@ constexpr char kHelpHead[] =
     "sockets is touched. A socket a rule turns `off` is left as it is: apply never\n"
     "switches keepalive off.\n"
     "As with the library, a socket whose idle time is not the kernel's default\n"
-    "has had its timings chosen (by the program, or earlier) and is left alone.\n"
+    "(of the process's network namespace, now) has had its timings chosen (by the\n"
+    "program, or earlier) and is left alone; --override sets it too.\n"
     "Sockets accepted while apply runs are found by a second look at the process\n"
     "and set like the others.\n"
     "\n"
@@ -86,6 +87,9 @@ const std::vector<keepalive_cli::Option> kOptions = {
      "options, even without the library (a listener cannot tell peers apart: one whose "
      "port a peer= rule decides is left alone); connections waiting in their accept "
      "queues keep the old settings: they are counted and reported as NOT COVERED"},
+    {"--override", nullptr,
+     "also set the sockets whose timings the program chose itself (a Go program sets 15 s "
+     "on every connection): each is reported as overridden, with its values before"},
     {"--dry-run", nullptr, "show what would be set, set nothing"},
     {"--json", nullptr, "one JSON object on stdout instead of a table"},
     {"--summary", nullptr,
@@ -131,11 +135,13 @@ struct Options {
   keepalive_cli::ConfigFlags flags;
   pid_t pid = 0;
   bool listeners = false;
+  bool override = false;
   bool dry_run = false;
   bool json = false;
   keepalive_cli::Detail detail = keepalive_cli::Detail::kAuto;  // --summary, --full
   keepalive_cli::FollowOptions follow;
   bool interval_given = false;
+  const keepalive_config *replaced = nullptr;  // enable --now: the drop-in it replaces
 };
 
 // What setting the listeners could not reach: per listener set, the
@@ -153,6 +159,8 @@ bool take_option(const keepalive_cli::OptionReader &reader, Options *options) {
   std::string error;
   if (reader.is("--listeners")) {
     options->listeners = true;
+  } else if (reader.is("--override")) {
+    options->override = true;
   } else if (reader.is("--dry-run")) {
     options->dry_run = true;
   } else if (reader.is("--json")) {
@@ -349,7 +357,8 @@ std::vector<AcceptQueue> accept_queues(const keepalive_cli::TargetProcess &targe
                                        const std::vector<Outcome> &outcomes) {
   std::vector<AcceptQueue> queues;
   for (const Outcome &outcome : outcomes) {
-    if (!outcome.socket.listening || outcome.action != Action::kSet) continue;
+    const bool was_set = outcome.action == Action::kSet || outcome.action == Action::kOverridden;
+    if (!outcome.socket.listening || !was_set) continue;
     std::string error;
     keepalive_cli::UniqueFd dup = target.duplicate_socket(outcome.socket, &error);
     tcp_info info{};
@@ -458,9 +467,11 @@ int apply_to_process(const keepalive_config &config, const Options &options) {
     keepalive_cli::print_error(kName, error + "; nothing changed");
     return kExitNoAccess;
   }
-  const PassOptions pass = keepalive_cli::pass_options(
+  PassOptions pass = keepalive_cli::pass_options(
       options.dry_run ? keepalive_cli::PassMode::kPredict : keepalive_cli::PassMode::kSet,
-      options.listeners);
+      options.listeners, options.pid);
+  pass.override = options.override;
+  pass.replaced = options.replaced;
   if (options.follow.follow) {
     return keepalive_cli::follow_process(target, config, pass, options.follow);
   }
@@ -503,11 +514,13 @@ int keepalive_cmd_apply(int argc, char **argv) {
   return apply_to_process(config, options);
 }
 
-int keepalive_apply_now(const keepalive_config &config, pid_t pid, bool dry_run) {
+int keepalive_apply_now(const keepalive_config &config, pid_t pid, const ApplyNow &now) {
   Options options;
   options.pid = pid;
   options.listeners = true;
-  options.dry_run = dry_run;
+  options.dry_run = now.dry_run;
+  options.override = now.override;
+  options.replaced = now.replaced;
   fflush(stdout);
   int status = apply_to_process(config, options);
   fflush(stdout);

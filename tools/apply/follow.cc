@@ -178,7 +178,7 @@ void Follower::announce_start() {
     json.field("pid", static_cast<long long>(target_.pid()));
     json.field("command", command_);
     json.field("interval_ms", options_.interval_ms);
-    json.field("kernel_idle_s", pass_.kernel.idle_s);
+    json.field("kernel_idle_s", pass_.kernel.values().idle_s);
     json.end_object();
     fputs(json.str().c_str(), stdout);
   } else {

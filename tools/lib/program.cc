@@ -14,6 +14,13 @@ namespace {
 constexpr char kApplyInstead[] =
     "; set its listening sockets from outside instead, with keepalive apply PID --listeners "
     "(connections accepted afterwards inherit their options)";
+// Go sets TCP_KEEPIDLE 15 s on every connection unless the program asks for
+// KeepAlive: -1 (net.ListenConfig, net.Dialer): the leave-alone rule keeps it.
+constexpr char kGoInstead[] =
+    "; and Go sets its own keepalive, 15 s, on every connection it accepts or dials, which "
+    "keepalive leaves alone as the program's choice: replace it from outside with keepalive "
+    "apply PID --override --follow (connections inherit from a listener set with --listeners "
+    "only where the program turned Go's keepalive off, KeepAlive: -1)";
 
 bool read_at(int fd, void *buf, size_t size, off_t offset) {
   return pread(fd, buf, size, offset) == static_cast<ssize_t>(size);
@@ -90,7 +97,7 @@ std::string library_obstacle(const ProgramFacts &facts) {
                                            : "is a Go program") +
            ": the Go runtime makes its system calls itself, not through the C library, so "
            "libkeepalive configures none of its sockets even when it is loaded" +
-           kApplyInstead;
+           kGoInstead;
   }
   if (facts.static_linked) {
     return std::string(

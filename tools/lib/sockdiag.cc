@@ -108,34 +108,36 @@ DiagParse parse_inet_diag_messages(const void *buf, size_t len, std::vector<Diag
   return DiagParse::kMore;
 }
 
-bool SockDiag::open(pid_t pid, std::string *error) {
+bool in_network_namespace(pid_t pid, const char *purpose, const std::function<void()> &work,
+                          std::string *error) {
   std::string target_ns = "/proc/" + std::to_string(pid) + "/ns/net";
   unsigned long long theirs = namespace_inode(target_ns);
-  unsigned long long mine = namespace_inode("/proc/self/ns/net");
-  if (theirs == 0 || theirs == mine) {
-    // Same namespace (or not readable: then the listing of the caller's own
-    // namespace is the best there is, and the descriptors tell the rest).
-    fd_ = UniqueFd(open_diag_socket());
-  } else {
-    // A socket stays in the namespace it was created in: enter the
-    // process's namespace for the socket() call only.
-    UniqueFd own(::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC));
-    UniqueFd target(::open(target_ns.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!own.valid() || !target.valid() || setns(target.get(), CLONE_NEWNET) != 0) {
-      *error = "process " + std::to_string(pid) +
-               " is in another network namespace, which listing its connections needs to "
-               "enter: " +
-               strerror(errno) + " (run as root or with CAP_SYS_ADMIN)";
-      return false;
-    }
-    fd_ = UniqueFd(open_diag_socket());
-    int saved = errno;
-    if (setns(own.get(), CLONE_NEWNET) != 0) {
-      *error = std::string("cannot return to the own network namespace: ") + strerror(errno);
-      return false;
-    }
-    errno = saved;
+  if (theirs == 0 || theirs == namespace_inode("/proc/self/ns/net")) {
+    work();
+    return true;
   }
+  UniqueFd own(::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC));
+  UniqueFd target(::open(target_ns.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!own.valid() || !target.valid() || setns(target.get(), CLONE_NEWNET) != 0) {
+    *error = "process " + std::to_string(pid) + " is in another network namespace, which " +
+             purpose + " needs to enter: " + strerror(errno) +
+             " (run as root or with CAP_SYS_ADMIN)";
+    return false;
+  }
+  work();
+  int saved = errno;
+  if (setns(own.get(), CLONE_NEWNET) != 0) {
+    *error = std::string("cannot return to the own network namespace: ") + strerror(errno);
+    return false;
+  }
+  errno = saved;
+  return true;
+}
+
+bool SockDiag::open(pid_t pid, std::string *error) {
+  // A socket stays in the namespace it was created in: the process's.
+  auto open_socket = [this] { fd_ = UniqueFd(open_diag_socket()); };
+  if (!in_network_namespace(pid, "listing its connections", open_socket, error)) return false;
   if (!fd_.valid()) {
     *error = std::string("cannot open a socket diagnostics (NETLINK_SOCK_DIAG) socket: ") +
              strerror(errno);

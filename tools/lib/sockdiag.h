@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,15 @@ enum class DiagParse {
 // recv() of an inet_diag dump) to *out. Pure.
 DiagParse parse_inet_diag_messages(const void *buf, size_t len, std::vector<DiagSocket> *out,
                                    std::string *error);
+
+// Runs `work` in the network namespace of process `pid`: entered (setns)
+// for the call when it is not the caller's, and left again. A namespace
+// that cannot be read (no such process, /proc/PID/ns closed to the caller)
+// runs `work` in the caller's own: the best there is. False, with *error
+// naming `purpose` and the missing permission, when it could not be entered
+// (work not run) or not left again.
+bool in_network_namespace(pid_t pid, const char *purpose, const std::function<void()> &work,
+                          std::string *error);
 
 // A NETLINK_SOCK_DIAG socket in the network namespace of a process.
 class SockDiag {

@@ -9,6 +9,9 @@
 #include <unordered_set>
 #include <utility>
 
+#include "lib/sockdiag.h"
+#include "lib/stop_signals.h"
+
 namespace keepalive_cli {
 namespace {
 
@@ -16,6 +19,8 @@ namespace {
 constexpr ActionInfo kActions[] = {
     {Action::kSet, "set", "set", Group::kChanged},
     {Action::kWouldSet, "would_set", "would set", Group::kChanged},
+    {Action::kOverridden, "overridden", "overridden", Group::kChanged},
+    {Action::kWouldOverride, "would_override", "would override", Group::kChanged},
     {Action::kReset, "reset", "reset", Group::kChanged},
     {Action::kWouldReset, "would_reset", "would reset", Group::kChanged},
     {Action::kCarries, "carries", "yes", Group::kCompared},
@@ -113,10 +118,21 @@ void set_values(int fd, const keepalive_settings &values, Action done, Outcome *
 }
 
 // Whether the socket's timings were chosen (by the program, or set
-// earlier): its idle time read before is not the kernel's default. The one
-// place that tells; what it compares with is read once, in pass_options.
+// earlier): its idle time read before is not the kernel's default in the
+// process's namespace. The one place that tells (NamespaceDefaults).
 bool timings_chosen(const Outcome &outcome, const PassOptions &options) {
-  return outcome.before_read && keepalive_timings_chosen(&outcome.before, options.kernel.idle_s);
+  return outcome.before_read && options.kernel.timings_chosen(outcome.before);
+}
+
+// Whether the socket carries what the replaced configuration decided for
+// it: our earlier values, which a new configuration moves on.
+bool carries_replaced(const keepalive_socket_facts &facts, const PassOptions &options,
+                      const Outcome &outcome) {
+  if (options.replaced == nullptr || !outcome.before_read) return false;
+  keepalive_settings earlier;
+  keepalive_decide(options.replaced, &facts, &earlier);
+  return earlier.enable && earlier.idle_s != KEEPALIVE_UNSET &&
+         keepalive_settings_carry(&outcome.before, &earlier);
 }
 
 // The leave-alone rule, as the library's: timings the socket carries
@@ -127,16 +143,18 @@ bool timings_chosen(const Outcome &outcome, const PassOptions &options) {
 bool left_alone(const keepalive_config &config, const keepalive_socket_facts &facts,
                 const PassOptions &options, Outcome *outcome) {
   const keepalive_settings &decision = outcome->settings;
-  const bool chosen = timings_chosen(*outcome, options);
+  const bool set_modes = options.mode == PassMode::kSet || options.mode == PassMode::kPredict;
+  const bool chosen = timings_chosen(*outcome, options) &&
+                      !(set_modes && carries_replaced(facts, options, *outcome));
   const bool carries =
       outcome->before_read && keepalive_settings_carry(&outcome->before, &decision);
-  const bool set_modes = options.mode == PassMode::kSet || options.mode == PassMode::kPredict;
   keepalive_settings listener;
+  outcome->chosen = chosen;
   if (!set_modes && options.mode != PassMode::kDescribe && carries) return false;
   if (options.mode == PassMode::kDescribe && chosen && carries &&
       decision.idle_s != KEEPALIVE_UNSET) {
     outcome->action = Action::kCarries;
-  } else if (chosen) {
+  } else if (chosen && !(set_modes && options.override && decision.enable)) {
     outcome->action = Action::kOwnTimings;
   } else if (!decision.enable) {
     outcome->action = Action::kLeft;
@@ -153,15 +171,17 @@ bool left_alone(const keepalive_config &config, const keepalive_socket_facts &fa
 
 // The mode's work on a decided socket that is not left alone.
 void act(int fd, const PassOptions &options, Outcome *outcome) {
-  const keepalive_settings kernel = kernel_values_for(outcome->settings, options.kernel);
+  const keepalive_settings kernel = kernel_values_for(outcome->settings, options.kernel.values());
   const bool carries = keepalive_settings_carry(&outcome->before, &outcome->settings);
+  const bool overrides = outcome->chosen && !carries;  // --override over the program's timings
   outcome->after_read = outcome->before_read;
   outcome->after = outcome->before;
   switch (options.mode) {
     case PassMode::kSet:
-      return set_values(fd, outcome->settings, Action::kSet, outcome);
+      return set_values(fd, outcome->settings, overrides ? Action::kOverridden : Action::kSet,
+                        outcome);
     case PassMode::kPredict:
-      outcome->action = Action::kWouldSet;
+      outcome->action = overrides ? Action::kWouldOverride : Action::kWouldSet;
       outcome->after = predicted_after(outcome->before, outcome->settings);
       return;
     case PassMode::kReset:
@@ -232,11 +252,33 @@ Totals count(const std::vector<Outcome> &outcomes) {
   return totals;
 }
 
-PassOptions pass_options(PassMode mode, bool listeners) {
+NamespaceDefaults::NamespaceDefaults(pid_t pid) : pid_(pid) { read(); }
+
+void NamespaceDefaults::read() const {
+  read_at_s_ = monotonic_s();
+  auto read_here = [this] { keepalive_read_kernel_defaults(&values_); };
+  std::string error;
+  if (!in_network_namespace(pid_, "reading its kernel defaults", read_here, &error)) read_here();
+}
+
+NamespaceDefaults NamespaceDefaults::fixed(const keepalive_kernel_defaults &values) {
+  NamespaceDefaults defaults;
+  defaults.values_ = values;
+  return defaults;
+}
+
+bool NamespaceDefaults::timings_chosen(const keepalive_settings &read_back) const {
+  if (!keepalive_timings_chosen(&read_back, values_.idle_s)) return false;
+  if (pid_ < 0 || monotonic_s() - read_at_s_ < 1.0) return true;
+  read();
+  return keepalive_timings_chosen(&read_back, values_.idle_s) != 0;
+}
+
+PassOptions pass_options(PassMode mode, bool listeners, pid_t pid) {
   PassOptions options;
   options.mode = mode;
   options.listeners = listeners;
-  keepalive_read_kernel_defaults(&options.kernel);
+  options.kernel = NamespaceDefaults(pid);
   return options;
 }
 

@@ -36,6 +36,8 @@ enum class PassMode {
 enum class Action {
   kSet,             // options set and read back
   kWouldSet,        // kPredict: what kSet would do
+  kOverridden,      // --override: set over timings the program chose (`before` holds them)
+  kWouldOverride,   // kPredict: what kOverridden would do
   kReset,           // the kernel's values set back
   kWouldReset,      // kPredictReset: what kReset would do
   kCarries,         // kCompare: the socket carries the decision
@@ -63,13 +65,45 @@ struct ActionInfo {
 };
 const ActionInfo &action_info(Action action);
 
+// The kernel's defaults in the network namespace of the process the pass is
+// over (the sysctls are per namespace; keepalive_read_kernel_defaults read
+// there): read when the pass starts, and again, at most once a second, when
+// a socket's idle time differs from them, so that a sysctl changed since is
+// not taken for timings the program chose.
+class NamespaceDefaults {
+ public:
+  NamespaceDefaults() = default;
+  // Reads them in the namespace of process `pid` (in the caller's own when
+  // that cannot be entered: listing the process's sockets then fails too,
+  // and says why).
+  explicit NamespaceDefaults(pid_t pid);
+  // These values, never read again (a pass over sockets as listed: tests).
+  static NamespaceDefaults fixed(const keepalive_kernel_defaults &values);
+  const keepalive_kernel_defaults &values() const { return values_; }
+  // Whether a socket that reads `read_back` had its timings chosen
+  // (keepalive_timings_chosen), against the defaults as they are now.
+  bool timings_chosen(const keepalive_settings &read_back) const;
+
+ private:
+  void read() const;
+  pid_t pid_ = -1;  // -1: fixed
+  mutable keepalive_kernel_defaults values_{};
+  mutable double read_at_s_ = 0;
+};
+
 struct PassOptions {
   PassMode mode = PassMode::kSet;
   bool listeners = false;  // listening sockets are part of the pass (apply --listeners)
-  keepalive_kernel_defaults kernel{};
+  bool override = false;   // kSet, kPredict: timings the program chose are set too (--override)
+  // The configuration this one replaces (enable --now over an earlier
+  // drop-in; may be null): a socket that carries its decision carries our
+  // earlier values, not the program's, and is set like one that chose none.
+  const keepalive_config *replaced = nullptr;
+  NamespaceDefaults kernel;
 };
-// The kernel's defaults read once (keepalive_read_kernel_defaults).
-PassOptions pass_options(PassMode mode, bool listeners);
+// The pass over process `pid`, with the kernel's defaults of its network
+// namespace.
+PassOptions pass_options(PassMode mode, bool listeners, pid_t pid);
 
 // One socket after the pass.
 struct Outcome {
@@ -85,6 +119,7 @@ struct Outcome {
   std::string error;            // kFailed, kGone
   std::vector<int> peer_rules;  // listeners: rules by peer= the listener cannot honour
   bool second_look = false;     // apply: not in the first listing
+  bool chosen = false;          // its timings were chosen (the program's, not ours)
 };
 
 // Every socket counted once, by action.

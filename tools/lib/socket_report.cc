@@ -89,6 +89,9 @@ std::string keepalive_column(const keepalive_config &config, const Outcome &outc
     case Action::kWouldSet:
     case Action::kReset:
       return before + " -> " + after;
+    case Action::kOverridden:
+    case Action::kWouldOverride:
+      return before + " -> " + after + " (the program's own timings, replaced: --override)";
     case Action::kWouldReset:
       return before + " -> kernel defaults";
     case Action::kGone:

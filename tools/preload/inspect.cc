@@ -344,7 +344,8 @@ void read_library_and_environment(const keepalive_cli::TargetProcess &target, Pr
       target.keepalive_environment(&facts->environment, &facts->environment_error);
   if (facts->environment_read) facts->config = config_of_environment(facts->environment);
   if (facts->config != nullptr && !facts->libraries.empty()) {
-    facts->pass = keepalive_cli::pass_options(keepalive_cli::PassMode::kDescribe, true);
+    facts->pass =
+        keepalive_cli::pass_options(keepalive_cli::PassMode::kDescribe, true, target.pid());
   }
 }
 

@@ -62,7 +62,11 @@ constexpr keepalive_cli::Option kDryRun = {"--dry-run", nullptr,
 const std::vector<keepalive_cli::Option> kEnableOptions = {
     {"--now", nullptr,
      "also set the running service now, as `keepalive apply PID --listeners` does: its "
-     "connections, and its listening sockets for the connections it accepts from now on"},
+     "connections, and its listening sockets for the connections it accepts from now on; "
+     "sockets that carry the values of the drop-in this one replaces move to the new ones"},
+    {"--override", nullptr,
+     "with --now: also set the sockets whose timings the program chose itself, as "
+     "`keepalive apply --override` does"},
     kUnitDir,
     kPid,
     kReload,
@@ -84,8 +88,8 @@ const std::vector<keepalive_cli::Option> kStatusOptions = {
 
 void print_enable_help() {
   std::string text =
-      "Usage: keepalive enable UNIT [FLAGS] [--now] [--pid PID] [--unit-dir DIR]\n"
-      "                        [--reload] [--dry-run]\n"
+      "Usage: keepalive enable UNIT [FLAGS] [--now [--override]] [--pid PID]\n"
+      "                        [--unit-dir DIR] [--reload] [--dry-run]\n"
       "Makes systemd start service UNIT with libkeepalive. Validates the configuration\n"
       "as `keepalive check` does (FLAGS over the KEEPALIVE_* environment; invalid:\n"
       "exit 2, nothing written), then writes the drop-in UNIT.service.d/keepalive.conf:\n"
@@ -147,7 +151,7 @@ struct Options {
   std::string unit;  // "prosody.service"
   std::string unit_dir = kDefaultUnitDir;
   pid_t pid = 0;  // --pid, 0 when not given
-  bool now = false, reload = false, dry_run = false;
+  bool now = false, reload = false, dry_run = false, override = false;
 };
 
 // Records one of the subcommand's options; false after a usage error.
@@ -162,6 +166,7 @@ bool take_option(const keepalive_cli::OptionReader &reader, Options *options) {
            reader.usage_error(error);
   }
   options->now = options->now || reader.is("--now");
+  options->override = options->override || reader.is("--override");
   options->reload = options->reload || reader.is("--reload");
   options->dry_run = options->dry_run || reader.is("--dry-run");
   return true;
@@ -180,6 +185,7 @@ bool parse_arguments(const char *name, const std::vector<keepalive_cli::Option> 
   if (!reader.read_all(help, take, status)) return false;
   *status = keepalive_cli::kExitUsage;
   if (unit == nullptr) return reader.usage_error("no UNIT given");
+  if (options->override && !options->now) return reader.usage_error("--override goes with --now");
   options->unit = keepalive_cli::service_unit_name(unit);
   if (options->unit.empty()) {
     return reader.usage_error(
@@ -413,11 +419,49 @@ bool install_drop_in(const char *name, const Options &options, const std::string
   return true;
 }
 
-// --now: `keepalive apply PID --listeners` with the same configuration.
-int apply_now(const keepalive_config &config, const Options &options, pid_t pid) {
-  printf("\n--now: keepalive apply %d --listeners%s\n", static_cast<int>(pid),
-         options.dry_run ? " --dry-run" : "");
-  return keepalive_apply_now(config, pid, options.dry_run);
+// The KEEPALIVE_* variables and LD_PRELOAD entries of our drop-in.
+struct DropIn {
+  bool present = false;
+  std::string path, text;
+  keepalive_cli::UnitEnvironment environment;
+};
+
+DropIn read_drop_in(const Options &options) {
+  DropIn drop_in;
+  drop_in.path = drop_in_path(options);
+  drop_in.present = keepalive_cli::read_file(drop_in.path, &drop_in.text);
+  if (drop_in.present) drop_in.environment.add_file(drop_in.path, drop_in.text);
+  return drop_in;
+}
+
+// The drop-in's configuration, as the core makes it of the KEEPALIVE_*
+// variables the drop-in sets (flags and our own environment play no part).
+keepalive_cli::LoadedConfig drop_in_config(const DropIn &drop_in,
+                                           keepalive_cli::ConfigFlags *flags) {
+  std::vector<std::pair<std::string, std::string>> variables;
+  for (const auto &variable : drop_in.environment.variables) {
+    if (variable.name.rfind("KEEPALIVE", 0) == 0 && variable.name != "KEEPALIVE_LIBRARY") {
+      variables.emplace_back(variable.name, variable.value);
+    }
+  }
+  flags->use_environment(std::move(variables));
+  return keepalive_cli::load_config(*flags);
+}
+
+// --now: `keepalive apply PID --listeners` with the same configuration;
+// `replaced`: the configuration of the drop-in that was there before.
+int apply_now(const keepalive_config &config, const Options &options, pid_t pid,
+              const keepalive_config *replaced) {
+  printf("\n--now: keepalive apply %d --listeners%s%s\n", static_cast<int>(pid),
+         options.override ? " --override" : "", options.dry_run ? " --dry-run" : "");
+  if (replaced != nullptr) {
+    printf("(sockets with the values of the drop-in it replaces get the new ones)\n");
+  }
+  ApplyNow now;
+  now.dry_run = options.dry_run;
+  now.override = options.override;
+  now.replaced = replaced;
+  return keepalive_apply_now(config, pid, now);
 }
 
 }  // namespace
@@ -452,6 +496,12 @@ int keepalive_cmd_enable(int argc, char **argv) {
   std::string preload = preload_value(environment, library);
   std::string path = drop_in_path(options);
   warn_about_overrides(environment, path);
+  // Read before it is replaced: its values on a socket are ours (--now).
+  keepalive_cli::ConfigFlags earlier_flags;
+  keepalive_cli::LoadedConfig earlier;
+  DropIn earlier_drop_in = read_drop_in(options);
+  if (earlier_drop_in.present) earlier = drop_in_config(earlier_drop_in, &earlier_flags);
+  const bool replaces = earlier.config != nullptr && earlier.config->enabled;
   if (!install_drop_in(kName, options, path, drop_in_text(options, preload))) {
     return keepalive_cli::kExitFailure;
   }
@@ -459,41 +509,12 @@ int keepalive_cmd_enable(int argc, char **argv) {
     puts("The running service is unchanged: restart it, or run this again with --now.");
     return keepalive_cli::kExitOk;
   }
-  return apply_now(*config, options, pid);
+  return apply_now(*config, options, pid, replaces ? earlier.config.get() : nullptr);
 }
 
 namespace {
 
 // ---- disable and status ----------------------------------------------------
-
-// The KEEPALIVE_* variables and LD_PRELOAD entries of our drop-in.
-struct DropIn {
-  bool present = false;
-  std::string path, text;
-  keepalive_cli::UnitEnvironment environment;
-};
-
-DropIn read_drop_in(const Options &options) {
-  DropIn drop_in;
-  drop_in.path = drop_in_path(options);
-  drop_in.present = keepalive_cli::read_file(drop_in.path, &drop_in.text);
-  if (drop_in.present) drop_in.environment.add_file(drop_in.path, drop_in.text);
-  return drop_in;
-}
-
-// The drop-in's configuration, as the core makes it of the KEEPALIVE_*
-// variables the drop-in sets (flags and our own environment play no part).
-keepalive_cli::LoadedConfig drop_in_config(const DropIn &drop_in,
-                                           keepalive_cli::ConfigFlags *flags) {
-  std::vector<std::pair<std::string, std::string>> variables;
-  for (const auto &variable : drop_in.environment.variables) {
-    if (variable.name.rfind("KEEPALIVE", 0) == 0 && variable.name != "KEEPALIVE_LIBRARY") {
-      variables.emplace_back(variable.name, variable.value);
-    }
-  }
-  flags->use_environment(std::move(variables));
-  return keepalive_cli::load_config(*flags);
-}
 
 // The line under a pass's table: how many sockets have the values (or
 // were, or would be, reset), how many differ, how many failed.
@@ -545,15 +566,16 @@ int unit_pass(const char *name, pid_t pid, const keepalive_config &config, PassM
     print_error(name, "--now: " + error);
     return keepalive_cli::kExitNoProcess;
   }
-  const keepalive_cli::PassOptions pass = keepalive_cli::pass_options(mode, true);
+  const keepalive_cli::PassOptions pass = keepalive_cli::pass_options(mode, true, pid);
   std::vector<keepalive_cli::Outcome> outcomes;
   keepalive_cli::pass_listing(target, config, pass, sockets, false, &outcomes);
   const keepalive_cli::Totals totals = keepalive_cli::count(outcomes);
   std::string out = "Process " + std::to_string(pid);
   std::string command = target.command_name();
   if (!command.empty()) out += " (" + command + ")";
-  out += ": kernel defaults idle " + std::to_string(pass.kernel.idle_s) + "s, intvl " +
-         std::to_string(pass.kernel.intvl_s) + "s, cnt " + std::to_string(pass.kernel.cnt) + "\n";
+  const keepalive_kernel_defaults &kernel = pass.kernel.values();
+  out += ": kernel defaults idle " + std::to_string(kernel.idle_s) + "s, intvl " +
+         std::to_string(kernel.intvl_s) + "s, cnt " + std::to_string(kernel.cnt) + "\n";
   out += pass_table(mode, config, outcomes) + pass_summary(mode, totals);
   // A descriptor that could not be examined may be a connection not counted.
   if (!unexamined.fds.empty()) out += keepalive_cli::unexamined_text(unexamined) + "\n";
@@ -662,7 +684,7 @@ int keepalive_cmd_status(int argc, char **argv) {
   if (!drop_in.present) return result;
   keepalive_cli::ConfigFlags no_flags;
   keepalive_cli::LoadedConfig loaded = drop_in_config(drop_in, &no_flags);
-  if (loaded.config->valid && loaded.config->enabled) {
+  if (loaded.config->enabled) {  // enabled: valid, and KEEPALIVE not off
     printf("\nIts sockets against the drop-in's configuration:\n");
     if (unit_pass(kName, pid, *loaded.config, PassMode::kCompare) != keepalive_cli::kExitOk) {
       result = keepalive_cli::kExitFailure;
