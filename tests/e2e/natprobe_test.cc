@@ -767,7 +767,17 @@ TEST_F(NatprobeLoopbackTest, UsageErrorsExit2) {
       {{"client", "h:7200", "--bogus"}, "unknown option --bogus"},
       {{"client", "2001:db8::1:7200"}, "write an IPv6 address in brackets"},
       {{"client", "h"}, "expected HOST:PORT"},
+      {{"client", "h:0"}, "h:0: the port must be a number from 1 to 65535"},
+      {{"client", "h:70000"}, "h:70000: the port must be a number from 1 to 65535"},
+      {{"client", ":7200"}, ":7200: expected HOST:PORT with a host"},
+      {{"client", "h:7200", "--give-up-after", "9999999h"},
+       "--give-up-after 9999999h: must be from 10s to 24h, in whole milliseconds"},
+      {{"client", "h:7200", "--max", "1.0005s"},
+       "--max 1.0005s: must be from 1s to 24h, in whole milliseconds"},
       {{"server", "--listen", "7200"}, "--listen 7200: expected HOST:PORT"},
+      {{"server", "--listen", "999.1.1.1:7200"},
+       "--listen 999.1.1.1:7200: expected a numeric address"},
+      {{"server", "--listen", "0.0.0.0:70000"}, "the port must be a number from 0 to 65535"},
       {{"server", "extra"}, "unexpected argument extra"},
   };
   for (const Case &c : cases) {

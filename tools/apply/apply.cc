@@ -112,8 +112,9 @@ constexpr char kHelpTail[] =
     "user where the ptrace policy allows it, otherwise root or CAP_SYS_PTRACE.\n"
     "Linux 5.6 or later.\n"
     "\n"
-    "Exit status: 0 done (or nothing to do); 1 some socket could not be set, or some\n"
-    "descriptor not examined (named on stderr; the others were set); 2 usage error or\n"
+    "Exit status: 0 done (or nothing to do); 1 some socket could not be set, some\n"
+    "descriptor not examined, or some connection waiting in an accept queue not\n"
+    "covered (named on stderr; the others were set); 2 usage error or\n"
     "invalid configuration (nothing changed); 3 no such process, permission denied or\n"
     "kernel too old (nothing changed).\n"
     "\n"
@@ -352,13 +353,15 @@ std::string json_report(const keepalive_cli::TargetProcess &target, const std::s
   return json.str();
 }
 
-// The accept queue of each listener that was set, read after setting it.
+// The accept queue of each listener that carries the decision (set now, or
+// by an earlier run and so left alone), read after setting it.
 std::vector<AcceptQueue> accept_queues(const keepalive_cli::TargetProcess &target,
                                        const std::vector<Outcome> &outcomes) {
   std::vector<AcceptQueue> queues;
   for (const Outcome &outcome : outcomes) {
-    const bool was_set = outcome.action == Action::kSet || outcome.action == Action::kOverridden;
-    if (!outcome.socket.listening || !was_set) continue;
+    const bool carries = outcome.decided && outcome.after_read &&
+                         keepalive_settings_carry(&outcome.after, &outcome.settings);
+    if (!outcome.socket.listening || !carries) continue;
     std::string error;
     keepalive_cli::UniqueFd dup = target.duplicate_socket(outcome.socket, &error);
     tcp_info info{};
@@ -406,7 +409,7 @@ std::string coverage_notes(const std::vector<Outcome> &outcomes,
         "NOT COVERED: " + plural(static_cast<int>(queue.waiting), "connection", "connections") +
         " waiting in the accept queue of " + queue.local +
         " after it was set: established before, they keep the old settings when the "
-        "program accepts them; run apply again once they are accepted.\n";
+        "program accepts them; run apply again once they are accepted: it sets them.\n";
   }
   return notes;
 }
@@ -427,7 +430,8 @@ bool config_is_valid(const keepalive_config &config, const keepalive_cli::Config
 // Names on stderr what was not set (or that the process exited meanwhile),
 // and returns the exit status.
 int report_not_set(pid_t pid, const std::vector<Outcome> &outcomes,
-                   const keepalive_cli::Unexamined &unexamined, bool exited) {
+                   const keepalive_cli::Unexamined &unexamined,
+                   const std::vector<AcceptQueue> &queues, bool exited) {
   if (exited) {
     keepalive_cli::print_error(
         kName, "process " + std::to_string(pid) + " exited while it was being changed");
@@ -445,6 +449,14 @@ int report_not_set(pid_t pid, const std::vector<Outcome> &outcomes,
     keepalive_cli::print_error(kName, keepalive_cli::unexamined_text(unexamined) +
                                           "; they may be TCP connections, not set");
   }
+  unsigned waiting = 0;
+  for (const AcceptQueue &queue : queues) waiting += queue.waiting;
+  if (waiting > 0) {
+    keepalive_cli::print_error(
+        kName, plural(static_cast<int>(waiting), "connection", "connections") +
+                   " waiting in accept queues keep the old settings (NOT COVERED); run apply "
+                   "again once the program has accepted them");
+  }
   if (failed > 0) {
     keepalive_cli::print_error(
         kName, std::to_string(failed) + " of " + std::to_string(outcomes.size()) +
@@ -452,7 +464,7 @@ int report_not_set(pid_t pid, const std::vector<Outcome> &outcomes,
                    (failed < static_cast<int>(outcomes.size()) ? "; the others are as shown" : ""));
     return kExitSomeNotSet;
   }
-  return unexamined.fds.empty() ? keepalive_cli::kExitOk : kExitSomeNotSet;
+  return unexamined.fds.empty() && waiting == 0 ? keepalive_cli::kExitOk : kExitSomeNotSet;
 }
 
 }  // namespace
@@ -497,7 +509,7 @@ int apply_to_process(const keepalive_config &config, const Options &options) {
                          coverage_notes(outcomes, queues);
   fputs(report.c_str(), stdout);
   fflush(stdout);
-  return report_not_set(options.pid, outcomes, unexamined, exited);
+  return report_not_set(options.pid, outcomes, unexamined, queues, exited);
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -594,14 +595,20 @@ std::string Round::time_left(const Bracket &bracket) const {
 bool parse_duration_option(const char *flag, const char *value, long long minimum_ms,
                            long long maximum_ms, long long *out, std::string *error) {
   long long ms = 0;
-  if (!keepalive_parse_duration_ms(value, &ms)) {
+  // The core refuses a duration past its own bound, or not a whole number of
+  // milliseconds, like any other text: one written as a duration is out of range.
+  static const std::regex kDurationShape(
+      R"(\s*([0-9]+(\.[0-9]+)?)?(([0-9]+(\.[0-9]+)?h)?([0-9]+(\.[0-9]+)?(m|min))?)"
+      R"(([0-9]+(\.[0-9]+)?s)?([0-9]+(\.[0-9]+)?ms)?)\s*)");
+  const bool parsed = keepalive_parse_duration_ms(value, &ms) != 0;
+  if (!parsed && !(std::regex_match(value, kDurationShape) && strpbrk(value, "0123456789"))) {
     *error = std::string(flag) + " " + value +
              ": expected a duration: seconds (90) or numbers with units h, m, s, ms (30m, 1h, 10s)";
     return false;
   }
-  if (ms < minimum_ms || ms > maximum_ms) {
+  if (!parsed || ms < minimum_ms || ms > maximum_ms) {
     *error = std::string(flag) + " " + value + ": must be from " + format_duration_ms(minimum_ms) +
-             " to " + format_duration_ms(maximum_ms);
+             " to " + format_duration_ms(maximum_ms) + (parsed ? "" : ", in whole milliseconds");
     return false;
   }
   *out = ms;
@@ -657,12 +664,12 @@ bool take_client_option(const keepalive_cli::OptionReader &reader, ClientOptions
 // The client's target and timings once read; false with *error when they
 // do not fit together.
 bool check_client_options(ClientOptions *options, std::string *error) {
-  if (!split_endpoint(options->target, &options->host, &options->port, error)) {
+  if (!split_endpoint(options->target, 1, &options->host, &options->port, error)) {
     *error = options->target + ": " + *error;
     return false;
   }
-  if (options->host.empty() || options->port == "0") {
-    *error = options->target + ": expected HOST:PORT with a host and a non-zero port";
+  if (options->host.empty()) {
+    *error = options->target + ": expected HOST:PORT with a host";
     return false;
   }
   if (options->settings.resolution_ms > options->settings.max_ms) {

@@ -64,8 +64,7 @@ bool send_all(int fd, const std::string &text) {
   return sent == static_cast<ssize_t>(text.size());
 }
 
-// Splits "host:port" / "[v6]:port". An empty host is allowed (the caller decides).
-bool split_endpoint(std::string_view text, std::string *host, std::string *port,
+bool split_endpoint(std::string_view text, int lowest_port, std::string *host, std::string *port,
                     std::string *error) {
   size_t colon;
   if (!text.empty() && text[0] == '[') {
@@ -93,8 +92,8 @@ bool split_endpoint(std::string_view text, std::string *host, std::string *port,
   bool digits =
       !port->empty() && port->size() <= 5 &&
       std::all_of(port->begin(), port->end(), [](char c) { return c >= '0' && c <= '9'; });
-  if (!digits || atoi(port->c_str()) > 65535) {
-    *error = "the port must be a number from 0 to 65535";
+  if (!digits || atoi(port->c_str()) < lowest_port || atoi(port->c_str()) > 65535) {
+    *error = "the port must be a number from " + std::to_string(lowest_port) + " to 65535";
     return false;
   }
   return true;

@@ -72,8 +72,10 @@ bool switch_keepalive_off(int fd, std::string *error);
 // into a NAT that has forgotten the connection. Nothing when *fd is closed.
 void close_abortively(keepalive_cli::UniqueFd *fd);
 bool send_all(int fd, const std::string &text);
-// Splits "host:port" / "[v6]:port". An empty host is allowed (the caller decides).
-bool split_endpoint(std::string_view text, std::string *host, std::string *port,
+// Splits "host:port" / "[v6]:port", the port a number from `lowest_port`
+// (0 for a server: any free port; 1 for a client) to 65535. An empty host
+// is allowed (the caller decides).
+bool split_endpoint(std::string_view text, int lowest_port, std::string *host, std::string *port,
                     std::string *error);
 
 // What recv() gave for one read of a line-oriented connection.

@@ -68,7 +68,7 @@ UniqueFd open_listener(const std::string &endpoint, std::string *shown, std::str
                        int *failure) {
   *failure = 0;
   std::string host, port;
-  if (!split_endpoint(endpoint, &host, &port, error)) {
+  if (!split_endpoint(endpoint, 0, &host, &port, error)) {
     *error = "--listen " + endpoint + ": " + *error;
     return UniqueFd();
   }
@@ -259,10 +259,17 @@ bool parse_server_options(int argc, char **argv, ServerOptions *options, int *st
   };
   if (!reader.read_all(print_help, take, status)) return false;
   std::string host, port, error;
-  if (!split_endpoint(options->endpoint, &host, &port, &error)) {
-    *status = keepalive_cli::kExitUsage;
+  *status = keepalive_cli::kExitUsage;
+  if (!split_endpoint(options->endpoint, 0, &host, &port, &error)) {
     return reader.usage_error("--listen " + options->endpoint + ": " + error);
   }
+  in6_addr address;
+  if (!host.empty() && inet_pton(AF_INET, host.c_str(), &address) != 1 &&
+      inet_pton(AF_INET6, host.c_str(), &address) != 1) {
+    return reader.usage_error("--listen " + options->endpoint +
+                              ": expected a numeric address (0.0.0.0, [::], 198.51.100.2)");
+  }
+  *status = keepalive_cli::kExitOk;
   return true;
 }
 
