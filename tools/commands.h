@@ -26,13 +26,15 @@ int keepalive_cmd_status(int argc, char **argv);
 int keepalive_check_report(const keepalive_cli::ConfigFlags &flags, bool json);
 // `keepalive inspect PID`'s report; its exit status.
 int keepalive_inspect_report(pid_t pid, bool json, keepalive_cli::Detail detail);
-// `keepalive apply PID --listeners [--override] [--dry-run]` with a loaded,
+// `keepalive apply PID --listeners [--exact-listeners] [--override] [--dry-run]`
+// with a loaded,
 // valid configuration (enable --now); `replaced`: the configuration of the
 // drop-in it replaces (may be null), whose values on a socket are ours, not
 // the program's. Its exit status.
 struct ApplyNow {
   bool dry_run = false;
   bool override = false;
+  bool exact_listeners = false;
   const keepalive_config *replaced = nullptr;
 };
 int keepalive_apply_now(const keepalive_config &config, pid_t pid, const ApplyNow &now);

@@ -540,19 +540,55 @@ class ApplyTest(unittest.TestCase):
         self.assertEqual(len(parse_json(self, keepalive("inspect", pid, "--json", "--full")
                                         .stdout)["sockets"]), 202)
 
-    def test_listener_is_left_alone_when_a_peer_rule_decides(self):
-        # As the library: a listener cannot stand for connections a peer=
-        # rule decides (they would inherit its settings and be left alone).
+    def test_listener_is_set_when_its_peer_rules_ask_less(self):
+        # A listener cannot tell peers apart: connections from a peer= rule's
+        # peers inherit its settings. When that rule asks less (off, longer
+        # timings) the listener is set, and the report names the rule.
         holder = Holder(self)
         port_a = holder.port("a")
+        for peer_rule in ("peer=127.0.0.2 off", "peer=127.0.0.2 idle=60 cnt=9"):
+            with self.subTest(peer_rule=peer_rule):
+                rules = f"{peer_rule}; in port={port_a} idle=20; off"
+                doc = parse_json(self, keepalive("apply", str(holder.pid), "--listeners",
+                                                 "--dry-run", "--json", "--rules", rules).stdout)
+                listener = {s["fd"]: s for s in doc["sockets"]}[holder.socket("a")["fd"]]
+                self.assertEqual((listener["action"], listener["peer_rules_not_honoured"],
+                                  listener["peer_rules_asking_more"]), ("would_set", [1], []))
         rules = f"peer=127.0.0.2 off; in port={port_a} idle=20; off"
         result = keepalive("apply", str(holder.pid), "--listeners", "--rules", rules)
         self.assertEqual(result.returncode, 0, result.stderr)
-        self.assertIn("(a peer= rule decides connections on this port: each is set when "
-                      "accepted, by libkeepalive if preloaded)", result.stdout)
+        self.assertIn("idle=20s intvl=20s cnt=9 user_timeout=kernel (rule 1 (peer=127.0.0.2 off) "
+                      "asks less for some peers: they get these values too, until the program "
+                      "restarts)", result.stdout)
+        self.assertEqual(holder.options("a")[:2], [1, 20])
+        # What the report says: a peer of the rule gets the listener's values.
+        holder.accept("from_peer", "a", source="127.0.0.2")
+        holder.accept("other", "a")
+        self.assertEqual([holder.options("from_peer")[:2], holder.options("other")[:2]],
+                         [[1, 20], [1, 20]])
+
+    def test_listener_is_left_alone_when_a_peer_rule_asks_more_or_exact_listeners(self):
+        # A peer rule with a shorter idle time: its peers would get less than
+        # it asks from the listener, so the listener is left (as the library
+        # leaves it); --exact-listeners leaves it for any reachable peer rule.
+        holder = Holder(self)
+        port_a = holder.port("a")
+        rules = f"peer=127.0.0.2 idle=10; in port={port_a} idle=20; off"
+        result = keepalive("apply", str(holder.pid), "--listeners", "--rules", rules)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("(rule 1 (peer=127.0.0.2 idle=10) asks more for some peers than this "
+                      "port's settings give: each connection is set when accepted, by "
+                      "libkeepalive if preloaded)", result.stdout)
+        self.assertEqual(holder.options("a"), UNTOUCHED)
+        rules = f"peer=127.0.0.2 off; in port={port_a} idle=20; off"
+        result = keepalive("apply", str(holder.pid), "--listeners", "--exact-listeners",
+                           "--rules", rules)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("(a peer= rule decides connections on this port (--exact-listeners): each "
+                      "is set when accepted, by libkeepalive if preloaded)", result.stdout)
         self.assertEqual(holder.options("a"), UNTOUCHED)
         doc = parse_json(self, keepalive("apply", str(holder.pid), "--listeners", "--dry-run",
-                                         "--json", "--rules", rules).stdout)
+                                         "--json", "--exact-listeners", "--rules", rules).stdout)
         by_fd = {s["fd"]: s for s in doc["sockets"]}
         self.assertEqual(by_fd[holder.socket("a")["fd"]]["action"], "decided_by_peer")
         self.assertEqual(by_fd[holder.socket("a")["fd"]]["peer_rules_not_honoured"], [1])

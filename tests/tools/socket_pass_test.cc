@@ -184,6 +184,43 @@ TEST(Predict, OverrideReplacesThePrograms15sButNeverSwitchesKeepaliveOff) {
   EXPECT_EQ(describe_socket(config, ours, options).action, Action::kWouldSet);
 }
 
+TcpSocket listening(uint16_t port) {
+  TcpSocket socket = established(7200, port);
+  socket.state = TCP_LISTEN;
+  socket.listening = true;
+  socket.connected = socket.has_peer = false;
+  socket.keepalive.enable = 0;
+  return socket;
+}
+
+TEST(Predict, ListenerIsSetWhenItsPeerRulesAskLessThanItGives) {
+  keepalive_cli::PassOptions options = predict();
+  options.listeners = true;
+  const std::pair<const char *, Action> cases[] = {
+      {"peer=127.0.0.0/8 off; in port=5222 idle=270", Action::kWouldSet},
+      {"peer=127.0.0.2 idle=300; in port=5222 idle=270", Action::kWouldSet},
+      {"peer=127.0.0.2 idle=270 cnt=9; in port=5222 idle=270", Action::kWouldSet},
+      // Shorter than the listener gives, or bounded where it is not: left.
+      {"peer=127.0.0.2 idle=200; in port=5222 idle=270", Action::kByPeer},
+      {"peer=127.0.0.2 idle=300 intvl=10; in port=5222 idle=270", Action::kByPeer},
+      {"peer=127.0.0.2 idle=300 cnt=3; in port=5222 idle=270", Action::kByPeer},
+      {"peer=127.0.0.2 idle=300 user_timeout=60s; in port=5222 idle=270", Action::kByPeer},
+      {"peer=127.0.0.2 user_timeout=60s; in port=5222 idle=270 user_timeout=30s",
+       Action::kWouldSet},
+  };
+  for (const auto &[rules, action] : cases) {
+    const keepalive_config config = load(nullptr, rules);
+    ASSERT_TRUE(config.valid) << rules;
+    const Outcome outcome = describe_socket(config, listening(5222), options);
+    EXPECT_EQ(outcome.action, action) << rules;
+    EXPECT_EQ(outcome.peer_rules, std::vector<int>{0}) << rules;
+    EXPECT_EQ(outcome.stricter_peer_rules.size(), action == Action::kByPeer ? 1U : 0U) << rules;
+  }
+  options.exact_listeners = true;
+  const keepalive_config config = load(nullptr, "peer=127.0.0.0/8 off; in port=5222 idle=270");
+  EXPECT_EQ(describe_socket(config, listening(5222), options).action, Action::kByPeer);
+}
+
 TEST(Predict, ValuesOfTheReplacedConfigurationAreOursNotThePrograms) {
   const keepalive_config config = load("240", "");
   const keepalive_config earlier = load("270", "in port=5223 idle=300");

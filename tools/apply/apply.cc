@@ -53,7 +53,8 @@ constexpr int kExitNoAccess = keepalive_cli::kExitNoProcess;
 
 // The help text around the FLAGS that ConfigFlags::usage() lists.
 constexpr char kHelpHead[] =
-    "Usage: keepalive apply PID [FLAGS] [--listeners] [--override] [--dry-run]\n"
+    "Usage: keepalive apply PID [FLAGS] [--listeners [--exact-listeners]]\n"
+    "                       [--override] [--dry-run]\n"
     "                       [--summary|--full] [--json]\n"
     "                       [--follow [--interval DURATION] [--verbose]]\n"
     "Gives the TCP connections that process PID holds now the keepalive settings\n"
@@ -87,6 +88,10 @@ const std::vector<keepalive_cli::Option> kOptions = {
      "options, even without the library (a listener cannot tell peers apart: one whose "
      "port a peer= rule decides is left alone); connections waiting in their accept "
      "queues keep the old settings: they are counted and reported as NOT COVERED"},
+    {"--exact-listeners", nullptr,
+     "set a listener only when every connection it accepts gets exactly its settings: "
+     "without this, a listener whose port a peer= rule decides for some peers is set when "
+     "that rule asks less (off, or longer timings), and those peers get its values too"},
     {"--override", nullptr,
      "also set the sockets whose timings the program chose itself (a Go program sets 15 s "
      "on every connection): each is reported as overridden, with its values before"},
@@ -137,6 +142,7 @@ struct Options {
   pid_t pid = 0;
   bool listeners = false;
   bool override = false;
+  bool exact_listeners = false;
   bool dry_run = false;
   bool json = false;
   keepalive_cli::Detail detail = keepalive_cli::Detail::kAuto;  // --summary, --full
@@ -162,6 +168,8 @@ bool take_option(const keepalive_cli::OptionReader &reader, Options *options) {
     options->listeners = true;
   } else if (reader.is("--override")) {
     options->override = true;
+  } else if (reader.is("--exact-listeners")) {
+    options->exact_listeners = true;
   } else if (reader.is("--dry-run")) {
     options->dry_run = true;
   } else if (reader.is("--json")) {
@@ -483,6 +491,7 @@ int apply_to_process(const keepalive_config &config, const Options &options) {
       options.dry_run ? keepalive_cli::PassMode::kPredict : keepalive_cli::PassMode::kSet,
       options.listeners, options.pid);
   pass.override = options.override;
+  pass.exact_listeners = options.exact_listeners;
   pass.replaced = options.replaced;
   if (options.follow.follow) {
     return keepalive_cli::follow_process(target, config, pass, options.follow);
@@ -532,6 +541,7 @@ int keepalive_apply_now(const keepalive_config &config, pid_t pid, const ApplyNo
   options.listeners = true;
   options.dry_run = now.dry_run;
   options.override = now.override;
+  options.exact_listeners = now.exact_listeners;
   options.replaced = now.replaced;
   fflush(stdout);
   int status = apply_to_process(config, options);

@@ -74,6 +74,26 @@ std::vector<int> peer_rules_a_listener_cannot_honour(const keepalive_config &con
   return rules;
 }
 
+// Whether the connections a peer= rule decides lose nothing when they
+// inherit `listener` instead: the rule switches keepalive off, or asks for
+// no shorter idle time, interval or count (unset: the kernel's) and for no
+// user timeout that the listener does not bound as tightly.
+bool gives_what_the_rule_asks(const keepalive_settings &rule, const keepalive_settings &listener,
+                              const keepalive_kernel_defaults &kernel) {
+  if (!rule.enable) return true;
+  auto value = [](long long set, long long kernel_value) {
+    return set != KEEPALIVE_UNSET ? set : kernel_value;
+  };
+  const bool bounded =
+      rule.user_timeout_ms == KEEPALIVE_UNSET || rule.user_timeout_ms == 0 ||
+      (listener.user_timeout_ms != KEEPALIVE_UNSET && listener.user_timeout_ms > 0 &&
+       listener.user_timeout_ms <= rule.user_timeout_ms);
+  return listener.enable && bounded &&
+         value(rule.idle_s, kernel.idle_s) >= value(listener.idle_s, kernel.idle_s) &&
+         value(rule.intvl_s, kernel.intvl_s) >= value(listener.intvl_s, kernel.intvl_s) &&
+         value(rule.cnt, kernel.cnt) >= value(listener.cnt, kernel.cnt);
+}
+
 // What keepalive_read_settings returns after keepalive_apply(values) on a
 // socket that reads `before`: SO_KEEPALIVE on, the values set, the others
 // as they were.
@@ -159,7 +179,9 @@ bool left_alone(const keepalive_config &config, const keepalive_socket_facts &fa
   } else if (!decision.enable) {
     outcome->action = Action::kLeft;
   } else if (set_modes && outcome->socket.listening &&
-             !keepalive_decide_listener(&config, &facts, &listener)) {
+             !keepalive_decide_listener(&config, &facts, &listener) &&
+             (options.exact_listeners || !facts.has_port ||
+              !outcome->stricter_peer_rules.empty())) {
     outcome->action = Action::kByPeer;
   } else {
     return false;
@@ -226,6 +248,12 @@ void decide(const keepalive_config &config, const PassOptions &options, int fd, 
   if (socket.listening && socket.has_local) {
     outcome->peer_rules =
         peer_rules_a_listener_cannot_honour(config, port_of(socket.local), outcome->settings);
+    for (int rule : outcome->peer_rules) {
+      if (!gives_what_the_rule_asks(config.rules[rule].settings, outcome->settings,
+                                    options.kernel.values())) {
+        outcome->stricter_peer_rules.push_back(rule);
+      }
+    }
   }
   if (!left_alone(config, facts, options, outcome)) act(fd, options, outcome);
 }

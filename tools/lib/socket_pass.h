@@ -45,7 +45,7 @@ enum class Action {
   kDescribed,       // kDescribe: decided, not left alone
   kLeft,            // the decision is off: left as it is
   kOwnTimings,      // its timings were chosen (keepalive_timings_chosen): left alone
-  kByPeer,          // a listener whose connections a peer= rule decides: left alone
+  kByPeer,          // a listener a peer= rule asks more of (or --exact-listeners): left alone
   kNotCarried,      // kReset: it does not carry the decision: left as it is
   kListenerNotSet,  // a listening socket, and listeners are not part of the pass
   kNotEstablished,  // neither established nor listening
@@ -95,6 +95,10 @@ struct PassOptions {
   PassMode mode = PassMode::kSet;
   bool listeners = false;  // listening sockets are part of the pass (apply --listeners)
   bool override = false;   // kSet, kPredict: timings the program chose are set too (--override)
+  // A listener is set only when every connection it accepts gets exactly its
+  // settings (--exact-listeners); otherwise also when the peer= rules it
+  // cannot honour ask less than it gives (off, or longer timings).
+  bool exact_listeners = false;
   // The configuration this one replaces (enable --now over an earlier
   // drop-in; may be null): a socket that carries its decision carries our
   // earlier values, not the program's, and is set like one that chose none.
@@ -115,11 +119,12 @@ struct Outcome {
   bool before_read = false;
   keepalive_settings before{};
   bool after_read = false;
-  keepalive_settings after{};   // read back; predicted for kPredict
-  std::string error;            // kFailed, kGone
-  std::vector<int> peer_rules;  // listeners: rules by peer= the listener cannot honour
-  bool second_look = false;     // apply: not in the first listing
-  bool chosen = false;          // its timings were chosen (the program's, not ours)
+  keepalive_settings after{};            // read back; predicted for kPredict
+  std::string error;                     // kFailed, kGone
+  std::vector<int> peer_rules;           // listeners: rules by peer= the listener cannot honour
+  std::vector<int> stricter_peer_rules;  // of those, the ones that ask more than it gives
+  bool second_look = false;              // apply: not in the first listing
+  bool chosen = false;                   // its timings were chosen (the program's, not ours)
 };
 
 // Every socket counted once, by action.

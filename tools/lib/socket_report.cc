@@ -7,6 +7,15 @@
 namespace keepalive_cli {
 namespace {
 
+// "rule 1 (peer=127.0.0.0/8,::1 off)", "rules 1 (...), 3 (...)".
+std::string rules_text(const keepalive_config &config, const std::vector<int> &rules) {
+  std::vector<std::string> each;
+  for (int rule : rules) {
+    each.push_back(std::to_string(rule + 1) + " (" + config.rules[rule].text + ")");
+  }
+  return (rules.size() == 1 ? "rule " : "rules ") + joined(each);
+}
+
 // Why a socket the pass left, looked past or could not reach reads as it
 // does; "" for the actions that show before -> after.
 std::string why_left(const keepalive_config &config, const Outcome &outcome) {
@@ -16,8 +25,13 @@ std::string why_left(const keepalive_config &config, const Outcome &outcome) {
     case Action::kOwnTimings:
       return "timings chosen by the program, or set earlier: left alone";
     case Action::kByPeer:
-      return "a peer= rule decides connections on this port: each is set when accepted, by "
-             "libkeepalive if preloaded";
+      if (!outcome.stricter_peer_rules.empty()) {
+        return rules_text(config, outcome.stricter_peer_rules) +
+               " asks more for some peers than this port's settings give: each connection is "
+               "set when accepted, by libkeepalive if preloaded";
+      }
+      return "a peer= rule decides connections on this port (--exact-listeners): each is set "
+             "when accepted, by libkeepalive if preloaded";
     case Action::kNotCarried:
       return "not the configuration's values: left as it is";
     case Action::kListenerNotSet:
@@ -87,6 +101,12 @@ std::string keepalive_column(const keepalive_config &config, const Outcome &outc
   switch (outcome.action) {
     case Action::kSet:
     case Action::kWouldSet:
+      if (outcome.socket.listening && !outcome.peer_rules.empty()) {
+        return before + " -> " + after + " (" + rules_text(config, outcome.peer_rules) +
+               " asks less for some peers: they get these values too, until the program "
+               "restarts)";
+      }
+      return before + " -> " + after;
     case Action::kReset:
       return before + " -> " + after;
     case Action::kOverridden:
@@ -131,6 +151,9 @@ void socket_json_fields(JsonWriter *json, const keepalive_config &config, const 
   json->field("inherited_by_new_connections",
               socket.listening && action_info(outcome.action).group == Group::kChanged);
   json->field("second_look", outcome.second_look);
+  json->key("peer_rules_asking_more").begin_array();
+  for (int rule : outcome.stricter_peer_rules) json->number(static_cast<long long>(rule + 1));
+  json->end_array();
   json->key("peer_rules_not_honoured").begin_array();
   for (int rule : outcome.peer_rules) json->number(static_cast<long long>(rule + 1));
   json->end_array();

@@ -35,7 +35,8 @@ std::vector<std::string> socket_cells(const keepalive_config &config, const Outc
 
 // Writes the fields of one socket into the open JSON object: fd,
 // same_socket_fds, the identity, action, decision, before, after,
-// inherited_by_new_connections, second_look, peer_rules_not_honoured, error.
+// inherited_by_new_connections, second_look, peer_rules_asking_more,
+// peer_rules_not_honoured, error.
 void socket_json_fields(JsonWriter *json, const keepalive_config &config, const Outcome &outcome);
 
 // Writes the totals as fields of the open JSON object: sockets, then set

@@ -67,6 +67,9 @@ const std::vector<keepalive_cli::Option> kEnableOptions = {
     {"--override", nullptr,
      "with --now: also set the sockets whose timings the program chose itself, as "
      "`keepalive apply --override` does"},
+    {"--exact-listeners", nullptr,
+     "with --now: set a listener only when every connection it accepts gets exactly its "
+     "settings, as `keepalive apply --exact-listeners` does"},
     kUnitDir,
     kPid,
     kReload,
@@ -88,8 +91,8 @@ const std::vector<keepalive_cli::Option> kStatusOptions = {
 
 void print_enable_help() {
   std::string text =
-      "Usage: keepalive enable UNIT [FLAGS] [--now [--override]] [--pid PID]\n"
-      "                        [--unit-dir DIR] [--reload] [--dry-run]\n"
+      "Usage: keepalive enable UNIT [FLAGS] [--now [--override] [--exact-listeners]]\n"
+      "                        [--pid PID] [--unit-dir DIR] [--reload] [--dry-run]\n"
       "Makes systemd start service UNIT with libkeepalive. Validates the configuration\n"
       "as `keepalive check` does (FLAGS over the KEEPALIVE_* environment; invalid:\n"
       "exit 2, nothing written), then writes the drop-in UNIT.service.d/keepalive.conf:\n"
@@ -151,7 +154,7 @@ struct Options {
   std::string unit;  // "prosody.service"
   std::string unit_dir = kDefaultUnitDir;
   pid_t pid = 0;  // --pid, 0 when not given
-  bool now = false, reload = false, dry_run = false, override = false;
+  bool now = false, reload = false, dry_run = false, override = false, exact_listeners = false;
 };
 
 // Records one of the subcommand's options; false after a usage error.
@@ -167,6 +170,7 @@ bool take_option(const keepalive_cli::OptionReader &reader, Options *options) {
   }
   options->now = options->now || reader.is("--now");
   options->override = options->override || reader.is("--override");
+  options->exact_listeners = options->exact_listeners || reader.is("--exact-listeners");
   options->reload = options->reload || reader.is("--reload");
   options->dry_run = options->dry_run || reader.is("--dry-run");
   return true;
@@ -185,7 +189,10 @@ bool parse_arguments(const char *name, const std::vector<keepalive_cli::Option> 
   if (!reader.read_all(help, take, status)) return false;
   *status = keepalive_cli::kExitUsage;
   if (unit == nullptr) return reader.usage_error("no UNIT given");
-  if (options->override && !options->now) return reader.usage_error("--override goes with --now");
+  if ((options->override || options->exact_listeners) && !options->now) {
+    return reader.usage_error(std::string(options->override ? "--override" : "--exact-listeners") +
+                              " goes with --now");
+  }
   options->unit = keepalive_cli::service_unit_name(unit);
   if (options->unit.empty()) {
     return reader.usage_error(
@@ -452,14 +459,16 @@ keepalive_cli::LoadedConfig drop_in_config(const DropIn &drop_in,
 // `replaced`: the configuration of the drop-in that was there before.
 int apply_now(const keepalive_config &config, const Options &options, pid_t pid,
               const keepalive_config *replaced) {
-  printf("\n--now: keepalive apply %d --listeners%s%s\n", static_cast<int>(pid),
-         options.override ? " --override" : "", options.dry_run ? " --dry-run" : "");
+  printf("\n--now: keepalive apply %d --listeners%s%s%s\n", static_cast<int>(pid),
+         options.exact_listeners ? " --exact-listeners" : "", options.override ? " --override" : "",
+         options.dry_run ? " --dry-run" : "");
   if (replaced != nullptr) {
     printf("(sockets with the values of the drop-in it replaces get the new ones)\n");
   }
   ApplyNow now;
   now.dry_run = options.dry_run;
   now.override = options.override;
+  now.exact_listeners = options.exact_listeners;
   now.replaced = replaced;
   return keepalive_apply_now(config, pid, now);
 }
