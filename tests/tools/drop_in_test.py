@@ -504,6 +504,26 @@ VirtualHost "localhost"
         self.assertGreater(timers[second], 270)
         self.assertFalse(os.path.exists(drop_in(self.unit_dir)))
 
+    def test_enable_now_with_the_recommended_rules_sets_the_listener(self):
+        """README's Prosody rules begin with `peer=127.0.0.0/8,::1 off`: the
+        listener is set all the same, so that a phone connecting after
+        `--now` inherits 270 s, and the report says loopback peers do too."""
+        pid = str(self.prosody.pid)
+        first = self.phone()
+        rules = ("peer=127.0.0.0/8,::1 off; in port=5222,5223 idle=270 cnt=4; "
+                 "in port=5269 idle=600; out port=5269 idle=600; off")
+        result = keepalive("enable", "prosody", "--unit-dir", self.unit_dir, "--idle", "270",
+                           "--rules", rules, "--now", "--pid", pid)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn("rule 1 (peer=127.0.0.0/8,::1 off) asks less for some peers: they get "
+                      "these values too, until the program restarts", result.stdout)
+        # The phone came from 127.0.0.1 in the test's namespace: rule 1 leaves it.
+        self.assertIn("1 socket set, 1 left as the rules say", result.stdout)
+        second = self.phone()
+        timers = ss_keepalive_timers(self.namespace)
+        self.assertGreater(timers[first], 270)
+        self.assertLessEqual(timers[second], 270)
+
     def test_enable_now_again_moves_the_sockets_to_the_new_values(self):
         """In a namespace whose tcp_keepalive_time (600 s) is not this one's:
         the sockets read that default and are set; a second `enable --now`
