@@ -512,13 +512,20 @@ VirtualHost "localhost"
         first = self.phone()
         rules = ("peer=127.0.0.0/8,::1 off; in port=5222,5223 idle=270 cnt=4; "
                  "in port=5269 idle=600; out port=5269 idle=600; off")
+        # --exact-listeners: the listener stays as it was, and says why.
+        result = keepalive("enable", "prosody", "--unit-dir", self.unit_dir, "--idle", "270",
+                           "--rules", rules, "--now", "--exact-listeners", "--pid", pid)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn("(--exact-listeners)", result.stdout)
+        between = self.phone()
+        self.assertGreater(ss_keepalive_timers(self.namespace)[between], 270)
         result = keepalive("enable", "prosody", "--unit-dir", self.unit_dir, "--idle", "270",
                            "--rules", rules, "--now", "--pid", pid)
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
         self.assertIn("rule 1 (peer=127.0.0.0/8,::1 off) asks less for some peers: they get "
                       "these values too, until the program restarts", result.stdout)
-        # The phone came from 127.0.0.1 in the test's namespace: rule 1 leaves it.
-        self.assertIn("1 socket set, 1 left as the rules say", result.stdout)
+        # The phones came from 127.0.0.1 in the test's namespace: rule 1 leaves them.
+        self.assertIn("1 socket set, 2 left as the rules say", result.stdout)
         second = self.phone()
         timers = ss_keepalive_timers(self.namespace)
         self.assertGreater(timers[first], 270)
