@@ -469,6 +469,19 @@ VirtualHost "localhost"
             time.sleep(0.05)
         return port
 
+    def status_then_disable_now(self, pid, sockets):
+        """`status`, which must find `sockets` with the drop-in's values, then
+        `disable --now`, which must reset them; status's output."""
+        result = keepalive("status", "prosody", "--unit-dir", self.unit_dir, "--pid", pid)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn(f"{sockets} sockets have the drop-in's values.", result.stdout)
+        status = result.stdout
+        result = keepalive("disable", "prosody", "--unit-dir", self.unit_dir, "--now",
+                           "--pid", pid)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn(f"{sockets} sockets reset.", result.stdout)
+        return status
+
     def test_enable_now_status_and_disable_now(self):
         pid = str(self.prosody.pid)
         first = self.phone()
@@ -490,15 +503,8 @@ VirtualHost "localhost"
         second = self.phone()
         self.assertLessEqual(ss_keepalive_timers(self.namespace)[second], 270)
 
-        result = keepalive("status", "prosody", "--unit-dir", self.unit_dir, "--pid", pid)
-        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
-        self.assertIn("libkeepalive: not loaded", result.stdout)
-        self.assertIn("3 sockets have the drop-in's values.", result.stdout)
-
-        result = keepalive("disable", "prosody", "--unit-dir", self.unit_dir, "--now",
-                           "--pid", pid)
-        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
-        self.assertIn("3 sockets reset.", result.stdout)
+        status = self.status_then_disable_now(pid, sockets=3)
+        self.assertIn("libkeepalive: not loaded", status)
         timers = ss_keepalive_timers(self.namespace)
         self.assertGreater(timers[first], 270)
         self.assertGreater(timers[second], 270)
@@ -555,14 +561,7 @@ VirtualHost "localhost"
         second = self.phone()
         self.assertLessEqual(ss_keepalive_timers(self.namespace)[second], 240)
 
-        result = keepalive("status", "prosody", "--unit-dir", self.unit_dir, "--pid", pid)
-        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
-        self.assertIn("kernel defaults idle 600s", result.stdout)
-        self.assertIn("3 sockets have the drop-in's values.", result.stdout)
-        result = keepalive("disable", "prosody", "--unit-dir", self.unit_dir, "--now",
-                           "--pid", pid)
-        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
-        self.assertIn("3 sockets reset.", result.stdout)
+        self.assertIn("kernel defaults idle 600s", self.status_then_disable_now(pid, sockets=3))
         # Back to that namespace's default, not this one's.
         timers = ss_keepalive_timers(self.namespace)
         for port in (first, second):

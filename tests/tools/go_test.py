@@ -188,6 +188,19 @@ class GoPreloadTest(GoTestCase):
 
 
 class GoApplyTest(GoTestCase):
+    def apply_to_go(self, go, sockets, *args, expected):
+        """`keepalive apply PID --json --idle IDLE ARGS`: each of `sockets` must
+        read (action, idle before, idle after) as `expected`; the report."""
+        result = keepalive("apply", str(go.pid), "--json", "--idle", str(IDLE), *args)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        doc = parse_json(self, result.stdout)
+        by_inode = {s["inode"]: s for s in doc["sockets"]}
+        for socket_ in sockets:
+            applied = by_inode[socket_["inode"]]
+            self.assertEqual((applied["action"], applied["before"]["idle_s"],
+                              applied["after"]["idle_s"]), expected, applied)
+        return doc
+
     def test_apply_sets_go_connections(self):
         go = self.go("off")
         accepted, dialed = go.accept("in"), go.dial("out")
@@ -244,15 +257,8 @@ class GoApplyTest(GoTestCase):
         go = self.go("default")
         accepted, dialed = go.accept("in"), go.dial("out")
         self.assertEqual([accepted["options"], dialed["options"]], [GO_DEFAULT, GO_DEFAULT])
-        result = keepalive("apply", str(go.pid), "--json", "--override", "--idle", str(IDLE))
-        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
-        doc = parse_json(self, result.stdout)
-        by_inode = {s["inode"]: s for s in doc["sockets"]}
-        for socket_ in (accepted, dialed):
-            applied = by_inode[socket_["inode"]]
-            self.assertEqual((applied["action"], applied["before"]["idle_s"],
-                              applied["before"]["intvl_s"], applied["after"]["idle_s"]),
-                             ("overridden", 15, 15, IDLE), applied)
+        doc = self.apply_to_go(go, (accepted, dialed), "--override",
+                               expected=("overridden", 15, IDLE))
         self.assertEqual((doc["summary"]["set"], doc["summary"]["left"]), (2, 0), doc["summary"])
         self.assertEqual([go.options("in"), go.options("out")], [CONFIGURED, CONFIGURED])
         seconds = keepalive_timer_seconds(ss_lines()[accepted["inode"]])
@@ -283,14 +289,7 @@ class GoApplyTest(GoTestCase):
         # What Go's runtime set, read from inside.
         self.assertEqual([accepted["options"], dialed["options"]], [GO_DEFAULT, GO_DEFAULT])
 
-        result = keepalive("apply", str(go.pid), "--json", "--idle", str(IDLE))
-        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
-        doc = parse_json(self, result.stdout)
-        by_inode = {s["inode"]: s for s in doc["sockets"]}
-        for socket_ in (accepted, dialed):
-            applied = by_inode[socket_["inode"]]
-            self.assertEqual((applied["action"], applied["before"]["idle_s"],
-                              applied["after"]["idle_s"]), ("own_timings", 15, 15), applied)
+        doc = self.apply_to_go(go, (accepted, dialed), expected=("own_timings", 15, 15))
         self.assertEqual((doc["summary"]["set"], doc["summary"]["left"]), (0, 2), doc["summary"])
         text = keepalive("apply", str(go.pid), "--idle", str(IDLE)).stdout
         self.assertIn("0 sockets set, 2 left alone", text)
