@@ -25,8 +25,8 @@ import tempfile
 import time
 import unittest
 
-from command_testlib import (COMMAND, TIMEOUT, clean_env, keepalive, keepalive_timer_seconds,
-                             main, require)
+from command_testlib import (COMMAND, KERNEL_CNT, KERNEL_INTVL, TIMEOUT, clean_env, keepalive,
+                             keepalive_timer_seconds, main, require)
 
 LIBRARY = os.path.abspath(os.environ["LIBKEEPALIVE_TEST_PRELOAD"])
 SETSOCKOPT_FAULT = os.environ["LIBKEEPALIVE_TEST_SETSOCKOPT_FAULT"]
@@ -92,9 +92,10 @@ def systemd_environment(test, directory, unit):
             if line.strip().startswith("Environment: ")]
 
 
-def connected_process(test, pairs):
+def connected_process(test, pairs, own_idle=None):
     """A plain process (no preload) with a listener on 127.0.0.1 and `pairs`
-    connections to it, both ends held until the test ends: its PID and the
+    connections to it, both ends held until the test ends (with `own_idle`,
+    the process sets that TCP_KEEPIDLE on each end itself): its PID and the
     accepted sockets' descriptors, as text."""
     holder = subprocess.Popen(
         [sys.executable, "-c",
@@ -102,6 +103,9 @@ def connected_process(test, pairs):
          "listener = socket.create_server(('127.0.0.1', 0))\n"
          f"pairs = [(socket.create_connection(listener.getsockname()), listener.accept()[0])"
          f" for _ in range({pairs})]\n"
+         f"own_idle = {own_idle!r}\n"
+         "for s in (s for pair in pairs for s in pair):\n"
+         "    if own_idle: s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, own_idle)\n"
          "print(os.getpid(), *(accepted.fileno() for _, accepted in pairs), flush=True)\n"
          "sys.stdin.read()\n"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -262,6 +266,22 @@ class EnableTest(unittest.TestCase):
         result = with_systemd("status", "prosody")
         self.assertIn(f"as `keepalive inspect {os.getpid()}` shows it", result.stdout)
         self.assertEqual(read(log), show + "daemon-reload\n" + show)
+
+    def test_now_override_replaces_the_programs_own_timings(self):
+        pid, _ = connected_process(self, 1, own_idle=33)
+        directory = unit_dir(self)
+        result = keepalive("enable", "prosody", "--unit-dir", directory, "--idle", "270",
+                           "--now", "--pid", pid)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn("1 socket set, 2 left alone.", result.stdout)  # the listener, not the pair
+        result = keepalive("enable", "prosody", "--unit-dir", directory, "--idle", "270",
+                           "--now", "--override", "--pid", pid)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn(f"--now: keepalive apply {pid} --listeners --override", result.stdout)
+        self.assertEqual(result.stdout.count(
+            f"off -> idle=270s intvl={KERNEL_INTVL}s cnt={KERNEL_CNT} user_timeout=kernel "
+            "(the program's own timings, replaced: --override)"), 2, result.stdout)
+        self.assertIn("3 sockets set.", result.stdout)
 
     def test_usage_errors(self):
         directory = unit_dir(self)
