@@ -154,12 +154,17 @@ void send_text(int fd, const std::string &text) {
 // kResetAfter: it arms the probe, then wakes the client after its idle time,
 // or resets the connection when that is kResetAfter or longer.
 constexpr double kResetAfter = 1.5;
-void serve_through_resetting_path(int fd) {
-  send_text(fd, "KEEPALIVE-NATPROBE 1\n");
+constexpr char kInstance[] = "00000000000000aa";  // the fake servers' instance
+void serve_through_resetting_path(int fd, const std::string &instance = kInstance) {
+  // (Sent without checking: a client that ended its run is gone.)
+  auto send_line = [fd](const std::string &line) {
+    send(fd, line.data(), line.size(), MSG_NOSIGNAL);
+  };
+  send_line("KEEPALIVE-NATPROBE 2 " + instance + "\n");
   std::string request = read_line(fd, 5);
   long long idle_ms = request.rfind("IDLE ", 0) == 0 ? atoll(request.c_str() + 5) : 0;
   if (idle_ms > 0) {
-    send_text(fd, "ARMED " + std::to_string(idle_ms) + "\n");
+    send_line("ARMED " + std::to_string(idle_ms) + "\n");
     bool reset = static_cast<double>(idle_ms) >= kResetAfter * 1000;
     usleep(static_cast<useconds_t>((reset ? kResetAfter * 1000 : static_cast<double>(idle_ms)) *
                                    1000));
@@ -167,7 +172,7 @@ void serve_through_resetting_path(int fd) {
       linger abort_now{1, 0};
       setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_now, sizeof abort_now);
     } else {
-      send_text(fd, "WAKE " + std::to_string(idle_ms) + "\n");
+      send_line("WAKE " + std::to_string(idle_ms) + "\n");
     }
   }
   close(fd);
@@ -558,7 +563,7 @@ TEST_F(NatprobeLoopbackTest, NoNatFindsNoTimeoutUpToMax) {
 // A path that resets a connection when it forgets it (here: a fake server
 // that resets every probe still idle after 1.5 s) — lost, and said so.
 TEST_F(NatprobeLoopbackTest, ResetByThePathCountsAsLost) {
-  FakeServer fake(serve_through_resetting_path);
+  FakeServer fake([](int fd) { serve_through_resetting_path(fd); });
   ASSERT_TRUE(fake.listening());
   ProbeRun run = natprobe(
       {"client", fake.endpoint(), "--max", "4s", "--resolution", "1s", "--grace", "1s", "--json"});
@@ -586,29 +591,24 @@ TEST_F(NatprobeLoopbackTest, ResetByThePathCountsAsLost) {
 // once (a server restarting, a middlebox): each set-up fails and is retried
 // with back-off, and after --give-up-after the client stops and says what
 // it observed, with what was learned.
-TEST_F(NatprobeLoopbackTest, ServerGoneAfterARoundEndsTheRunAfterGiveUpAfter) {
-  // The server serves the client's first check of it and the first round's
-  // probes, one connection each, and is gone for every later connection.
-  // Counted, not timed: the second round starts the moment the first ends,
-  // before a test could react to it.
-  constexpr int kFirstRoundProbes = 4;  // 1s 2s 3s 4s: --max 4s, --resolution 1s
+TEST_F(NatprobeLoopbackTest, ServerGoneBeforeAnyProbeEndsTheRunAfterGiveUpAfter) {
+  // The server serves the client's first check of it, and then accepts every
+  // connection and closes it at once: no probe can be set up, and nothing
+  // was lost that could be a NAT's. Counted, not timed.
   std::atomic<int> accepted{0};
   FakeServer fake([&accepted](int fd) {
-    if (accepted++ >= 1 + kFirstRoundProbes) {
+    if (accepted++ >= 1) {
       close(fd);
       return;
     }
-    serve_through_resetting_path(fd);  // a path that resets after 1.5 s
+    serve_through_resetting_path(fd);
   });
   ASSERT_TRUE(fake.listening());
   Process client("client", {command(), "natprobe", "client", fake.endpoint(), "--max", "4s",
                             "--resolution", "1s", "--grace", "1s", "--give-up-after", "10s"});
   EXPECT_EQ(client.wait_exit(30), 1) << client.transcript();
   const std::string &err = client.err();
-  EXPECT_NE(err.find("round 1: " + std::to_string(kFirstRoundProbes) + " probes: 1s 2s 3s 4s"),
-            std::string::npos)
-      << "the first round this test serves\n"
-      << err;
+  EXPECT_NE(err.find("round 1: 4 probes: 1s 2s 3s 4s"), std::string::npos) << err;
   EXPECT_NE(err.find("set-up failed (connected, but the connection closed before the greeting); "
                      "retrying in 1s"),
             std::string::npos)
@@ -623,10 +623,70 @@ TEST_F(NatprobeLoopbackTest, ServerGoneAfterARoundEndsTheRunAfterGiveUpAfter) {
                  "before the greeting")))
       << err;
   EXPECT_GE(std::stoi(gave_up[1]), 10);
-  EXPECT_NE(client.out().find("Stopped early (lost contact with"), std::string::npos)
-      << client.out();
-  EXPECT_NE(client.out().find("  survived   1s"), std::string::npos) << client.out();
+  EXPECT_EQ(client.out(), "") << "no probe finished: nothing to report";
   std::cout << "gave up after " << client.run_time() << " s:\n" << err;
+}
+
+// What a run reports when the server went away under its probes: the losses
+// and what was seen, no bracket, no recommendation, exit 1.
+void expect_no_nat_result(Process *client, const std::string &seen) {
+  EXPECT_EQ(client->wait_exit(30), 1) << client->transcript();
+  EXPECT_NE(client->err().find(seen), std::string::npos) << client->err();
+  const std::string &out = client->out();
+  EXPECT_NE(out.find("No timeout and no KEEPALIVE_IDLE recommendation: the server went away"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(out.find("Recommended"), std::string::npos) << out;
+  EXPECT_EQ(out.find("Environment="), std::string::npos) << out;
+  EXPECT_EQ(out.find("Timeout between"), std::string::npos) << out;
+}
+
+TEST_F(NatprobeLoopbackTest, ServerKilledUnderItsProbesIsNotANat) {
+  // The real server, stopped while the probes of round 1 are idle: SIGKILL
+  // (the kernel ends their connections, which look like losses) or SIGTERM
+  // (it tells them it is stopping).
+  for (int signal_number : {SIGKILL, SIGTERM}) {
+    SCOPED_TRACE(strsignal(signal_number));
+    LoopbackServer server;
+    ASSERT_NO_FATAL_FAILURE(server.start());
+    Process client("client", {command(), "natprobe", "client", server.endpoint, "--max", "30s",
+                              "--resolution", "1s", "--grace", "1s"});
+    ASSERT_TRUE(client.wait_for_output("round 1: 1s survived", 10, true)) << client.transcript();
+    server.process->signal(signal_number);
+    expect_no_nat_result(
+        &client, signal_number == SIGKILL
+                     ? "the natprobe server at " + server.endpoint +
+                           " no longer answers (cannot connect to " + server.endpoint +
+                           ": Connection refused); the connections it held ended with it, not "
+                           "by a NAT"
+                     : "the natprobe server at " + server.endpoint + " said: server stopping");
+  }
+}
+
+TEST_F(NatprobeLoopbackTest, ServerRestartedUnderItsProbesIsNotANat) {
+  // A server that lost its probes' connections answers the client's look
+  // after the round as a new instance (or already greets a probe as one).
+  for (bool during_the_round : {false, true}) {
+    SCOPED_TRACE(during_the_round ? "a probe greeted by the new instance" : "the look after");
+    std::atomic<int> accepted{0};
+    FakeServer fake([&accepted, during_the_round](int fd) {
+      // 0: the first check; 1-4: round 1 (1 s survives, the others are
+      // reset); 5: the look after it; 6 on: round 2.
+      const int n = accepted++;
+      const bool restarted = n >= (during_the_round ? 6 : 5);
+      serve_through_resetting_path(fd, restarted ? "00000000000000bb" : kInstance);
+    });
+    ASSERT_TRUE(fake.listening());
+    Process client("client", {command(), "natprobe", "client", fake.endpoint(), "--max", "4s",
+                              "--resolution", "1s", "--grace", "1s", "--parallel", "4"});
+    expect_no_nat_result(
+        &client, during_the_round
+                     ? "restarted during round 2 (instance 00000000000000aa, now "
+                       "00000000000000bb): the connections it held ended with it, not by a NAT"
+                     : "after the losses of round 1 the natprobe server at " + fake.endpoint() +
+                           " answers as a new instance (00000000000000bb, was "
+                           "00000000000000aa): it restarted");
+  }
 }
 
 TEST_F(NatprobeLoopbackTest, UnreachableServerFailsClearly) {
@@ -661,12 +721,14 @@ TEST_F(NatprobeLoopbackTest, ForeignPeerIsNamed) {
   const Case cases[] = {
       {"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n", nullptr,
        "is not a keepalive natprobe server: it sent \"SSH-2.0-OpenSSH_9.2p1 Debian-2\\r\""},
+      {"KEEPALIVE-NATPROBE 1\n", nullptr,
+       "speaks natprobe protocol version 1, this keepalive speaks version 2"},
       {"KEEPALIVE-NATPROBE 2\n", nullptr,
-       "speaks natprobe protocol version 2, this keepalive speaks version 1"},
+       "sent a natprobe greeting without the server's instance: \"KEEPALIVE-NATPROBE 2\""},
       {"", nullptr, "closed the connection without a natprobe greeting"},
       {"ERROR busy: 256 probes are running already\n", nullptr,
        "refused: busy: 256 probes are running already"},
-      {"KEEPALIVE-NATPROBE 1\n", "HTTP/1.1 400 Bad Request\r\n",
+      {"KEEPALIVE-NATPROBE 2 ab\n", "HTTP/1.1 400 Bad Request\r\n",
        "broke the natprobe protocol: it sent \"HTTP/1.1 400 Bad Request\\r\""},
   };
   for (const Case &c : cases) {
@@ -721,7 +783,9 @@ TEST_F(NatprobeLoopbackTest, ServerRefusesAForeignRequest) {
     sockaddr_in local{};
     socklen_t length = sizeof local;
     ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr *>(&local), &length), 0);
-    EXPECT_EQ(read_line(fd, 5), "KEEPALIVE-NATPROBE 1");
+    const std::string greeting = read_line(fd, 5);
+    EXPECT_TRUE(std::regex_match(greeting, std::regex("KEEPALIVE-NATPROBE 2 [0-9a-f]{16}")))
+        << greeting;
     send_text(fd, "GET / HTTP/1.0\r\n\r\n");
     EXPECT_EQ(read_line(fd, 5), "ERROR expected IDLE <milliseconds> (got \"GET / HTTP/1.0\\r\")");
     char byte;

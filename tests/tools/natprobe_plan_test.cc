@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <iostream>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -18,7 +19,7 @@ namespace {
 // ---- protocol ---------------------------------------------------------------
 
 TEST(NatprobeProtocol, LinesOnTheWire) {
-  EXPECT_EQ(greeting_line(), "KEEPALIVE-NATPROBE 1\n");
+  EXPECT_EQ(greeting_line("0123456789abcdef"), "KEEPALIVE-NATPROBE 2 0123456789abcdef\n");
   EXPECT_EQ(idle_line(4550), "IDLE 4550\n");
   EXPECT_EQ(armed_line(4550), "ARMED 4550\n");
   EXPECT_EQ(wake_line(4561), "WAKE 4561\n");
@@ -29,12 +30,23 @@ TEST(NatprobeProtocol, LinesOnTheWire) {
   EXPECT_EQ(long_error.back(), '\n');
 }
 
+TEST(NatprobeProtocol, EachServerInstanceIsNew) {
+  const std::string first = new_instance(), second = new_instance();
+  EXPECT_TRUE(std::regex_match(first, std::regex("[0-9a-f]{16}"))) << first;
+  EXPECT_NE(first, second);
+  std::string line = greeting_line(first);
+  line.pop_back();  // the "\n"
+  ServerLine parsed = parse_server_line(line);
+  EXPECT_EQ(std::make_pair(parsed.version, parsed.instance), std::make_pair(2, first));
+}
+
 struct ServerLineCase {
   const char *line;
   ServerLine::Kind kind;
   int version;
   long long ms;
   const char *text;
+  const char *instance = "";
 };
 
 class ServerLineTest : public ::testing::TestWithParam<ServerLineCase> {};
@@ -46,6 +58,7 @@ TEST_P(ServerLineTest, Parses) {
   EXPECT_EQ(parsed.version, c.version) << c.line;
   EXPECT_EQ(parsed.ms, c.ms) << c.line;
   EXPECT_EQ(parsed.text, c.text) << c.line;
+  EXPECT_EQ(parsed.instance, c.instance) << c.line;
 }
 
 using Kind = ServerLine::Kind;
@@ -53,6 +66,12 @@ INSTANTIATE_TEST_SUITE_P(
     Table, ServerLineTest,
     ::testing::Values(ServerLineCase{"KEEPALIVE-NATPROBE 1", Kind::kGreeting, 1, 0, ""},
                       ServerLineCase{"KEEPALIVE-NATPROBE 2", Kind::kGreeting, 2, 0, ""},
+                      ServerLineCase{"KEEPALIVE-NATPROBE 2 0a9f", Kind::kGreeting, 2, 0, "",
+                                     "0a9f"},
+                      ServerLineCase{"KEEPALIVE-NATPROBE 2 0A9F", Kind::kUnknown, 0, 0, ""},
+                      ServerLineCase{"KEEPALIVE-NATPROBE 2 0a9f x", Kind::kUnknown, 0, 0, ""},
+                      ServerLineCase{"KEEPALIVE-NATPROBE 2 aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                                     Kind::kUnknown, 0, 0, ""},
                       ServerLineCase{"KEEPALIVE-NATPROBE", Kind::kUnknown, 0, 0, ""},
                       ServerLineCase{"KEEPALIVE-NATPROBE one", Kind::kUnknown, 0, 0, ""},
                       ServerLineCase{"KEEPALIVE-NATPROBE 1 ", Kind::kUnknown, 0, 0, ""},
@@ -589,6 +608,29 @@ TEST(NatprobeReport, JsonWithoutATimeoutAndWithAnError) {
   EXPECT_NE(json.find("\"outcome\": \"failed\",\n      \"error\": \"EHOSTUNREACH\""),
             std::string::npos)
       << json;
+}
+
+TEST(NatprobeReport, ServerGoneGivesNoBracketAndNoRecommendation) {
+  Report report = measured_report();
+  report.server_gone = true;
+  report.error = "the natprobe server at 198.51.100.2:7200 stopped during round 3";
+  std::string json = format_json(report);
+  EXPECT_NE(json.find("\"status\": \"server_gone\""), std::string::npos) << json;
+  for (const char *key : {"timeout_lower_s", "timeout_upper_s", "timeout_upper_bound_s",
+                          "recommended_idle_s", "safety_margin_s", "systemd"}) {
+    EXPECT_NE(json.find(std::string("\"") + key + "\": null"), std::string::npos) << key;
+  }
+  EXPECT_NE(json.find("\"trials\": ["), std::string::npos) << json;
+  std::string text = format_text(report);
+  EXPECT_NE(text.find("Stopped early (the natprobe server at 198.51.100.2:7200 stopped during "
+                      "round 3)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("No timeout and no KEEPALIVE_IDLE recommendation: the server went away"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("Environment="), std::string::npos) << text;
+  EXPECT_EQ(text.find("Recommended"), std::string::npos) << text;
 }
 
 TEST(NatprobeReport, TextMeasured) {

@@ -48,18 +48,28 @@ struct ClientOptions {
 struct ServerAddress {
   sockaddr_storage address{};
   socklen_t length = 0;
-  std::string text;  // "198.51.100.2:7200"
+  std::string text;      // "198.51.100.2:7200"
+  std::string instance;  // its greeting's: the server process probed
 };
 
 // Why a run ended before its plan did.
 enum class Stop { kNone, kInterrupted, kFailed };
 
-// The greeting of a natprobe server of our version; else *error says what
-// answered instead.
-bool greeting_ok(const std::string &line, const std::string &server, std::string *error) {
+// The greeting of a natprobe server of our version (its instance into
+// *instance); else *error says what answered instead.
+bool greeting_ok(const std::string &line, const std::string &server, std::string *instance,
+                 std::string *error) {
   ServerLine parsed = keepalive_natprobe::parse_server_line(line);
   if (parsed.kind == ServerLine::Kind::kGreeting) {
-    if (parsed.version == keepalive_natprobe::kProtocolVersion) return true;
+    *instance = parsed.instance;
+    if (parsed.version == keepalive_natprobe::kProtocolVersion && !parsed.instance.empty()) {
+      return true;
+    }
+    if (parsed.version == keepalive_natprobe::kProtocolVersion) {
+      *error = server + " sent a natprobe greeting without the server's instance: \"" +
+               keepalive_natprobe::printable(line) + "\"";
+      return false;
+    }
     *error = server + " speaks natprobe protocol version " + std::to_string(parsed.version) +
              ", this keepalive speaks version " +
              std::to_string(keepalive_natprobe::kProtocolVersion) +
@@ -122,11 +132,12 @@ enum class Greeting { kWaiting, kGood, kBad };
 
 // Reads what is ready of a server's greeting into *buffer: kWaiting for more,
 // else whether it is a natprobe greeting of our version (kBad with *error).
-Greeting read_greeting(int fd, const std::string &server, std::string *buffer, std::string *error) {
+Greeting read_greeting(int fd, const std::string &server, std::string *buffer,
+                       std::string *instance, std::string *error) {
   ReadState state = read_ready(fd, buffer);
   std::string line;
   if (take_line(buffer, &line)) {
-    return greeting_ok(line, server, error) ? Greeting::kGood : Greeting::kBad;
+    return greeting_ok(line, server, instance, error) ? Greeting::kGood : Greeting::kBad;
   }
   if (buffer->size() >= keepalive_natprobe::kMaxLineBytes) {
     *error = no_greeting(server, *buffer);
@@ -145,10 +156,13 @@ Greeting read_greeting(int fd, const std::string &server, std::string *buffer, s
   return Greeting::kWaiting;
 }
 
-// Connects to `server` and reads its greeting, within the setup timeout.
-// Used once before the rounds, to choose among the addresses of HOST and to
-// report an unreachable or foreign server before anything else.
-bool check_server(const StopSignals &signals, const ServerAddress &server, std::string *error) {
+// Connects to `server` and reads its greeting (its instance into
+// *instance), within the setup timeout. Used before the rounds, to choose
+// among the addresses of HOST and to report an unreachable or foreign server
+// before anything else, and after a round with losses, to see that the
+// server that held them is still there.
+bool check_server(const StopSignals &signals, const ServerAddress &server, std::string *instance,
+                  std::string *error) {
   UniqueFd connection = start_connection(server, error);
   if (!connection.valid()) return false;
   const int fd = connection.get();
@@ -183,7 +197,7 @@ bool check_server(const StopSignals &signals, const ServerAddress &server, std::
       connected = true;
       continue;
     }
-    Greeting greeting = read_greeting(fd, server.text, &buffer, error);
+    Greeting greeting = read_greeting(fd, server.text, &buffer, instance, error);
     if (greeting == Greeting::kWaiting) continue;
     close_abortively(&connection);
     return greeting == Greeting::kGood;
@@ -215,7 +229,7 @@ bool find_server(const StopSignals &signals, const std::string &host, const std:
     candidate.text = format_endpoint(candidate.address);
     if (candidate.text.empty()) continue;
     std::string failure;
-    ok = check_server(signals, candidate, &failure);
+    ok = check_server(signals, candidate, &candidate.instance, &failure);
     if (ok) *chosen = candidate;
     if (!ok) errors += (errors.empty() ? "" : "; ") + failure;
     if (StopSignals::stopped()) break;
@@ -223,6 +237,13 @@ bool find_server(const StopSignals &signals, const std::string &host, const std:
   freeaddrinfo(found);
   if (!ok) *error = errors.empty() ? "no usable address for " + host : errors;
   return ok;
+}
+
+// Whether a probe of round `round` was lost.
+bool lost_in_round(const Report &report, int round) {
+  return std::any_of(report.trials.begin(), report.trials.end(), [round](const Trial &trial) {
+    return trial.round == round && trial.outcome != Outcome::kSurvived;
+  });
 }
 
 struct Probe {
@@ -378,6 +399,9 @@ bool Round::setup_failed(Probe *probe, const std::string &observed, std::string 
   const double silent_s = now - contact_->last_answer;
   const double failing_s = now - contact_->first_failure;
   if (failing_s * 1000 >= static_cast<double>(give_up_ms_)) {
+    // The losses of this round came before the contact was lost: the
+    // server's end may be theirs too.
+    report_->server_gone = lost_in_round(*report_, number_);
     *error = "lost contact with " + server_.text + ": no probe could be set up for " +
              whole_seconds_text(failing_s) + " (--give-up-after " +
              format_duration_ms(give_up_ms_) + "; " + std::to_string(contact_->failed_setups) +
@@ -397,6 +421,14 @@ bool Round::setup_failed(Probe *probe, const std::string &observed, std::string 
 bool Round::handle_readable(Probe *probe, std::string *error) {
   if (probe->stage == Probe::Stage::kConnecting) {
     int result = connect_result(probe->fd.get());
+    if (result == ECONNREFUSED) {  // it answered before: nothing listens there any more
+      report_->server_gone = true;
+      *error = "the natprobe server at " + server_.text + " stopped during round " +
+               std::to_string(number_) +
+               ": it refuses new connections, and the connections it held ended with it, not "
+               "by a NAT";
+      return false;
+    }
     if (result != 0) {
       return setup_failed(probe, std::string("connecting failed: ") + strerror(result), error);
     }
@@ -451,7 +483,15 @@ bool Round::handle_readable(Probe *probe, std::string *error) {
 bool Round::handle_line(Probe *probe, const std::string &line, std::string *error) {
   ServerLine parsed = keepalive_natprobe::parse_server_line(line);
   if (probe->stage == Probe::Stage::kGreeting) {
-    if (!greeting_ok(line, server_.text, error)) return false;
+    std::string instance;
+    if (!greeting_ok(line, server_.text, &instance, error)) return false;
+    if (instance != server_.instance) {
+      report_->server_gone = true;
+      *error = "the natprobe server at " + server_.text + " restarted during round " +
+               std::to_string(number_) + " (instance " + server_.instance + ", now " + instance +
+               "): the connections it held ended with it, not by a NAT";
+      return false;
+    }
     if (!send_all(probe->fd.get(), keepalive_natprobe::idle_line(probe->idle_ms))) {
       return setup_failed(probe, std::string("greeted, but sending failed: ") + strerror(errno),
                           error);
@@ -462,6 +502,8 @@ bool Round::handle_line(Probe *probe, const std::string &line, std::string *erro
   }
   if (parsed.kind == ServerLine::Kind::kError) {
     *error = "the natprobe server at " + server_.text + " said: " + parsed.text;
+    // A stopping server ends the connections it holds: no loss is a NAT's.
+    report_->server_gone = parsed.text == keepalive_natprobe::kStoppingMessage;
     return false;
   }
   if (probe->stage == Probe::Stage::kArming && parsed.kind == ServerLine::Kind::kArmed &&
@@ -698,6 +740,27 @@ bool parse_client_options(int argc, char **argv, ClientOptions *options, int *st
   return check_client_options(options, &error) || reader.usage_error(error);
 }
 
+// After a round with losses: the same server instance still answers, or the
+// losses may be its own end, not a NAT's (report->server_gone, *error).
+bool server_still_there(const StopSignals &signals, const ServerAddress &server, Report *report,
+                        std::string *error) {
+  const int round = report->rounds;
+  if (!lost_in_round(*report, round)) return true;
+  std::string instance, failure;
+  if (check_server(signals, server, &instance, &failure) && instance == server.instance) {
+    return true;
+  }
+  if (StopSignals::stopped()) return true;  // interrupted: reported as such
+  report->server_gone = true;
+  *error = "after the losses of round " + std::to_string(round) + " the natprobe server at " +
+           server.text +
+           (failure.empty() ? " answers as a new instance (" + instance + ", was " +
+                                  server.instance + "): it restarted"
+                            : " no longer answers (" + failure + ")") +
+           "; the connections it held ended with it, not by a NAT";
+  return false;
+}
+
 // Runs rounds until the plan is done or the run stops: interrupted, or
 // failed with *error.
 Stop run_rounds(const StopSignals &signals, const ServerAddress &server,
@@ -720,6 +783,7 @@ Stop run_rounds(const StopSignals &signals, const ServerAddress &server,
       stop = round.run(plan, error);
     }
     if (stop != Stop::kNone) return stop;
+    if (!server_still_there(signals, server, report, error)) return Stop::kFailed;
     Bracket bracket = keepalive_natprobe::bracket_of(report->trials);
     keepalive_cli::print_error(kName, "round " + std::to_string(report->rounds) + " done in " +
                                           format_duration_ms(to_ms(monotonic_s() - round_start)) +

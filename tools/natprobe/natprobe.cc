@@ -3,6 +3,9 @@
 #include "natprobe/natprobe.h"
 
 #include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -10,6 +13,7 @@
 #include "keepalive/keepalive.h"
 #include "lib/cli.h"
 #include "lib/output.h"
+#include "lib/stop_signals.h"
 
 namespace keepalive_natprobe {
 namespace {
@@ -38,6 +42,21 @@ bool take_word(std::string_view line, std::string_view word, std::string_view *r
   }
   *rest = line.substr(word.size() + 1);
   return true;
+}
+
+// A greeting's "VERSION[ INSTANCE]": the version, and the instance (1 to 32
+// lower-case hex digits; "" without one, as version 1 sent it).
+bool greeting_fields(std::string_view rest, long long *version, std::string *instance) {
+  const size_t space = rest.find(' ');
+  instance->clear();
+  if (space == std::string_view::npos) return parse_number(rest, version);
+  const std::string_view id = rest.substr(space + 1);
+  if (id.empty() || id.size() > 32 ||
+      id.find_first_not_of("0123456789abcdef") != std::string_view::npos) {
+    return false;
+  }
+  *instance = std::string(id);
+  return parse_number(rest.substr(0, space), version);
 }
 
 long long ceil_div(long long a, long long b) { return (a + b - 1) / b; }
@@ -77,8 +96,23 @@ std::vector<long long> inside(std::vector<long long> points, const Bracket &brac
 
 // ---- protocol ---------------------------------------------------------------
 
-std::string greeting_line() {
-  return std::string(kMagic) + " " + std::to_string(kProtocolVersion) + "\n";
+std::string new_instance() {
+  unsigned char bytes[8] = {};
+  if (getrandom(bytes, sizeof bytes, 0) != static_cast<ssize_t>(sizeof bytes)) {
+    // No entropy source: the process and the time still tell instances apart.
+    const unsigned long long mixed =
+        static_cast<unsigned long long>(getpid()) << 32 ^
+        static_cast<unsigned long long>(keepalive_cli::monotonic_s() * 1e6);
+    memcpy(bytes, &mixed, sizeof bytes);
+  }
+  char text[sizeof bytes * 2 + 1];
+  for (size_t i = 0; i < sizeof bytes; ++i) snprintf(text + 2 * i, 3, "%02x", bytes[i]);
+  return text;
+}
+
+std::string greeting_line(std::string_view instance) {
+  return std::string(kMagic) + " " + std::to_string(kProtocolVersion) + " " +
+         std::string(instance) + "\n";
 }
 std::string idle_line(long long idle_ms) { return "IDLE " + std::to_string(idle_ms) + "\n"; }
 std::string armed_line(long long idle_ms) { return "ARMED " + std::to_string(idle_ms) + "\n"; }
@@ -97,7 +131,8 @@ ServerLine parse_server_line(std::string_view line) {
   ServerLine parsed;
   std::string_view rest;
   long long number = 0;
-  if (take_word(line, kMagic, &rest) && parse_number(rest, &number) && number <= 1000000) {
+  if (take_word(line, kMagic, &rest) && greeting_fields(rest, &number, &parsed.instance) &&
+      number <= 1000000) {
     parsed.kind = ServerLine::Kind::kGreeting;
     parsed.version = static_cast<int>(number);
   } else if (take_word(line, "ARMED", &rest) && parse_number(rest, &number)) {
@@ -526,6 +561,12 @@ std::string format_text(const Report &report) {
 
   int unsilent = 0;
   out += trials_text(report.trials, &unsilent);
+  if (report.server_gone) {
+    return out +
+           "No timeout and no KEEPALIVE_IDLE recommendation: the server went away during the "
+           "run, and the connections it held ended with it, not by a NAT. Run again with the "
+           "server running throughout.\n";
+  }
 
   const std::string lower = format_duration_ms(bracket.lower_ms);
   if (progress == Progress::kNoTimeoutUpToMax) {
@@ -558,8 +599,9 @@ void seconds_or_null(JsonWriter *json, std::string_view name, bool known, long l
 }
 
 // The bracket: its bounds, and the upper one corrected by the round trip.
-void write_bracket_json(JsonWriter *json, const Bracket &bracket, long long round_trip) {
-  json->field("timeout_lower_s", to_s(bracket.lower_ms));
+void write_bracket_json(JsonWriter *json, const Bracket &bracket, long long round_trip,
+                        bool measured) {
+  seconds_or_null(json, "timeout_lower_s", measured, bracket.lower_ms);
   seconds_or_null(json, "timeout_upper_s", bracket.has_upper(), bracket.reported_upper_ms());
   json->field("upper_confirmed", bracket.confirmed_upper_ms >= 0);
   seconds_or_null(json, "round_trip_s", round_trip >= 0, round_trip);
@@ -601,13 +643,16 @@ std::string format_json(const Report &report) {
   JsonWriter json;
   json.begin_object();
   json.field("server", report.server);
-  json.field("status", progress == Progress::kMeasured           ? "measured"
+  json.field("status", report.server_gone                        ? "server_gone"
+                       : progress == Progress::kMeasured         ? "measured"
                        : progress == Progress::kNoTimeoutUpToMax ? "no_timeout_up_to_max"
                                                                  : "incomplete");
   json.field("interrupted", report.interrupted);
   json.optional_field("error", report.error);
-  write_bracket_json(&json, bracket, longest_round_trip_ms(report.trials));
-  write_recommendation_json(&json, recommend(bracket, settings));
+  // A server that went away measured no NAT: no bracket, no recommendation.
+  const Bracket measured = report.server_gone ? Bracket{} : bracket;
+  write_bracket_json(&json, measured, longest_round_trip_ms(report.trials), !report.server_gone);
+  write_recommendation_json(&json, recommend(measured, settings));
   json.field("max_s", to_s(settings.max_ms));
   json.field("resolution_s", to_s(settings.resolution_ms));
   json.field("grace_s", to_s(settings.grace_ms));

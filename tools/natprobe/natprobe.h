@@ -19,7 +19,10 @@ namespace keepalive_natprobe {
 // ---- protocol ---------------------------------------------------------------
 // One probe is one TCP connection carrying a few ASCII lines ending in "\n":
 //
-//   server  KEEPALIVE-NATPROBE 1     greeting: magic and protocol version
+//   server  KEEPALIVE-NATPROBE 2 ID  greeting: magic, protocol version and the
+//                                    server process's instance (16 hex digits,
+//                                    random at its start: a restarted server
+//                                    is told from the one before)
 //   client  IDLE <ms>                "after <ms> of silence, send me a line"
 //   server  ARMED <ms>               the silence starts with the client's ACK of this
 //           ... no packet in either direction: no data, no keepalive ...
@@ -28,23 +31,27 @@ namespace keepalive_natprobe {
 // Instead of any line the server may send "ERROR <text>" and close. Lines are
 // at most kMaxLineBytes long, "\n" included.
 inline constexpr char kMagic[] = "KEEPALIVE-NATPROBE";
-inline constexpr int kProtocolVersion = 1;
+inline constexpr int kProtocolVersion = 2;
 inline constexpr size_t kMaxLineBytes = 128;
+// The ERROR text a stopping server sends on the probes it still holds.
+inline constexpr char kStoppingMessage[] = "server stopping";
 inline constexpr long long kMaxIdleMs = 24LL * 3600 * 1000;  // longest IDLE a server accepts
 
-std::string greeting_line();                       // "KEEPALIVE-NATPROBE 1\n"
-std::string idle_line(long long idle_ms);          // "IDLE 4550\n"
-std::string armed_line(long long idle_ms);         // "ARMED 4550\n"
-std::string wake_line(long long silence_ms);       // "WAKE 4551\n"
-std::string error_line(std::string_view message);  // "ERROR busy\n" (control bytes dropped)
+std::string new_instance();                            // "9f86d081884c7d65", random
+std::string greeting_line(std::string_view instance);  // "KEEPALIVE-NATPROBE 2 9f86...\n"
+std::string idle_line(long long idle_ms);              // "IDLE 4550\n"
+std::string armed_line(long long idle_ms);             // "ARMED 4550\n"
+std::string wake_line(long long silence_ms);           // "WAKE 4551\n"
+std::string error_line(std::string_view message);      // "ERROR busy\n" (control bytes dropped)
 
 // A line from the server (without its "\n"), as the client reads it.
 struct ServerLine {
   enum class Kind { kGreeting, kArmed, kWake, kError, kUnknown };
   Kind kind = Kind::kUnknown;
-  int version = 0;   // kGreeting: the server's protocol version (any number)
-  long long ms = 0;  // kArmed: the idle time; kWake: the silence measured
-  std::string text;  // kError: the server's message
+  int version = 0;       // kGreeting: the server's protocol version (any number)
+  std::string instance;  // kGreeting: the server's instance ("" from version 1)
+  long long ms = 0;      // kArmed: the idle time; kWake: the silence measured
+  std::string text;      // kError: the server's message
 };
 ServerLine parse_server_line(std::string_view line);
 
@@ -182,6 +189,10 @@ struct Report {
   double elapsed_s = 0;
   bool interrupted = false;  // Ctrl-C (or SIGTERM) ended the run early
   std::string error;         // a failure that ended the run early, else ""
+  // The server stopped or restarted during the run (error says which): the
+  // connections it held ended with it, so no loss is the NAT's. No bracket,
+  // no recommendation.
+  bool server_gone = false;
 };
 
 // For the humans: the trials, the bracket, the recommendation with its margin

@@ -133,6 +133,13 @@ void refuse(ServerConnection *connection, const std::string &message) {
   close_connection(connection, "refused: " + message);
 }
 
+// This server process's instance, in every greeting: a client tells a
+// restarted server from the one it probed by it.
+const std::string &instance() {
+  static const std::string id = keepalive_natprobe::new_instance();
+  return id;
+}
+
 void accept_clients(int listener, std::vector<ServerConnection> *connections) {
   for (;;) {
     sockaddr_storage peer{};
@@ -158,7 +165,7 @@ void accept_clients(int listener, std::vector<ServerConnection> *connections) {
       refuse(&connection, error);
       continue;
     }
-    if (!send_all(connection.fd.get(), keepalive_natprobe::greeting_line())) {
+    if (!send_all(connection.fd.get(), keepalive_natprobe::greeting_line(instance()))) {
       close_connection(&connection, "");
       continue;
     }
@@ -333,7 +340,7 @@ int run_server(int argc, char **argv) {
     return keepalive_cli::kExitFailure;
   }
   say("keepalive natprobe server: listening on " + shown + " (protocol " +
-      std::to_string(keepalive_natprobe::kProtocolVersion) +
+      std::to_string(keepalive_natprobe::kProtocolVersion) + ", instance " + instance() +
       "); behind the NAT run: keepalive natprobe client THIS-HOST:" +
       shown.substr(shown.rfind(':') + 1));
   std::vector<ServerConnection> connections;
@@ -342,7 +349,8 @@ int run_server(int argc, char **argv) {
   // error instead of counting the closed connections as lost. (A client
   // whose mapping is gone does not hear it, and rightly counts it lost.)
   for (ServerConnection &connection : connections) {
-    send_all(connection.fd.get(), keepalive_natprobe::error_line("server stopping"));
+    send_all(connection.fd.get(),
+             keepalive_natprobe::error_line(keepalive_natprobe::kStoppingMessage));
     connection.fd.reset();
   }
   listener.reset();
