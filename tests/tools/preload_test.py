@@ -101,6 +101,9 @@ class CheckTest(unittest.TestCase):
         intvl = min(270, KERNEL_INTVL)
         self.assertTrue(doc["valid"])
         self.assertTrue(doc["enabled"])
+        self.assertEqual((doc["strict"], doc["log"]), (False, "quiet"))
+        strict = self.check_json("--idle", "270", "--strict", "--log", "debug")
+        self.assertEqual((strict["strict"], strict["log"]), (True, "debug"))
         self.assertEqual(doc["problems"], [])
         self.assertEqual(doc["kernel_defaults"],
                          {"idle_s": KERNEL_IDLE, "intvl_s": KERNEL_INTVL, "cnt": KERNEL_CNT,
