@@ -131,7 +131,10 @@ class EnableTest(unittest.TestCase):
         self.assertIn(f'Environment="KEEPALIVE_RULES={RULES}"\n', text)
         self.assertIn(f"Wrote {drop_in(directory)}:\n", result.stdout)
         self.assertIn(text, result.stdout)
-        self.assertIn("Still needed: systemctl daemon-reload", result.stdout)
+        if not os.path.isdir("/run/systemd/system"):  # daemon-reload is advised where it runs
+            self.assertNotIn("daemon-reload", result.stdout)
+            self.assertIn("(systemd is not the running init here: it reads the drop-in when it "
+                          "starts.)", result.stdout)
         self.assertIn("restart it, or run this again with --now", result.stdout)
         verify(self, directory, "prosody.service")
         self.assertEqual(systemd_environment(self, directory, "prosody.service"),
@@ -263,6 +266,8 @@ class EnableTest(unittest.TestCase):
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
         self.assertEqual(read(log), show + "daemon-reload\n")
         self.assertNotIn("Still needed", result.stdout)
+        result = with_systemd("enable", "prosody", "--idle", "271")
+        self.assertIn("Still needed: systemctl daemon-reload", result.stdout)
         result = with_systemd("status", "prosody")
         self.assertIn(f"as `keepalive inspect {os.getpid()}` shows it", result.stdout)
         self.assertEqual(read(log), show + "daemon-reload\n" + show)
@@ -283,6 +288,22 @@ class EnableTest(unittest.TestCase):
             "(the program's own timings, replaced: --override)"), 2, result.stdout)
         self.assertIn("3 sockets set.", result.stdout)
 
+    def test_now_for_a_process_that_cannot_be_reached_changes_nothing(self):
+        directory = unit_dir(self)
+        gone = subprocess.Popen(["true"])
+        gone.wait()
+        result = keepalive("enable", "prosody", "--unit-dir", directory, "--idle", "270", "--now",
+                           "--pid", str(gone.pid))
+        self.assertEqual(result.returncode, 3, result.stdout + result.stderr)
+        self.assertIn("nothing written", result.stderr)
+        self.assertEqual(os.listdir(directory), [])
+        keepalive("enable", "prosody", "--unit-dir", directory, "--idle", "270")
+        result = keepalive("disable", "prosody", "--unit-dir", directory, "--now", "--pid",
+                           str(gone.pid))
+        self.assertEqual(result.returncode, 3, result.stdout + result.stderr)
+        self.assertIn("nothing removed", result.stderr)
+        self.assertTrue(os.path.exists(drop_in(directory)))
+
     def test_usage_errors(self):
         directory = unit_dir(self)
         for args, message in (((), "no UNIT given"),
@@ -291,7 +312,11 @@ class EnableTest(unittest.TestCase):
                               (("a", "b"), "one UNIT only"),
                               (("prosody", "--bogus"), "unknown option --bogus"),
                               (("prosody", "--now", "--pid", "x"), "--pid must be a process ID"),
-                              (("prosody", "--override"), "--override goes with --now")):
+                              (("prosody", "--override"), "--override goes with --now"),
+                              (("prosody", "--pid", "1"), "--pid goes with --now"),
+                              (("@",), "UNIT must name a service"),
+                              (("@bar",), "UNIT must name a service"),
+                              (("a@b@c",), "UNIT must name a service")):
             result = keepalive("enable", *args, "--unit-dir", directory)
             self.assertEqual(result.returncode, 2, (args, result.stdout, result.stderr))
             self.assertIn(message, result.stderr)

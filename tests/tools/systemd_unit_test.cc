@@ -128,6 +128,16 @@ TEST(ServiceUnitNameTest, NamesAService) {
   EXPECT_EQ(service_unit_name("a b"), "");
   EXPECT_EQ(service_unit_name(""), "");
   EXPECT_EQ(service_unit_name(".service"), "");
+  // Templates and instances as systemd names them: one '@', after a prefix.
+  EXPECT_EQ(service_unit_name("getty@"), "getty@.service");
+  EXPECT_EQ(service_unit_name("@"), "");
+  EXPECT_EQ(service_unit_name("@tty1"), "");
+  EXPECT_EQ(service_unit_name("a@b@c"), "");
+  EXPECT_EQ(service_unit_name(std::string(247, 'a')), std::string(247, 'a') + ".service");
+  EXPECT_EQ(service_unit_name(std::string(248, 'a')), "");
+  EXPECT_EQ(service_unit_name(std::string(247, 'a') + ".service"),
+            std::string(247, 'a') + ".service");
+  EXPECT_EQ(service_unit_name(std::string(248, 'a') + ".service"), "");
 }
 
 TEST(LineDiffTest, ShowsRemovedThenAddedLines) {

@@ -185,14 +185,22 @@ const UnitEnvironment::Variable *UnitEnvironment::find(std::string_view name) co
 
 std::string service_unit_name(std::string_view name) {
   if (name.empty() || name.find('/') != std::string_view::npos || name[0] == '.') return "";
+  // systemd's rules: at most one '@', with a prefix before it (foo@.service is
+  // a template, foo@bar.service an instance), at most 255 characters.
+  const size_t at = name.find('@');
+  if (at == 0 ||
+      (at != std::string_view::npos && name.find('@', at + 1) != std::string_view::npos)) {
+    return "";
+  }
   for (char c : name) {
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == ':' || c == '-' || c == '_' || c == '.' || c == '\\' || c == '@';
     if (!ok) return "";
   }
   constexpr std::string_view kSuffix = ".service";
+  constexpr size_t kLongest = 255;
   if (name.size() > kSuffix.size() && name.substr(name.size() - kSuffix.size()) == kSuffix) {
-    return std::string(name);
+    return name.size() <= kLongest ? std::string(name) : "";
   }
   size_t dot = name.rfind('.');
   if (dot != std::string_view::npos) {
@@ -204,7 +212,7 @@ std::string service_unit_name(std::string_view name) {
       if (suffix == type) return "";
     }
   }
-  return std::string(name) + std::string(kSuffix);
+  return name.size() + kSuffix.size() <= kLongest ? std::string(name) + std::string(kSuffix) : "";
 }
 
 std::vector<std::string> unit_directories(const std::string &unit_dir) {

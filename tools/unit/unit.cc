@@ -189,6 +189,9 @@ bool parse_arguments(const char *name, const std::vector<keepalive_cli::Option> 
   if (!reader.read_all(help, take, status)) return false;
   *status = keepalive_cli::kExitUsage;
   if (unit == nullptr) return reader.usage_error("no UNIT given");
+  if (options->pid != 0 && !options->now && strcmp(name, "status") != 0) {
+    return reader.usage_error("--pid goes with --now");
+  }
   if ((options->override || options->exact_listeners) && !options->now) {
     return reader.usage_error(std::string(options->override ? "--override" : "--exact-listeners") +
                               " goes with --now");
@@ -264,6 +267,26 @@ pid_t main_pid(const Options &options, std::string *error) {
   return pid;
 }
 
+// --now: the main process, found and reachable (its sockets can be listed,
+// which needs ptrace access) before anything is written or removed. 0 with
+// *error set, and *status the exit status (2: none given or known, 3: not
+// reachable), otherwise.
+pid_t reachable_main_pid(const Options &options, std::string *error, int *status) {
+  pid_t pid = main_pid(options, error);
+  if (pid == 0) {
+    *status = keepalive_cli::kExitUsage;
+    return 0;
+  }
+  keepalive_cli::TargetProcess target;
+  std::vector<TcpSocket> sockets;
+  keepalive_cli::Unexamined unexamined;
+  if (!target.open(pid, error) || !target.read_tcp_sockets(&sockets, &unexamined, error)) {
+    *status = keepalive_cli::kExitNoProcess;
+    return 0;
+  }
+  return pid;
+}
+
 std::string drop_in_dir(const Options &options) {
   return options.unit_dir + "/" + options.unit + ".d";
 }
@@ -302,8 +325,11 @@ void reload(const char *name, const Options &options) {
     }
     return;
   }
-  if (options.reload) {
-    puts("systemd is not the running init here: --reload has nothing to reload.");
+  if (!systemd_is_running()) {
+    puts(options.reload ? "systemd is not the running init here: --reload has nothing to reload."
+                        : "(systemd is not the running init here: it reads the drop-in when it "
+                          "starts.)");
+    return;
   }
   puts(
       "Still needed: systemctl daemon-reload (systemd reads the change at the service's "
@@ -487,9 +513,9 @@ int keepalive_cmd_enable(int argc, char **argv) {
   if (config == nullptr) return keepalive_cli::kExitUsage;
   pid_t pid = 0;
   std::string error;
-  if (options.now && (pid = main_pid(options, &error)) == 0) {
+  if (options.now && (pid = reachable_main_pid(options, &error, &status)) == 0) {
     print_error(kName, "--now: " + error + "; nothing written");
-    return keepalive_cli::kExitUsage;
+    return status;
   }
   std::string library = library_to_preload(kName);
   if (library.empty()) return keepalive_cli::kExitFailure;
@@ -607,9 +633,9 @@ int keepalive_cmd_disable(int argc, char **argv) {
   }
   pid_t pid = 0;
   std::string error;
-  if (options.now && (pid = main_pid(options, &error)) == 0) {
+  if (options.now && (pid = reachable_main_pid(options, &error, &status)) == 0) {
     print_error(kName, "--now: " + error + "; nothing removed");
-    return keepalive_cli::kExitUsage;
+    return status;
   }
   DropIn drop_in = read_drop_in(options);
   if (!drop_in.present) {
