@@ -380,6 +380,20 @@ class DisableStatusTest(unittest.TestCase):
         self.assertEqual(result.returncode, 0)
         self.assertIn("nothing to remove", result.stdout)
 
+    def test_a_drop_in_enable_did_not_write_is_kept_without_force(self):
+        directory = unit_dir(self)
+        hand_written = "[Service]\nEnvironment=KEEPALIVE_IDLE=300\n"
+        write(drop_in(directory), hand_written)
+        result = keepalive("disable", "prosody", "--unit-dir", directory)
+        self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+        self.assertIn("was not written by keepalive enable: kept (--force removes it)",
+                      result.stderr)
+        self.assertIn(hand_written, result.stdout)
+        self.assertEqual(read(drop_in(directory)), hand_written)
+        result = keepalive("disable", "prosody", "--unit-dir", directory, "--force")
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertFalse(os.path.exists(drop_in(directory)))
+
     def test_now_with_a_descriptor_that_cannot_be_examined_exits_1(self):
         """status --pid and disable --now report the sockets they could read,
         name the descriptor they could not, and exit 1: the drop-in's values

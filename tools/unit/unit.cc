@@ -79,6 +79,9 @@ const std::vector<keepalive_cli::Option> kDisableOptions = {
      "also give back the running process's sockets: those whose keepalive values are "
      "exactly what the drop-in's configuration set get the kernel's defaults for those "
      "values; SO_KEEPALIVE stays on; sockets with other values are left as they are"},
+    {"--force", nullptr,
+     "remove UNIT.service.d/keepalive.conf also when `keepalive enable` did not write it "
+     "(without, such a file is shown and kept)"},
     kUnitDir,
     kPid,
     kReload,
@@ -116,8 +119,8 @@ void print_enable_help() {
 
 void print_disable_help() {
   std::string text =
-      "Usage: keepalive disable UNIT [--now] [--pid PID] [--unit-dir DIR] [--reload]\n"
-      "                         [--dry-run]\n"
+      "Usage: keepalive disable UNIT [--now] [--pid PID] [--force] [--unit-dir DIR]\n"
+      "                         [--reload] [--dry-run]\n"
       "Removes the drop-in UNIT.service.d/keepalive.conf that `keepalive enable` wrote:\n"
       "the service starts without libkeepalive after `systemctl daemon-reload` and a\n"
       "restart. Nothing to remove is not an error.\n"
@@ -126,8 +129,9 @@ void print_disable_help() {
   text += keepalive_cli::options_help(kDisableOptions);
   text +=
       "\n"
-      "Exit status: 0 done; 1 the drop-in could not be removed, or --now could not set\n"
-      "every socket; 2 usage error; 3 --now cannot reach the process.\n";
+      "Exit status: 0 done; 1 the drop-in could not be removed (or was not written by\n"
+      "keepalive enable: --force), or --now could not set every socket; 2 usage error;\n"
+      "3 --now cannot reach the process.\n";
   fputs(text.c_str(), stdout);
 }
 
@@ -155,6 +159,7 @@ struct Options {
   std::string unit_dir = kDefaultUnitDir;
   pid_t pid = 0;  // --pid, 0 when not given
   bool now = false, reload = false, dry_run = false, override = false, exact_listeners = false;
+  bool force = false;
 };
 
 // Records one of the subcommand's options; false after a usage error.
@@ -172,6 +177,7 @@ bool take_option(const keepalive_cli::OptionReader &reader, Options *options) {
   options->override = options->override || reader.is("--override");
   options->exact_listeners = options->exact_listeners || reader.is("--exact-listeners");
   options->reload = options->reload || reader.is("--reload");
+  options->force = options->force || reader.is("--force");
   options->dry_run = options->dry_run || reader.is("--dry-run");
   return true;
 }
@@ -338,9 +344,13 @@ void reload(const char *name, const Options &options) {
 
 // ---- enable ----------------------------------------------------------------
 
+// The first line of every drop-in enable writes: its mark, for disable.
+constexpr char kMark[] = "# Written by `keepalive enable ";
+
+bool written_by_enable(const std::string &text) { return text.rfind(kMark, 0) == 0; }
+
 std::string drop_in_text(const Options &options, const std::string &preload) {
-  std::string text = "# Written by `keepalive enable " + options.unit +
-                     "`.\n# Explained by `keepalive status " + options.unit +
+  std::string text = kMark + options.unit + "`.\n# Explained by `keepalive status " + options.unit +
                      "`, removed by `keepalive disable " + options.unit + "`.\n[Service]\n";
   text += "Environment=" + keepalive_cli::systemd_quote("LD_PRELOAD=" + preload) + "\n";
   for (const char *variable : keepalive_cli::configuration_variables()) {
@@ -641,6 +651,14 @@ int keepalive_cmd_disable(int argc, char **argv) {
   if (!drop_in.present) {
     printf("%s: no drop-in %s, nothing to remove.\n", options.unit.c_str(), drop_in.path.c_str());
     return keepalive_cli::kExitOk;
+  }
+  if (!written_by_enable(drop_in.text) && !options.force) {
+    printf("%s was not written by `keepalive enable`:\n%s", drop_in.path.c_str(),
+           drop_in.text.c_str());
+    print_error(kName, drop_in.path +
+                           " was not written by keepalive enable: kept (--force "
+                           "removes it)");
+    return keepalive_cli::kExitFailure;
   }
   if (options.dry_run) {
     printf("Would remove %s:\n%s", drop_in.path.c_str(), drop_in.text.c_str());
