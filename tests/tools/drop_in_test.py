@@ -180,6 +180,18 @@ class EnableTest(unittest.TestCase):
         result = keepalive("enable", "svc", "--unit-dir", directory, "--idle", "60")
         self.assertIn("override.conf sets KEEPALIVE_IDLE and is read after", result.stdout)
 
+    def test_a_unit_file_named_after_the_drop_in_is_read_before_it(self):
+        # The unit's own file comes before every drop-in, whatever its name:
+        # no warning, and systemd takes the drop-in's value.
+        directory = unit_dir(self)
+        write(os.path.join(directory, "zsvc.service"),
+              "[Service]\nExecStart=/bin/true\nEnvironment=KEEPALIVE_IDLE=30\n")
+        result = keepalive("enable", "zsvc", "--unit-dir", directory, "--idle", "60")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertNotIn("Warning", result.stdout)
+        self.assertIn("KEEPALIVE_IDLE=60",
+                      systemd_environment(self, directory, "zsvc.service"))
+
     def test_replacing_shows_the_difference_and_same_file_is_left(self):
         directory = unit_dir(self)
         self.assertEqual(keepalive("enable", "prosody", "--unit-dir", directory,

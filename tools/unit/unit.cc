@@ -395,7 +395,13 @@ void warn_about_overrides(const keepalive_cli::UnitEnvironment &environment,
                           const std::string &path) {
   for (const auto &variable : environment.variables) {
     bool ours = variable.name == "LD_PRELOAD" || variable.name.rfind("KEEPALIVE", 0) == 0;
-    if (ours && variable.file.substr(variable.file.rfind('/') + 1) > kDropInName) {
+    // Only a drop-in (DIR/UNIT.d/NAME.conf) named after ours is read after it;
+    // the unit's own file is read before every drop-in, whatever its name.
+    const size_t slash = variable.file.rfind('/');
+    const std::string directory = variable.file.substr(0, slash == std::string::npos ? 0 : slash);
+    const bool drop_in =
+        directory.size() > 2 && directory.compare(directory.size() - 2, 2, ".d") == 0;
+    if (ours && drop_in && variable.file.substr(slash + 1) > kDropInName) {
       printf("Warning: %s sets %s and is read after %s: its value wins.\n", variable.file.c_str(),
              variable.name.c_str(), path.c_str());
     }
