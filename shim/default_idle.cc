@@ -18,7 +18,9 @@ int cached_idle_s = KEEPALIVE_FALLBACK_KERNEL_IDLE_S;
 // The distinct idle times the configuration sets; written once at load.
 int our_idle_s[KEEPALIVE_MAX_RULES + 1];
 int our_idle_count = 0;
-long long read_at_ns = 0;  // CLOCK_MONOTONIC_COARSE of the last reading
+// CLOCK_MONOTONIC_COARSE of the last reading again; 0 (none yet): the first
+// socket whose idle time differs from the default read at load reads it again.
+long long read_at_ns = 0;
 
 // The coarse clock is read through the vDSO: no system call. -1 on failure.
 long long coarse_now_ns() {
@@ -49,7 +51,6 @@ bool chosen(int idle_s, int default_s) {
 
 void load_default_idle() {
   ErrnoGuard guard;
-  __atomic_store_n(&read_at_ns, coarse_now_ns(), __ATOMIC_RELAXED);
   __atomic_store_n(&cached_idle_s, keepalive_kernel_default_idle(), __ATOMIC_RELAXED);
 }
 

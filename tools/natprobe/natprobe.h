@@ -113,7 +113,7 @@ struct Bracket {
   int contradicting = 0;    // trials that survived an idle period >= the confirmed upper bound
   long long confirmed_upper_ms = -1;  // shortest confirmed loss (-1: none); >= upper_ms
   int transient = 0;                  // losses at or below lower_ms: a longer silence survived
-  bool has_upper() const { return upper_ms >= 0; }
+  bool has_upper() const { return upper_ms != -1; }
   bool upper_confirmed() const { return has_upper() && upper_ms == confirmed_upper_ms; }
   // The upper bound a report states: the confirmed one, else the single loss.
   long long reported_upper_ms() const {
