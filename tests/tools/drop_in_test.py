@@ -73,9 +73,10 @@ def verify(test, directory, unit):
     test.assertEqual((result.returncode, result.stdout + result.stderr), (0, ""))
 
 
-def systemd_environment(test, directory, unit):
-    """The Environment= of UNIT as systemd itself parsed it: `systemd --test`
-    (which refuses root, so run as nobody) dumps every unit it loaded."""
+def systemd_environment(test, directory, unit, key="Environment"):
+    """The Environment= (or `key`=) of UNIT as systemd itself parsed it:
+    `systemd --test` (which refuses root, so run as nobody) dumps every unit
+    it loaded."""
     require(test, os.geteuid() != 0 and "needs root, to run systemd --test as nobody")
     require(test, not os.access(SYSTEMD, os.X_OK) and f"{SYSTEMD} not found: apt-get install systemd")
     result = subprocess.run(
@@ -88,8 +89,8 @@ def systemd_environment(test, directory, unit):
     test.assertEqual(len(block), 2, f"systemd --test did not dump {unit}")
     block = block[1].split("\n\t-> Unit ", 1)[0]
     test.assertNotIn("Invalid syntax", result.stdout + result.stderr)
-    return [line.split("Environment: ", 1)[1] for line in block.splitlines()
-            if line.strip().startswith("Environment: ")]
+    return [line.split(f"{key}: ", 1)[1] for line in block.splitlines()
+            if line.strip().startswith(f"{key}: ")]
 
 
 def connected_process(test, pairs, own_idle=None):
@@ -179,6 +180,43 @@ class EnableTest(unittest.TestCase):
               "[Service]\nEnvironment=KEEPALIVE_IDLE=30\n")
         result = keepalive("enable", "svc", "--unit-dir", directory, "--idle", "60")
         self.assertIn("override.conf sets KEEPALIVE_IDLE and is read after", result.stdout)
+
+    def test_what_keeps_the_drop_in_from_taking_effect_is_named(self):
+        """systemd itself says what the service gets: a drop-in read after ours
+        with an empty Environment=, or UnsetEnvironment= anywhere, defeats
+        it (enable and status exit 1, naming the file); one read before it
+        does not."""
+        directory = unit_dir(self)
+        cases = (("unset", None, "UnsetEnvironment=LD_PRELOAD\n",
+                  "svc-unset.service: UnsetEnvironment= removes LD_PRELOAD"),
+                 ("zz-reset.conf", "Environment=\n", "",
+                  "zz-reset.conf empties the environment (an empty Environment=) after"),
+                 ("aa-reset.conf", "Environment=\n", "", None))
+        for name, drop_in_line, unit_line, defeated in cases:
+            with self.subTest(name=name):
+                unit = "svc-" + name.split(".")[0] + ".service"
+                write(os.path.join(directory, unit),
+                      "[Service]\nExecStart=/bin/true\n" + unit_line)
+                if drop_in_line is not None:
+                    write(os.path.join(directory, unit + ".d", name), "[Service]\n" + drop_in_line)
+                result = keepalive("enable", unit, "--unit-dir", directory, "--idle", "60")
+                status = keepalive("status", unit, "--unit-dir", directory)
+                preload = [v for v in systemd_environment(self, directory, unit)
+                           if v.startswith("LD_PRELOAD=")]
+                unset = systemd_environment(self, directory, unit, "UnsetEnvironment")
+                if defeated is None:
+                    self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+                    self.assertEqual(status.returncode, 0, status.stdout + status.stderr)
+                    self.assertEqual((preload, unset), ([f"LD_PRELOAD={LIBRARY}"], []))
+                    continue
+                self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+                self.assertIn(f"systemd would not start {unit} with the drop-in's values: ",
+                              result.stderr)
+                self.assertIn(defeated, result.stderr)
+                self.assertEqual(status.returncode, 1, status.stdout + status.stderr)
+                self.assertIn("Not in effect: ", status.stdout)
+                self.assertIn(defeated, status.stdout)
+                self.assertTrue(preload == [] or unset == ["LD_PRELOAD"], (preload, unset))
 
     def test_a_unit_file_named_after_the_drop_in_is_read_before_it(self):
         # The unit's own file comes before every drop-in, whatever its name:

@@ -158,13 +158,26 @@ void UnitEnvironment::add_file(const std::string &path, std::string_view text) {
       environment_files.push_back(path + ": " + value);
       continue;
     }
-    if (key != "Environment") continue;
+    if (key != "Environment" && key != "UnsetEnvironment") continue;
     if (value.empty()) {
-      variables.clear();
+      if (key == "Environment") {
+        variables.clear();
+        emptied_by = path;
+      } else {
+        unset.clear();
+      }
       continue;
     }
     std::vector<std::string> words;
     if (!systemd_split(value, &words)) continue;  // systemd ignores the line too
+    if (key == "UnsetEnvironment") {
+      for (const std::string &word : words) {
+        size_t equals = word.find('=');
+        unset.push_back(Variable{word.substr(0, equals),
+                                 equals == std::string::npos ? "" : word.substr(equals), path});
+      }
+      continue;
+    }
     for (const std::string &word : words) {
       size_t equals = word.find('=');
       if (equals == std::string::npos || equals == 0) continue;
@@ -174,6 +187,17 @@ void UnitEnvironment::add_file(const std::string &path, std::string_view text) {
       variables.push_back(Variable{name, word.substr(equals + 1), path});
     }
   }
+}
+
+bool UnitEnvironment::unsets(const Variable &variable, std::string *file) const {
+  for (const Variable &word : unset) {
+    // value: "" for NAME, "=VALUE" for NAME=VALUE.
+    if (word.name == variable.name && (word.value.empty() || word.value == "=" + variable.value)) {
+      *file = word.file;
+      return true;
+    }
+  }
+  return false;
 }
 
 const UnitEnvironment::Variable *UnitEnvironment::find(std::string_view name) const {

@@ -31,14 +31,20 @@ std::vector<std::pair<std::string, std::string>> service_assignments(std::string
 
 // A unit's environment as its Environment= lines build it, file after file
 // (an empty Environment= empties it), with the file that set each variable
-// last, and the EnvironmentFile= lines seen (systemd reads those later, and
-// they win).
+// last, the EnvironmentFile= lines seen (systemd reads those later, and they
+// win) and the UnsetEnvironment= words (applied last).
 struct UnitEnvironment {
   struct Variable {
     std::string name, value, file;
   };
   std::vector<Variable> variables;
   std::vector<std::string> environment_files;  // "FILE: VALUE"
+  std::string emptied_by;  // the last file with an empty Environment= ("": none)
+  // UnsetEnvironment= words (NAME, or NAME=VALUE: only that value) and their
+  // file: systemd removes them from the final environment, wherever read.
+  std::vector<Variable> unset;
+  // Whether UnsetEnvironment= removes `variable` (*file: the line's file).
+  bool unsets(const Variable &variable, std::string *file) const;
   void add_file(const std::string &path, std::string_view text);
   const Variable *find(std::string_view name) const;
 };

@@ -389,23 +389,60 @@ std::string preload_value(const keepalive_cli::UnitEnvironment &environment,
   return preload;
 }
 
-// Warns about what the drop-in at `path` does not win over: a later file that
-// sets LD_PRELOAD or KEEPALIVE_*, and EnvironmentFile= lines.
-void warn_about_overrides(const keepalive_cli::UnitEnvironment &environment,
-                          const std::string &path) {
-  for (const auto &variable : environment.variables) {
-    bool ours = variable.name == "LD_PRELOAD" || variable.name.rfind("KEEPALIVE", 0) == 0;
-    // Only a drop-in (DIR/UNIT.d/NAME.conf) named after ours is read after it;
-    // the unit's own file is read before every drop-in, whatever its name.
-    const size_t slash = variable.file.rfind('/');
-    const std::string directory = variable.file.substr(0, slash == std::string::npos ? 0 : slash);
-    const bool drop_in =
-        directory.size() > 2 && directory.compare(directory.size() - 2, 2, ".d") == 0;
-    if (ours && drop_in && variable.file.substr(slash + 1) > kDropInName) {
-      printf("Warning: %s sets %s and is read after %s: its value wins.\n", variable.file.c_str(),
-             variable.name.c_str(), path.c_str());
+// The unit's environment as systemd computes it with the drop-in `text` at
+// `path` in its place: the unit's file, then the drop-ins by file name (ours
+// hides a keepalive.conf of a later directory).
+keepalive_cli::UnitEnvironment environment_with(const keepalive_cli::UnitFiles &files,
+                                                const std::string &path, const std::string &text) {
+  auto name = [](const std::string &file) { return file.substr(file.rfind('/') + 1); };
+  std::vector<std::string> drop_ins;
+  for (const std::string &file : files.drop_ins) {
+    if (name(file) != kDropInName) drop_ins.push_back(file);
+  }
+  auto later = [&name](const std::string &a, const std::string &b) { return name(a) < name(b); };
+  drop_ins.insert(std::upper_bound(drop_ins.begin(), drop_ins.end(), path, later), path);
+  keepalive_cli::UnitEnvironment environment;
+  std::string file_text;
+  if (!files.unit_file.empty() && keepalive_cli::read_file(files.unit_file, &file_text)) {
+    environment.add_file(files.unit_file, file_text);
+  }
+  for (const std::string &file : drop_ins) {
+    if (file == path) {
+      environment.add_file(path, text);
+    } else if (keepalive_cli::read_file(file, &file_text)) {
+      environment.add_file(file, file_text);
     }
   }
+  return environment;
+}
+
+// One line per variable of the drop-in `text` at `path` that the service
+// would not start with, naming the file that defeats it and how.
+std::vector<std::string> what_defeats(const keepalive_cli::UnitFiles &files,
+                                      const std::string &path, const std::string &text) {
+  keepalive_cli::UnitEnvironment ours;
+  ours.add_file(path, text);
+  const keepalive_cli::UnitEnvironment effective = environment_with(files, path, text);
+  std::vector<std::string> lines;
+  for (const auto &variable : ours.variables) {
+    const auto *final_value = effective.find(variable.name);
+    std::string file;
+    if (effective.unsets(final_value != nullptr ? *final_value : variable, &file)) {
+      lines.push_back(file + ": UnsetEnvironment= removes " + variable.name +
+                      " from the service's environment");
+    } else if (final_value == nullptr) {
+      lines.push_back(effective.emptied_by + " empties the environment (an empty Environment=) " +
+                      "after " + path + ": " + variable.name + " is not set");
+    } else if (final_value->file != path) {
+      lines.push_back(final_value->file + " sets " + variable.name + " and is read after " + path +
+                      ": its value wins");
+    }
+  }
+  return lines;
+}
+
+// Warns about EnvironmentFile= lines: what they set wins over the drop-in.
+void warn_about_environment_files(const keepalive_cli::UnitEnvironment &environment) {
   for (const std::string &line : environment.environment_files) {
     printf(
         "Warning: EnvironmentFile= in %s: a LD_PRELOAD or KEEPALIVE_* set there wins over "
@@ -546,21 +583,29 @@ int keepalive_cmd_enable(int argc, char **argv) {
   }
   std::string preload = preload_value(environment, library);
   std::string path = drop_in_path(options);
-  warn_about_overrides(environment, path);
+  warn_about_environment_files(environment);
+  const std::string text = drop_in_text(options, preload);
+  const std::vector<std::string> defeated = what_defeats(files, path, text);
+  for (const std::string &line : defeated) printf("Warning: %s.\n", line.c_str());
   // Read before it is replaced: its values on a socket are ours (--now).
   keepalive_cli::ConfigFlags earlier_flags;
   keepalive_cli::LoadedConfig earlier;
   DropIn earlier_drop_in = read_drop_in(options);
   if (earlier_drop_in.present) earlier = drop_in_config(earlier_drop_in, &earlier_flags);
   const bool replaces = earlier.config != nullptr && earlier.config->enabled;
-  if (!install_drop_in(kName, options, path, drop_in_text(options, preload))) {
-    return keepalive_cli::kExitFailure;
+  if (!install_drop_in(kName, options, path, text)) return keepalive_cli::kExitFailure;
+  if (!defeated.empty()) {
+    print_error(kName, "systemd would not start " + options.unit + " with the drop-in's " +
+                           "values: " + defeated.front() +
+                           (defeated.size() > 1 ? " (and more, above)" : ""));
   }
+  const int written = defeated.empty() ? keepalive_cli::kExitOk : keepalive_cli::kExitFailure;
   if (!options.now) {
     puts("The running service is unchanged: restart it, or run this again with --now.");
-    return keepalive_cli::kExitOk;
+    return written;
   }
-  return apply_now(*config, options, pid, replaces ? earlier.config.get() : nullptr);
+  const int now = apply_now(*config, options, pid, replaces ? earlier.config.get() : nullptr);
+  return now != keepalive_cli::kExitOk ? now : written;
 }
 
 namespace {
@@ -721,6 +766,12 @@ int keepalive_cmd_status(int argc, char **argv) {
              library_found ? "present" : "MISSING: ld.so would only warn, and preload nothing");
     }
     if (!library_found) result = keepalive_cli::kExitFailure;
+    keepalive_cli::UnitFiles files;
+    unit_environment(options, &files);
+    for (const std::string &line : what_defeats(files, drop_in.path, drop_in.text)) {
+      printf("Not in effect: %s.\n", line.c_str());
+      result = keepalive_cli::kExitFailure;
+    }
     puts("\nConfiguration in the drop-in, as `keepalive check` explains it:");
     keepalive_cli::ConfigFlags no_flags;
     drop_in_config(drop_in, &no_flags);
