@@ -96,7 +96,8 @@ std::string no_greeting(const std::string &server, const std::string &received) 
 // Opens a non-blocking TCP connection and switches keepalive off right after
 // connect() returned (0 or EINPROGRESS). Returns the connection, or none
 // with *error.
-UniqueFd start_connection(const ServerAddress &server, std::string *error) {
+UniqueFd start_connection(const ServerAddress &server, std::string *error, bool *refused) {
+  *refused = false;
   UniqueFd fd(socket(server.address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) {
     *error = std::string("cannot create a socket: ") + strerror(errno);
@@ -104,7 +105,9 @@ UniqueFd start_connection(const ServerAddress &server, std::string *error) {
   }
   if (connect(fd.get(), reinterpret_cast<const sockaddr *>(&server.address), server.length) != 0 &&
       errno != EINPROGRESS) {
-    *error = "cannot connect to " + server.text + ": " + strerror(errno);
+    const int failure = errno;
+    *refused = failure == ECONNREFUSED;
+    *error = "cannot connect to " + server.text + ": " + strerror(failure);
     return UniqueFd();
   }
   if (!switch_keepalive_off(fd.get(), error)) return UniqueFd();
@@ -160,11 +163,20 @@ Greeting read_greeting(int fd, const std::string &server, std::string *buffer,
 // *instance), within the setup timeout. Used before the rounds, to choose
 // among the addresses of HOST and to report an unreachable or foreign server
 // before anything else, and after a round with losses, to see that the
-// server that held them is still there.
+// server that held them is still there. On failure *answered (may be null)
+// tells whether something answered (refused the connection, or sent no
+// natprobe greeting) rather than nothing (a timeout, an unreachable network:
+// the path may be down for a while).
 bool check_server(const StopSignals &signals, const ServerAddress &server, std::string *instance,
-                  std::string *error) {
-  UniqueFd connection = start_connection(server, error);
-  if (!connection.valid()) return false;
+                  std::string *error, bool *answered = nullptr) {
+  bool refused = false, ignored = false;
+  if (answered == nullptr) answered = &ignored;
+  *answered = false;
+  UniqueFd connection = start_connection(server, error, &refused);
+  if (!connection.valid()) {
+    *answered = refused;
+    return false;
+  }
   const int fd = connection.get();
   double deadline = monotonic_s() + kSetupTimeoutS;
   bool connected = false;
@@ -191,6 +203,7 @@ bool check_server(const StopSignals &signals, const ServerAddress &server, std::
     if (!connected) {
       int result = connect_result(fd);
       if (result != 0) {
+        *answered = result == ECONNREFUSED;
         *error = "cannot connect to " + server.text + ": " + strerror(result);
         break;
       }
@@ -200,6 +213,7 @@ bool check_server(const StopSignals &signals, const ServerAddress &server, std::
     Greeting greeting = read_greeting(fd, server.text, &buffer, instance, error);
     if (greeting == Greeting::kWaiting) continue;
     close_abortively(&connection);
+    *answered = greeting == Greeting::kBad && !buffer.empty();
     return greeting == Greeting::kGood;
   }
   close_abortively(&connection);
@@ -299,6 +313,7 @@ class Round {
     keepalive_cli::print_error(kName, "round " + std::to_string(number_) + ": " + text);
   }
   bool connect_probe(Probe *probe, std::string *error);
+  bool stopped_listening(std::string *error);
   bool setup_failed(Probe *probe, const std::string &observed, std::string *error);
   void finish(Probe *probe, Outcome outcome, long long silence_ms, const std::string &detail);
   std::string drop_unneeded(const Bracket &bracket);
@@ -378,11 +393,24 @@ Stop Round::run(const std::vector<long long> &idle_ms, std::string *error) {
 // set-up like any other.
 bool Round::connect_probe(Probe *probe, std::string *error) {
   std::string failure;
+  bool refused = false;
   probe->buffer.clear();
-  probe->fd = start_connection(server_, &failure);
+  probe->fd = start_connection(server_, &failure, &refused);
   probe->stage = Probe::Stage::kConnecting;
   probe->deadline = monotonic_s() + kSetupTimeoutS;
+  if (refused) return stopped_listening(error);
   return probe->fd.valid() || setup_failed(probe, failure, error);
+}
+
+// A probe's connection was refused: the server answered before, and nothing
+// listens there any more. False, with *error.
+bool Round::stopped_listening(std::string *error) {
+  report_->server_gone = true;
+  *error = "the natprobe server at " + server_.text + " stopped during round " +
+           std::to_string(number_) +
+           ": it refuses new connections, and the connections it held ended with it, not by a "
+           "NAT";
+  return false;
 }
 
 // A probe could not be set up (the path or the server is down for a while,
@@ -421,14 +449,7 @@ bool Round::setup_failed(Probe *probe, const std::string &observed, std::string 
 bool Round::handle_readable(Probe *probe, std::string *error) {
   if (probe->stage == Probe::Stage::kConnecting) {
     int result = connect_result(probe->fd.get());
-    if (result == ECONNREFUSED) {  // it answered before: nothing listens there any more
-      report_->server_gone = true;
-      *error = "the natprobe server at " + server_.text + " stopped during round " +
-               std::to_string(number_) +
-               ": it refuses new connections, and the connections it held ended with it, not "
-               "by a NAT";
-      return false;
-    }
+    if (result == ECONNREFUSED) return stopped_listening(error);
     if (result != 0) {
       return setup_failed(probe, std::string("connecting failed: ") + strerror(result), error);
     }
@@ -741,16 +762,35 @@ bool parse_client_options(int argc, char **argv, ClientOptions *options, int *st
 }
 
 // After a round with losses: the same server instance still answers, or the
-// losses may be its own end, not a NAT's (report->server_gone, *error).
-bool server_still_there(const StopSignals &signals, const ServerAddress &server, Report *report,
-                        std::string *error) {
+// losses may be its own end, not a NAT's (report->server_gone, *error). A
+// look that gets no answer (the path may be down for a while) is repeated
+// with back-off, as a failed set-up is, until --give-up-after.
+bool server_still_there(const StopSignals &signals, const ServerAddress &server,
+                        const ClientOptions &options, Report *report, std::string *error) {
   const int round = report->rounds;
   if (!lost_in_round(*report, round)) return true;
+  const double first_look = monotonic_s();
   std::string instance, failure;
-  if (check_server(signals, server, &instance, &failure) && instance == server.instance) {
-    return true;
+  bool answered = false;
+  for (double wait_s = 1;; wait_s = std::min(30.0, 2 * wait_s)) {
+    if (check_server(signals, server, &instance, &failure, &answered)) {
+      if (instance == server.instance) return true;
+      failure.clear();
+      break;
+    }
+    if (StopSignals::stopped()) return true;  // interrupted: reported as such
+    if (answered ||
+        (monotonic_s() - first_look) * 1000 >= static_cast<double>(options.give_up_ms)) {
+      break;
+    }
+    keepalive_cli::print_error(kName, "after the losses of round " + std::to_string(round) +
+                                          ": no answer from the server (" + failure +
+                                          "); looking again in " +
+                                          format_duration_ms(to_ms(wait_s)));
+    std::vector<pollfd> none;
+    signals.wait(&none, monotonic_s() + wait_s);
+    if (StopSignals::stopped()) return true;
   }
-  if (StopSignals::stopped()) return true;  // interrupted: reported as such
   report->server_gone = true;
   *error = "after the losses of round " + std::to_string(round) + " the natprobe server at " +
            server.text +
@@ -783,7 +823,7 @@ Stop run_rounds(const StopSignals &signals, const ServerAddress &server,
       stop = round.run(plan, error);
     }
     if (stop != Stop::kNone) return stop;
-    if (!server_still_there(signals, server, report, error)) return Stop::kFailed;
+    if (!server_still_there(signals, server, options, report, error)) return Stop::kFailed;
     Bracket bracket = keepalive_natprobe::bracket_of(report->trials);
     keepalive_cli::print_error(kName, "round " + std::to_string(report->rounds) + " done in " +
                                           format_duration_ms(to_ms(monotonic_s() - round_start)) +
