@@ -79,6 +79,11 @@ struct LoopbackServer {
     std::regex listening("listening on (127\\.0\\.0\\.1|\\[::\\]):([0-9]+) ");
     ASSERT_TRUE(std::regex_search(process->out(), match, listening)) << process->transcript();
     endpoint = "127.0.0.1:" + match[2].str();
+    // The line says what to run behind the NAT, with the port it listens on.
+    ASSERT_NE(process->out().find("behind the NAT run: keepalive natprobe client THIS-HOST:" +
+                                  match[2].str() + "\n"),
+              std::string::npos)
+        << process->transcript();
   }
 };
 

@@ -501,6 +501,13 @@ class FollowEndsTest(unittest.TestCase):
         self.assertIn("keepalive apply: socket diagnostics: reading the answer failed: "
                       "No buffer space available", result.stderr)
         self.assertEqual(server.options("later"), [1, 49])
+        # An answer that ends before its end marker is a failure too, not a
+        # read to repeat.
+        result = keepalive("apply", str(server.pid), "--follow", "--idle", "50",
+                           env=clean_env(LD_PRELOAD=SETSOCKOPT_FAULT,
+                                         LIBKEEPALIVE_TEST_FAULT_NETLINK_EOF="1"))
+        self.assertEqual(result.returncode, 3, result.stdout + result.stderr)
+        self.assertIn("keepalive apply: socket diagnostics: the answer ended early", result.stderr)
 
     def test_permission_denied_as_apply(self):
         require_root(self, "to start a root-owned server and drop to nobody")

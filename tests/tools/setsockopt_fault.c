@@ -14,7 +14,9 @@
  *   - recv on a netlink socket (the command's socket diagnostics) fails
  *     with EINTR the first $LIBKEEPALIVE_TEST_FAULT_NETLINK_EINTR times, and
  *     with ENOBUFS every time when $LIBKEEPALIVE_TEST_FAULT_NETLINK_ENOBUFS
- *     is set: an interrupted read is retried, a failed one reported. */
+ *     is set, and ends (returns 0) every time when
+ *     $LIBKEEPALIVE_TEST_FAULT_NETLINK_EOF is set: an interrupted read is
+ *     retried, a failed or ended one reported. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -81,7 +83,9 @@ __attribute__((visibility("default"))) ssize_t recv(int fd, void *buf, size_t si
   static int interrupted;
   const char *eintr = getenv("LIBKEEPALIVE_TEST_FAULT_NETLINK_EINTR");
   const char *enobufs = getenv("LIBKEEPALIVE_TEST_FAULT_NETLINK_ENOBUFS");
-  if ((eintr != NULL || enobufs != NULL) && is_netlink(fd)) {
+  const char *eof = getenv("LIBKEEPALIVE_TEST_FAULT_NETLINK_EOF");
+  if ((eintr != NULL || enobufs != NULL || eof != NULL) && is_netlink(fd)) {
+    if (eof != NULL) return 0;
     if (eintr != NULL && interrupted < atoi(eintr)) {
       ++interrupted;
       errno = EINTR;
