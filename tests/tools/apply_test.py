@@ -736,6 +736,18 @@ class ApplyErrorsTest(unittest.TestCase):
         self.assertEqual(holder.options("a"), UNTOUCHED)
         self.assertEqual(holder.timers("conn"), [False])
 
+    def test_descriptor_directory_refused_with_eperm_is_read_by_duplication(self):
+        """/proc/PID/fd refused with EPERM (a security module) as with EACCES:
+        each descriptor number is duplicated instead, and every socket set."""
+        holder = Holder(self)
+        holder.accept("in_a", "a")
+        holder.connect("out")
+        env = clean_env(LD_PRELOAD=SETSOCKOPT_FAULT, LIBKEEPALIVE_TEST_FAULT_FD_DIR_EPERM="1")
+        result = keepalive("apply", str(holder.pid), "--idle", "36", env=env)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        for name in ("in_a", "out"):
+            self.assertEqual(holder.options(name)[:2], [1, 36], name)
+
     def test_descriptor_that_cannot_be_examined_is_reported(self):
         """One descriptor whose link cannot be read (the command's readlinkat
         fails for it): inspect and apply report the others and name it, exit 1."""

@@ -16,8 +16,12 @@
  *     with ENOBUFS every time when $LIBKEEPALIVE_TEST_FAULT_NETLINK_ENOBUFS
  *     is set, and ends (returns 0) every time when
  *     $LIBKEEPALIVE_TEST_FAULT_NETLINK_EOF is set: an interrupted read is
- *     retried, a failed or ended one reported. */
+ *     retried, a failed or ended one reported.
+ *   - opendir of a /proc/PID/fd directory fails with EPERM when
+ *     $LIBKEEPALIVE_TEST_FAULT_FD_DIR_EPERM is set (as a security module
+ *     may refuse it): the command then duplicates descriptor by number. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -69,6 +73,23 @@ __attribute__((visibility("default"))) ssize_t readlinkat(int dirfd, const char 
     return -1;
   }
   return real(dirfd, path, buf, size);
+}
+
+typedef DIR *(*opendir_fn)(const char *);
+
+__attribute__((visibility("default"))) DIR *opendir(const char *name) {
+  size_t length = strlen(name);
+  if (getenv("LIBKEEPALIVE_TEST_FAULT_FD_DIR_EPERM") != NULL && strncmp(name, "/proc/", 6) == 0 &&
+      length > 3 && strcmp(name + length - 3, "/fd") == 0) {
+    errno = EPERM;
+    return NULL;
+  }
+  opendir_fn real = (opendir_fn)dlsym(RTLD_NEXT, "opendir");
+  if (real == NULL) {
+    errno = ENOSYS;
+    return NULL;
+  }
+  return real(name);
 }
 
 typedef ssize_t (*recv_fn)(int, void *, size_t, int);
