@@ -80,7 +80,9 @@ INSTANTIATE_TEST_SUITE_P(
                     SplitCase{"A=\\x41\\101\\n", true, {"A=AA\n"}},
                     SplitCase{"A=\\x41", true, {"A=A"}}, SplitCase{"A=\\x4", false, {}},
                     SplitCase{"A=\"open", false, {}}, SplitCase{"A=x\\", false, {}},
-                    SplitCase{"A=\\q", false, {}}));
+                    SplitCase{"A=\\q", false, {}},
+                    // systemd 252 --test: "Invalid syntax, ignoring" (8 is no octal digit).
+                    SplitCase{"A=\\018 B=1", false, {}}, SplitCase{"A=\\1a1", false, {}}));
 
 TEST(ServiceAssignmentsTest, ReadsOnlyServiceWithContinuationsAndComments) {
   auto assignments = service_assignments(
