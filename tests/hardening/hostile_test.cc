@@ -146,6 +146,9 @@ TEST(Hostile, NeverWritesIntoADescriptorThatReplacedStderr) {
   EXPECT_EQ(Get(before, "stderr_reused.bytes"), "0");
   EXPECT_EQ(Get(after, "stderr_reused.bytes"), "0")
       << "the library wrote its log line into the program's connection";
+  EXPECT_EQ(Get(before, "stderr_repiped.bytes"), "0");
+  EXPECT_EQ(Get(after, "stderr_repiped.bytes"), "0")
+      << "the library wrote into a pipe that replaced stderr (same file system, other inode)";
   EXPECT_EQ(with.status, 0);
 }
 

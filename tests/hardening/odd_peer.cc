@@ -22,7 +22,11 @@
 //                                its own listener whose client socket gets
 //                                fd 2 (as in a daemon that closed stderr):
 //                                reports the bytes the peer received that
-//                                the program never sent (stderr_reused.bytes)
+//                                the program never sent (stderr_reused.bytes);
+//                                then fd 2 becomes another pipe (the same
+//                                file system as a piped stderr, another
+//                                inode) and one more connection is made:
+//                                stderr_repiped.bytes, what that pipe got
 //   ka_odd log_flood N           N connections to its own listener (an
 //                                accept and a connect each), then prints
 //                                ka_peer::kReadStderrLine and waits up to
@@ -146,6 +150,20 @@ void StderrReused() {
     }
   }
   Report("stderr_reused.bytes", std::to_string(received));
+  // A pipe on fd 2 again, not the one the program started with.
+  int pipe_fds[2];
+  if (pipe2(pipe_fds, O_CLOEXEC | O_NONBLOCK) != 0 || dup2(pipe_fds[1], 2) != 2) {
+    Report("error", "pipe");
+    return;
+  }
+  int client3 = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  connect(client3, reinterpret_cast<sockaddr *>(&addr), sizeof addr);
+  int server3 = accept(listener, nullptr, nullptr);
+  char buf[512];
+  ssize_t got = read(pipe_fds[0], buf, sizeof buf);
+  Report("stderr_repiped.bytes", std::to_string(got > 0 ? got : 0));
+  close(client3);
+  close(server3);
 }
 
 // One connection to `listener` (a loopback listener of this process):
