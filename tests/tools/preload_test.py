@@ -395,6 +395,14 @@ class RunTest(unittest.TestCase):
         self.assertIn("keepalive apply PID --listeners", result.stderr)
         dynamic = keepalive("run", "--", "sh", "-c", "true")
         self.assertEqual(dynamic.stderr, "")
+        # A script is no ELF file: its interpreter is what runs; no warning.
+        with tempfile.TemporaryDirectory() as directory:
+            script = os.path.join(directory, "script")
+            with open(script, "w") as f:
+                f.write("#!/bin/sh\n# " + "padding past an ELF header's 64 bytes " * 3 + "\nexit 0\n")
+            os.chmod(script, 0o755)
+            result = keepalive("run", "--", script)
+            self.assertEqual((result.returncode, result.stderr), (0, ""))
 
 
 # A process holding known sockets: a listener, both ends of a loopback
