@@ -22,7 +22,7 @@ import unittest
 
 from command_testlib import (COMMAND, KERNEL_CNT, KERNEL_IDLE, KERNEL_INTVL, PYTHON,
                               TIMEOUT, clean_env, copy_of_command, keepalive, main, parse_json,
-                              require)
+                              require, require_root)
 
 PRELOAD = os.environ["LIBKEEPALIVE_TEST_PRELOAD"]
 # A C program with the section the Go toolchain writes (.note.go.buildid).
@@ -72,6 +72,26 @@ class CheckTest(unittest.TestCase):
         result = keepalive("check", "--json", *args, env=env)
         self.assertEqual(result.returncode, expect, result.stdout + result.stderr)
         return parse_json(self, result.stdout)
+
+    def test_kernel_defaults_are_read_up_to_the_largest_int(self):
+        """tcp_keepalive_time as large as an int holds is read as it is; one
+        digit more falls back to the kernel's documented default. The sysctl
+        is replaced by a file in a mount namespace of the command's own."""
+        require_root(self, "to bind-mount a file over the sysctl in a mount namespace")
+        for written, idle_s, from_proc in (("2147483647", 2147483647, True),
+                                           ("21474836470", 7200, False)):
+            with self.subTest(written=written), tempfile.TemporaryDirectory() as directory:
+                fake = os.path.join(directory, "tcp_keepalive_time")
+                with open(fake, "w") as f:
+                    f.write(written + "\n")
+                result = subprocess.run(
+                    ["unshare", "-m", "sh", "-c",
+                     'mount --bind "$1" /proc/sys/net/ipv4/tcp_keepalive_time && '
+                     'exec "$2" check --json', "sh", fake, COMMAND],
+                    capture_output=True, text=True, timeout=TIMEOUT, env=clean_env())
+                self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+                kernel = parse_json(self, result.stdout)["kernel_defaults"]
+                self.assertEqual((kernel["idle_s"], kernel["from_proc"]), (idle_s, from_proc))
 
     def test_prosody_rules_text(self):
         result = keepalive("check", "--idle", "270", "--rules", PROSODY_RULES)
