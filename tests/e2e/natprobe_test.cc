@@ -556,6 +556,10 @@ TEST_F(NatprobeLoopbackTest, NoNatFindsNoTimeoutUpToMax) {
   ProbeRun text =
       natprobe({"client", server.endpoint, "--max", "2s", "--resolution", "1s", "--grace", "1s"});
   ASSERT_EQ(text.status, 0) << text.out << text.err;
+  // The round's line: its probes, and when it ends at the latest (the
+  // longest idle period and the grace).
+  EXPECT_NE(text.err.find("round 1: 2 probes: 1s 2s (ends within 3s)"), std::string::npos)
+      << text.err;
   EXPECT_NE(text.out.find("No timeout up to --max 2s"), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("No KEEPALIVE_IDLE recommendation"), std::string::npos) << text.out;
   EXPECT_EQ(text.out.find("Environment="), std::string::npos) << text.out;

@@ -515,6 +515,15 @@ class ApplyTest(unittest.TestCase):
         self.assertEqual([s["fd"] for s in doc["sockets"]], [in_a["fd"]], "only the failure")
         full = keepalive("apply", str(holder.pid), "--idle", "37", "--full", "--json").stdout
         self.assertFalse(parse_json(self, full)["summary_only"])
+        # Two options failing on one socket: the first named, the others counted.
+        holder = self.standard_holder()
+        env = clean_env(LD_PRELOAD=SETSOCKOPT_FAULT, LIBKEEPALIVE_TEST_FAULT_PORT="any",
+                        LIBKEEPALIVE_TEST_FAULT_INTVL_TOO="1")
+        result = keepalive("apply", str(holder.pid), "--idle", "38", "--intvl", "9", "--cnt", "3",
+                           env=env)
+        self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+        self.assertIn("not set: setting TCP_KEEPINTVL failed: Operation not permitted "
+                      "(and 1 more)", result.stderr)
 
     def test_many_sockets_are_summarized_by_default(self):
         count = 201  # with the listener, 202 TCP sockets: above 200

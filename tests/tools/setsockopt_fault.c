@@ -1,7 +1,9 @@
 /* setsockopt_fault.c — a fault-injection library; every call not named here
  * goes to libc.
- *   - setsockopt of TCP_KEEPCNT fails with EPERM on sockets whose local port
- *     is $LIBKEEPALIVE_TEST_FAULT_PORT, or on every socket when it is "any".
+ *   - setsockopt of TCP_KEEPCNT (and of TCP_KEEPINTVL too when
+ *     $LIBKEEPALIVE_TEST_FAULT_INTVL_TOO is set) fails with EPERM on sockets
+ *     whose local port is $LIBKEEPALIVE_TEST_FAULT_PORT, or on every socket
+ *     when it is "any".
  *     apply_test.py preloads it into the `keepalive` command (never into a
  *     target), so that `keepalive apply` meets a socket it cannot set next to
  *     sockets it can; faults_test.cc preloads it after libkeepalive.so into a
@@ -45,7 +47,9 @@ static int local_port(int fd) {
 __attribute__((visibility("default"))) int setsockopt(int fd, int level, int option,
                                                       const void *value, socklen_t len) {
   const char *port = getenv("LIBKEEPALIVE_TEST_FAULT_PORT");
-  if (level == IPPROTO_TCP && option == TCP_KEEPCNT && port != NULL &&
+  const int faulty = option == TCP_KEEPCNT || (option == TCP_KEEPINTVL &&
+                                               getenv("LIBKEEPALIVE_TEST_FAULT_INTVL_TOO") != NULL);
+  if (level == IPPROTO_TCP && faulty && port != NULL &&
       (strcmp(port, "any") == 0 || local_port(fd) == atoi(port))) {
     errno = EPERM;
     return -1;
