@@ -766,8 +766,8 @@ int keepalive_cmd_status(int argc, char **argv) {
              library_found ? "present" : "MISSING: ld.so would only warn, and preload nothing");
     }
     if (!library_found) result = keepalive_cli::kExitFailure;
-    keepalive_cli::UnitFiles files;
-    unit_environment(options, &files);
+    const keepalive_cli::UnitFiles files = keepalive_cli::find_unit_files(
+        keepalive_cli::unit_directories(options.unit_dir), options.unit);
     for (const std::string &line : what_defeats(files, drop_in.path, drop_in.text)) {
       printf("Not in effect: %s.\n", line.c_str());
       result = keepalive_cli::kExitFailure;
