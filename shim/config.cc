@@ -154,7 +154,6 @@ bool parse_duration(Text text, long long *out_ms) {
       // A bare number means seconds, and only as the whole value.
       if (!first || p != text.end) return false;
       unit_ms = kMsPerSecond;
-      rank = 2;
     } else if (!find_duration_unit(part.unit_name, &unit_ms, &rank)) {
       return false;
     }

@@ -374,9 +374,8 @@ std::vector<AcceptQueue> accept_queues(const keepalive_cli::TargetProcess &targe
     keepalive_cli::UniqueFd dup = target.duplicate_socket(outcome.socket, &error);
     tcp_info info{};
     socklen_t length = sizeof info;
-    if (!dup.valid() || getsockopt(dup.get(), IPPROTO_TCP, TCP_INFO, &info, &length) != 0) {
-      continue;
-    }
+    // An invalid duplicate fails here too (EBADF): its queue is not shown.
+    if (getsockopt(dup.get(), IPPROTO_TCP, TCP_INFO, &info, &length) != 0) continue;
     AcceptQueue queue;
     queue.fd = outcome.socket.fd;
     queue.local = keepalive_cli::format_endpoint(outcome.socket.local);
