@@ -15,6 +15,10 @@ constexpr long long kNsPerS = 1000000000LL;
 constexpr long long kRereadAfterNs = kNsPerS;
 
 int cached_idle_s = KEEPALIVE_FALLBACK_KERNEL_IDLE_S;
+// The interval and count, read at load (written once).
+keepalive_kernel_defaults at_load = {KEEPALIVE_FALLBACK_KERNEL_IDLE_S,
+                                     KEEPALIVE_FALLBACK_KERNEL_INTVL_S,
+                                     KEEPALIVE_FALLBACK_KERNEL_CNT, 0};
 // The distinct idle times the configuration sets; written once at load.
 int our_idle_s[KEEPALIVE_MAX_RULES + 1];
 int our_idle_count = 0;
@@ -51,7 +55,8 @@ bool chosen(int idle_s, int default_s) {
 
 void load_default_idle() {
   ErrnoGuard guard;
-  __atomic_store_n(&cached_idle_s, keepalive_kernel_default_idle(), __ATOMIC_RELAXED);
+  keepalive_read_kernel_defaults(&at_load);
+  __atomic_store_n(&cached_idle_s, at_load.idle_s, __ATOMIC_RELAXED);
 }
 
 void remember_our_idle_times(const keepalive_config *cfg) {
@@ -61,6 +66,12 @@ void remember_our_idle_times(const keepalive_config *cfg) {
 }
 
 int default_idle() { return __atomic_load_n(&cached_idle_s, __ATOMIC_RELAXED); }
+
+keepalive_kernel_defaults kernel_defaults() {
+  keepalive_kernel_defaults kernel = at_load;
+  kernel.idle_s = default_idle();
+  return kernel;
+}
 
 bool idle_chosen(int idle_s) {
   if (!chosen(idle_s, default_idle())) return false;

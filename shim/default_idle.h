@@ -16,6 +16,11 @@ void load_default_idle();
 // The default as last read: no call.
 int default_idle();
 
+// The kernel's defaults as a socket whose values were never set reads them:
+// the idle time as last read (default_idle), the interval and the count as
+// read at load. No call.
+keepalive_kernel_defaults kernel_defaults();
+
 // Remembers the idle times `cfg` sets (the global one and the rules'): a
 // socket that reads one of them carries the library's own, inherited from
 // a listener it configured or set by an earlier connect(), and idle_chosen

@@ -17,6 +17,7 @@
 #include "default_idle.h"
 #include "errno_guard.h"
 #include "log.h"
+#include "policy.h"
 #include "sockopts.h"
 
 namespace keepalive {
@@ -173,16 +174,34 @@ void format_peer(int fd, char *buf, size_t size) {
            static_cast<unsigned>(facts.port));
 }
 
-// The listening socket carries `settings` from now on, so that the sockets
-// it accepts inherit them — unless inheritance could not be recognised (no
-// idle time of ours, or the kernel's: every accepted socket would take the
-// per-socket path anyway), the decision depends on the peer or is off, or
-// the program chose the listener's timings itself.
+// What a listener can carry for every connection on its port: the decision
+// for a peer that no peer= rule names (keepalive_decide without the peer).
+// False when the port is needed and unknown.
+bool decide_for_any_peer(const keepalive_config *cfg, const keepalive_socket_facts &facts,
+                         keepalive_settings *out) {
+  keepalive_socket_facts any_peer = facts;
+  any_peer.has_peer = 0;
+  if ((keepalive_needs(cfg, facts.direction) & KEEPALIVE_NEED_PORT) != 0 && !facts.has_port) {
+    return false;
+  }
+  keepalive_decide(cfg, &any_peer, out);
+  return true;
+}
+
+// The listening socket carries the decision for any peer from now on
+// (decide_for_any_peer), so that the sockets it accepts inherit it; those
+// whose peer a peer= rule decides otherwise are corrected when accepted
+// (correct_inherited). Not when inheritance could not be recognised (no idle
+// time of ours, or the kernel's: every accepted socket takes the per-socket
+// path then), the decision is off, or the program chose the listener's
+// timings itself.
 void configure_listener(const keepalive_config *cfg, int listener,
-                        const keepalive_socket_facts &facts, const keepalive_settings &settings) {
-  if (settings.idle_s == KEEPALIVE_UNSET || settings.idle_s == default_idle()) return;
+                        const keepalive_socket_facts &facts) {
   keepalive_settings decided;
-  if (!keepalive_decide_listener(cfg, &facts, &decided)) return;
+  if (!decide_for_any_peer(cfg, facts, &decided) || !decided.enable ||
+      decided.idle_s == KEEPALIVE_UNSET || decided.idle_s == default_idle()) {
+    return;
+  }
   bool readable = false;
   if (timings_chosen(listener, &readable) || !readable) return;
   keepalive_apply_failure failure;
@@ -198,26 +217,67 @@ void configure_listener(const keepalive_config *cfg, int listener,
   }
 }
 
+bool same_values(const keepalive_settings &a, const keepalive_settings &b) {
+  return a.enable == b.enable && a.idle_s == b.idle_s && a.intvl_s == b.intvl_s && a.cnt == b.cnt &&
+         a.user_timeout_ms == b.user_timeout_ms;
+}
+
+// An accepted socket whose idle time is `idle_s`, not the kernel's: when it
+// carries what configure_listener set (the decision for any peer) and a
+// peer= rule decides its peer otherwise, it gets its own decision, changing
+// only the values that differ. The peer is read first (one getpeername), the
+// port only when a peer= rule names the peer. Returns true when the socket
+// was changed (and logged); false leaves it alone: inherited as it should
+// be, or the program's own timings.
+bool correct_inherited(const keepalive_config *cfg, int fd, int idle_s) {
+  const unsigned needs = keepalive_needs(cfg, KEEPALIVE_IN);
+  if ((needs & KEEPALIVE_NEED_PEER) == 0) return false;
+  keepalive_socket_facts facts;
+  keepalive_read_facts(fd, KEEPALIVE_IN, KEEPALIVE_NEED_PEER, &facts);
+  if (!peer_rule_names(cfg, &facts)) return false;
+  if ((needs & KEEPALIVE_NEED_PORT) != 0) {
+    keepalive_socket_facts port;
+    keepalive_read_facts(fd, KEEPALIVE_IN, KEEPALIVE_NEED_PORT, &port);
+    facts.port = port.port;
+    facts.has_port = port.has_port;
+  }
+  keepalive_settings inherited, decided;
+  if (!decide_for_any_peer(cfg, facts, &inherited) || !inherited.enable ||
+      inherited.idle_s != idle_s) {
+    return false;  // not what the listener would carry from us
+  }
+  keepalive_decide(cfg, &facts, &decided);
+  if (same_values(inherited, decided)) return false;
+  keepalive_apply_failure failure;
+  change_settings(fd, inherited, decided, kernel_defaults(), &failure);
+  log_socket(cfg, fd, KEEPALIVE_IN, decided, failure);
+  return true;
+}
+
 }  // namespace
 
 int configure_accepted(int listener, int client) {
   if (client < 0) return client;
   const keepalive_config *cfg = active_config();
   if (cfg == nullptr) return client;
-  bool readable = false;
-  if (timings_chosen(client, &readable)) {
-    log_left_alone(cfg, client, KEEPALIVE_IN);
+  int idle_s = 0;
+  if (!read_idle(client, &idle_s)) return client;
+  if (idle_chosen(idle_s)) {
+    if (!correct_inherited(cfg, client, idle_s)) log_left_alone(cfg, client, KEEPALIVE_IN);
     return client;
   }
-  if (!readable || !has_tcp_protocol(client)) return client;
+  if (!has_tcp_protocol(client)) return client;
   keepalive_socket_facts facts;
   keepalive_settings settings;
   keepalive_apply_failure failure = {nullptr, 0};
-  if (!decide_and_apply(cfg, client, KEEPALIVE_IN, &facts, &settings, &failure)) return client;
-  log_socket(cfg, client, KEEPALIVE_IN, settings, failure);
-  if (settings.enable && failure.option == nullptr) {
-    configure_listener(cfg, listener, facts, settings);
+  if (!decide_and_apply(cfg, client, KEEPALIVE_IN, &facts, &settings, &failure)) {
+    // Left off (below debug logging): the listener may still carry the
+    // decision for other peers.
+    if (!settings.enable) configure_listener(cfg, listener, facts);
+    return client;
   }
+  log_socket(cfg, client, KEEPALIVE_IN, settings, failure);
+  if (failure.option == nullptr) configure_listener(cfg, listener, facts);
   return client;
 }
 

@@ -17,10 +17,13 @@ const keepalive_config *active_config();
 // call returned on `listener`. A new socket whose TCP_KEEPIDLE differs from
 // the kernel's default has had its timings chosen (inherited from a
 // listener configured by the program or by us) and is left alone: one
-// getsockopt. Otherwise it is classified, decided and configured, and so is
-// the listener when keepalive_decide_listener says it can carry the
-// settings and the program has not chosen its own there: the sockets it
-// accepts later inherit them. Returns client; preserves errno.
+// getsockopt — unless peer= rules exist for incoming connections and it
+// carries what we set on its listener: then its peer is read (a second
+// call), and when a peer= rule decides that peer otherwise, the values that
+// differ are changed. Otherwise it is classified, decided and configured,
+// and so is the listener, with the decision for a peer no peer= rule names,
+// unless that is off or the program chose its own timings there: the
+// sockets it accepts later inherit them. Returns client; preserves errno.
 int configure_accepted(int listener, int client);
 
 // True when fd reads back a TCP_KEEPIDLE other than the kernel's default

@@ -6,6 +6,8 @@
 // is decided by a first-match scan over the rules.
 // No allocation, no lock, no syscall.
 
+#include "policy.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -59,6 +61,21 @@ bool peer_matches(const keepalive_rule &rule, const keepalive_socket_facts &fact
 }
 
 }  // namespace
+
+namespace keepalive {
+
+bool peer_rule_names(const keepalive_config *cfg, const keepalive_socket_facts *facts) {
+  if (!facts->has_peer) return false;
+  for (int i = 0; i < cfg->nrules; ++i) {
+    const keepalive_rule &rule = cfg->rules[i];
+    if (rule.npeers == 0) continue;
+    if (rule.directions != 0 && (rule.directions & facts->direction) == 0) continue;
+    if (peer_matches(rule, *facts)) return true;
+  }
+  return false;
+}
+
+}  // namespace keepalive
 
 extern "C" {
 

@@ -193,6 +193,40 @@ bool apply_to_tcp(int fd, const keepalive_settings *s, keepalive_apply_failure *
   return apply_options(fd, s, failure, ask_first ? nullptr : has_tcp_protocol) >= 0;
 }
 
+int change_settings(int fd, const keepalive_settings &from, const keepalive_settings &to,
+                    const keepalive_kernel_defaults &kernel, keepalive_apply_failure *failure) {
+  ErrnoGuard guard;
+  failure->option = nullptr;
+  failure->error = 0;
+  int failures = 0;
+  auto set = [&](const char *name, int level, int option, long long value) {
+    if (set_int(fd, level, option, static_cast<int>(value))) return;
+    if (failures++ == 0) {
+      failure->option = name;
+      failure->error = errno;
+    }
+  };
+  // Off first: no keepalive timer is re-armed by the values that follow.
+  if (!to.enable) set("SO_KEEPALIVE", SOL_SOCKET, SO_KEEPALIVE, 0);
+  struct Value {
+    const char *name;
+    int option;
+    long long from, to, kernel;
+  };
+  const Value values[] = {
+      {"TCP_USER_TIMEOUT", TCP_USER_TIMEOUT, from.user_timeout_ms, to.user_timeout_ms, 0},
+      {"TCP_KEEPIDLE", TCP_KEEPIDLE, from.idle_s, to.idle_s, kernel.idle_s},
+      {"TCP_KEEPINTVL", TCP_KEEPINTVL, from.intvl_s, to.intvl_s, kernel.intvl_s},
+      {"TCP_KEEPCNT", TCP_KEEPCNT, from.cnt, to.cnt, kernel.cnt},
+  };
+  for (const Value &value : values) {
+    long long now = value.from == KEEPALIVE_UNSET ? value.kernel : value.from;
+    long long wanted = !to.enable || value.to == KEEPALIVE_UNSET ? value.kernel : value.to;
+    if (wanted != now) set(value.name, IPPROTO_TCP, value.option, wanted);
+  }
+  return failures;
+}
+
 bool destination_facts(const sockaddr_storage &storage, socklen_t len, unsigned needs,
                        keepalive_socket_facts *facts) {
   memset(facts, 0, sizeof *facts);

@@ -42,6 +42,16 @@ int kernel_default_idle_or(int fallback);
 // nothing, when the socket is not TCP. Preserves errno.
 bool apply_to_tcp(int fd, const keepalive_settings *s, keepalive_apply_failure *failure);
 
+// Changes fd, which carries `from` (a listener's settings it inherited, with
+// the kernel's values for what `from` leaves unset), to what `to` asks, in
+// the fewest calls: only the values that differ are set. A value `to` leaves
+// unset, and every value when `to` is off, goes back to the kernel's
+// (`kernel`; TCP_USER_TIMEOUT 0), as if it had never been set; `to` off
+// switches SO_KEEPALIVE off first. Requires from->enable. Returns the number
+// of failed calls, the first in *failure. Preserves errno.
+int change_settings(int fd, const keepalive_settings &from, const keepalive_settings &to,
+                    const keepalive_kernel_defaults &kernel, keepalive_apply_failure *failure);
+
 // Fills the facts of an outgoing socket (peer address and port, as
 // keepalive_read_facts would read them once connected) from connect()'s
 // address, copied by the caller into `storage` (`len` bytes of it are the

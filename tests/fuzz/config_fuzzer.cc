@@ -24,6 +24,9 @@
 //     (quoted in the shim's debug lines) is one printable line;
 //   - keepalive_needs is sound: deciding with only the facts it names gives
 //     the same settings as deciding with every fact;
+//   - the shim's peer_rule_names is sound: when no peer= rule names the
+//     peer, the decision has the values of the decision without the peer
+//     (what a listener carries for its accepted sockets);
 //   - the settings text fits KEEPALIVE_SETTINGS_TEXT_LEN, the buffer every caller
 //     (the shim's log lines, the command) gives it;
 //   - errno is preserved where the API promises it;
@@ -49,6 +52,7 @@
 #include <vector>
 
 #include "keepalive/keepalive.h"
+#include "policy.h"  // shim/: the shim's own question to the policy
 
 namespace {
 
@@ -263,9 +267,13 @@ void CheckRule(const keepalive_rule &rule, int index) {
   CheckFormat(rule.settings, what);
 }
 
-bool SameSettings(const keepalive_settings &a, const keepalive_settings &b) {
+bool SameValues(const keepalive_settings &a, const keepalive_settings &b) {
   return a.enable == b.enable && a.idle_s == b.idle_s && a.intvl_s == b.intvl_s && a.cnt == b.cnt &&
-         a.user_timeout_ms == b.user_timeout_ms && a.rule == b.rule;
+         a.user_timeout_ms == b.user_timeout_ms;
+}
+
+bool SameSettings(const keepalive_settings &a, const keepalive_settings &b) {
+  return SameValues(a, b) && a.rule == b.rule;
 }
 
 // keepalive_needs is what lets the shim skip getsockname/getpeername: the
@@ -309,6 +317,17 @@ void CheckNeedsAreSound(const keepalive_config &cfg) {
               direction == KEEPALIVE_IN ? "in" : "out", needs, port, peer.family, from_all.rule,
               from_named.rule);
         CHECK(cfg.enabled || from_all.enable == 0, "disabled configuration decided enable=1");
+        // What an accepted socket inherits from its listener is the decision
+        // without the peer; the shim changes it only where peer_rule_names.
+        keepalive_settings any_peer;
+        keepalive_socket_facts without_peer = all;
+        without_peer.has_peer = 0;
+        keepalive_decide(&cfg, &without_peer, &any_peer);
+        CHECK(keepalive::peer_rule_names(&cfg, &all) || SameValues(from_all, any_peer),
+              "peer_rule_names(%s) is unsound: port %u peer family %u decides rule %d, rule %d "
+              "without the peer, and no peer= rule names the peer",
+              direction == KEEPALIVE_IN ? "in" : "out", port, peer.family, from_all.rule,
+              any_peer.rule);
         CheckSettingsInRange(from_all, "decision");
       }
     }
