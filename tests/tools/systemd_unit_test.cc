@@ -1,21 +1,30 @@
-// systemd_unit_test.cc — the pure parts of `keepalive enable/disable/status`:
-// quoting an Environment= assignment, splitting one back as systemd does,
-// a unit's [Service] lines and environment, unit names and the line diff.
+// systemd_unit_test.cc — the parts of `keepalive enable/disable/status` that
+// read units: quoting an Environment= assignment, splitting one back and
+// resolving its specifiers as systemd does, a unit's [Service] lines and
+// environment, unit names, the files systemd reads for a unit (in a
+// temporary directory) and the line diff.
 // (That systemd itself reads back what systemd_quote writes is shown by
 // tests/tools/drop_in_test.py with systemd's own parser.)
 
 #include "lib/systemd_unit.h"
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <fstream>
 #include <string>
 #include <vector>
 
 namespace {
 
+using keepalive_cli::find_unit_files;
 using keepalive_cli::line_diff;
+using keepalive_cli::resolve_specifiers;
 using keepalive_cli::service_assignments;
 using keepalive_cli::service_unit_name;
+using keepalive_cli::specifier_escape;
 using keepalive_cli::systemd_quote;
 using keepalive_cli::systemd_split;
 using keepalive_cli::UnitEnvironment;
@@ -41,7 +50,7 @@ INSTANTIATE_TEST_SUITE_P(
                     QuoteCase{"KEEPALIVE_RULES=in port=5222 idle=270; off",
                               "\"KEEPALIVE_RULES=in port=5222 idle=270; off\""},
                     QuoteCase{"LD_PRELOAD=/a b/lib.so /c.so", "\"LD_PRELOAD=/a b/lib.so /c.so\""},
-                    QuoteCase{"A=100%", "\"A=100%%\""}, QuoteCase{"A=%n", "\"A=%%n\""},
+                    QuoteCase{"A=100%%", "\"A=100%%\""}, QuoteCase{"A=%n", "\"A=%n\""},
                     QuoteCase{"A=say \"hi\"", "\"A=say \\\"hi\\\"\""},
                     QuoteCase{"A=back\\slash", "\"A=back\\\\slash\""},
                     QuoteCase{"A=it's $HOME", "\"A=it's $HOME\""},
@@ -62,9 +71,7 @@ TEST_P(SplitTest, SplitsAsSystemd) {
   const SplitCase &c = GetParam();
   std::vector<std::string> words;
   EXPECT_EQ(systemd_split(c.value, &words), c.ok) << c.value;
-  if (c.ok) {
-    EXPECT_EQ(words, c.words) << c.value;
-  }
+  EXPECT_EQ(words, c.words) << c.value;
 }
 
 // The first is systemd.exec(5)'s own example for Environment=.
@@ -76,11 +83,13 @@ INSTANTIATE_TEST_SUITE_P(
                     SplitCase{"A=1   B=2", true, {"A=1", "B=2"}}, SplitCase{"", true, {}},
                     SplitCase{"'A=x y' B=\"z\"", true, {"A=x y", "B=z"}},
                     SplitCase{"A=a\"b c\"d", true, {"A=ab cd"}},
-                    SplitCase{"A=50%%", true, {"A=50%"}},
+                    SplitCase{"A=50%% %N", true, {"A=50%%", "%N"}},
                     SplitCase{"A=\\x41\\101\\n", true, {"A=AA\n"}},
                     SplitCase{"A=\\x41", true, {"A=A"}}, SplitCase{"A=\\x4", false, {}},
                     SplitCase{"A=\"open", false, {}}, SplitCase{"A=x\\", false, {}},
                     SplitCase{"A=\\q", false, {}},
+                    // systemd 252 --test: A=1 is kept, the rest of the line not.
+                    SplitCase{"A=1 B=\\q C=2", false, {"A=1"}},
                     // systemd 252 --test: "Invalid syntax, ignoring" (8 is no octal digit).
                     SplitCase{"A=\\018 B=1", false, {}}, SplitCase{"A=\\1a1", false, {}}));
 
@@ -105,8 +114,61 @@ TEST(ServiceAssignmentsTest, CommentLinesInsideAContinuedLineAreSkipped) {
   EXPECT_EQ(assignments, expected);
 }
 
+struct SpecifierCase {
+  const char *unit, *written;
+  bool ok;
+  const char *resolved;
+};
+
+class SpecifierTest : public testing::TestWithParam<SpecifierCase> {};
+
+TEST_P(SpecifierTest, ResolvesAsSystemd) {
+  const SpecifierCase &c = GetParam();
+  std::string resolved;
+  EXPECT_EQ(resolve_specifiers(c.written, c.unit, &resolved), c.ok) << c.written;
+  if (c.ok) {
+    EXPECT_EQ(resolved, c.resolved) << c.written;
+  }
+}
+
+// What systemd 252 --test printed for these units' Environment= words.
+INSTANTIATE_TEST_SUITE_P(
+    Words, SpecifierTest,
+    testing::Values(
+        SpecifierCase{"foo-bar@a-b\\x2dc.service", "A=%n|%N|%p|%P|%i|%I|%j|%J|%f", true,
+                      "A=foo-bar@a-b\\x2dc.service|foo-bar@a-b\\x2dc|foo-bar|foo/bar|a-b\\x2dc|"
+                      "a/b-c|bar|bar|/a/b-c"},
+        SpecifierCase{"real.service", "A=%n|%N|%p|%P|%i|%I|%j|%J|%f", true,
+                      "A=real.service|real|real|real|||real|real|/real"},
+        SpecifierCase{"x.service", "B=%%x", true, "B=%x"},
+        SpecifierCase{"x.service", "D=end%", true, "D=end%"},
+        SpecifierCase{"x.service", "H=%H", true, "H=%H"},  // systemd's hostname: as written
+        SpecifierCase{"x.service", "C=%z", false, ""}));
+
+TEST(SpecifierEscapeTest, DoublesEveryPercent) {
+  EXPECT_EQ(specifier_escape("/opt/100%/%n"), "/opt/100%%/%%n");
+  std::string resolved;
+  ASSERT_TRUE(resolve_specifiers(specifier_escape("/opt/100%/%n"), "x.service", &resolved));
+  EXPECT_EQ(resolved, "/opt/100%/%n");
+}
+
+TEST(UnitEnvironmentTest, SpecifiersResolvedForTheUnitAndKeptAsWritten) {
+  UnitEnvironment environment("web@a-b.service");
+  environment.add_file("unit",
+                       "[Service]\nEnvironment=\"LD_PRELOAD=/opt/%N/libx.so\" BAD=%z OK=%%\n"
+                       "UnsetEnvironment=X=%i\n");
+  ASSERT_NE(environment.find("LD_PRELOAD"), nullptr);
+  EXPECT_EQ(environment.find("LD_PRELOAD")->value, "/opt/web@a-b/libx.so");
+  EXPECT_EQ(environment.find("LD_PRELOAD")->written, "/opt/%N/libx.so");
+  EXPECT_EQ(environment.find("BAD"), nullptr);  // systemd ignores the word
+  EXPECT_EQ(environment.find("OK")->value, "%");
+  std::string file;
+  EXPECT_TRUE(environment.unsets({"X", "a-b", "", ""}, &file));
+  EXPECT_FALSE(environment.unsets({"X", "%i", "", ""}, &file));
+}
+
 TEST(UnitEnvironmentTest, LaterFilesWinAndAnEmptyAssignmentEmpties) {
-  UnitEnvironment environment;
+  UnitEnvironment environment("svc.service");
   environment.add_file("unit", "[Service]\nEnvironment=LD_PRELOAD=/a.so X=1\n");
   environment.add_file("10.conf", "[Service]\nEnvironment=\"LD_PRELOAD=/b.so /c.so\"\n");
   ASSERT_NE(environment.find("LD_PRELOAD"), nullptr);
@@ -140,6 +202,76 @@ TEST(ServiceUnitNameTest, NamesAService) {
   EXPECT_EQ(service_unit_name(std::string(247, 'a') + ".service"),
             std::string(247, 'a') + ".service");
   EXPECT_EQ(service_unit_name(std::string(248, 'a') + ".service"), "");
+}
+
+// A directory tree of unit files, removed at the end of the test.
+class UnitTree : public testing::Test {
+ protected:
+  void SetUp() override {
+    char name[] = "/tmp/systemd_unit_test.XXXXXX";
+    ASSERT_NE(mkdtemp(name), nullptr);
+    root_ = name;
+  }
+  void TearDown() override { ASSERT_EQ(system(("rm -rf '" + root_ + "'").c_str()), 0); }
+  std::string dir(const std::string &name) {
+    const std::string path = root_ + "/" + name;
+    mkdir(path.c_str(), 0755);
+    return path;
+  }
+  void file(const std::string &path) {
+    const std::string parent = path.substr(0, path.rfind('/'));
+    if (parent != root_) mkdir(parent.c_str(), 0755);
+    std::ofstream(path) << "[Service]\n";
+  }
+  std::string root_;
+};
+
+TEST_F(UnitTree, FindsTheTemplateAndEveryDropInDirectoryOfTheName) {
+  const std::string etc = dir("etc"), lib = dir("lib");
+  file(lib + "/foo-bar@.service");
+  file(etc + "/foo-bar@x-y.service.d/50-instance.conf");
+  file(lib + "/foo-bar@.service.d/40-template.conf");
+  file(lib + "/foo-.service.d/30-template-prefix.conf");
+  file(lib + "/foo-@x-y.service.d/20-instance-prefix.conf");
+  file(etc + "/service.d/10-all.conf");
+  file(lib + "/other.service.d/00-other.conf");
+  // The same name: the earlier directory hides the later, the instance's
+  // directory its template's in the same one.
+  file(lib + "/foo-bar@x-y.service.d/40-template.conf");
+  file(etc + "/service.d/50-instance.conf");
+  const auto files = find_unit_files({etc, lib}, "foo-bar@x-y.service");
+  EXPECT_EQ(files.unit_file, lib + "/foo-bar@.service");
+  EXPECT_EQ(files.drop_ins,
+            (std::vector<std::string>{etc + "/service.d/10-all.conf",
+                                      lib + "/foo-@x-y.service.d/20-instance-prefix.conf",
+                                      lib + "/foo-.service.d/30-template-prefix.conf",
+                                      lib + "/foo-bar@x-y.service.d/40-template.conf",
+                                      etc + "/foo-bar@x-y.service.d/50-instance.conf"}));
+}
+
+TEST_F(UnitTree, AnAliasLeadsToItsTargetsFileAndDropIns) {
+  const std::string etc = dir("etc");
+  file(etc + "/real.service");
+  ASSERT_EQ(symlink("real.service", (etc + "/alias.service").c_str()), 0);
+  file(etc + "/alias.service.d/a.conf");
+  file(etc + "/real.service.d/r.conf");
+  file(etc + "/web-app-x.service.d/n.conf");  // another unit's
+  for (const char *unit : {"alias.service", "real.service"}) {
+    const auto files = find_unit_files({etc}, unit);
+    EXPECT_EQ(files.unit_file, etc + "/real.service") << unit;
+    EXPECT_EQ(files.drop_ins, (std::vector<std::string>{etc + "/alias.service.d/a.conf",
+                                                        etc + "/real.service.d/r.conf"}))
+        << unit;
+  }
+  EXPECT_EQ(find_unit_files({etc}, "alias.service").aliases,
+            std::vector<std::string>{"real.service"});
+  file(etc + "/web-.service.d/w.conf");
+  file(etc + "/web-app-.service.d/wa.conf");
+  const auto dashed = find_unit_files({etc}, "web-app-x.service");
+  EXPECT_EQ(dashed.unit_file, "");
+  EXPECT_EQ(dashed.drop_ins, (std::vector<std::string>{etc + "/web-app-x.service.d/n.conf",
+                                                       etc + "/web-.service.d/w.conf",
+                                                       etc + "/web-app-.service.d/wa.conf"}));
 }
 
 TEST(LineDiffTest, ShowsRemovedThenAddedLines) {

@@ -6,11 +6,15 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
+#include <iterator>
 #include <sstream>
+
+#include "lib/files.h"
 
 namespace keepalive_cli {
 namespace {
@@ -68,15 +72,19 @@ bool decode_escape(std::string_view text, size_t *i, std::string *out) {
 
 }  // namespace
 
-std::string systemd_quote(std::string_view assignment) {
+std::string specifier_escape(std::string_view literal) {
+  std::string out;
+  for (char c : literal) out += c == '%' ? "%%" : std::string(1, c);
+  return out;
+}
+
+std::string systemd_quote(std::string_view written) {
   std::string out = "\"";
-  for (char c : assignment) {
+  for (char c : written) {
     unsigned char byte = static_cast<unsigned char>(c);
     if (c == '\\' || c == '"') {
       out += '\\';
       out += c;
-    } else if (c == '%') {
-      out += "%%";
     } else if (byte < 0x20 || byte == 0x7f) {
       char escaped[8];
       snprintf(escaped, sizeof escaped, "\\x%02x", byte);
@@ -108,9 +116,6 @@ bool systemd_split(std::string_view value, std::vector<std::string> *words) {
       } else if (c == quote) {
         quote = 0;
         ++i;
-      } else if (c == '%' && i + 1 < value.size() && value[i + 1] == '%') {
-        word += '%';
-        i += 2;
       } else {
         word += c;
         ++i;
@@ -119,6 +124,105 @@ bool systemd_split(std::string_view value, std::vector<std::string> *words) {
     if (quote != 0) return false;
     words->push_back(std::move(word));
   }
+}
+
+namespace {
+
+// The parts of a unit name: "foo-bar@baz.service" has the prefix "foo-bar",
+// the instance "baz" (an instance: '@' and text before the suffix), the
+// suffix ".service"; "foo@.service" is a template, with no instance.
+struct UnitName {
+  std::string prefix, instance, suffix;
+  bool has_at = false;
+  explicit UnitName(std::string_view name) {
+    size_t dot = name.rfind('.');
+    if (dot == std::string_view::npos) dot = name.size();
+    suffix = std::string(name.substr(dot));
+    std::string_view stem = name.substr(0, dot);
+    size_t at = stem.find('@');
+    has_at = at != std::string_view::npos;
+    prefix = std::string(stem.substr(0, at));
+    if (has_at) instance = std::string(stem.substr(at + 1));
+  }
+  bool is_instance() const { return has_at && !instance.empty(); }
+  std::string templated() const { return prefix + "@" + suffix; }
+  std::string with_instance(const std::string &other) const {
+    return prefix + (has_at ? "@" + other : "") + suffix;
+  }
+};
+
+// systemd's unescaping of a unit name part: \xNN is the byte, '-' is '/'.
+std::string unescape_name(std::string_view part) {
+  std::string out;
+  for (size_t i = 0; i < part.size(); ++i) {
+    if (part[i] == '-') {
+      out += '/';
+    } else if (part[i] == '\\' && i + 3 < part.size() && part[i + 1] == 'x' &&
+               hex_value(part[i + 2]) >= 0 && hex_value(part[i + 3]) >= 0) {
+      out += static_cast<char>(hex_value(part[i + 2]) * 16 + hex_value(part[i + 3]));
+      i += 3;
+    } else {
+      out += part[i];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+bool resolve_specifiers(std::string_view written, std::string_view unit, std::string *resolved) {
+  // Those systemd resolves from the machine, the user or the unit's file:
+  // kept as written.
+  static constexpr std::string_view kKeptAsWritten = "aAbBCdEgGhHlLmMoqsStTuUvVwWyY";
+  const UnitName name(unit);
+  const std::string stem = name.prefix + (name.has_at ? "@" + name.instance : "");
+  const size_t dash = name.prefix.rfind('-');
+  const std::string last = dash == std::string::npos ? name.prefix : name.prefix.substr(dash + 1);
+  resolved->clear();
+  for (size_t i = 0; i < written.size(); ++i) {
+    if (written[i] != '%' || i + 1 == written.size()) {  // a lone % at the end stays
+      *resolved += written[i];
+      continue;
+    }
+    const char c = written[++i];
+    switch (c) {
+      case '%':
+        *resolved += '%';
+        break;
+      case 'n':
+        *resolved += std::string(unit);
+        break;
+      case 'N':
+        *resolved += stem;
+        break;
+      case 'p':
+        *resolved += name.prefix;
+        break;
+      case 'P':
+        *resolved += unescape_name(name.prefix);
+        break;
+      case 'i':
+        *resolved += name.instance;
+        break;
+      case 'I':
+        *resolved += unescape_name(name.instance);
+        break;
+      case 'j':
+        *resolved += last;
+        break;
+      case 'J':
+        *resolved += unescape_name(last);
+        break;
+      case 'f':
+        *resolved += "/" + unescape_name(name.is_instance() ? name.instance : name.prefix);
+        break;
+      default:
+        if (kKeptAsWritten.find(c) == std::string_view::npos) return false;
+        *resolved += '%';
+        *resolved += c;
+    }
+  }
+  return true;
 }
 
 std::vector<std::pair<std::string, std::string>> service_assignments(std::string_view text) {
@@ -169,22 +273,22 @@ void UnitEnvironment::add_file(const std::string &path, std::string_view text) {
       continue;
     }
     std::vector<std::string> words;
-    if (!systemd_split(value, &words)) continue;  // systemd ignores the line too
-    if (key == "UnsetEnvironment") {
-      for (const std::string &word : words) {
-        size_t equals = word.find('=');
+    systemd_split(value, &words);  // systemd keeps the words before a syntax error
+    for (const std::string &written : words) {
+      std::string word;
+      if (!resolve_specifiers(written, unit, &word)) continue;  // systemd ignores it too
+      const size_t equals = word.find('=');
+      if (key == "UnsetEnvironment") {
         unset.push_back(Variable{word.substr(0, equals),
-                                 equals == std::string::npos ? "" : word.substr(equals), path});
+                                 equals == std::string::npos ? "" : word.substr(equals), path, ""});
+        continue;
       }
-      continue;
-    }
-    for (const std::string &word : words) {
-      size_t equals = word.find('=');
       if (equals == std::string::npos || equals == 0) continue;
       std::string name = word.substr(0, equals);
       auto same = [&](const Variable &v) { return v.name == name; };
       variables.erase(std::remove_if(variables.begin(), variables.end(), same), variables.end());
-      variables.push_back(Variable{name, word.substr(equals + 1), path});
+      variables.push_back(
+          Variable{name, word.substr(equals + 1), path, written.substr(written.find('=') + 1)});
     }
   }
 }
@@ -240,10 +344,21 @@ std::string service_unit_name(std::string_view name) {
 }
 
 std::vector<std::string> unit_directories(const std::string &unit_dir) {
+  // systemd's search path for system units (`systemd-analyze unit-paths`).
+  static const char *const kSystemDirectories[] = {
+      "/etc/systemd/system.control", "/run/systemd/system.control",
+      "/run/systemd/transient",      "/run/systemd/generator.early",
+      "/etc/systemd/system",         "/etc/systemd/system.attached",
+      "/run/systemd/system",         "/run/systemd/system.attached",
+      "/run/systemd/generator",      "/usr/local/lib/systemd/system",
+      "/lib/systemd/system",         "/usr/lib/systemd/system",
+      "/run/systemd/generator.late"};
+  std::vector<std::string> candidates(std::begin(kSystemDirectories), std::end(kSystemDirectories));
+  if (std::find(candidates.begin(), candidates.end(), unit_dir) == candidates.end()) {
+    candidates.insert(candidates.begin(), unit_dir);
+  }
   std::vector<std::string> directories, resolved;
-  for (const std::string &dir :
-       {unit_dir, std::string("/etc/systemd/system"), std::string("/run/systemd/system"),
-        std::string("/lib/systemd/system"), std::string("/usr/lib/systemd/system")}) {
+  for (const std::string &dir : candidates) {
     char real[PATH_MAX];
     std::string key = realpath(dir.c_str(), real) != nullptr ? real : dir;
     if (std::find(resolved.begin(), resolved.end(), key) != resolved.end()) continue;
@@ -253,29 +368,134 @@ std::vector<std::string> unit_directories(const std::string &unit_dir) {
   return directories;
 }
 
+namespace {
+
+std::string real_path(const std::string &path) {
+  char real[PATH_MAX];
+  return realpath(path.c_str(), real) != nullptr ? real : "";
+}
+
+std::string base_name(const std::string &path) { return path.substr(path.rfind('/') + 1); }
+
+// The first DIR/name of `directories` that exists (a file or a symlink).
+std::string first_in(const std::vector<std::string> &directories, const std::string &name) {
+  struct stat st;
+  for (const std::string &dir : directories) {
+    if (lstat((dir + "/" + name).c_str(), &st) == 0) return dir + "/" + name;
+  }
+  return "";
+}
+
+// The drop-in directories systemd reads in `dir` for `name`, most specific
+// first: NAME.d, its template's, then those of its dash prefix ("foo-bar-x"
+// → "foo-bar-", keeping an instance), recursively.
+void add_drop_in_dirs(const std::string &dir, const std::string &name,
+                      std::vector<std::string> *out) {
+  out->push_back(dir + "/" + name + ".d");
+  const UnitName parts(name);
+  if (parts.is_instance()) add_drop_in_dirs(dir, parts.templated(), out);
+  std::string prefix = parts.prefix;
+  bool chopped = false;
+  while (true) {
+    const size_t dash = prefix.rfind('-');
+    if (dash == std::string::npos || dash == 0) return;
+    if (dash + 1 < prefix.size() || chopped) {
+      prefix.resize(dash + 1);
+      break;
+    }
+    prefix.resize(dash);  // a trailing dash: the next one up, once
+    chopped = true;
+  }
+  const std::string instance = parts.is_instance() ? "@" + parts.instance : "";
+  add_drop_in_dirs(dir, prefix + instance + parts.suffix, out);
+}
+
+}  // namespace
+
 UnitFiles find_unit_files(const std::vector<std::string> &directories, const std::string &unit) {
   UnitFiles files;
-  std::vector<std::pair<std::string, std::string>> drop_ins;  // name, path
-  for (const std::string &dir : directories) {
-    std::string candidate = dir + "/" + unit;
-    if (files.unit_file.empty() && access(candidate.c_str(), R_OK) == 0) {
-      files.unit_file = candidate;
+  files.unit = unit;
+  const UnitName name(unit);
+  std::string found = first_in(directories, unit);
+  const bool from_template = found.empty() && name.is_instance();
+  if (from_template) found = first_in(directories, name.templated());
+  if (!found.empty()) files.unit_file = real_path(found);
+  // Its other names: the target of the name found, when a symlink, and
+  // every symlink in the directories to the same file (an instance's
+  // names carry its instance).
+  auto add_alias = [&](const std::string &alias) {
+    const std::string named = from_template ? UnitName(alias).with_instance(name.instance) : alias;
+    const UnitName parts(alias);
+    if (named == unit || parts.suffix != name.suffix ||
+        parts.has_at != (from_template || name.has_at) ||
+        std::find(files.aliases.begin(), files.aliases.end(), named) != files.aliases.end()) {
+      return;
     }
-    std::string drop_in_dir = dir + "/" + unit + ".d";
+    files.aliases.push_back(named);
+  };
+  if (!files.unit_file.empty() && files.unit_file != "/dev/null") {
+    add_alias(base_name(files.unit_file));
+    for (const std::string &dir : directories) {
+      DIR *listing = opendir(dir.c_str());
+      if (listing == nullptr) continue;
+      while (const dirent *entry = readdir(listing)) {
+        if (entry->d_type != DT_LNK) continue;
+        if (real_path(dir + "/" + entry->d_name) == files.unit_file) add_alias(entry->d_name);
+      }
+      closedir(listing);
+    }
+  }
+  std::vector<std::string> drop_in_dirs;
+  std::vector<std::string> names = {unit};
+  names.insert(names.end(), files.aliases.begin(), files.aliases.end());
+  for (const std::string &each : names) {
+    for (const std::string &dir : directories) add_drop_in_dirs(dir, each, &drop_in_dirs);
+  }
+  for (const std::string &dir : directories) drop_in_dirs.push_back(dir + "/service.d");
+  std::vector<std::pair<std::string, std::string>> drop_ins;  // name, path
+  for (const std::string &drop_in_dir : drop_in_dirs) {
     DIR *listing = opendir(drop_in_dir.c_str());
     if (listing == nullptr) continue;
     while (const dirent *entry = readdir(listing)) {
-      std::string name = entry->d_name;
-      if (name.size() <= 5 || name.substr(name.size() - 5) != ".conf") continue;
-      auto same = [&](const auto &known) { return known.first == name; };
+      std::string file = entry->d_name;
+      if (file.size() <= 5 || file[0] == '.' || file.substr(file.size() - 5) != ".conf") continue;
+      auto same = [&](const auto &known) { return known.first == file; };
       if (std::any_of(drop_ins.begin(), drop_ins.end(), same)) continue;
-      drop_ins.emplace_back(name, drop_in_dir + "/" + name);
+      drop_ins.emplace_back(file, drop_in_dir + "/" + file);
     }
     closedir(listing);
   }
   std::sort(drop_ins.begin(), drop_ins.end());
-  for (const auto &[name, path] : drop_ins) files.drop_ins.push_back(path);
+  for (const auto &[file, path] : drop_ins) files.drop_ins.push_back(path);
   return files;
+}
+
+UnitEnvironment unit_environment(const UnitFiles &files, const std::string &drop_in_path,
+                                 const std::string *drop_in_text) {
+  std::vector<std::string> drop_ins;
+  for (const std::string &file : files.drop_ins) {
+    if (base_name(file) != base_name(drop_in_path)) drop_ins.push_back(file);
+  }
+  if (drop_in_text != nullptr) {
+    auto by_name = [](const std::string &a, const std::string &b) {
+      return base_name(a) < base_name(b);
+    };
+    drop_ins.insert(std::upper_bound(drop_ins.begin(), drop_ins.end(), drop_in_path, by_name),
+                    drop_in_path);
+  }
+  UnitEnvironment environment(files.unit);
+  std::string text;
+  if (!files.unit_file.empty() && read_file(files.unit_file, &text)) {
+    environment.add_file(files.unit_file, text);
+  }
+  for (const std::string &file : drop_ins) {
+    if (file == drop_in_path && drop_in_text != nullptr) {
+      environment.add_file(file, *drop_in_text);
+    } else if (read_file(file, &text)) {
+      environment.add_file(file, text);
+    }
+  }
+  return environment;
 }
 
 std::string line_diff(std::string_view before, std::string_view after) {

@@ -1,9 +1,9 @@
 // systemd_unit.h — what `keepalive enable/disable/status` need to know of
 // systemd's unit files, without systemd: quoting an Environment= assignment
 // the way systemd unquotes it, splitting an Environment= value back into
-// assignments, reading a unit's [Service] lines, and finding a unit's file
-// and drop-ins in the usual directories. Pure text handling but for
-// find_unit_files.
+// assignments, resolving specifiers, reading a unit's [Service] lines, and
+// finding a unit's file and drop-ins as systemd does. Pure text handling
+// but for find_unit_files and unit_environment.
 #ifndef KEEPALIVE_TOOLS_SYSTEMD_UNIT_H
 #define KEEPALIVE_TOOLS_SYSTEMD_UNIT_H
 
@@ -14,16 +14,28 @@
 
 namespace keepalive_cli {
 
-// "NAME=VALUE" as one Environment= word that systemd reads back as exactly
-// NAME=VALUE: in double quotes, with \ and " escaped, % doubled (systemd
-// expands specifiers in Environment=), control bytes as \xNN.
-std::string systemd_quote(std::string_view assignment);
+// Environment= text keeps systemd's specifiers (%N, %i, ...) "as written":
+// systemd resolves them when it loads the unit. Literal text goes in with
+// its % doubled (specifier_escape); text read from a unit goes back as it
+// was written, so that systemd resolves its specifiers for the service.
+std::string specifier_escape(std::string_view literal);
+
+// "NAME=VALUE", as written, as one Environment= word that systemd reads back
+// as exactly that text: in double quotes, with \ and " escaped, control
+// bytes as \xNN (a % stays as it is: see specifier_escape).
+std::string systemd_quote(std::string_view written);
 
 // Splits an Environment= value into its words as systemd does (quotes
-// removed, C escapes decoded, %% read as %; other specifiers are kept as
-// written). Returns false, as systemd ignores such a line, on an unfinished
-// quote or escape.
+// removed, C escapes decoded; specifiers stay as written). Returns false, as
+// systemd stops reading such a line, on an unfinished quote or an unknown
+// escape; `words` then holds the words before it, which systemd keeps.
 bool systemd_split(std::string_view value, std::vector<std::string> *words);
+
+// Resolves the specifiers of `written` as systemd does for service `unit`
+// (foo@bar.service): %% and the unit name's own (%n %N %p %P %i %I %j %J
+// %f); the others systemd knows (%H, %t, ...) are kept as written. Returns
+// false, as systemd ignores such a word, for a specifier it does not know.
+bool resolve_specifiers(std::string_view written, std::string_view unit, std::string *resolved);
 
 // The Key=Value assignments of a unit file's [Service] section, in order,
 // with continuation lines joined and comments skipped.
@@ -32,11 +44,15 @@ std::vector<std::pair<std::string, std::string>> service_assignments(std::string
 // A unit's environment as its Environment= lines build it, file after file
 // (an empty Environment= empties it), with the file that set each variable
 // last, the EnvironmentFile= lines seen (systemd reads those later, and they
-// win) and the UnsetEnvironment= words (applied last).
+// win) and the UnsetEnvironment= words (applied last). Specifiers are
+// resolved for `unit`, the name the service is started by.
 struct UnitEnvironment {
   struct Variable {
     std::string name, value, file;
+    std::string written;  // the value before its specifiers were resolved
   };
+  explicit UnitEnvironment(std::string unit_name) : unit(std::move(unit_name)) {}
+  std::string unit;
   std::vector<Variable> variables;
   std::vector<std::string> environment_files;  // "FILE: VALUE"
   std::string emptied_by;  // the last file with an empty Environment= ("": none)
@@ -52,20 +68,34 @@ struct UnitEnvironment {
 // "prosody" → "prosody.service"; "" when NAME is not a service unit name.
 std::string service_unit_name(std::string_view name);
 
-// The directories systemd reads system units from, `unit_dir` first, then
-// /etc/systemd/system, /run/systemd/system, /lib/systemd/system and
-// /usr/lib/systemd/system, each only once (the same directory through a
-// symlink, as /lib on a merged /usr, is skipped).
+// The directories systemd reads system units from, in its order: `unit_dir`
+// first (unless it is one of them), then systemd's own, from
+// /etc/systemd/system.control to /usr/lib/systemd/system, each only once
+// (the same directory through a symlink, as /lib on a merged /usr, is
+// skipped).
 std::vector<std::string> unit_directories(const std::string &unit_dir);
 
-// The unit's file (the first directory that has it; "" if none) and its
-// drop-ins UNIT.d/*.conf, in the order systemd applies them (by file name;
-// a name in an earlier directory hides the same name in later ones).
+// The files systemd reads for service `unit`, found as systemd finds them:
+// the unit's file (its own, else its template's for an instance; an alias,
+// a symlink, leads to its target's), and the drop-ins *.conf of every
+// directory systemd reads for each of the unit's names (the name, its
+// template, its dash prefixes — web-app-x.service: web-app-.service.d,
+// web-.service.d — its aliases, then service.d), in the order systemd
+// applies them: by file name, a name found earlier (an earlier directory,
+// or a more specific name in the same one) hiding the same name later.
 struct UnitFiles {
-  std::string unit_file;
+  std::string unit;                  // the name asked for
+  std::vector<std::string> aliases;  // its other names: the alias's target, other aliases
+  std::string unit_file;             // "" when there is none
   std::vector<std::string> drop_ins;
 };
 UnitFiles find_unit_files(const std::vector<std::string> &directories, const std::string &unit);
+
+// The environment systemd builds from `files`, the drop-in at
+// `drop_in_path` (which may not exist yet) read as `drop_in_text`, or left
+// out when that is null.
+UnitEnvironment unit_environment(const UnitFiles &files, const std::string &drop_in_path,
+                                 const std::string *drop_in_text);
 
 // A line diff of two texts: lines only in `before` as "-line", only in
 // `after` as "+line", common lines as " line".

@@ -301,21 +301,10 @@ std::string drop_in_path(const Options &options) {
   return drop_in_dir(options) + "/" + kDropInName;
 }
 
-// The unit's environment from its file and drop-ins, ours left out.
-keepalive_cli::UnitEnvironment unit_environment(const Options &options,
-                                                keepalive_cli::UnitFiles *files) {
-  *files = keepalive_cli::find_unit_files(keepalive_cli::unit_directories(options.unit_dir),
-                                          options.unit);
-  keepalive_cli::UnitEnvironment environment;
-  std::string text;
-  if (!files->unit_file.empty() && keepalive_cli::read_file(files->unit_file, &text)) {
-    environment.add_file(files->unit_file, text);
-  }
-  for (const std::string &path : files->drop_ins) {
-    if (path == drop_in_path(options)) continue;
-    if (keepalive_cli::read_file(path, &text)) environment.add_file(path, text);
-  }
-  return environment;
+// The unit's files, found as systemd finds them.
+keepalive_cli::UnitFiles unit_files(const Options &options) {
+  return keepalive_cli::find_unit_files(keepalive_cli::unit_directories(options.unit_dir),
+                                        options.unit);
 }
 
 // The reload step: done with --reload where systemd runs, else said.
@@ -349,6 +338,7 @@ constexpr char kMark[] = "# Written by `keepalive enable ";
 
 bool written_by_enable(const std::string &text) { return text.rfind(kMark, 0) == 0; }
 
+// `preload`: LD_PRELOAD's value as written (the unit's specifiers kept).
 std::string drop_in_text(const Options &options, const std::string &preload) {
   std::string text = kMark + options.unit + "`.\n# Explained by `keepalive status " + options.unit +
                      "`, removed by `keepalive disable " + options.unit + "`.\n[Service]\n";
@@ -356,8 +346,10 @@ std::string drop_in_text(const Options &options, const std::string &preload) {
   for (const char *variable : keepalive_cli::configuration_variables()) {
     const char *value = options.flags.value(variable);
     if (value == nullptr) continue;
-    text +=
-        "Environment=" + keepalive_cli::systemd_quote(std::string(variable) + "=" + value) + "\n";
+    text += "Environment=" +
+            keepalive_cli::systemd_quote(std::string(variable) + "=" +
+                                         keepalive_cli::specifier_escape(value)) +
+            "\n";
   }
   return text;
 }
@@ -366,16 +358,19 @@ std::string drop_in_text(const Options &options, const std::string &preload) {
 
 namespace {
 
-// The drop-in's LD_PRELOAD: the unit's own entries (said so), without an
-// earlier libkeepalive (said so), then `library`.
+// The drop-in's LD_PRELOAD, as written: the unit's own entries as the unit
+// wrote them (said so), without an earlier libkeepalive (said so), then
+// `library`.
 std::string preload_value(const keepalive_cli::UnitEnvironment &environment,
                           const std::string &library) {
   std::string preload;
   if (const auto *existing = environment.find("LD_PRELOAD")) {
-    for (const std::string &entry : keepalive_cli::preload_entries(existing->value)) {
-      if (is_keepalive_library(entry)) {
+    for (const std::string &entry : keepalive_cli::preload_entries(existing->written)) {
+      std::string resolved;
+      keepalive_cli::resolve_specifiers(entry, environment.unit, &resolved);
+      if (is_keepalive_library(resolved)) {
         printf("Note: %s preloads %s already; this drop-in's library replaces it.\n",
-               existing->file.c_str(), entry.c_str());
+               existing->file.c_str(), resolved.c_str());
         continue;
       }
       preload += entry + " ";
@@ -385,44 +380,18 @@ std::string preload_value(const keepalive_cli::UnitEnvironment &environment,
              preload.substr(0, preload.size() - 1).c_str());
     }
   }
-  preload += library;
+  preload += keepalive_cli::specifier_escape(library);
   return preload;
-}
-
-// The unit's environment as systemd computes it with the drop-in `text` at
-// `path` in its place: the unit's file, then the drop-ins by file name (ours
-// hides a keepalive.conf of a later directory).
-keepalive_cli::UnitEnvironment environment_with(const keepalive_cli::UnitFiles &files,
-                                                const std::string &path, const std::string &text) {
-  auto name = [](const std::string &file) { return file.substr(file.rfind('/') + 1); };
-  std::vector<std::string> drop_ins;
-  for (const std::string &file : files.drop_ins) {
-    if (name(file) != kDropInName) drop_ins.push_back(file);
-  }
-  auto later = [&name](const std::string &a, const std::string &b) { return name(a) < name(b); };
-  drop_ins.insert(std::upper_bound(drop_ins.begin(), drop_ins.end(), path, later), path);
-  keepalive_cli::UnitEnvironment environment;
-  std::string file_text;
-  if (!files.unit_file.empty() && keepalive_cli::read_file(files.unit_file, &file_text)) {
-    environment.add_file(files.unit_file, file_text);
-  }
-  for (const std::string &file : drop_ins) {
-    if (file == path) {
-      environment.add_file(path, text);
-    } else if (keepalive_cli::read_file(file, &file_text)) {
-      environment.add_file(file, file_text);
-    }
-  }
-  return environment;
 }
 
 // One line per variable of the drop-in `text` at `path` that the service
 // would not start with, naming the file that defeats it and how.
 std::vector<std::string> what_defeats(const keepalive_cli::UnitFiles &files,
                                       const std::string &path, const std::string &text) {
-  keepalive_cli::UnitEnvironment ours;
+  keepalive_cli::UnitEnvironment ours(files.unit);
   ours.add_file(path, text);
-  const keepalive_cli::UnitEnvironment effective = environment_with(files, path, text);
+  const keepalive_cli::UnitEnvironment effective =
+      keepalive_cli::unit_environment(files, path, &text);
   std::vector<std::string> lines;
   for (const auto &variable : ours.variables) {
     const auto *final_value = effective.find(variable.name);
@@ -513,8 +482,7 @@ struct DropIn {
 };
 
 DropIn read_drop_in(const Options &options) {
-  DropIn drop_in;
-  drop_in.path = drop_in_path(options);
+  DropIn drop_in{false, drop_in_path(options), "", keepalive_cli::UnitEnvironment(options.unit)};
   drop_in.present = keepalive_cli::read_file(drop_in.path, &drop_in.text);
   if (drop_in.present) drop_in.environment.add_file(drop_in.path, drop_in.text);
   return drop_in;
@@ -573,8 +541,10 @@ int keepalive_cmd_enable(int argc, char **argv) {
   std::string library = library_to_preload(kName);
   if (library.empty()) return keepalive_cli::kExitFailure;
 
-  keepalive_cli::UnitFiles files;
-  keepalive_cli::UnitEnvironment environment = unit_environment(options, &files);
+  const keepalive_cli::UnitFiles files = unit_files(options);
+  const std::string path = drop_in_path(options);
+  const keepalive_cli::UnitEnvironment environment =
+      keepalive_cli::unit_environment(files, path, nullptr);
   if (files.unit_file.empty()) {
     printf(
         "Note: no file for %s in %s or the usual directories; the drop-in applies once the "
@@ -582,7 +552,6 @@ int keepalive_cmd_enable(int argc, char **argv) {
         options.unit.c_str(), options.unit_dir.c_str());
   }
   std::string preload = preload_value(environment, library);
-  std::string path = drop_in_path(options);
   warn_about_environment_files(environment);
   const std::string text = drop_in_text(options, preload);
   const std::vector<std::string> defeated = what_defeats(files, path, text);
@@ -682,6 +651,33 @@ int unit_pass(const char *name, pid_t pid, const keepalive_config &config, PassM
              : keepalive_cli::kExitOk;
 }
 
+// The files systemd reads for the unit, in its order, and the environment
+// it gives the service from them, in the words of `systemd --test`'s dump.
+void print_unit_environment(const keepalive_cli::UnitFiles &files) {
+  std::string out = "\nFiles systemd reads for " + files.unit;
+  for (size_t i = 0; i < files.aliases.size(); ++i) {
+    out += (i == 0 ? " (also named " : ", ") + files.aliases[i];
+  }
+  out += files.aliases.empty() ? ", in order:\n" : "), in order:\n";
+  out += "  " + (files.unit_file.empty() ? "(no unit file)" : files.unit_file) + "\n";
+  for (const std::string &drop_in : files.drop_ins) out += "  " + drop_in + "\n";
+  const keepalive_cli::UnitEnvironment environment =
+      keepalive_cli::unit_environment(files, "", nullptr);
+  out +=
+      "The service's environment, as systemd computes it from them (the specifiers of its "
+      "name resolved, others as written):\n";
+  for (const auto &variable : environment.variables) {
+    out += "  Environment: " + variable.name + "=" + variable.value + "\n";
+  }
+  for (const auto &unset : environment.unset) {
+    out += "  UnsetEnvironment: " + unset.name + unset.value + "\n";
+  }
+  for (const std::string &line : environment.environment_files) {
+    out += "  EnvironmentFile= in " + line + " (not read here: what it sets wins)\n";
+  }
+  fputs(out.c_str(), stdout);
+}
+
 }  // namespace
 
 int keepalive_cmd_disable(int argc, char **argv) {
@@ -750,9 +746,11 @@ int keepalive_cmd_status(int argc, char **argv) {
     return status;
   }
   DropIn drop_in = read_drop_in(options);
+  const keepalive_cli::UnitFiles files = unit_files(options);
   int result = keepalive_cli::kExitOk;
   if (!drop_in.present) {
     printf("%s: not enabled (no drop-in %s).\n", options.unit.c_str(), drop_in.path.c_str());
+    print_unit_environment(files);
     result = keepalive_cli::kExitFailure;
   } else {
     printf("%s: drop-in %s\n%s", options.unit.c_str(), drop_in.path.c_str(), drop_in.text.c_str());
@@ -766,12 +764,11 @@ int keepalive_cmd_status(int argc, char **argv) {
              library_found ? "present" : "MISSING: ld.so would only warn, and preload nothing");
     }
     if (!library_found) result = keepalive_cli::kExitFailure;
-    const keepalive_cli::UnitFiles files = keepalive_cli::find_unit_files(
-        keepalive_cli::unit_directories(options.unit_dir), options.unit);
     for (const std::string &line : what_defeats(files, drop_in.path, drop_in.text)) {
       printf("Not in effect: %s.\n", line.c_str());
       result = keepalive_cli::kExitFailure;
     }
+    print_unit_environment(files);
     puts("\nConfiguration in the drop-in, as `keepalive check` explains it:");
     keepalive_cli::ConfigFlags no_flags;
     drop_in_config(drop_in, &no_flags);
