@@ -142,6 +142,7 @@ INSTANTIATE_TEST_SUITE_P(
                       "A=real.service|real|real|real|||real|real|/real"},
         SpecifierCase{"x.service", "B=%%x", true, "B=%x"},
         SpecifierCase{"x.service", "D=end%", true, "D=end%"},
+        SpecifierCase{"x.service", "E=50% off%-", true, "E=50% off%-"},  // no specifiers
         SpecifierCase{"x.service", "H=%H", true, "H=%H"},  // systemd's hostname: as written
         SpecifierCase{"x.service", "C=%z", false, ""}));
 

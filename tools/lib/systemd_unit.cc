@@ -2,6 +2,7 @@
 
 #include "lib/systemd_unit.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <limits.h>
 #include <stdio.h>
@@ -217,7 +218,12 @@ bool resolve_specifiers(std::string_view written, std::string_view unit, std::st
         *resolved += "/" + unescape_name(name.is_instance() ? name.instance : name.prefix);
         break;
       default:
-        if (kKeptAsWritten.find(c) == std::string_view::npos) return false;
+        // An unknown letter or digit is an error; any other character is
+        // no specifier.
+        if (kKeptAsWritten.find(c) == std::string_view::npos &&
+            isalnum(static_cast<unsigned char>(c))) {
+          return false;
+        }
         *resolved += '%';
         *resolved += c;
     }
@@ -284,11 +290,16 @@ void UnitEnvironment::add_file(const std::string &path, std::string_view text) {
         continue;
       }
       if (equals == std::string::npos || equals == 0) continue;
-      std::string name = word.substr(0, equals);
-      auto same = [&](const Variable &v) { return v.name == name; };
-      variables.erase(std::remove_if(variables.begin(), variables.end(), same), variables.end());
-      variables.push_back(
-          Variable{name, word.substr(equals + 1), path, written.substr(written.find('=') + 1)});
+      Variable variable{word.substr(0, equals), word.substr(equals + 1), path,
+                        written.substr(written.find('=') + 1)};
+      // A variable set again keeps its place, as in systemd's list.
+      auto same = [&](const Variable &v) { return v.name == variable.name; };
+      auto known = std::find_if(variables.begin(), variables.end(), same);
+      if (known != variables.end()) {
+        *known = std::move(variable);
+      } else {
+        variables.push_back(std::move(variable));
+      }
     }
   }
 }
@@ -412,7 +423,8 @@ void add_drop_in_dirs(const std::string &dir, const std::string &name,
 
 }  // namespace
 
-UnitFiles find_unit_files(const std::vector<std::string> &directories, const std::string &unit) {
+UnitFiles find_unit_files(const std::vector<std::string> &directories, const std::string &unit,
+                          const std::string &absent) {
   UnitFiles files;
   files.unit = unit;
   const UnitName name(unit);
@@ -433,8 +445,10 @@ UnitFiles find_unit_files(const std::vector<std::string> &directories, const std
     }
     files.aliases.push_back(named);
   };
+  files.id = unit;
   if (!files.unit_file.empty() && files.unit_file != "/dev/null") {
     add_alias(base_name(files.unit_file));
+    if (!files.aliases.empty()) files.id = files.aliases.front();
     for (const std::string &dir : directories) {
       DIR *listing = opendir(dir.c_str());
       if (listing == nullptr) continue;
@@ -460,7 +474,10 @@ UnitFiles find_unit_files(const std::vector<std::string> &directories, const std
       std::string file = entry->d_name;
       if (file.size() <= 5 || file[0] == '.' || file.substr(file.size() - 5) != ".conf") continue;
       auto same = [&](const auto &known) { return known.first == file; };
-      if (std::any_of(drop_ins.begin(), drop_ins.end(), same)) continue;
+      if (drop_in_dir + "/" + file == absent ||
+          std::any_of(drop_ins.begin(), drop_ins.end(), same)) {
+        continue;
+      }
       drop_ins.emplace_back(file, drop_in_dir + "/" + file);
     }
     closedir(listing);
@@ -470,27 +487,39 @@ UnitFiles find_unit_files(const std::vector<std::string> &directories, const std
   return files;
 }
 
-UnitEnvironment unit_environment(const UnitFiles &files, const std::string &drop_in_path,
-                                 const std::string *drop_in_text) {
-  std::vector<std::string> drop_ins;
-  for (const std::string &file : files.drop_ins) {
-    if (base_name(file) != base_name(drop_in_path)) drop_ins.push_back(file);
-  }
-  if (drop_in_text != nullptr) {
-    auto by_name = [](const std::string &a, const std::string &b) {
-      return base_name(a) < base_name(b);
-    };
-    drop_ins.insert(std::upper_bound(drop_ins.begin(), drop_ins.end(), drop_in_path, by_name),
-                    drop_in_path);
-  }
+UnitEnvironment unit_environment(const UnitFiles &files) {
   UnitEnvironment environment(files.unit);
   std::string text;
   if (!files.unit_file.empty() && read_file(files.unit_file, &text)) {
     environment.add_file(files.unit_file, text);
   }
+  environment.unit = files.id;  // systemd resolves the drop-ins' specifiers with it
+  for (const std::string &file : files.drop_ins) {
+    if (read_file(file, &text)) environment.add_file(file, text);
+  }
+  return environment;
+}
+
+UnitEnvironment unit_environment(const UnitFiles &files, const std::string &drop_in_path,
+                                 const std::string &drop_in_text) {
+  auto by_name = [](const std::string &a, const std::string &b) {
+    return base_name(a) < base_name(b);
+  };
+  std::vector<std::string> drop_ins;
+  for (const std::string &file : files.drop_ins) {
+    if (base_name(file) != base_name(drop_in_path)) drop_ins.push_back(file);
+  }
+  drop_ins.insert(std::upper_bound(drop_ins.begin(), drop_ins.end(), drop_in_path, by_name),
+                  drop_in_path);
+  UnitEnvironment environment(files.unit);
+  std::string text;
+  if (!files.unit_file.empty() && read_file(files.unit_file, &text)) {
+    environment.add_file(files.unit_file, text);
+  }
+  environment.unit = files.id;
   for (const std::string &file : drop_ins) {
-    if (file == drop_in_path && drop_in_text != nullptr) {
-      environment.add_file(file, *drop_in_text);
+    if (file == drop_in_path) {
+      environment.add_file(file, drop_in_text);
     } else if (read_file(file, &text)) {
       environment.add_file(file, text);
     }

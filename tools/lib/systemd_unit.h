@@ -45,7 +45,7 @@ std::vector<std::pair<std::string, std::string>> service_assignments(std::string
 // (an empty Environment= empties it), with the file that set each variable
 // last, the EnvironmentFile= lines seen (systemd reads those later, and they
 // win) and the UnsetEnvironment= words (applied last). Specifiers are
-// resolved for `unit`, the name the service is started by.
+// resolved for `unit` (see UnitFiles).
 struct UnitEnvironment {
   struct Variable {
     std::string name, value, file;
@@ -83,19 +83,28 @@ std::vector<std::string> unit_directories(const std::string &unit_dir);
 // web-.service.d — its aliases, then service.d), in the order systemd
 // applies them: by file name, a name found earlier (an earlier directory,
 // or a more specific name in the same one) hiding the same name later.
+// The drop-in `absent` is taken as not there (the one being replaced: a
+// file of the same name that it hides is read instead).
+// systemd resolves the specifiers of the unit's file with the name asked
+// for, those of the drop-ins with the unit's own name (`id`: an alias's
+// target, foo-bar@q.service for al-x@q.service when al-x@.service is a
+// symlink to foo-bar@.service).
 struct UnitFiles {
   std::string unit;                  // the name asked for
+  std::string id;                    // the unit's own name
   std::vector<std::string> aliases;  // its other names: the alias's target, other aliases
   std::string unit_file;             // "" when there is none
   std::vector<std::string> drop_ins;
 };
-UnitFiles find_unit_files(const std::vector<std::string> &directories, const std::string &unit);
+UnitFiles find_unit_files(const std::vector<std::string> &directories, const std::string &unit,
+                          const std::string &absent = "");
 
-// The environment systemd builds from `files`, the drop-in at
-// `drop_in_path` (which may not exist yet) read as `drop_in_text`, or left
-// out when that is null.
+// The environment systemd builds from `files`.
+UnitEnvironment unit_environment(const UnitFiles &files);
+// The same with the drop-in at `drop_in_path` (which may not exist yet) read
+// as `drop_in_text`: it hides every drop-in of the same file name.
 UnitEnvironment unit_environment(const UnitFiles &files, const std::string &drop_in_path,
-                                 const std::string *drop_in_text);
+                                 const std::string &drop_in_text);
 
 // A line diff of two texts: lines only in `before` as "-line", only in
 // `after` as "+line", common lines as " line".

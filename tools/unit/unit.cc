@@ -301,10 +301,11 @@ std::string drop_in_path(const Options &options) {
   return drop_in_dir(options) + "/" + kDropInName;
 }
 
-// The unit's files, found as systemd finds them.
-keepalive_cli::UnitFiles unit_files(const Options &options) {
+// The unit's files, found as systemd finds them; `absent`: a drop-in taken
+// as not there.
+keepalive_cli::UnitFiles unit_files(const Options &options, const std::string &absent = "") {
   return keepalive_cli::find_unit_files(keepalive_cli::unit_directories(options.unit_dir),
-                                        options.unit);
+                                        options.unit, absent);
 }
 
 // The reload step: done with --reload where systemd runs, else said.
@@ -359,21 +360,26 @@ std::string drop_in_text(const Options &options, const std::string &preload) {
 namespace {
 
 // The drop-in's LD_PRELOAD, as written: the unit's own entries as the unit
-// wrote them (said so), without an earlier libkeepalive (said so), then
-// `library`.
-std::string preload_value(const keepalive_cli::UnitEnvironment &environment,
+// wrote them (said so), so that systemd resolves their specifiers — unless
+// they would mean something else in the drop-in (the unit's file read under
+// an alias's name: then as resolved) —, without an earlier libkeepalive
+// (said so), then `library`.
+std::string preload_value(const keepalive_cli::UnitFiles &files,
+                          const keepalive_cli::UnitEnvironment &environment,
                           const std::string &library) {
   std::string preload;
   if (const auto *existing = environment.find("LD_PRELOAD")) {
+    const std::string &read_as = existing->file == files.unit_file ? files.unit : files.id;
     for (const std::string &entry : keepalive_cli::preload_entries(existing->written)) {
-      std::string resolved;
-      keepalive_cli::resolve_specifiers(entry, environment.unit, &resolved);
+      std::string resolved, in_drop_in;
+      keepalive_cli::resolve_specifiers(entry, read_as, &resolved);
+      keepalive_cli::resolve_specifiers(entry, files.id, &in_drop_in);
       if (is_keepalive_library(resolved)) {
         printf("Note: %s preloads %s already; this drop-in's library replaces it.\n",
                existing->file.c_str(), resolved.c_str());
         continue;
       }
-      preload += entry + " ";
+      preload += (in_drop_in == resolved ? entry : keepalive_cli::specifier_escape(resolved)) + " ";
     }
     if (!preload.empty()) {
       printf("The unit's own LD_PRELOAD (from %s) is kept: %s\n", existing->file.c_str(),
@@ -388,10 +394,10 @@ std::string preload_value(const keepalive_cli::UnitEnvironment &environment,
 // would not start with, naming the file that defeats it and how.
 std::vector<std::string> what_defeats(const keepalive_cli::UnitFiles &files,
                                       const std::string &path, const std::string &text) {
-  keepalive_cli::UnitEnvironment ours(files.unit);
+  keepalive_cli::UnitEnvironment ours(files.id);
   ours.add_file(path, text);
   const keepalive_cli::UnitEnvironment effective =
-      keepalive_cli::unit_environment(files, path, &text);
+      keepalive_cli::unit_environment(files, path, text);
   std::vector<std::string> lines;
   for (const auto &variable : ours.variables) {
     const auto *final_value = effective.find(variable.name);
@@ -541,17 +547,17 @@ int keepalive_cmd_enable(int argc, char **argv) {
   std::string library = library_to_preload(kName);
   if (library.empty()) return keepalive_cli::kExitFailure;
 
-  const keepalive_cli::UnitFiles files = unit_files(options);
+  // The unit as systemd reads it without our drop-in: what ours builds on.
   const std::string path = drop_in_path(options);
-  const keepalive_cli::UnitEnvironment environment =
-      keepalive_cli::unit_environment(files, path, nullptr);
+  const keepalive_cli::UnitFiles files = unit_files(options, path);
+  const keepalive_cli::UnitEnvironment environment = keepalive_cli::unit_environment(files);
   if (files.unit_file.empty()) {
     printf(
         "Note: no file for %s in %s or the usual directories; the drop-in applies once the "
         "unit is installed.\n",
         options.unit.c_str(), options.unit_dir.c_str());
   }
-  std::string preload = preload_value(environment, library);
+  std::string preload = preload_value(files, environment, library);
   warn_about_environment_files(environment);
   const std::string text = drop_in_text(options, preload);
   const std::vector<std::string> defeated = what_defeats(files, path, text);
@@ -661,8 +667,7 @@ void print_unit_environment(const keepalive_cli::UnitFiles &files) {
   out += files.aliases.empty() ? ", in order:\n" : "), in order:\n";
   out += "  " + (files.unit_file.empty() ? "(no unit file)" : files.unit_file) + "\n";
   for (const std::string &drop_in : files.drop_ins) out += "  " + drop_in + "\n";
-  const keepalive_cli::UnitEnvironment environment =
-      keepalive_cli::unit_environment(files, "", nullptr);
+  const keepalive_cli::UnitEnvironment environment = keepalive_cli::unit_environment(files);
   out +=
       "The service's environment, as systemd computes it from them (the specifiers of its "
       "name resolved, others as written):\n";
