@@ -9,7 +9,7 @@ namespace (no systemd runs here: its PID is given with --pid), its phone
 connections' keepalive timers read with `ss -tnoe`.
 
 Run by CTest (tests/tools/CMakeLists.txt), one test class per CTest test:
-    drop_in_test.py EnableTest|HelpTest|DisableStatusTest|ProsodyNowTest
+    drop_in_test.py EnableTest|HelpTest|DisableStatusTest|SystemdOracleTest|ProsodyNowTest
 Environment: LIBKEEPALIVE_COMMAND (the built bin/keepalive), LIBKEEPALIVE_TEST_PRELOAD
 (the built library), LIBKEEPALIVE_TEST_SETSOCKOPT_FAULT (preloaded into the command to
 hide one descriptor from it). With LIBKEEPALIVE_E2E_REQUIRED=1 (CI) a missing prerequisite
@@ -73,10 +73,11 @@ def verify(test, directory, unit):
     test.assertEqual((result.returncode, result.stdout + result.stderr), (0, ""))
 
 
-def systemd_environment(test, directory, unit, key="Environment"):
-    """The Environment= (or `key`=) of UNIT as systemd itself parsed it:
+def systemd_dump(test, directory, unit):
+    """What systemd itself makes of UNIT with DIRECTORY searched first:
     `systemd --test` (which refuses root, so run as nobody) dumps every unit
-    it loaded."""
+    it loaded; UNIT's block (headed by its own name, or by its target's with
+    an `Alias: UNIT` line) as {key: [values]}, and systemd's output."""
     require(test, os.geteuid() != 0 and "needs root, to run systemd --test as nobody")
     require(test, not os.access(SYSTEMD, os.X_OK) and f"{SYSTEMD} not found: apt-get install systemd")
     result = subprocess.run(
@@ -85,12 +86,21 @@ def systemd_environment(test, directory, unit, key="Environment"):
         capture_output=True, text=True, timeout=60,
         env=clean_env(SYSTEMD_UNIT_PATH=directory + ":"))
     test.assertEqual(result.returncode, 0, result.stderr[-2000:])
-    block = result.stdout.split(f"-> Unit {unit}:\n", 1)
-    test.assertEqual(len(block), 2, f"systemd --test did not dump {unit}")
-    block = block[1].split("\n\t-> Unit ", 1)[0]
-    test.assertNotIn("Invalid syntax", result.stdout + result.stderr)
-    return [line.split(f"{key}: ", 1)[1] for line in block.splitlines()
-            if line.strip().startswith(f"{key}: ")]
+    blocks = [block for block in result.stdout.split("\n\t-> Unit ")[1:]
+              if block.startswith(f"{unit}:\n") or f"\n\t\tAlias: {unit}\n" in block]
+    test.assertEqual(len(blocks), 1, f"systemd --test did not dump {unit}")
+    lines = {}
+    for line in blocks[0].splitlines()[1:]:
+        key, _, value = line.strip().partition(": ")
+        lines.setdefault(key, []).append(value)
+    return lines, result.stdout + result.stderr
+
+
+def systemd_environment(test, directory, unit, key="Environment"):
+    """The Environment= (or `key`=) of UNIT as systemd itself parsed it."""
+    lines, output = systemd_dump(test, directory, unit)
+    test.assertNotIn("Invalid syntax", output)
+    return lines.get(key, [])
 
 
 def connected_process(test, pairs, own_idle=None):
@@ -491,6 +501,192 @@ class DisableStatusTest(unittest.TestCase):
         result = keepalive("status", "prosody", "--unit-dir", directory)
         self.assertEqual(result.returncode, 1)
         self.assertIn("Library: /nonexistent/libkeepalive.so (MISSING", result.stdout)
+
+
+def service(lines=""):
+    """A unit file systemd loads: [Service] with ExecStart= and `lines`."""
+    return "[Service]\nExecStart=/bin/true\n" + lines
+
+
+def section(lines):
+    """A drop-in: [Service] and `lines`."""
+    return "[Service]\n" + lines
+
+
+JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
+
+# The corpus of SystemdOracleTest: (case, UNIT to enable, its files in the
+# unit directory (a tuple: a symlink to that name), options). Options:
+# "rules" for --rules, "odd_library" to preload a copy of the library from a
+# directory whose name holds a specifier, "defeated_by" the file that keeps
+# the drop-in from taking effect, "stdout" what enable must say.
+ORACLE_CORPUS = (
+    ("plain", "svc.service", {"svc.service": service()}, {}),
+    ("several preloads", "svc.service",
+     {"svc.service": service('Environment="LD_PRELOAD=/usr/lib/liba.so /usr/lib/libb.so:'
+                             '/usr/lib/libc.so"\n')}, {}),
+    ("template without an instance file", "foo@bar.service",
+     {"foo@.service": service(f"Environment=LD_PRELOAD={JEMALLOC}\n")}, {}),
+    ("template and instance file", "foo@bar.service",
+     {"foo@.service": service("Environment=LD_PRELOAD=/usr/lib/libtemplate.so\n"),
+      "foo@bar.service": service("Environment=LD_PRELOAD=/usr/lib/libinstance.so\n")}, {}),
+    ("template drop-in", "foo@bar.service",
+     {"foo@.service": service(),
+      "foo@.service.d/10-jemalloc.conf": section(f"Environment=LD_PRELOAD={JEMALLOC}\n")}, {}),
+    ("dash-prefix drop-in", "web-app-x.service",
+     {"web-app-x.service": service(),
+      "web-.service.d/10-jemalloc.conf": section(f"Environment=LD_PRELOAD={JEMALLOC}\n")}, {}),
+    ("two dash prefixes, later name wins", "web-app-x.service",
+     {"web-app-x.service": service(),
+      "web-app-.service.d/20-b.conf": section("Environment=LD_PRELOAD=/usr/lib/libb.so\n"),
+      "web-.service.d/10-a.conf": section("Environment=LD_PRELOAD=/usr/lib/liba.so X=web\n")},
+     {}),
+    ("service.d", "svc.service",
+     {"svc.service": service(),
+      "service.d/10-jemalloc.conf": section(f"Environment=LD_PRELOAD={JEMALLOC}\n")}, {}),
+    ("same name in service.d and the template's directory", "foo@bar.service",
+     {"foo@.service": service(),
+      "service.d/10-pre.conf": section("Environment=LD_PRELOAD=/usr/lib/libhidden.so\n"),
+      "foo@.service.d/10-pre.conf": section("Environment=LD_PRELOAD=/usr/lib/libshown.so\n")},
+     {}),
+    ("alias", "alias.service",
+     {"real.service": service("Environment=LD_PRELOAD=/usr/lib/libreal.so\n"),
+      "alias.service": ("real.service",)}, {}),
+    ("alias with drop-ins under both names", "real.service",
+     {"real.service": service(),
+      "alias.service": ("real.service",),
+      "alias.service.d/10-alias.conf": section("Environment=LD_PRELOAD=/usr/lib/libalias.so\n"),
+      "real.service.d/20-real.conf": section("Environment=REAL=1\n")}, {}),
+    ("template alias", "al-x@q.service",
+     {"foo-bar@.service": service("Environment=LD_PRELOAD=/opt/%p/lib%i.so\n"),
+      "al-x@.service": ("foo-bar@.service",)}, {}),
+    ("escaped dash in the name", r"a-b\x2dc.service",
+     {r"a-b\x2dc.service": service("Environment=LD_PRELOAD=/opt/%P/%j.so\n"),
+      "a-.service.d/10-a.conf": section("Environment=FROM_PREFIX=%N\n")}, {}),
+    ("instance with dashes", "web-app@x-y.service",
+     {"web-app@.service": service(),
+      "web-@x-y.service.d/10-i.conf": section("Environment=LD_PRELOAD=/opt/%I/%f/lib.so\n"),
+      "web-.service.d/20-t.conf": section("Environment=TEMPLATE_PREFIX=%n\n")}, {}),
+    ("specifiers in LD_PRELOAD", "foo@bar.service",
+     {"foo@.service": service(
+         'Environment="LD_PRELOAD=/opt/%N/libx.so:/opt/%i/100%%.so /opt/%n/end%"\n')}, {}),
+    ("single quotes", "svc.service",
+     {"svc.service": service("Environment='LD_PRELOAD=/usr/lib/liba.so /usr/lib/libb.so' "
+                             "'OTHER=x y'\n")}, {}),
+    ("double quotes and backslashes", "svc.service",
+     {"svc.service": service('Environment="LD_PRELOAD=/usr/lib/lib\\x41.so" '
+                             '"Q=say \\"hi\\" back\\\\slash"\n')}, {}),
+    ("tabs", "svc.service",
+     {"svc.service": service("Environment=\tLD_PRELOAD=/usr/lib/liba.so\tX=1 \"T=a\tb\"\n")},
+     {}),
+    ("rules with spaces and semicolons, a % in the library's directory", "svc.service",
+     {"svc.service": service("Environment=LD_PRELOAD=/usr/lib/liba.so\n")},
+     {"rules": RULES, "odd_library": True}),
+    ("a line systemd stops reading, an unknown specifier", "svc.service",
+     {"svc.service": service('Environment=LD_PRELOAD=/usr/lib/liba.so B="open\n'
+                             "Environment=BAD=/opt/%z\n")}, {}),
+    ("an older keepalive.conf of the template", "foo@bar.service",
+     {"foo@.service": service(),
+      "foo@.service.d/keepalive.conf": section(
+          'Environment="LD_PRELOAD=/usr/lib/liba.so /opt/old/libkeepalive.so"\n')}, {}),
+    ("earlier empty Environment=", "svc.service",
+     {"svc.service": service("Environment=LD_PRELOAD=/usr/lib/liba.so\n"),
+      "svc.service.d/aa-reset.conf": section("Environment=\n")}, {}),
+    ("UnsetEnvironment= of another value", "svc.service",
+     {"svc.service": service("UnsetEnvironment=LD_PRELOAD=/usr/lib/libother.so\n")}, {}),
+    ("EnvironmentFile=", "svc.service",
+     {"svc.service": service("EnvironmentFile=-/etc/default/ka-oracle-none\n")},
+     {"stdout": "Warning: EnvironmentFile= in "}),
+    ("later empty Environment=", "svc.service",
+     {"svc.service": service("Environment=LD_PRELOAD=/usr/lib/liba.so\n"),
+      "svc.service.d/zz-reset.conf": section("Environment=\n")},
+     {"defeated_by": "svc.service.d/zz-reset.conf"}),
+    ("later empty Environment= in service.d", "svc.service",
+     {"svc.service": service(), "service.d/zz-reset.conf": section("Environment=\n")},
+     {"defeated_by": "service.d/zz-reset.conf"}),
+    ("UnsetEnvironment=LD_PRELOAD", "svc.service",
+     {"svc.service": service("UnsetEnvironment=LD_PRELOAD\n")},
+     {"defeated_by": "svc.service: UnsetEnvironment= removes LD_PRELOAD"}),
+    ("a later drop-in of the template sets LD_PRELOAD", "foo@bar.service",
+     {"foo@.service": service(),
+      "foo@.service.d/zz-mine.conf": section("Environment=LD_PRELOAD=/usr/lib/libmine.so\n")},
+     {"defeated_by": "foo@.service.d/zz-mine.conf sets LD_PRELOAD"}),
+)
+
+
+def preloads(environment):
+    """The entries of LD_PRELOAD in an `Environment:` list (separated by spaces or colons)."""
+    values = [v.split("=", 1)[1] for v in environment if v.startswith("LD_PRELOAD=")]
+    return re.split(r"[ :]+", values[-1].strip()) if values else []
+
+
+class SystemdOracleTest(unittest.TestCase):
+    """systemd as the oracle: for each unit layout of ORACLE_CORPUS, `keepalive
+    enable` into a temporary unit directory; then `systemd --test` says what
+    environment the service gets, which must be what `keepalive status`
+    says is in effect, with the library last in LD_PRELOAD after every
+    preload the unit had (as systemd resolved it), or, where a later file
+    defeats the drop-in, enable and status must both name that file."""
+
+    def test_enable_gives_the_environment_systemd_computes(self):
+        for case, unit, files, options in ORACLE_CORPUS:
+            with self.subTest(case=case):
+                self.check_case(case, unit, files, options)
+
+    def check_case(self, case, unit, files, options):
+        directory = unit_dir(self)
+        for name, content in files.items():
+            if isinstance(content, tuple):
+                os.symlink(content[0], os.path.join(directory, name))
+            else:
+                write(os.path.join(directory, name), content)
+        library, env = LIBRARY, clean_env()
+        if options.get("odd_library"):
+            odd = os.path.join(directory, "lib%n")
+            os.mkdir(odd)
+            os.chmod(odd, 0o755)
+            library = os.path.join(odd, "libkeepalive.so")
+            shutil.copy(LIBRARY, library)
+            env = clean_env(KEEPALIVE_LIBRARY=library)
+        before, _ = systemd_dump(self, directory, unit)
+        args = ["enable", unit, "--unit-dir", directory, "--idle", "270"]
+        if "rules" in options:
+            args += ["--rules", options["rules"]]
+        enable = keepalive(*args, env=env)
+        after, _ = systemd_dump(self, directory, unit)
+        status = keepalive("status", unit, "--unit-dir", directory, env=env)
+        print(f"[{case}] {unit}\n"
+              f"  before: Environment {before.get('Environment', [])} "
+              f"UnsetEnvironment {before.get('UnsetEnvironment', [])}\n"
+              f"  after:  Environment {after.get('Environment', [])} "
+              f"UnsetEnvironment {after.get('UnsetEnvironment', [])}", flush=True)
+        said = {key: [line.split(": ", 1)[1] for line in status.stdout.splitlines()
+                      if line.startswith(f"  {key}: ")]
+                for key in ("Environment", "UnsetEnvironment")}
+        self.assertEqual(said, {key: after.get(key, []) for key in said}, status.stdout)
+        if "Fragment Path" in before:
+            self.assertNotIn("no file for", enable.stdout)
+        if "stdout" in options:
+            self.assertIn(options["stdout"], enable.stdout)
+        defeated_by = options.get("defeated_by")
+        if defeated_by is None:
+            self.assertEqual(enable.returncode, 0, enable.stdout + enable.stderr)
+            self.assertEqual(status.returncode, 0, status.stdout + status.stderr)
+            own = [entry for entry in preloads(before.get("Environment", []))
+                   if not entry.endswith("/libkeepalive.so")]
+            self.assertEqual(preloads(after["Environment"]), own + [library])
+            self.assertIn("KEEPALIVE_IDLE=270", after["Environment"])
+            if "rules" in options:
+                self.assertIn(f"KEEPALIVE_RULES={options['rules']}", after["Environment"])
+            return
+        self.assertEqual(enable.returncode, 1, enable.stdout + enable.stderr)
+        self.assertIn(f"systemd would not start {unit} with the drop-in's values: ",
+                      enable.stderr)
+        self.assertIn(defeated_by, enable.stderr)
+        self.assertEqual(status.returncode, 1, status.stdout + status.stderr)
+        self.assertIn(f"Not in effect: {directory}/{defeated_by}", status.stdout)
+        self.assertTrue(library not in preloads(after.get("Environment", [])) or
+                        "LD_PRELOAD" in after.get("UnsetEnvironment", []), after)
 
 
 def ss_keepalive_timers(namespace):
