@@ -1,7 +1,9 @@
 """docs_test.py - the documentation cannot drift from the code without a test failing.
 
 - HelpTest: every `--help` line fits 80 columns; each subcommand's `--help` names exactly the
-  flags that keepalive(1) gives it in its SYNOPSIS, and keepalive(1) describes each of them.
+  flags that keepalive(1) gives it in its SYNOPSIS, and keepalive(1) describes each of them;
+  the exit statuses of each `--help`, keepalive(1)'s EXIT STATUS table and README's sentence
+  agree (the codes each subcommand has, and which one an invalid configuration gets).
 - VariablesTest: every KEEPALIVE_* variable the library reads (the names shim/config.cc
   looks up) is described in libkeepalive(7) and has a row in README's configuration table,
   and the table names no other variable.
@@ -204,6 +206,31 @@ def synopsis_flags():
     return result, body
 
 
+def exit_codes(text):
+    """{code: meaning} of an exit status sentence: "0 done; 1 ...; 2 ...", or with commas."""
+    codes = {}
+    for part in re.split(r"[;,]\s*(?=\d+ )", text):
+        match = re.match(r"(\d+) (.*)", part.strip())
+        if match:
+            codes[int(match.group(1))] = match.group(2)
+    return codes
+
+
+def invalid_code(codes, subcommand, subcommands):
+    """The code that `codes` ({code: meaning}) gives an invalid configuration of
+    `subcommand`: the one with a clause naming it with "invalid", else the only
+    one with a clause that says "invalid" and names no subcommand."""
+    def names(clause, name):
+        return re.search(rf"\b{name}\b", clause) is not None
+
+    clauses = [(code, clause) for code, meaning in codes.items()
+               for clause in meaning.split(";") if "invalid" in clause]
+    named = [code for code, clause in clauses if names(clause, subcommand)]
+    generic = [code for code, clause in clauses
+               if not any(names(clause, name) for name in subcommands)]
+    return named[0] if named else generic[0] if len(generic) == 1 else None
+
+
 class HelpTest(unittest.TestCase):
     def setUp(self):
         if not COMMAND:
@@ -260,6 +287,40 @@ class HelpTest(unittest.TestCase):
         named = set(re.findall(r"^\.RB \( (\w+) \)", description, re.M))
         self.assertEqual(set(self.subcommands()) - named, set(),
                          "subcommands keepalive(1)'s DESCRIPTION does not name")
+
+    def test_exit_status_tables_agree(self):
+        """One meaning per code: the codes keepalive(1)'s EXIT STATUS table gives a
+        subcommand (naming it in the code's row) are among those its --help lists,
+        every code a --help lists has a row, and an invalid configuration gets the
+        same code in --help, in keepalive(1) and in README."""
+        subcommands = self.subcommands()
+        page = roff_text(read("tools", "man", "keepalive.1"))
+        table = page.split(".SH EXIT STATUS", 1)[1].split(".TE", 1)[0]
+        man = {}
+        for codes, text in re.findall(r"^([\d, ]+)\tT\{\n(.*?)\nT\}", table, re.M | re.S):
+            for code in codes.split(","):
+                man[int(code)] = re.sub(r"^\.\w+ ?", "", text, flags=re.M).replace("\n", " ")
+        self.assertTrue(man, "no EXIT STATUS table in keepalive(1)")
+        readme = " ".join(read("README.md").split())
+        sentence = readme.split("Every subcommand exits ", 1)[1].split(").", 1)[0]
+        readme_codes = exit_codes(sentence)
+        self.assertEqual(set(readme_codes) - set(man), set(), "README's codes not in keepalive(1)")
+        for name in subcommands:
+            with self.subTest(subcommand=name):
+                text = " ".join(self.help_of(name).split("Exit status:", 1)[1]
+                                .split("\n\n", 1)[0].split())
+                helps = exit_codes(text)
+                self.assertEqual(set(helps) - set(man), set(),
+                                 f"{name} --help has codes keepalive(1) lacks")
+                named = {code for code, row in man.items() if re.search(rf"\b{name}\b", row)}
+                self.assertEqual(named - set(helps), set(),
+                                 f"keepalive(1) gives {name} codes its --help lacks")
+                invalid = [code for code, meaning in helps.items() if "invalid" in meaning]
+                if invalid:
+                    self.assertEqual(invalid_code(man, name, subcommands), invalid[0],
+                                     "keepalive(1)")
+                    self.assertEqual(invalid_code(readme_codes, name, subcommands), invalid[0],
+                                     "README")
 
     def test_help_subcommand_prints_the_same(self):
         for name in self.subcommands():

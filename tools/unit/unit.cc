@@ -109,9 +109,10 @@ void print_enable_help() {
   text += "\nOptions:\n" + keepalive_cli::options_help(kEnableOptions);
   text +=
       "\n"
-      "Exit status: 0 done; 1 the drop-in could not be written, or --now could not set\n"
-      "every socket; 2 usage error or invalid configuration (nothing written); 3 --now\n"
-      "cannot reach the process (the drop-in is written).\n"
+      "Exit status: 0 done; 1 the drop-in could not be written, a later file keeps it\n"
+      "from taking effect (named), or --now could not set every socket; 2 usage error\n"
+      "or invalid configuration (nothing written); 3 --now cannot reach the process\n"
+      "(nothing written).\n"
       "\n"
       "Example: sudo keepalive enable prosody --idle 270 --now\n";
   fputs(text.c_str(), stdout);
@@ -131,7 +132,7 @@ void print_disable_help() {
       "\n"
       "Exit status: 0 done; 1 the drop-in could not be removed (or was not written by\n"
       "keepalive enable: --force), or --now could not set every socket; 2 usage error;\n"
-      "3 --now cannot reach the process.\n";
+      "3 --now cannot reach the process (nothing removed).\n";
   fputs(text.c_str(), stdout);
 }
 
@@ -148,8 +149,8 @@ void print_status_help() {
   text += keepalive_cli::options_help(kStatusOptions);
   text +=
       "\n"
-      "Exit status: 0 the drop-in is there, valid, and its library exists; 1 it is not\n"
-      "(or the process could not be inspected); 2 usage error.\n";
+      "Exit status: 0 the drop-in is there, valid, in effect, and its library exists;\n"
+      "1 it is not (or the process could not be inspected); 2 usage error.\n";
   fputs(text.c_str(), stdout);
 }
 
