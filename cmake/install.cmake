@@ -7,7 +7,7 @@
 #   lib/pkgconfig/keepalive.pc       pkg-config --cflags --libs keepalive
 #   share/man/man1/keepalive.1.gz, share/man/man7/libkeepalive.7.gz
 #   share/doc/libkeepalive/          copyright (the MIT licence), changelog.gz,
-#                                    examples/ (Prosody drop-in, container, demos)
+#                                    examples/ (Prosody drop-in, container, run)
 #   share/doc/libkeepalive-dev/      copyright, changelog.gz
 # `lib` is lib/<multiarch triplet> (lib/x86_64-linux-gnu) under the prefix
 # /usr on Debian (GNUInstallDirs).
@@ -87,9 +87,12 @@ foreach(component runtime dev)
   install(FILES ${PROJECT_BINARY_DIR}/copyright ${KEEPALIVE_GZIPPED}/changelog.gz
     DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/${package} COMPONENT ${component})
 endforeach()
+# The demos (examples/demo, examples/prosody/demo) build the tree and run
+# the emulated NAT of tests/e2e: they run from the sources only.
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/examples/
   DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/libkeepalive/examples
-  COMPONENT runtime USE_SOURCE_PERMISSIONS)
+  COMPONENT runtime USE_SOURCE_PERMISSIONS
+  PATTERN demo EXCLUDE)
 
 # CMake package: find_package(keepalive) gives the imported target
 # keepalive::keepalive (the shared library and its include directory).

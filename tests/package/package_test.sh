@@ -120,6 +120,8 @@ expect_files libkeepalive-dev "$tmp/dev.list" /usr/include/keepalive/keepalive.h
   "$libdir/cmake/keepalive/keepalive-config.cmake" "$libdir/pkgconfig/keepalive.pc" \
   /usr/share/doc/libkeepalive-dev/copyright
 if grep -v '^/usr\(/\|$\)' "$tmp/deb.list" "$tmp/dev.list"; then fail "files outside /usr"; fi
+# The demos need the source tree (tests/e2e): not shipped.
+if grep '/examples/\(prosody/\)\?demo$' "$tmp/deb.list"; then fail "a demo is shipped"; fi
 
 echo "== lintian"
 lintian --tag-display-limit 0 "$deb" "$dev" >"$tmp/lintian.log" 2>&1 || true

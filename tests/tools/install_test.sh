@@ -44,6 +44,14 @@ for file in bin/keepalive lib/libkeepalive.so include/keepalive/keepalive.h \
   share/doc/libkeepalive/copyright share/doc/libkeepalive/examples/prosody/prosody.service.d/keepalive.conf; do
   if [[ -e "$work/prefix/$file" ]]; then echo "ok: installed $file"; else fail "not installed: $file"; fi
 done
+# The demos need the source tree (tests/e2e): not installed.
+for file in examples/demo examples/prosody/demo; do
+  if [[ -e "$work/prefix/share/doc/libkeepalive/$file" ]]; then
+    fail "installed $file, which runs only from the sources"
+  else
+    echo "ok: $file not installed"
+  fi
+done
 
 check_run() {  # check_run PREFIX: the installed command preloads the installed library
   local prefix=$1 preload maps
