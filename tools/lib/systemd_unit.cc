@@ -421,6 +421,37 @@ void add_drop_in_dirs(const std::string &dir, const std::string &name,
   add_drop_in_dirs(dir, prefix + instance + parts.suffix, out);
 }
 
+// The unit's other names, its id among them: the target of the name found,
+// when a symlink, and every symlink in the directories to the same file (an
+// instance's names carry its instance).
+void add_other_names(const std::vector<std::string> &directories, bool from_template,
+                     UnitFiles *files) {
+  const UnitName name(files->unit);
+  auto add_alias = [&](const std::string &alias) {
+    const std::string named = from_template ? UnitName(alias).with_instance(name.instance) : alias;
+    const UnitName parts(alias);
+    if (named == files->unit || parts.suffix != name.suffix ||
+        parts.has_at != (from_template || name.has_at) ||
+        std::find(files->aliases.begin(), files->aliases.end(), named) != files->aliases.end()) {
+      return;
+    }
+    files->aliases.push_back(named);
+  };
+  files->id = files->unit;
+  if (files->unit_file.empty() || files->unit_file == "/dev/null") return;
+  add_alias(base_name(files->unit_file));
+  if (!files->aliases.empty()) files->id = files->aliases.front();
+  for (const std::string &dir : directories) {
+    DIR *listing = opendir(dir.c_str());
+    if (listing == nullptr) continue;
+    while (const dirent *entry = readdir(listing)) {
+      if (entry->d_type != DT_LNK) continue;
+      if (real_path(dir + "/" + entry->d_name) == files->unit_file) add_alias(entry->d_name);
+    }
+    closedir(listing);
+  }
+}
+
 }  // namespace
 
 UnitFiles find_unit_files(const std::vector<std::string> &directories, const std::string &unit,
@@ -432,33 +463,7 @@ UnitFiles find_unit_files(const std::vector<std::string> &directories, const std
   const bool from_template = found.empty() && name.is_instance();
   if (from_template) found = first_in(directories, name.templated());
   if (!found.empty()) files.unit_file = real_path(found);
-  // Its other names: the target of the name found, when a symlink, and
-  // every symlink in the directories to the same file (an instance's
-  // names carry its instance).
-  auto add_alias = [&](const std::string &alias) {
-    const std::string named = from_template ? UnitName(alias).with_instance(name.instance) : alias;
-    const UnitName parts(alias);
-    if (named == unit || parts.suffix != name.suffix ||
-        parts.has_at != (from_template || name.has_at) ||
-        std::find(files.aliases.begin(), files.aliases.end(), named) != files.aliases.end()) {
-      return;
-    }
-    files.aliases.push_back(named);
-  };
-  files.id = unit;
-  if (!files.unit_file.empty() && files.unit_file != "/dev/null") {
-    add_alias(base_name(files.unit_file));
-    if (!files.aliases.empty()) files.id = files.aliases.front();
-    for (const std::string &dir : directories) {
-      DIR *listing = opendir(dir.c_str());
-      if (listing == nullptr) continue;
-      while (const dirent *entry = readdir(listing)) {
-        if (entry->d_type != DT_LNK) continue;
-        if (real_path(dir + "/" + entry->d_name) == files.unit_file) add_alias(entry->d_name);
-      }
-      closedir(listing);
-    }
-  }
+  add_other_names(directories, from_template, &files);
   std::vector<std::string> drop_in_dirs;
   std::vector<std::string> names = {unit};
   names.insert(names.end(), files.aliases.begin(), files.aliases.end());

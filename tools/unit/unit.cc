@@ -684,6 +684,36 @@ void print_unit_environment(const keepalive_cli::UnitFiles &files) {
   fputs(out.c_str(), stdout);
 }
 
+// status with a drop-in: it, its library, what defeats it, the unit's files
+// and environment, its configuration; kExitOk when all is well.
+int explain_drop_in(const Options &options, const DropIn &drop_in,
+                    const keepalive_cli::UnitFiles &files) {
+  int result = keepalive_cli::kExitOk;
+  printf("%s: drop-in %s\n%s", options.unit.c_str(), drop_in.path.c_str(), drop_in.text.c_str());
+  const auto *preload = drop_in.environment.find("LD_PRELOAD");
+  bool library_found = false;
+  for (const std::string &entry :
+       keepalive_cli::preload_entries(preload != nullptr ? preload->value : "")) {
+    if (!is_keepalive_library(entry)) continue;
+    library_found = access(entry.c_str(), R_OK) == 0;
+    printf("Library: %s (%s)\n", entry.c_str(),
+           library_found ? "present" : "MISSING: ld.so would only warn, and preload nothing");
+  }
+  if (!library_found) result = keepalive_cli::kExitFailure;
+  for (const std::string &line : what_defeats(files, drop_in.path, drop_in.text)) {
+    printf("Not in effect: %s.\n", line.c_str());
+    result = keepalive_cli::kExitFailure;
+  }
+  print_unit_environment(files);
+  puts("\nConfiguration in the drop-in, as `keepalive check` explains it:");
+  keepalive_cli::ConfigFlags no_flags;
+  drop_in_config(drop_in, &no_flags);
+  if (keepalive_check_report(no_flags, false) != keepalive_cli::kExitOk) {
+    result = keepalive_cli::kExitFailure;
+  }
+  return result;
+}
+
 }  // namespace
 
 int keepalive_cmd_disable(int argc, char **argv) {
@@ -759,28 +789,7 @@ int keepalive_cmd_status(int argc, char **argv) {
     print_unit_environment(files);
     result = keepalive_cli::kExitFailure;
   } else {
-    printf("%s: drop-in %s\n%s", options.unit.c_str(), drop_in.path.c_str(), drop_in.text.c_str());
-    const auto *preload = drop_in.environment.find("LD_PRELOAD");
-    bool library_found = false;
-    for (const std::string &entry :
-         keepalive_cli::preload_entries(preload != nullptr ? preload->value : "")) {
-      if (!is_keepalive_library(entry)) continue;
-      library_found = access(entry.c_str(), R_OK) == 0;
-      printf("Library: %s (%s)\n", entry.c_str(),
-             library_found ? "present" : "MISSING: ld.so would only warn, and preload nothing");
-    }
-    if (!library_found) result = keepalive_cli::kExitFailure;
-    for (const std::string &line : what_defeats(files, drop_in.path, drop_in.text)) {
-      printf("Not in effect: %s.\n", line.c_str());
-      result = keepalive_cli::kExitFailure;
-    }
-    print_unit_environment(files);
-    puts("\nConfiguration in the drop-in, as `keepalive check` explains it:");
-    keepalive_cli::ConfigFlags no_flags;
-    drop_in_config(drop_in, &no_flags);
-    if (keepalive_check_report(no_flags, false) != keepalive_cli::kExitOk) {
-      result = keepalive_cli::kExitFailure;
-    }
+    result = explain_drop_in(options, drop_in, files);
   }
   std::string error;
   pid_t pid = main_pid(options, &error);
