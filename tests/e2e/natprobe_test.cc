@@ -365,7 +365,9 @@ void expect_measured(const Judged &j, const ProbeRun &run, const std::string &tr
   EXPECT_NEAR(*corrected, *j.upper + *round_trip, 0.0015) << transcript;
 }
 
-const Strings kImpairedArgs = {"--max", "12s", "--resolution", "1s", "--json"};
+// Eight connections at a time: the rounds these scenarios time their
+// impairments by (round 1: 1s 1.426s 2.034s 2.901s 4.137s 5.9s 8.414s 12s).
+const Strings kImpairedArgs = {"--max", "12s", "--resolution", "1s", "--parallel", "8", "--json"};
 
 Strings impaired_args(const char *grace) {
   Strings args = kImpairedArgs;
@@ -476,13 +478,25 @@ TEST_F(NatprobeCgnatTest, ServerFarFromTheNatIsAccountedFor) {
 
 // ---- through the emulated CGNAT --------------------------------------------
 
-TEST_F(NatprobeCgnatTest, Timeout4sIsBracketedWithin1s) {
-  constexpr int kT = 4;
+// The time to the answer, against the target of about two silences as long
+// as the timeout: printed, not asserted (the machine is shared).
+void print_time_to_answer(int timeout_s, double seconds) {
+  const double target = 2.5 * timeout_s + 6;
+  std::cout << "natprobe time to the answer, T = " << timeout_s << " s (--max 60s --resolution 1s "
+            << "--grace 1s, default --parallel): " << seconds << " s = " << seconds / timeout_s
+            << " T; target 2.5 T + 6 s = " << target
+            << " s: " << (seconds <= target ? "met" : "MISSED") << "\n";
+}
+
+const Strings kTimingArgs = {"--max", "60s", "--resolution", "1s", "--grace", "1s"};
+
+TEST_F(NatprobeCgnatTest, Timeout6sIsBracketedWithin1s) {
+  constexpr int kT = 6;
   ProbeRun run;
   std::string server_log;
-  ASSERT_NO_FATAL_FAILURE(measure("np4", kT, {},
-                                  {"--max", "20s", "--resolution", "1s", "--grace", "2s", "--json"},
-                                  &run, &server_log));
+  Strings args = kTimingArgs;
+  args.push_back("--json");
+  ASSERT_NO_FATAL_FAILURE(measure("np6", kT, {}, args, &run, &server_log));
   const std::string transcript = run.out + run.err + server_log;
   ASSERT_EQ(run.status, 0) << transcript;
   EXPECT_EQ(json_string(run.out, "status"), "measured") << transcript;
@@ -497,31 +511,29 @@ TEST_F(NatprobeCgnatTest, Timeout4sIsBracketedWithin1s) {
   EXPECT_LT(*recommended, *lower) << "the recommendation must stay under the lower bound";
   EXPECT_EQ(json_string(run.out, "systemd"),
             "Environment=KEEPALIVE_IDLE=" + std::to_string(std::lround(*recommended)));
-  EXPECT_EQ(*json_number(run.out, "max_s"), 20);
+  EXPECT_EQ(*json_number(run.out, "max_s"), 60);
   EXPECT_EQ(*json_number(run.out, "resolution_s"), 1);
+  EXPECT_EQ(*json_number(run.out, "parallel"), 64);
   // Every trial was reported on stderr as it ended.
   size_t trials = count(run.out, "\"idle_s\":");
   EXPECT_GE(count(run.out, "\"survived\": true"), 1u) << transcript;
   EXPECT_GE(count(run.out, "\"survived\": false"), 1u) << transcript;
   EXPECT_EQ(count(run.err, " survived (") + count(run.err, " lost: "), trials) << run.err;
   EXPECT_LE(run.seconds, kRunLimit) << transcript;
-  std::cout << "natprobe through a NAT with T = " << kT << " s, " << run.seconds
-            << " s:\n--- progress (stderr):\n"
-            << run.err << "--- result (stdout):\n"
-            << run.out;
+  print_time_to_answer(kT, run.seconds);
+  std::cout << "--- progress (stderr):\n" << run.err << "--- result (stdout):\n" << run.out;
 }
 
 // libkeepalive preloaded into both ends with KEEPALIVE_IDLE=1 would keep
 // every mapping alive (a probe each second), and the NAT would seem to have
 // no timeout, unless natprobe switches keepalive off on its connections.
-TEST_F(NatprobeCgnatTest, Timeout9sIsBracketedWithin1sWithTheLibraryPreloaded) {
-  constexpr int kT = 9;
+TEST_F(NatprobeCgnatTest, Timeout10sIsBracketedWithin1sWithTheLibraryPreloaded) {
+  constexpr int kT = 10;
   ProbeRun run;
   std::string server_log;
   Strings env = {"LD_PRELOAD=" + cgnat_harness::library(), "KEEPALIVE_IDLE=1",
                  "KEEPALIVE_LOG=debug"};
-  ASSERT_NO_FATAL_FAILURE(measure(
-      "np9", kT, env, {"--max", "20s", "--resolution", "1s", "--grace", "2s"}, &run, &server_log));
+  ASSERT_NO_FATAL_FAILURE(measure("np10", kT, env, kTimingArgs, &run, &server_log));
   const std::string transcript = run.out + run.err + server_log;
   ASSERT_EQ(run.status, 0) << transcript;
   // The library was there and configured the probe connections.
@@ -543,9 +555,8 @@ TEST_F(NatprobeCgnatTest, Timeout9sIsBracketedWithin1sWithTheLibraryPreloaded) {
   EXPECT_GE(recommended, 1);
   EXPECT_LT(recommended, lower);
   EXPECT_LE(run.seconds, kRunLimit) << transcript;
-  std::cout << "natprobe through a NAT with T = " << kT << " s, libkeepalive preloaded, "
-            << run.seconds << " s:\n"
-            << run.out;
+  print_time_to_answer(kT, run.seconds);
+  std::cout << "libkeepalive preloaded:\n" << run.out;
 }
 
 // ---- on loopback: no NAT ----------------------------------------------------
@@ -841,13 +852,14 @@ TEST_F(NatprobeLoopbackTest, UsageErrorsExit2) {
       {{"client", "h:7200", "--max", "abc"}, "--max abc: expected a duration"},
       {{"client", "h:7200", "--resolution", "500ms"}, "--resolution 500ms: must be from 1s to 24h"},
       {{"client", "h:7200", "--max", "5s"}, "--resolution 10s is longer than --max 5s"},
-      {{"client", "h:7200", "--parallel", "0"}, "--parallel 0: expected a number from 1 to 64"},
+      {{"client", "h:7200", "--parallel", "0"}, "--parallel 0: expected a number from 1 to 128"},
       {{"client", "h:7200", "--grace"}, "--grace needs a value"},
       {{"client", "h:7200", "--bogus"}, "unknown option --bogus"},
       {{"client", "2001:db8::1:7200"}, "write an IPv6 address in brackets"},
       {{"client", "h"}, "expected HOST:PORT"},
       {{"client", "h:0"}, "h:0: the port must be a number from 1 to 65535"},
       {{"client", "h:70000"}, "h:70000: the port must be a number from 1 to 65535"},
+      {{"client", "h:72x"}, "h:72x: the port must be a number from 1 to 65535"},
       {{"client", ":7200"}, ":7200: expected HOST:PORT with a host"},
       {{"client", "h:7200", "--give-up-after", "9999999h"},
        "--give-up-after 9999999h: must be from 10s to 24h, in whole milliseconds"},
@@ -857,6 +869,7 @@ TEST_F(NatprobeLoopbackTest, UsageErrorsExit2) {
       {{"server", "--listen", "999.1.1.1:7200"},
        "--listen 999.1.1.1:7200: expected a numeric address"},
       {{"server", "--listen", "0.0.0.0:70000"}, "the port must be a number from 0 to 65535"},
+      {{"server", "--listen", "0.0.0.0:http"}, "the port must be a number from 0 to 65535"},
       {{"server", "extra"}, "unexpected argument extra"},
   };
   for (const Case &c : cases) {

@@ -49,7 +49,8 @@ ObservedRun RunServer(const std::string &rules, const Env &globals) {
       "accept a1 a accept  accept a2 a accept4  accept b1 b accept  "
       "accept m1 m accept4+cloexec  accept m2 m accept  "
       "connect out_c 127.0.0.1 {C}  connect out_c_nb 127.0.0.1 {C} nonblock  "
-      "connect out_d ::1 {D}  connect out_pending 127.0.0.1 {E} nonblock nowait  show";
+      "connect out_d ::1 {D}  connect out_pending 127.0.0.1 {E} nonblock nowait  "
+      "connect out_any 0.0.0.0 {E} nonblock nowait  show";
   ObservedRun run = RunObserved(Words(with_ports(script)), env, {a, b, m});
   for (int fd : clients) close(fd);
   for (int fd : {a, b, m, c, d, e}) close(fd);
@@ -107,11 +108,19 @@ TEST(Rules, EachSocketGetsItsFirstMatchingRule) {
   EXPECT_EQ(PendingState(run), "SYN-SENT");
   ExpectInside(r, "out_pending", {true, 240, 7, 5, 20000});
   EXPECT_NE(LogLineOf(run, "out_pending").find("rule=4 "), std::string::npos);
+  // The same to 0.0.0.0, which the kernel replaces by 127.0.0.1: decided
+  // after the call, from the peer the kernel gives a connection still in
+  // progress (SO_PEERNAME: getpeername says ENOTCONN then).
+  EXPECT_EQ(Get(r, "call.out_any.errno"), "EINPROGRESS");
+  ExpectInside(r, "out_any", {true, 240, 7, 5, 20000});
+  EXPECT_NE(LogLineOf(run, "out_any").find("peer=127.0.0.1:"), std::string::npos)
+      << LogLineOf(run, "out_any");
+  EXPECT_NE(LogLineOf(run, "out_any").find("rule=4 "), std::string::npos);
 }
 
 TEST(Rules, LoopbackOffRuleLeavesEveryLoopbackSocketUntouched) {
-  const char *sockets[] = {"a1",    "a2",       "b1",    "m1",         "m2",
-                           "out_c", "out_c_nb", "out_d", "out_pending"};
+  const char *sockets[] = {"a1",    "a2",       "b1",    "m1",          "m2",
+                           "out_c", "out_c_nb", "out_d", "out_pending", "out_any"};
   // The control: without the loopback rule, every socket is configured.
   ObservedRun control = RunServer("in port={A} idle=180", kGlobals);
   ASSERT_EQ(control.status, 0) << control.err;
@@ -124,7 +133,7 @@ TEST(Rules, LoopbackOffRuleLeavesEveryLoopbackSocketUntouched) {
   for (const char *name : sockets) {
     SCOPED_TRACE(name);
     ExpectInside(run.report, name, Untouched());
-    if (std::string(name) != "out_pending")
+    if (std::string(name) != "out_pending" && std::string(name) != "out_any")
       ExpectOutside(run.ss, run.report, name, false, 0, run.elapsed);
     std::string line = LogLineOf(run, name);
     EXPECT_NE(line.find("rule=1 "), std::string::npos) << line;

@@ -6,12 +6,15 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <regex>
 #include <string>
 #include <vector>
 
 #include "natprobe/natprobe.h"
+#include "natprobe/probe.h"
 
 namespace keepalive_natprobe {
 namespace {
@@ -276,13 +279,18 @@ struct PlanCase {
   Bracket bracket;
   Settings settings;
   std::vector<long long> expected;
+  int waves = 1;
 };
 
 class PlanTest : public ::testing::TestWithParam<PlanCase> {};
 
 TEST_P(PlanTest, ProbesTheseIdlePeriods) {
   const PlanCase &c = GetParam();
-  EXPECT_EQ(plan_round(c.bracket, c.settings), c.expected);
+  const RoundPlan plan = plan_round(c.bracket, c.settings);
+  EXPECT_EQ(plan.idle_ms, c.expected);
+  EXPECT_EQ(plan.waves, c.waves);
+  EXPECT_EQ(plan.wave_offset_ms, c.waves == 2 ? wave_offset_ms(c.settings) : 0);
+  EXPECT_LE(plan.connections(), c.settings.parallel);
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -303,26 +311,32 @@ INSTANTIATE_TEST_SUITE_P(
                  {8000, -1, 0},
                  settings(20000, 1000, 4),
                  {10059, 12649, 15905, 20000}},
-        // Bisection: no more probes than the resolution needs...
-        PlanCase{"bisect_one", confirmed(3611, 5539), settings(20000, 1000), {4575}},
-        PlanCase{"bisect_four",
-                 confirmed(8498, 13037),
+        // A bounded bracket: two waves of 8 / 2 probes splitting it evenly...
+        PlanCase{"waves_split_the_bracket",
+                 confirmed(3611, 5539),
                  settings(20000, 1000),
-                 {9406, 10314, 11221, 12129}},
-        // A single loss is probed again, beside the bisection below it...
-        PlanCase{"bisect_one_and_again", single(3611, 5539), settings(20000, 1000), {4575, 5539}},
-        PlanCase{"again_only", single(3611, 4575), settings(20000, 1000), {4575}},
-        // ... taking one of the --parallel probes.
-        PlanCase{"bisect_parallel_and_again",
-                 single(0, 90000),
-                 settings(1800000, 1000),
-                 {11250, 22500, 33750, 45000, 56250, 67500, 78750, 90000}},
+                 {3997, 4382, 4768, 5153},
+                 2},
+        // ... one of them the single loss, probed again.
+        PlanCase{"waves_and_again",
+                 single(3611, 5539),
+                 settings(20000, 1000),
+                 {4093, 4575, 5057, 5539},
+                 2},
+        PlanCase{"waves_finer_than_the_resolution",
+                 single(3611, 4575),
+                 settings(20000, 1000),
+                 {3852, 4093, 4334, 4575},
+                 2},
+        // Never two probes of the same idle period in a wave.
+        PlanCase{"waves_in_a_narrow_bracket",
+                 single(4000, 4002),
+                 settings(20000, 1000),
+                 {4001, 4002},
+                 2},
+        // One connection at a time: one wave, bisection, the loss probed
+        // again in the next round.
         PlanCase{"again_single_probe", single(0, 90000), settings(1800000, 1000, 1), {90000}},
-        // ... and no more than --parallel: 9 equal parts.
-        PlanCase{"bisect_parallel",
-                 confirmed(0, 90000),
-                 settings(1800000, 1000),
-                 {10000, 20000, 30000, 40000, 50000, 60000, 70000, 80000}},
         PlanCase{"bisect_single_probe", confirmed(0, 90000), settings(1800000, 1000, 1), {45000}},
         // Done: nothing to probe.
         PlanCase{"measured", confirmed(3611, 4575), settings(20000, 1000), {}},
@@ -332,44 +346,61 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 TEST(NatprobePlan, DefaultFirstRoundIsGeometricFromResolutionToMax) {
-  std::vector<long long> plan = plan_round(Bracket{}, Settings{});  // 30m, 10s, 8
-  ASSERT_EQ(plan.size(), 8u);
-  EXPECT_EQ(plan.front(), 10000);
-  EXPECT_EQ(plan.back(), 1800000);
-  for (size_t i = 2; i < plan.size(); ++i) {
-    double ratio = static_cast<double>(plan[i]) / static_cast<double>(plan[i - 1]);
-    double previous = static_cast<double>(plan[i - 1]) / static_cast<double>(plan[i - 2]);
+  const RoundPlan plan = plan_round(Bracket{}, Settings{});  // 30m, 10s, 64
+  ASSERT_EQ(plan.idle_ms.size(), 64u);
+  EXPECT_EQ(plan.waves, 1);
+  EXPECT_EQ(plan.idle_ms.front(), 10000);
+  EXPECT_EQ(plan.idle_ms.back(), 1800000);
+  for (size_t i = 2; i < plan.idle_ms.size(); ++i) {
+    double ratio = static_cast<double>(plan.idle_ms[i]) / static_cast<double>(plan.idle_ms[i - 1]);
+    double previous =
+        static_cast<double>(plan.idle_ms[i - 1]) / static_cast<double>(plan.idle_ms[i - 2]);
     EXPECT_NEAR(ratio, previous, 0.01) << i;
+    EXPECT_LT(ratio, 1.09) << i;  // the first loss lies within 9 % above the timeout
   }
 }
 
-// Runs whole measurements against simulated NATs that forget after exactly
-// T ms (idle >= T is lost): the plan must end, within few rounds, with a
-// bracket lower < T <= upper no wider than the resolution — or report no
-// timeout when T is beyond --max.
+TEST(NatprobePlan, PlayedRoundsEndAsTheClientEndsThem) {
+  // Two waves of {4093, 4575, 5057, 5539} against T = 5 s, the second set
+  // up 4 s later: 4.093 s and 4.575 s survive in the first, 5.057 s is lost
+  // (at idle + grace) and 5.539 s dropped then; the second wave's 4.093 s
+  // and 4.575 s are dropped (nothing to learn), its 5.057 s is lost too.
+  const Settings s = settings(20000, 1000);
+  const RoundPlan plan = plan_round(single(3611, 5539), s);
+  std::vector<Trial> trials = {trial(3611, Outcome::kSurvived), trial(5539, Outcome::kSilent)};
+  EXPECT_EQ(play_round(plan, 2, 5000, s, &trials), 4000 + 5057 + 2000);
+  ASSERT_EQ(trials.size(), 6u);
+  const Bracket b = bracket_of(trials);
+  EXPECT_EQ(b.lower_ms, 4575);
+  EXPECT_EQ(b.confirmed_upper_ms, 5057);
+  for (size_t i = 2; i < trials.size(); ++i) EXPECT_LE(trials[i].idle_ms, 5057) << i;
+  EXPECT_EQ(trials.back().round, 3);
+}
+
+// Whole measurements against simulated NATs that forget after exactly T ms
+// (idle >= T is lost): the plan must end with a confirmed bracket lower < T
+// <= upper no wider than the resolution — or report no timeout when T is
+// beyond --max.
 TEST(NatprobePlan, SimulatedNatsAreBracketedWithinTheResolution) {
-  const std::vector<Settings> all = {settings(20000, 1000),       settings(1800000, 10000),
-                                     settings(1800000, 10000, 1), settings(3600000, 1000, 64),
-                                     settings(5000, 1000, 2),     settings(86400000, 1000, 8)};
+  const std::vector<Settings> all = {settings(20000, 1000),
+                                     settings(1800000, 10000),
+                                     settings(1800000, 10000, 1),
+                                     settings(3600000, 1000, 64),
+                                     settings(5000, 1000, 2),
+                                     settings(86400000, 1000, 8),
+                                     Settings{},
+                                     settings(60000, 1000, 64, 1000)};
   const std::vector<long long> timeouts = {1,      500,    999,     1000,    1001,    3999,
                                            4000,   9000,   20000,   20001,   29999,   270000,
                                            299999, 300000, 1799999, 1800000, 1800001, 86399999};
   for (const Settings &s : all) {
     for (long long t : timeouts) {
-      std::vector<Trial> trials;
-      int rounds = 0;
-      for (std::vector<long long> plan; !(plan = plan_round(bracket_of(trials), s)).empty();) {
-        ASSERT_LT(++rounds, 40) << "no end: T=" << t << " max=" << s.max_ms;
-        const Bracket before = bracket_of(trials);
-        for (long long idle : plan) {
-          EXPECT_TRUE(still_needed(before, idle)) << idle;
-          trials.push_back(trial(idle, idle < t ? Outcome::kSurvived : Outcome::kSilent, rounds));
-        }
-      }
-      Bracket b = bracket_of(trials);
+      const SimulatedRun run = simulate_run(s, t);
+      const Bracket b = bracket_of(run.trials);
       std::string where = "T=" + std::to_string(t) + " max=" + std::to_string(s.max_ms) +
                           " resolution=" + std::to_string(s.resolution_ms) +
                           " parallel=" + std::to_string(s.parallel);
+      ASSERT_LT(run.rounds, 40) << where;
       if (t > s.max_ms) {
         EXPECT_EQ(progress_of(b, s), Progress::kNoTimeoutUpToMax) << where;
         EXPECT_EQ(b.lower_ms, s.max_ms) << where;
@@ -384,12 +415,40 @@ TEST(NatprobePlan, SimulatedNatsAreBracketedWithinTheResolution) {
   }
 }
 
+// With the defaults, a carrier's timeout is found and confirmed in about two
+// silences as long as the timeout: at most 2.3 T + 2 grace periods.
+TEST(NatprobePlan, DefaultsAnswerWithinTwoSilencesOfTheTimeout) {
+  const Settings s;
+  for (long long t : {60000LL, 120000LL, 270000LL, 300000LL, 600000LL, 1800000LL}) {
+    const SimulatedRun run = simulate_run(s, t);
+    const double times = static_cast<double>(run.elapsed_ms) / static_cast<double>(t);
+    std::cout << "defaults, T = " << whole_seconds_text(static_cast<double>(t) / 1000) << ": "
+              << whole_seconds_text(static_cast<double>(run.elapsed_ms) / 1000) << " (" << times
+              << " T), " << run.rounds << " rounds, " << run.trials.size() << " probes\n";
+    EXPECT_LE(run.elapsed_ms, t * 23 / 10 + 2 * s.grace_ms) << "T=" << t;
+    EXPECT_EQ(progress_of(bracket_of(run.trials), s), Progress::kMeasured) << "T=" << t;
+  }
+}
+
+// The time docs/measure-your-nat.md gives for each timeout is the plan's.
+TEST(NatprobePlan, DocsGiveThePlansTimes) {
+  std::ifstream file(std::string(KEEPALIVE_SOURCE_DIR) + "/docs/measure-your-nat.md");
+  ASSERT_TRUE(file) << "cannot read docs/measure-your-nat.md";
+  const std::string docs((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  for (long long t : {60000LL, 270000LL, 300000LL, 600000LL, 1800000LL}) {
+    const SimulatedRun run = simulate_run(Settings{}, t);
+    const std::string row = "| " + whole_seconds_text(static_cast<double>(t) / 1000) + " | " +
+                            whole_seconds_text(static_cast<double>(run.elapsed_ms) / 1000) + " |";
+    EXPECT_NE(docs.find(row), std::string::npos) << "docs/measure-your-nat.md lacks: " << row;
+  }
+}
+
 // The same against a path that loses one probe that should have survived
 // (an outage while its line was on the way), for every such probe of the
 // run in turn: the loss is probed again and the bracket still contains T.
 TEST(NatprobePlan, OneFalseLossDoesNotBecomeTheResult) {
   const std::vector<Settings> all = {settings(20000, 1000), settings(1800000, 10000),
-                                     settings(1800000, 10000, 1)};
+                                     settings(1800000, 10000, 1), Settings{}};
   const std::vector<long long> timeouts = {4000, 6000, 9000, 270000, 299999, 1000000};
   for (const Settings &s : all) {
     for (long long t : timeouts) {
@@ -398,16 +457,20 @@ TEST(NatprobePlan, OneFalseLossDoesNotBecomeTheResult) {
         std::vector<Trial> trials;
         int rounds = 0, survivors = 0;
         bool struck = false;
-        for (std::vector<long long> plan; !(plan = plan_round(bracket_of(trials), s)).empty();) {
-          ASSERT_LT(++rounds, 40) << "no end: T=" << t << " victim " << victim;
-          for (long long idle : plan) {
-            bool survives = idle < t;
-            if (survives && survivors++ == victim) {
-              survives = false;
-              struck = true;
+        for (RoundPlan plan; !(plan = plan_round(bracket_of(trials), s)).empty();) {
+          ASSERT_LT(rounds, 40) << "no end: T=" << t << " victim " << victim;
+          for (int wave = 0; wave < plan.waves; ++wave) {
+            for (long long idle : plan.idle_ms) {
+              bool survives = idle < t;
+              if (survives && survivors++ == victim) {
+                survives = false;
+                struck = true;
+              }
+              trials.push_back(
+                  trial(idle, survives ? Outcome::kSurvived : Outcome::kSilent, rounds + 1 + wave));
             }
-            trials.push_back(trial(idle, survives ? Outcome::kSurvived : Outcome::kSilent, rounds));
           }
+          rounds += plan.waves;
         }
         if (!struck) continue;
         Bracket b = bracket_of(trials);
@@ -423,39 +486,36 @@ TEST(NatprobePlan, OneFalseLossDoesNotBecomeTheResult) {
   }
 }
 
-TEST(NatprobePlan, LaterRoundsEstimate) {
-  Settings s = settings(20000, 1000);
+TEST(NatprobePlan, TimeLeft) {
+  const Settings s = settings(20000, 1000);  // 8 probes, grace 2 s: waves 4 s apart
   // Measured: nothing left.
-  EXPECT_EQ(later_rounds_ms(confirmed(3611, 4575), {}, s), 0);
-  // One more round of one probe (4.575 s) plus the grace period, and one to
-  // confirm its loss.
-  EXPECT_EQ(later_rounds_ms(confirmed(3611, 5539), {}, s), 4575 + 2000 + 4575 + 2000);
-  // During the first round: if 20 s is the first loss, one more round up
-  // to 20 s finishes the bracket [13.037 s, 20 s], one more confirms it.
-  EXPECT_EQ(later_rounds_ms(Bracket{1000, -1, 0}, {1534, 2354, 3611, 5539, 8498, 13037, 20000}, s),
-            20000 + 2000 + 20000 + 2000);
-  // Probes outside the bracket do not count.
-  EXPECT_EQ(later_rounds_ms(confirmed(3611, 4575), {8498, 13037, 20000}, s), 0);
+  std::vector<Trial> done = {trial(3611, Outcome::kSurvived), trial(4575, Outcome::kSilent, 1),
+                             trial(4575, Outcome::kSilent, 2)};
+  EXPECT_EQ(later_rounds_ms(done, {}, s), 0);
+  EXPECT_EQ(expected_later_rounds_ms(done, {}, s), 0);
+  // Confirmed [3.611 s, 5.539 s]: two waves of 3.997 4.382 4.768 5.153 s.
+  // At worst T = 5.153 s, lost by the second wave at 4 + 5.153 + 2 s; with
+  // T in the middle (4.575 s), 4.768 s is that loss.
+  std::vector<Trial> bounded = {trial(3611, Outcome::kSurvived), trial(5539, Outcome::kSilent, 1),
+                                trial(5539, Outcome::kSilent, 2)};
+  EXPECT_EQ(later_rounds_ms(bounded, {}, s), 4000 + 5153 + 2000);
+  EXPECT_EQ(expected_later_rounds_ms(bounded, {}, s), 4000 + 4768 + 2000);
+  // Pending probes outside the bracket do not count.
+  EXPECT_EQ(later_rounds_ms(done, {trial(8498, Outcome::kSilent, 1)}, s), 0);
 }
 
-// The expectation beside the worst case: at the start of a default run the
-// worst case assumes the timeout at the top of every bracket (hours); the
-// expectation plays the rounds against a timeout in the middle.
+// At the start of a default run the worst case assumes no timeout up to
+// --max (the waves then probe up to 30 minutes again); the expectation plays
+// the rounds against a timeout in the middle.
 TEST(NatprobePlan, ExpectedTimeLeftIsBelowTheWorstCase) {
-  Settings s;  // 30m, 10s, 8 probes, grace 5s
-  std::vector<long long> first = plan_round(Bracket{}, s);
-  long long worst = later_rounds_ms(Bracket{}, first, s);
-  long long expected = expected_later_rounds_ms({}, first, 1, s);
+  Settings s;  // 30m, 10s, 64 probes, grace 5s
+  std::vector<Trial> first;
+  for (long long idle : plan_round(Bracket{}, s).idle_ms) first.push_back(trial(idle, {}, 1));
+  long long worst = later_rounds_ms({}, first, s);
+  long long expected = expected_later_rounds_ms({}, first, s);
   std::cout << "default run, start: expected " << expected << " ms, worst " << worst << " ms\n";
   EXPECT_GT(expected, 0);
   EXPECT_LT(expected, worst / 2);
-  // Measured: nothing left, in both.
-  std::vector<Trial> done = {trial(3611, Outcome::kSurvived), trial(4575, Outcome::kSilent, 1),
-                             trial(4575, Outcome::kSilent, 2)};
-  EXPECT_EQ(expected_later_rounds_ms(done, {}, 2, settings(20000, 1000)), 0);
-  // One loss, not confirmed: one more round (4.575 s lost again, + grace).
-  done.pop_back();
-  EXPECT_EQ(expected_later_rounds_ms(done, {}, 1, settings(20000, 1000)), 4575 + 2000);
 }
 
 // ---- the recommendation -------------------------------------------------------

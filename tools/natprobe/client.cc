@@ -253,17 +253,19 @@ bool find_server(const StopSignals &signals, const std::string &host, const std:
   return ok;
 }
 
-// Whether a probe of round `round` was lost.
-bool lost_in_round(const Report &report, int round) {
-  return std::any_of(report.trials.begin(), report.trials.end(), [round](const Trial &trial) {
-    return trial.round == round && trial.outcome != Outcome::kSurvived;
+// Whether a probe of round `first` or a later one was lost.
+bool lost_since_round(const Report &report, int first) {
+  return std::any_of(report.trials.begin(), report.trials.end(), [first](const Trial &trial) {
+    return trial.round >= first && trial.outcome != Outcome::kSurvived;
   });
 }
 
 struct Probe {
-  // kRetry: its set-up failed; no connection until retry_at (its deadline).
-  enum class Stage { kRetry, kConnecting, kGreeting, kArming, kIdle };
+  // kWaiting: a second wave's, set up at its deadline; kRetry: its set-up
+  // failed, no connection until its deadline.
+  enum class Stage { kWaiting, kRetry, kConnecting, kGreeting, kArming, kIdle };
   UniqueFd fd;
+  int round = 0;
   long long idle_ms = 0;
   Stage stage = Stage::kConnecting;
   double deadline = 0;           // of the current stage
@@ -271,7 +273,7 @@ struct Probe {
   int failures = 0;              // set-ups that failed in a row
   long long round_trip_ms = -1;  // kIdle: the smoothed RTT when ARMED came
   std::string buffer;
-  bool pending() const { return fd.valid() || stage == Stage::kRetry; }
+  bool pending() const { return fd.valid() || stage == Stage::kRetry || stage == Stage::kWaiting; }
 };
 
 // What the client knows of its contact with the server across rounds: a
@@ -285,9 +287,9 @@ struct Contact {
   int failed_setups = 0;     // set-ups that failed since then
 };
 
-// One round: its probes run in parallel; each finished one becomes a trial
-// (and a progress line), and probes that can no longer tell anything new are
-// dropped at once.
+// One round: its probes run in parallel (a second wave set up later, as the
+// next round); each finished one becomes a trial (and a progress line), and
+// probes that can no longer tell anything new are dropped at once.
 class Round {
  public:
   Round(const StopSignals &signals, const ServerAddress &server, const ClientOptions &options,
@@ -306,11 +308,12 @@ class Round {
     for (Probe &probe : probes_) close_abortively(&probe.fd);
   }
 
-  Stop run(const std::vector<long long> &idle_ms, std::string *error);
+  Stop run(const RoundPlan &plan, std::string *error);
 
  private:
-  void progress(const std::string &text) const {
-    keepalive_cli::print_error(kName, "round " + std::to_string(number_) + ": " + text);
+  void progress(const std::string &text, int round = 0) const {
+    keepalive_cli::print_error(
+        kName, "round " + std::to_string(round != 0 ? round : number_) + ": " + text);
   }
   bool connect_probe(Probe *probe, std::string *error);
   bool stopped_listening(std::string *error);
@@ -320,7 +323,7 @@ class Round {
   bool handle_readable(Probe *probe, std::string *error);
   bool handle_line(Probe *probe, const std::string &line, std::string *error);
   bool handle_deadline(Probe *probe, std::string *error);
-  std::string time_left(const Bracket &bracket) const;
+  std::string time_left() const;
   std::string lost_text(const Probe &probe, Outcome outcome, const std::string &detail) const;
 
   const StopSignals &signals_;
@@ -334,19 +337,36 @@ class Round {
   std::vector<Probe> probes_;
 };
 
-Stop Round::run(const std::vector<long long> &idle_ms, std::string *error) {
+Stop Round::run(const RoundPlan &plan, std::string *error) {
   std::string list;
   long long longest = 0;
-  for (long long idle : idle_ms) {
+  for (long long idle : plan.idle_ms) {
     list += " " + format_duration_ms(idle);
     longest = std::max(longest, idle);
   }
-  progress(std::to_string(idle_ms.size()) + (idle_ms.size() == 1 ? " probe:" : " probes:") + list +
-           " (ends within " + format_duration_ms(longest + settings_.grace_ms) + ")");
-  probes_.resize(idle_ms.size());
-  for (size_t i = 0; i < idle_ms.size(); ++i) {
-    probes_[i].idle_ms = idle_ms[i];
-    if (!connect_probe(&probes_[i], error)) return Stop::kFailed;
+  const long long offset = plan.waves == 2 ? plan.wave_offset_ms : 0;
+  const std::string probes = std::to_string(plan.idle_ms.size()) +
+                             (plan.idle_ms.size() == 1 ? " probe:" : " probes:") + list;
+  const std::string ends = format_duration_ms(offset + longest + settings_.grace_ms);
+  if (plan.waves == 2) {
+    progress(probes + "; round " + std::to_string(number_ + 1) + ": the same, set up " +
+             format_duration_ms(offset) + " later (both end within " + ends + ")");
+  } else {
+    progress(probes + " (ends within " + ends + ")");
+  }
+  const double start = monotonic_s();
+  probes_.resize(plan.idle_ms.size() * static_cast<size_t>(plan.waves));
+  for (size_t i = 0; i < probes_.size(); ++i) {
+    Probe &probe = probes_[i];
+    const bool second = i >= plan.idle_ms.size();
+    probe.idle_ms = plan.idle_ms[i % plan.idle_ms.size()];
+    probe.round = number_ + (second ? 1 : 0);
+    if (second) {
+      probe.stage = Probe::Stage::kWaiting;
+      probe.deadline = start + static_cast<double>(offset) / 1000;
+    } else if (!connect_probe(&probe, error)) {
+      return Stop::kFailed;
+    }
   }
   for (;;) {
     std::vector<pollfd> fds;
@@ -381,8 +401,9 @@ Stop Round::run(const std::vector<long long> &idle_ms, std::string *error) {
       if (!ok) return Stop::kFailed;
     }
     for (Probe &probe : probes_) {
-      if (probe.stage == Probe::Stage::kRetry && monotonic_s() >= probe.deadline &&
-          !connect_probe(&probe, error)) {
+      const bool later =
+          probe.stage == Probe::Stage::kRetry || probe.stage == Probe::Stage::kWaiting;
+      if (later && monotonic_s() >= probe.deadline && !connect_probe(&probe, error)) {
         return Stop::kFailed;
       }
     }
@@ -429,7 +450,7 @@ bool Round::setup_failed(Probe *probe, const std::string &observed, std::string 
   if (failing_s * 1000 >= static_cast<double>(give_up_ms_)) {
     // The losses of this round came before the contact was lost: the
     // server's end may be theirs too.
-    report_->server_gone = lost_in_round(*report_, number_);
+    report_->server_gone = lost_since_round(*report_, number_);
     *error = "lost contact with " + server_.text + ": no probe could be set up for " +
              whole_seconds_text(failing_s) + " (--give-up-after " +
              format_duration_ms(give_up_ms_) + "; " + std::to_string(contact_->failed_setups) +
@@ -441,8 +462,9 @@ bool Round::setup_failed(Probe *probe, const std::string &observed, std::string 
   probe->stage = Probe::Stage::kRetry;
   probe->deadline = now + wait_s;
   progress(format_duration_ms(probe->idle_ms) + ": set-up failed (" + observed + "); retrying in " +
-           format_duration_ms(to_ms(wait_s)) + ", the server last answered " +
-           whole_seconds_text(silent_s) + " ago");
+               format_duration_ms(to_ms(wait_s)) + ", the server last answered " +
+               whole_seconds_text(silent_s) + " ago",
+           probe->round);
   return true;
 }
 
@@ -549,6 +571,7 @@ bool Round::handle_line(Probe *probe, const std::string &line, std::string *erro
 bool Round::handle_deadline(Probe *probe, std::string *error) {
   const std::string within = format_duration_ms(to_ms(kSetupTimeoutS));
   switch (probe->stage) {
+    case Probe::Stage::kWaiting:
     case Probe::Stage::kRetry:
       return true;
     case Probe::Stage::kConnecting:
@@ -588,7 +611,7 @@ std::string Round::lost_text(const Probe &probe, Outcome outcome, const std::str
 
 void Round::finish(Probe *probe, Outcome outcome, long long silence_ms, const std::string &detail) {
   Trial trial;
-  trial.round = number_;
+  trial.round = probe->round;
   trial.idle_ms = probe->idle_ms;
   trial.outcome = outcome;
   trial.silence_ms = silence_ms;
@@ -609,8 +632,8 @@ void Round::finish(Probe *probe, Outcome outcome, long long silence_ms, const st
   std::string text = format_duration_ms(probe->idle_ms) + " " + what + "; timeout ";
   text += keepalive_natprobe::bracket_text(bracket);
   if (!dropped.empty()) text += "; no longer needed:" + dropped;
-  text += "; " + time_left(bracket);
-  progress(text);
+  text += "; " + time_left();
+  progress(text, probe->round);
 }
 
 // Closes the probes whose idle period lies outside `bracket`, the trials'
@@ -629,24 +652,27 @@ std::string Round::drop_unneeded(const Bracket &bracket) {
   return dropped;
 }
 
-// "N pending" and how long the run may still take, the trials' `bracket` given.
-std::string Round::time_left(const Bracket &bracket) const {
+// "N pending" and how long the run may still take.
+std::string Round::time_left() const {
   double now = monotonic_s();
   double round_end = now;
-  std::vector<long long> pending;
+  std::vector<Trial> pending;
   for (const Probe &probe : probes_) {
     if (!probe.pending()) continue;
-    pending.push_back(probe.idle_ms);
+    Trial trial;
+    trial.round = probe.round;
+    trial.idle_ms = probe.idle_ms;
+    pending.push_back(trial);
+    const double set_up = probe.stage == Probe::Stage::kWaiting ? probe.deadline : now;
     double end = probe.stage == Probe::Stage::kIdle
                      ? probe.deadline
-                     : now + static_cast<double>(probe.idle_ms + settings_.grace_ms) / 1000;
+                     : set_up + static_cast<double>(probe.idle_ms + settings_.grace_ms) / 1000;
     round_end = std::max(round_end, end);
   }
-  long long later = keepalive_natprobe::later_rounds_ms(bracket, pending, settings_);
+  long long later = keepalive_natprobe::later_rounds_ms(report_->trials, pending, settings_);
   long long left_ms = to_ms(round_end - now) + later;
-  long long expected_ms =
-      to_ms(round_end - now) +
-      keepalive_natprobe::expected_later_rounds_ms(report_->trials, pending, number_, settings_);
+  long long expected_ms = to_ms(round_end - now) + keepalive_natprobe::expected_later_rounds_ms(
+                                                       report_->trials, pending, settings_);
   std::string text = std::to_string(pending.size()) + " pending";
   if (left_ms == 0) return text + ", nothing left to probe";
   auto whole_s = [](long long ms) { return format_duration_ms((ms + 999) / 1000 * 1000); };
@@ -765,10 +791,11 @@ bool parse_client_options(int argc, char **argv, ClientOptions *options, int *st
 // losses may be its own end, not a NAT's (report->server_gone, *error). A
 // look that gets no answer (the path may be down for a while) is repeated
 // with back-off, as a failed set-up is, until --give-up-after.
+// `rounds`: "round 3" or "rounds 2 and 3", those just run.
 bool server_still_there(const StopSignals &signals, const ServerAddress &server,
-                        const ClientOptions &options, Report *report, std::string *error) {
-  const int round = report->rounds;
-  if (!lost_in_round(*report, round)) return true;
+                        const ClientOptions &options, int first_round, const std::string &rounds,
+                        Report *report, std::string *error) {
+  if (!lost_since_round(*report, first_round)) return true;
   const double first_look = monotonic_s();
   std::string instance, failure;
   bool answered = false;
@@ -783,17 +810,15 @@ bool server_still_there(const StopSignals &signals, const ServerAddress &server,
         (monotonic_s() - first_look) * 1000 >= static_cast<double>(options.give_up_ms)) {
       break;
     }
-    keepalive_cli::print_error(kName, "after the losses of round " + std::to_string(round) +
-                                          ": no answer from the server (" + failure +
-                                          "); looking again in " +
-                                          format_duration_ms(to_ms(wait_s)));
+    keepalive_cli::print_error(
+        kName, "after the losses of " + rounds + ": no answer from the server (" + failure +
+                   "); looking again in " + format_duration_ms(to_ms(wait_s)));
     std::vector<pollfd> none;
     signals.wait(&none, monotonic_s() + wait_s);
     if (StopSignals::stopped()) return true;
   }
   report->server_gone = true;
-  *error = "after the losses of round " + std::to_string(round) + " the natprobe server at " +
-           server.text +
+  *error = "after the losses of " + rounds + " the natprobe server at " + server.text +
            (failure.empty() ? " answers as a new instance (" + instance + ", was " +
                                   server.instance + "): it restarted"
                             : " no longer answers (" + failure + ")") +
@@ -808,24 +833,30 @@ Stop run_rounds(const StopSignals &signals, const ServerAddress &server,
   Contact contact;
   contact.last_answer = monotonic_s();  // find_server read its greeting
   for (;;) {
-    std::vector<long long> plan = keepalive_natprobe::plan_round(
-        keepalive_natprobe::bracket_of(report->trials), options.settings);
+    RoundPlan plan = keepalive_natprobe::plan_round(keepalive_natprobe::bracket_of(report->trials),
+                                                    options.settings);
     if (plan.empty()) return Stop::kNone;
-    if (report->rounds == kMaxRounds) {  // cannot happen with a sane plan; bounded all the same
-      *error = "gave up after " + std::to_string(kMaxRounds) + " rounds";
+    if (report->rounds + plan.waves > kMaxRounds) {  // cannot happen with a sane plan
+      *error = "gave up after " + std::to_string(report->rounds) + " rounds";
       return Stop::kFailed;
     }
-    ++report->rounds;
+    const int first = report->rounds + 1;
+    report->rounds += plan.waves;
+    const std::string rounds = plan.waves == 2 ? "rounds " + std::to_string(first) + " and " +
+                                                     std::to_string(report->rounds)
+                                               : "round " + std::to_string(first);
     double round_start = monotonic_s();
     Stop stop;
     {
-      Round round(signals, server, options, report->rounds, report, &contact, start);
+      Round round(signals, server, options, first, report, &contact, start);
       stop = round.run(plan, error);
     }
     if (stop != Stop::kNone) return stop;
-    if (!server_still_there(signals, server, options, report, error)) return Stop::kFailed;
+    if (!server_still_there(signals, server, options, first, rounds, report, error)) {
+      return Stop::kFailed;
+    }
     Bracket bracket = keepalive_natprobe::bracket_of(report->trials);
-    keepalive_cli::print_error(kName, "round " + std::to_string(report->rounds) + " done in " +
+    keepalive_cli::print_error(kName, rounds + " done in " +
                                           format_duration_ms(to_ms(monotonic_s() - round_start)) +
                                           ": timeout " + keepalive_natprobe::bracket_text(bracket));
   }
@@ -873,7 +904,7 @@ int run_client(int argc, char **argv) {
                  std::to_string(keepalive_natprobe::kProtocolVersion) + "): idle periods up to " +
                  format_duration_ms(settings.max_ms) + ", resolution " +
                  format_duration_ms(settings.resolution_ms) + ", " +
-                 std::to_string(settings.parallel) + " connections per round, grace " +
+                 std::to_string(settings.parallel) + " connections at a time, grace " +
                  format_duration_ms(settings.grace_ms) + "; Ctrl-C stops with what was learned");
   Report report;
   report.server = server.text;

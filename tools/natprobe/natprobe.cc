@@ -21,6 +21,8 @@ namespace {
 using keepalive_cli::format_duration_ms;
 
 constexpr long long kMaxNumberDigits = 15;  // far above kMaxIdleMs, far below LLONG_MAX
+// Rounds a simulation plays at most (a sane plan needs a handful).
+constexpr int kMaxPlannedRounds = 64;
 
 // A decimal number of 1..kMaxNumberDigits digits and nothing else.
 bool parse_number(std::string_view text, long long *value) {
@@ -281,20 +283,36 @@ Progress progress_of(const Bracket &bracket, const Settings &settings) {
   return bracket.lower_ms >= settings.max_ms ? Progress::kNoTimeoutUpToMax : Progress::kNarrowing;
 }
 
-std::vector<long long> plan_round(const Bracket &bracket, const Settings &settings) {
-  if (progress_of(bracket, settings) != Progress::kNarrowing) return {};
+long long wave_offset_ms(const Settings &settings) {
+  return std::max(settings.resolution_ms, 2 * settings.grace_ms);
+}
+
+RoundPlan plan_round(const Bracket &bracket, const Settings &settings) {
+  RoundPlan plan;
+  if (progress_of(bracket, settings) != Progress::kNarrowing) return plan;
   const long long n = std::max(1, settings.parallel);
   const long long resolution = std::max(1LL, settings.resolution_ms);
   std::vector<long long> points;
   if (bracket.has_upper()) {
     const bool again = !bracket.upper_confirmed();
-    long long width = bracket.upper_ms - bracket.lower_ms;
-    long long k = std::max(0LL, std::min(n - (again ? 1 : 0), ceil_div(width, resolution) - 1));
+    const long long width = bracket.upper_ms - bracket.lower_ms;
+    long long k;
+    if (n >= 2) {
+      // Two waves, each splitting the bracket as finely as its probes allow.
+      plan.waves = 2;
+      plan.wave_offset_ms = wave_offset_ms(settings);
+      k = std::min(n / 2 - (again ? 1 : 0), width - 1);
+    } else {
+      k = std::min(n - (again ? 1 : 0), ceil_div(width, resolution) - 1);
+    }
+    k = std::max(0LL, k);
     for (long long i = 1; i <= k; ++i) {
       points.push_back(bracket.lower_ms + (width * i + (k + 1) / 2) / (k + 1));
     }
     if (again) points.push_back(bracket.upper_ms);
-    return inside(points, bracket, settings);
+    plan.idle_ms = inside(points, bracket, settings);
+    if (plan.idle_ms.empty()) plan.waves = 1;
+    return plan;
   }
   const long long top = settings.max_ms;
   const long long span = top - bracket.lower_ms;
@@ -303,7 +321,8 @@ std::vector<long long> plan_round(const Bracket &bracket, const Settings &settin
     for (long long i = 1; i <= linear; ++i) {
       points.push_back(bracket.lower_ms + (span * i + linear / 2) / linear);
     }
-    return inside(points, bracket, settings);
+    plan.idle_ms = inside(points, bracket, settings);
+    return plan;
   }
   // Geometric: equal ratios between neighbours. From the resolution when
   // nothing survived yet (a NAT may forget within seconds), else from above
@@ -317,48 +336,95 @@ std::vector<long long> plan_round(const Bracket &bracket, const Settings &settin
     points.push_back(std::llround(base * std::pow(ratio, exponent)));
   }
   points.push_back(top);  // exactly max, whatever the rounding did
-  return inside(points, bracket, settings);
+  plan.idle_ms = inside(points, bracket, settings);
+  return plan;
 }
 
-long long later_rounds_ms(const Bracket &bracket, const std::vector<long long> &pending_idle_ms,
-                          const Settings &settings) {
-  std::vector<long long> pending;
-  for (long long idle : pending_idle_ms) {
-    if (still_needed(bracket, idle)) pending.push_back(idle);
-  }
-  long long total = 0;
-  if (pending.empty()) {
-    pending = plan_round(bracket, settings);
-    if (pending.empty()) return 0;
-    total += pending.back() + settings.grace_ms;  // the next round itself
-  }
-  std::sort(pending.begin(), pending.end());
-  std::vector<long long> edges = {bracket.lower_ms};
-  edges.insert(edges.end(), pending.begin(), pending.end());
-  if (bracket.has_upper()) edges.push_back(bracket.upper_ms);
-  Bracket worst;
-  for (size_t i = 1; i < edges.size(); ++i) {
-    if (edges[i] - edges[i - 1] > worst.upper_ms - worst.lower_ms) {
-      worst.lower_ms = edges[i - 1];
-      worst.upper_ms = edges[i];
+long long play_round(const RoundPlan &plan, int first_round, long long timeout_ms,
+                     const Settings &settings, std::vector<Trial> *trials) {
+  struct Ending {
+    long long at_ms;
+    Trial trial;
+  };
+  std::vector<Ending> endings;
+  for (int wave = 0; wave < plan.waves; ++wave) {
+    for (long long idle : plan.idle_ms) {
+      Ending ending;
+      const bool lost = idle >= timeout_ms;
+      ending.trial.round = first_round + wave;
+      ending.trial.idle_ms = idle;
+      ending.trial.outcome = lost ? Outcome::kSilent : Outcome::kSurvived;
+      ending.trial.silence_ms = lost ? -1 : idle;
+      ending.at_ms = wave * plan.wave_offset_ms + idle + (lost ? settings.grace_ms : 0);
+      endings.push_back(ending);
     }
   }
-  worst.confirmed_upper_ms = worst.upper_ms;  // the estimate leaves confirmations out
-  if (!worst.has_upper()) return total;
-  // Each later round: its probes, the loss just below the top of the bracket;
-  // then one more round to confirm the last loss.
-  for (int round = 0; round < 64 && progress_of(worst, settings) == Progress::kNarrowing; ++round) {
-    std::vector<long long> points = plan_round(worst, settings);
-    if (points.empty()) break;
-    total += worst.upper_ms + settings.grace_ms;
-    worst.lower_ms = points.back();
+  std::stable_sort(endings.begin(), endings.end(),
+                   [](const Ending &a, const Ending &b) { return a.at_ms < b.at_ms; });
+  long long last = 0;
+  for (const Ending &ending : endings) {
+    if (!still_needed(bracket_of(*trials), ending.trial.idle_ms)) continue;  // dropped
+    trials->push_back(ending.trial);
+    last = ending.at_ms;
   }
-  return total + worst.upper_ms + settings.grace_ms;
+  return last;
 }
 
-long long expected_later_rounds_ms(std::vector<Trial> trials,
-                                   const std::vector<long long> &pending_idle_ms, int round,
-                                   const Settings &settings) {
+namespace {
+
+// The rounds after the current one, played against `timeout_ms`: the
+// pending probes of the current round end first.
+long long play_later_rounds(std::vector<Trial> trials, const std::vector<Trial> &pending,
+                            long long timeout_ms, const Settings &settings) {
+  int number = 0;
+  for (const Trial &trial : trials) number = std::max(number, trial.round);
+  for (Trial trial : pending) {
+    trial.outcome = trial.idle_ms < timeout_ms ? Outcome::kSurvived : Outcome::kSilent;
+    trials.push_back(trial);
+    number = std::max(number, trial.round);
+  }
+  long long total = 0;
+  for (int later = 0; later < kMaxPlannedRounds; ++later) {
+    RoundPlan plan = plan_round(bracket_of(trials), settings);
+    if (plan.empty()) break;
+    total += play_round(plan, number + 1, timeout_ms, settings, &trials);
+    number += plan.waves;
+  }
+  return total;
+}
+
+}  // namespace
+
+SimulatedRun simulate_run(const Settings &settings, long long timeout_ms) {
+  SimulatedRun run;
+  for (int round = 0; round < kMaxPlannedRounds; ++round) {
+    RoundPlan plan = plan_round(bracket_of(run.trials), settings);
+    if (plan.empty()) break;
+    run.elapsed_ms += play_round(plan, run.rounds + 1, timeout_ms, settings, &run.trials);
+    run.rounds += plan.waves;
+  }
+  return run;
+}
+
+long long later_rounds_ms(const std::vector<Trial> &trials, const std::vector<Trial> &pending,
+                          const Settings &settings) {
+  const Bracket now = bracket_of(trials);
+  if (progress_of(now, settings) != Progress::kNarrowing) return 0;
+  // The timeouts still possible, each just at an idle period still to be
+  // probed or bounding the bracket (that one lost), and one beyond --max.
+  std::vector<long long> timeouts = plan_round(now, settings).idle_ms;
+  for (const Trial &trial : pending) timeouts.push_back(trial.idle_ms);
+  timeouts.push_back(now.has_upper() ? now.reported_upper_ms() : settings.max_ms + 1);
+  long long longest = 0;
+  for (long long timeout : timeouts) {
+    if (timeout <= now.lower_ms) continue;
+    longest = std::max(longest, play_later_rounds(trials, pending, timeout, settings));
+  }
+  return longest;
+}
+
+long long expected_later_rounds_ms(const std::vector<Trial> &trials,
+                                   const std::vector<Trial> &pending, const Settings &settings) {
   const Bracket now = bracket_of(trials);
   if (progress_of(now, settings) != Progress::kNarrowing) return 0;
   long long timeout;
@@ -368,30 +434,7 @@ long long expected_later_rounds_ms(std::vector<Trial> trials,
     const double from = static_cast<double>(std::max(now.lower_ms, settings.resolution_ms));
     timeout = std::llround(std::sqrt(from * static_cast<double>(settings.max_ms)));
   }
-  auto play = [&](const std::vector<long long> &idle_ms, int number) {
-    long long longest_survivor = 0, shortest_loss = -1;
-    for (long long idle : idle_ms) {
-      Trial trial;
-      trial.round = number;
-      trial.idle_ms = idle;
-      trial.outcome = idle < timeout ? Outcome::kSurvived : Outcome::kSilent;
-      trials.push_back(trial);
-      if (idle < timeout) {
-        longest_survivor = std::max(longest_survivor, idle);
-      } else if (shortest_loss < 0 || idle < shortest_loss) {
-        shortest_loss = idle;
-      }
-    }
-    return std::max(longest_survivor, shortest_loss < 0 ? 0 : shortest_loss + settings.grace_ms);
-  };
-  play(pending_idle_ms, round);  // the current round: counted by the caller
-  long long total = 0;
-  for (int later = round + 1; later <= round + 64; ++later) {
-    std::vector<long long> plan = plan_round(bracket_of(trials), settings);
-    if (plan.empty()) break;
-    total += play(plan, later);
-  }
-  return total;
+  return play_later_rounds(trials, pending, timeout, settings);
 }
 
 // ---- recommendation ---------------------------------------------------------

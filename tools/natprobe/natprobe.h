@@ -69,7 +69,7 @@ struct Settings {
   long long max_ms = 30 * 60 * 1000;    // --max: the longest idle period probed
   long long resolution_ms = 10 * 1000;  // --resolution: stop when the bracket is this narrow
   long long grace_ms = 5 * 1000;        // --grace: how long after the idle period to wait
-  int parallel = 8;                     // --parallel: connections per round
+  int parallel = 64;                    // --parallel: connections at a time
 };
 
 // How a probe ended. Everything but kSurvived counts as lost.
@@ -136,35 +136,73 @@ enum class Progress { kNarrowing, kMeasured, kNoTimeoutUpToMax };
 // kNarrowing otherwise.
 Progress progress_of(const Bracket &bracket, const Settings &settings);
 
-// The idle periods of the next round, ascending, all strictly inside the
-// bracket (and at most max_ms); empty when progress_of is not kNarrowing.
-//  - Nothing lost yet: a spread up to max_ms, ending at max_ms — linear with a
-//    step of at most the resolution when `parallel` probes allow it (the round
-//    then finishes the job), else geometric from the resolution (or the
-//    lower bound) up, as timeouts range from seconds to hours.
-//  - Else bisection of [lower, upper]: k = min(parallel, ceil(width /
-//    resolution) - 1) probes splitting it into k + 1 equal parts, so that no
-//    more probes than needed are used; plus upper itself again while that
-//    loss is not confirmed (one of the parallel probes).
-std::vector<long long> plan_round(const Bracket &bracket, const Settings &settings);
+// The probes of the next round. A round is one wave of probes set up
+// together, or two: the second the same idle periods again, set up
+// `wave_offset_ms` later and counted as the next round, so that a loss seen
+// by both waves is confirmed (two probes set up at different times, see
+// Bracket) in the same pass in which it is found.
+struct RoundPlan {
+  std::vector<long long> idle_ms;  // ascending, all strictly inside the bracket, at most max_ms
+  int waves = 1;
+  long long wave_offset_ms = 0;  // waves == 2: when the second wave is set up
+  bool empty() const { return idle_ms.empty(); }
+  int connections() const { return static_cast<int>(idle_ms.size()) * waves; }
+};
 
-// How long the rounds after the current one may take at most, roughly, for
-// the progress lines: the bracket is assumed to end up between the two
-// farthest-apart neighbours of {lower, pending probes, upper or max}, the
-// loss at its top, and each later round to last its upper bound plus the
-// grace period.
-long long later_rounds_ms(const Bracket &bracket, const std::vector<long long> &pending_idle_ms,
+// max(resolution, 2 x grace): the second wave's probes end that much after
+// the first's, so that one outage of up to that length around their lines
+// cannot lose both.
+long long wave_offset_ms(const Settings &settings);
+
+// The next round; empty when progress_of is not kNarrowing. At most
+// `parallel` connections at a time.
+//  - Nothing lost yet (or every loss contradicted): one wave spread up to
+//    max_ms, ending at max_ms — linear with a step of at most the resolution
+//    when `parallel` probes allow it, else geometric from the resolution (or
+//    the lower bound) up, as timeouts range from seconds to hours. With
+//    many probes the ratio between neighbours is small (64 from 10 s to
+//    30 min: 1.086), so the first loss lies close above the timeout.
+//  - A loss bounds the bracket: two waves of parallel / 2 probes each that
+//    split [lower, upper] as finely as they can (plus upper itself while that
+//    loss is not confirmed): the shortest loss of the two waves, found in
+//    both, is the confirmed upper bound, and a survivor next below it the
+//    lower one. With parallel 1: one wave, k = min(1, ceil(width /
+//    resolution) - 1) probes, and the loss probed again in the next round.
+RoundPlan plan_round(const Bracket &bracket, const Settings &settings);
+
+// Plays one round against a simulated NAT that forgets a mapping after
+// exactly `timeout_ms` of silence (an idle period of timeout_ms or more is
+// lost, silently): the waves are set up at 0 and wave_offset_ms, a probe
+// ends at its idle period (survived) or idle period + grace (lost), in that
+// order, and a probe no longer still_needed when another ends is dropped, as
+// the client does. Appends the trials (rounds `first_round` and, for a
+// second wave, first_round + 1). Returns how long the round lasted.
+long long play_round(const RoundPlan &plan, int first_round, long long timeout_ms,
+                     const Settings &settings, std::vector<Trial> *trials);
+
+// A whole run against such a NAT, the rounds back to back.
+struct SimulatedRun {
+  long long elapsed_ms = 0;
+  int rounds = 0;  // as Report::rounds counts them (waves)
+  std::vector<Trial> trials;
+};
+SimulatedRun simulate_run(const Settings &settings, long long timeout_ms);
+
+// How long the rounds after the current one take, for the progress lines:
+// the current round's pending probes end as a NAT with a timeout T would end
+// them, then the later rounds are played against T (play_round).
+//  - later_rounds_ms: the longest over every T the trials and the pending
+//    probes leave possible (just at each of their idle periods, and beyond
+//    --max), the worst case;
+//  - expected_later_rounds_ms: T in the middle of what is left (the middle
+//    of the bracket; without a loss the geometric middle of the lower bound
+//    (or the resolution) and --max).
+// `pending`: the current round's probes still running, their idle period and
+// round (the outcome is what T gives them).
+long long later_rounds_ms(const std::vector<Trial> &trials, const std::vector<Trial> &pending,
                           const Settings &settings);
-
-// How long the rounds after the current one take if the timeout lies in the
-// middle of what is left (the middle of the bracket; without a loss the
-// geometric middle of lower bound (or resolution) and --max): the current
-// round's `pending` probes and each later round are played against that
-// timeout, a round lasting its longest survivor or its shortest loss plus
-// the grace period. An expectation beside later_rounds_ms' worst case.
-long long expected_later_rounds_ms(std::vector<Trial> trials,
-                                   const std::vector<long long> &pending_idle_ms, int round,
-                                   const Settings &settings);
+long long expected_later_rounds_ms(const std::vector<Trial> &trials,
+                                   const std::vector<Trial> &pending, const Settings &settings);
 
 // ---- recommendation ---------------------------------------------------------
 

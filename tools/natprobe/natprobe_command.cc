@@ -22,7 +22,7 @@ namespace keepalive_natprobe {
 // The options of the client and of the server, in --help order.
 namespace {
 const std::string kParallelHelp =
-    "connections per round, 1.." + std::to_string(kMaxParallel) + " (default 8)";
+    "connections at a time, 1.." + std::to_string(kMaxParallel) + " (default 64)";
 }  // namespace
 
 const std::vector<keepalive_cli::Option> kClientOptions = {
@@ -82,11 +82,12 @@ void print_help() {
   text += client_help();
   text +=
       "A loss narrows the bracket only once it is confirmed, by a loss in another\n"
-      "round (a single one may be an outage or a lost packet): it is probed again,\n"
-      "which may cost one more round.\n"
+      "round (a single one may be an outage or a lost packet). After the first loss,\n"
+      "two waves of probes split the bracket, the second set up max(resolution,\n"
+      "2 x grace) later: what both lose is confirmed in the same pass.\n"
       "Progress goes to stderr, one line per finished probe. Ctrl-C stops the client\n"
-      "and prints what was learned so far. A run takes about (rounds) x (timeout +\n"
-      "grace): with the defaults and a 5-minute timeout, 15 to 20 minutes.\n"
+      "and prints what was learned so far. A run takes about two silences as long\n"
+      "as the timeout: with the defaults and a 5-minute timeout, about 11 minutes.\n"
       "\n"
       "Exit status: 0 measured (or no timeout up to --max); 1 the server cannot be\n"
       "reached, is not a natprobe server, or contact was lost; 2 usage error; 130\n"

@@ -41,7 +41,7 @@ inline constexpr size_t kMaxServerConnections = 256;
 // at least the idle period of real silence.
 inline constexpr long long kJiffySlackMs = 10;
 inline constexpr int kMaxRounds = 64;
-inline constexpr int kMaxParallel = 64;
+inline constexpr int kMaxParallel = 128;             // at most half the server's connections
 inline constexpr long long kMinResolutionMs = 1000;  // KEEPALIVE_IDLE is whole seconds
 inline constexpr long long kMinGraceMs = 100;
 inline constexpr long long kMaxGraceMs = 10 * 60 * 1000;
