@@ -508,6 +508,14 @@ class FollowEndsTest(unittest.TestCase):
                                          LIBKEEPALIVE_TEST_FAULT_NETLINK_EOF="1"))
         self.assertEqual(result.returncode, 3, result.stdout + result.stderr)
         self.assertIn("keepalive apply: socket diagnostics: the answer ended early", result.stderr)
+        # A dump the kernel refuses (an error message instead of sockets) ends
+        # the run too, at once: no read waits for an answer that never comes.
+        result = keepalive("apply", str(server.pid), "--follow", "--idle", "50",
+                           env=clean_env(LD_PRELOAD=SETSOCKOPT_FAULT,
+                                         LIBKEEPALIVE_TEST_FAULT_NETLINK_REFUSED="1"))
+        self.assertEqual(result.returncode, 3, result.stdout + result.stderr)
+        self.assertIn("socket diagnostics refused the dump: Operation not permitted",
+                      result.stderr)
 
     def test_permission_denied_as_apply(self):
         require_root(self, "to start a root-owned server and drop to nobody")

@@ -17,8 +17,10 @@
  *     with EINTR the first $LIBKEEPALIVE_TEST_FAULT_NETLINK_EINTR times, and
  *     with ENOBUFS every time when $LIBKEEPALIVE_TEST_FAULT_NETLINK_ENOBUFS
  *     is set, and ends (returns 0) every time when
- *     $LIBKEEPALIVE_TEST_FAULT_NETLINK_EOF is set: an interrupted read is
- *     retried, a failed or ended one reported.
+ *     $LIBKEEPALIVE_TEST_FAULT_NETLINK_EOF is set, and gives a netlink error
+ *     message (EPERM) every time when $LIBKEEPALIVE_TEST_FAULT_NETLINK_REFUSED
+ *     is set: an interrupted read is retried, a failed, ended or refused one
+ *     reported.
  *   - opendir of a /proc/PID/fd directory fails with EPERM when
  *     $LIBKEEPALIVE_TEST_FAULT_FD_DIR_EPERM is set (as a security module
  *     may refuse it): the command then duplicates descriptor by number. */
@@ -26,6 +28,7 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <linux/netlink.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -109,8 +112,22 @@ __attribute__((visibility("default"))) ssize_t recv(int fd, void *buf, size_t si
   const char *eintr = getenv("LIBKEEPALIVE_TEST_FAULT_NETLINK_EINTR");
   const char *enobufs = getenv("LIBKEEPALIVE_TEST_FAULT_NETLINK_ENOBUFS");
   const char *eof = getenv("LIBKEEPALIVE_TEST_FAULT_NETLINK_EOF");
-  if ((eintr != NULL || enobufs != NULL || eof != NULL) && is_netlink(fd)) {
+  const char *refused = getenv("LIBKEEPALIVE_TEST_FAULT_NETLINK_REFUSED");
+  if ((eintr != NULL || enobufs != NULL || eof != NULL || refused != NULL) && is_netlink(fd)) {
     if (eof != NULL) return 0;
+    if (refused != NULL) {
+      struct {
+        struct nlmsghdr header;
+        struct nlmsgerr error;
+      } answer;
+      memset(&answer, 0, sizeof answer);
+      answer.header.nlmsg_len = NLMSG_LENGTH(sizeof answer.error);
+      answer.header.nlmsg_type = NLMSG_ERROR;
+      answer.error.error = -EPERM;
+      size_t length = size < sizeof answer ? size : sizeof answer;
+      memcpy(buf, &answer, length);
+      return (ssize_t)length;
+    }
     if (eintr != NULL && interrupted < atoi(eintr)) {
       ++interrupted;
       errno = EINTR;
