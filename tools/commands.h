@@ -19,6 +19,9 @@ int keepalive_cmd_natprobe(int argc, char **argv);
 int keepalive_cmd_enable(int argc, char **argv);
 int keepalive_cmd_disable(int argc, char **argv);
 int keepalive_cmd_status(int argc, char **argv);
+// kernel/attach.cc: kernel mode, a sock_ops program on a cgroup.
+int keepalive_cmd_attach(int argc, char **argv);
+int keepalive_cmd_detach(int argc, char **argv);
 
 // What one command reuses of another, with what it has parsed and loaded
 // already (no argument vector built again, no variable set to be read back).

@@ -315,6 +315,7 @@ class Round {
     keepalive_cli::print_error(
         kName, "round " + std::to_string(round != 0 ? round : number_) + ": " + text);
   }
+  void announce(const RoundPlan &plan) const;
   bool connect_probe(Probe *probe, std::string *error);
   bool stopped_listening(std::string *error);
   bool setup_failed(Probe *probe, const std::string &observed, std::string *error);
@@ -337,7 +338,8 @@ class Round {
   std::vector<Probe> probes_;
 };
 
-Stop Round::run(const RoundPlan &plan, std::string *error) {
+// The round's first progress line: its probes and when they end.
+void Round::announce(const RoundPlan &plan) const {
   std::string list;
   long long longest = 0;
   for (long long idle : plan.idle_ms) {
@@ -354,6 +356,11 @@ Stop Round::run(const RoundPlan &plan, std::string *error) {
   } else {
     progress(probes + " (ends within " + ends + ")");
   }
+}
+
+Stop Round::run(const RoundPlan &plan, std::string *error) {
+  announce(plan);
+  const long long offset = plan.waves == 2 ? plan.wave_offset_ms : 0;
   const double start = monotonic_s();
   probes_.resize(plan.idle_ms.size() * static_cast<size_t>(plan.waves));
   for (size_t i = 0; i < probes_.size(); ++i) {
