@@ -18,7 +18,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cmath>
 #include <functional>
 #include <iomanip>
@@ -157,10 +159,12 @@ void send_text(int fd, const std::string &text) {
 
 // A natprobe server behind a path that resets every probe still idle after
 // kResetAfter: it arms the probe, then wakes the client after its idle time,
-// or resets the connection when that is kResetAfter or longer.
+// or resets the connection when that is kResetAfter or longer (closes it,
+// with a FIN, when `close_instead`).
 constexpr double kResetAfter = 1.5;
 constexpr char kInstance[] = "00000000000000aa";  // the fake servers' instance
-void serve_through_resetting_path(int fd, const std::string &instance = kInstance) {
+void serve_through_resetting_path(int fd, const std::string &instance = kInstance,
+                                  bool close_instead = false) {
   // (Sent without checking: a client that ended its run is gone.)
   auto send_line = [fd](const std::string &line) {
     send(fd, line.data(), line.size(), MSG_NOSIGNAL);
@@ -173,10 +177,10 @@ void serve_through_resetting_path(int fd, const std::string &instance = kInstanc
     bool reset = static_cast<double>(idle_ms) >= kResetAfter * 1000;
     usleep(static_cast<useconds_t>((reset ? kResetAfter * 1000 : static_cast<double>(idle_ms)) *
                                    1000));
-    if (reset) {
+    if (reset && !close_instead) {
       linger abort_now{1, 0};
       setsockopt(fd, SOL_SOCKET, SO_LINGER, &abort_now, sizeof abort_now);
-    } else {
+    } else if (!reset) {
       send_line("WAKE " + std::to_string(idle_ms) + "\n");
     }
   }
@@ -588,6 +592,21 @@ TEST_F(NatprobeLoopbackTest, NoNatFindsNoTimeoutUpToMax) {
 
 // A path that resets a connection when it forgets it (here: a fake server
 // that resets every probe still idle after 1.5 s) — lost, and said so.
+// The same with a FIN: lost as "closed", with no silence the server measured.
+TEST_F(NatprobeLoopbackTest, ClosedByThePathCountsAsLost) {
+  FakeServer fake([](int fd) { serve_through_resetting_path(fd, kInstance, true); });
+  ASSERT_TRUE(fake.listening());
+  ProbeRun run = natprobe(
+      {"client", fake.endpoint(), "--max", "4s", "--resolution", "1s", "--grace", "1s", "--json"});
+  ASSERT_EQ(run.status, 0) << run.out << run.err;
+  EXPECT_EQ(json_string(run.out, "status"), "measured") << run.out;
+  std::string compact = run.out;  // the JSON without its line breaks and indentation
+  compact.erase(std::remove_if(compact.begin(), compact.end(), ::isspace), compact.end());
+  EXPECT_GE(count(compact, "\"outcome\":\"closed\",\"server_silence_s\":null"), 1u) << run.out;
+  EXPECT_EQ(count(compact, "\"outcome\":\"closed\",\"server_silence_s\":0"), 0u) << run.out;
+  EXPECT_NE(run.err.find("lost: the connection was closed after"), std::string::npos) << run.err;
+}
+
 TEST_F(NatprobeLoopbackTest, ResetByThePathCountsAsLost) {
   FakeServer fake([](int fd) { serve_through_resetting_path(fd); });
   ASSERT_TRUE(fake.listening());
