@@ -292,6 +292,28 @@ class KernelModeTest(unittest.TestCase):
             sock.close()
         server.close()
 
+    @staticmethod
+    def large_rules(items):
+        """64 rules, each with `items` ports and `items` IPv6 CIDRs."""
+        return "; ".join(
+            ("in" if i % 2 else "out") + " port=" +
+            ",".join(str(1000 + i * 64 + j) for j in range(items)) + " peer=" +
+            ",".join(f"2001:db8:{i:x}:{j:x}::/127" for j in range(items)) + f" idle={60 + i}"
+            for i in range(64))
+
+    def test_the_verifier_takes_large_configurations_and_its_refusal_is_explained(self):
+        # 64 rules of 16 ports and 16 IPv6 CIDRs each: loaded and attached.
+        result = self.attach("--idle", "100", "--rules", self.large_rules(16))
+        self.assertRegex(result.stdout, r"\((\d{5}) instructions\)")
+        # 24 of each: more paths than the verifier explores (1 million
+        # instructions); refused, with its reason, and nothing attached.
+        result = keepalive("attach", self.cgroup, "--idle", "100", "--rules", self.large_rules(24))
+        self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+        self.assertIn("the kernel refused the program: Argument list too long (verifier: BPF "
+                      "program is too large.", result.stderr)
+        listed = keepalive("attach", self.cgroup, "--list")
+        self.assertIn("keepalive: global idle=100s", listed.stdout)  # the first one stays
+
     def test_usage_and_refusals(self):
         cases = [
             (["attach"], 2, "give a cgroup directory or --pid PID"),

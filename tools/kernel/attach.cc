@@ -188,6 +188,12 @@ int keepalive_cmd_attach(int argc, char **argv) {
   const std::string description = describe(config, kernel_idle_s);
   const std::vector<bpf_insn> program =
       keepalive_kernel::compile_sockops(config, kernel_idle_s, description);
+  if (program.empty()) {
+    keepalive_cli::print_error(kName,
+                               "the configuration is too large for one sock_ops program (its "
+                               "rules' items reach past 32767 instructions); nothing changed");
+    return keepalive_cli::kExitUsage;
+  }
   bool replaced = false;
   std::string error;
   if (!keepalive_kernel::attach_program(target.fd.get(), program, &replaced, &error)) {

@@ -85,9 +85,13 @@ class Builder {
   void call(int32_t helper) { emit(BPF_JMP | BPF_CALL, 0, 0, 0, helper); }
   void exit() { emit(BPF_JMP | BPF_EXIT, 0, 0, 0, 0); }
 
+  // The program, or nothing when a jump reaches farther than an
+  // instruction can say (32767 instructions).
   std::vector<bpf_insn> finish() {
     for (const auto &[at, label] : fixups_) {
-      code_[at].off = static_cast<int16_t>(bound_[label] - static_cast<int>(at) - 1);
+      const int offset = bound_[label] - static_cast<int>(at) - 1;
+      if (offset > INT16_MAX || offset < INT16_MIN) return {};
+      code_[at].off = static_cast<int16_t>(offset);
     }
     return code_;
   }

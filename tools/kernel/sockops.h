@@ -29,7 +29,8 @@ namespace keepalive_kernel {
 inline constexpr char kProgramName[] = "keepalive";
 
 // The program for a valid, enabled configuration; `kernel_idle_s` is the
-// namespace's net.ipv4.tcp_keepalive_time. The configuration's text
+// namespace's net.ipv4.tcp_keepalive_time. Empty when the configuration is
+// too large for one program (a jump over more than 32767 instructions). The configuration's text
 // (`description`, at most kMaxDescription bytes) travels inside it, as
 // immediates loaded at its start, so that what is attached can be shown.
 inline constexpr size_t kMaxDescription = 2048;
