@@ -36,9 +36,9 @@ constexpr Command kCommands[] = {
      "start a systemd service with it"},
     {"disable", keepalive_cmd_disable, "disable UNIT [--now]", "remove the drop-in enable wrote"},
     {"status", keepalive_cmd_status, "status UNIT [--pid PID]", "a service's drop-in and process"},
-    {"attach", keepalive_cmd_attach, "attach CGROUP_DIR|--pid PID [FLAGS] [--list]",
+    {"attach", keepalive_cmd_attach, "attach CGROUP_DIR|--pid PID|--own-cgroup [FLAGS] [--list]",
      "kernel mode: every connection of a cgroup, no preload"},
-    {"detach", keepalive_cmd_detach, "detach CGROUP_DIR|--pid PID",
+    {"detach", keepalive_cmd_detach, "detach CGROUP_DIR|--pid PID|--own-cgroup",
      "remove the program attach attached"},
 };
 

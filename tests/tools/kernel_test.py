@@ -31,7 +31,7 @@ import textwrap
 import time
 import unittest
 
-from command_testlib import (KERNEL_CNT, KERNEL_IDLE, KERNEL_INTVL, PYTHON, TIMEOUT, clean_env,
+from command_testlib import (COMMAND, KERNEL_CNT, KERNEL_IDLE, KERNEL_INTVL, PYTHON, TIMEOUT, clean_env,
                              keepalive, main, require, require_root)
 
 LIBRARY = os.environ["LIBKEEPALIVE_TEST_PRELOAD"]
@@ -316,13 +316,13 @@ class KernelModeTest(unittest.TestCase):
 
     def test_usage_and_refusals(self):
         cases = [
-            (["attach"], 2, "give a cgroup directory or --pid PID"),
-            (["attach", self.cgroup, "--pid", "1"], 2, "give a cgroup directory or --pid PID"),
+            (["attach"], 2, "give a cgroup directory, --pid PID or --own-cgroup"),
+            (["attach", self.cgroup, "--pid", "1"], 2, "give a cgroup directory, --pid PID or --own-cgroup"),
             (["attach", "/tmp"], 3, "/tmp: not a cgroup v2 directory"),
             (["attach", "/nonexistent"], 3, "/nonexistent: No such file or directory"),
             (["attach", "--pid", "999999999"], 3, "no such process 999999999"),
             (["attach", self.cgroup, "--idle", "0"], 2, "KEEPALIVE_IDLE"),
-            (["detach"], 2, "give a cgroup directory or --pid PID"),
+            (["detach"], 2, "give a cgroup directory, --pid PID or --own-cgroup"),
         ]
         for args, status, message in cases:
             result = keepalive(*args)
@@ -349,6 +349,23 @@ class KernelModeTest(unittest.TestCase):
         self.assertEqual(listed.returncode, 0, listed.stderr)
         self.assertTrue(listed.stdout.startswith(self.cgroup + ": 1 sock_ops program"),
                         listed.stdout)
+
+    def test_own_cgroup_is_the_commands_own(self):
+        # As a service's ExecStartPre=+ runs it: inside the cgroup, and in a
+        # delegated unit's .control subgroup, which stands for its parent.
+        control = os.path.join(self.cgroup, ".control")
+        os.mkdir(control)
+        self.addCleanup(os.rmdir, control)
+        for where in (self.cgroup, control):
+            result = subprocess.run(
+                ["sh", "-c", f'echo $$ > {where}/cgroup.procs && exec "$0" "$@"', COMMAND,
+                 "attach", "--own-cgroup", "--idle", "123"],
+                env=clean_env(), capture_output=True, text=True, timeout=TIMEOUT)
+            self.assertEqual(result.returncode, 0, result.stderr)
+            self.assertIn(f" {self.cgroup}: global idle=123s", result.stdout)
+        self.addCleanup(keepalive, "detach", self.cgroup)
+        ours = f"1 123 {min(123, KERNEL_INTVL)} {KERNEL_CNT} 0"
+        self.assertEqual(self.in_cgroup(RAW_PEER), f"client {ours}\nserver {ours}\n")
 
 
 if __name__ == "__main__":

@@ -8,8 +8,10 @@
 // configuration (nothing changed), 3 no such process or cgroup.
 
 #include <stdio.h>
+#include <unistd.h>
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "commands.h"
@@ -26,15 +28,19 @@ using keepalive_cli::UniqueFd;
 
 const std::vector<keepalive_cli::Option> kAttachOptions = {
     {"--pid", "PID", "the cgroup of this process (its 0:: line of /proc/PID/cgroup)"},
+    {"--own-cgroup", nullptr,
+     "the cgroup this command runs in (a service's ExecStartPre=+: the service's own; a "
+     "delegated unit's .control subgroup counts as its parent)"},
     {"--list", nullptr, "show the sock_ops programs attached to the cgroup, change nothing"},
 };
 const std::vector<keepalive_cli::Option> kDetachOptions = {
     {"--pid", "PID", "the cgroup of this process"},
+    {"--own-cgroup", nullptr, "the cgroup this command runs in"},
 };
 
 void print_attach_help() {
   std::string text =
-      "Usage: keepalive attach CGROUP_DIR|--pid PID [FLAGS] [--list]\n"
+      "Usage: keepalive attach CGROUP_DIR|--pid PID|--own-cgroup [FLAGS] [--list]\n"
       "Kernel mode: compiles the configuration (FLAGS win over the KEEPALIVE_*\n"
       "environment) into a sock_ops BPF program and attaches it to a cgroup v2\n"
       "directory. Every TCP connection of every process in that cgroup, accepted or\n"
@@ -61,7 +67,7 @@ void print_attach_help() {
 
 void print_detach_help() {
   std::string text =
-      "Usage: keepalive detach CGROUP_DIR|--pid PID\n"
+      "Usage: keepalive detach CGROUP_DIR|--pid PID|--own-cgroup\n"
       "Detaches the program `keepalive attach` attached to the cgroup, and nothing\n"
       "else. Connections keep the settings they have.\n"
       "\n";
@@ -79,16 +85,38 @@ struct Target {
   UniqueFd fd;
 };
 
-// The cgroup named by the operand or --pid, opened; *status on failure.
-bool open_target(const char *command, const char *dir, const char *pid_text,
+// How the cgroup is named: the operand, --pid or --own-cgroup.
+struct Naming {
+  const char *dir = nullptr;
+  const char *pid_text = nullptr;
+  bool own = false;
+};
+
+// The cgroup `naming` names, opened; *status on failure.
+bool open_target(const char *command, const Naming &naming,
                  const keepalive_cli::OptionReader &reader, Target *target, int *status) {
   *status = keepalive_cli::kExitUsage;
-  if ((dir == nullptr) == (pid_text == nullptr)) {
-    reader.usage_error("give a cgroup directory or --pid PID (one of them)");
+  const char *dir = naming.dir;
+  const char *pid_text = naming.pid_text;
+  if ((dir != nullptr) + (pid_text != nullptr) + naming.own != 1) {
+    reader.usage_error("give a cgroup directory, --pid PID or --own-cgroup (one of them)");
     return false;
   }
   std::string error;
-  if (pid_text != nullptr) {
+  if (naming.own) {
+    if (!keepalive_kernel::cgroup_of_process(getpid(), &target->path, &error)) {
+      keepalive_cli::print_error(command, error + "; nothing changed");
+      *status = keepalive_cli::kExitNoProcess;
+      return false;
+    }
+    // systemd runs a delegated unit's ExecStartPre= in its .control subgroup.
+    constexpr std::string_view kControl = "/.control";
+    if (target->path.size() > kControl.size() &&
+        target->path.compare(target->path.size() - kControl.size(), kControl.size(), kControl) ==
+            0) {
+      target->path.resize(target->path.size() - kControl.size());
+    }
+  } else if (pid_text != nullptr) {
     if (!reader.pid_operand(pid_text, &target->pid)) return false;
     if (!keepalive_kernel::cgroup_of_process(target->pid, &target->path, &error)) {
       keepalive_cli::print_error(command, error + "; nothing changed");
@@ -153,15 +181,16 @@ int keepalive_cmd_attach(int argc, char **argv) {
   constexpr char kName[] = "attach";
   keepalive_cli::ConfigFlags flags;
   keepalive_cli::OptionReader reader(kName, argc, argv, kAttachOptions, &flags, "nothing changed");
-  const char *dir = nullptr;
-  const char *pid_text = nullptr;
+  Naming naming;
   bool list = false;
   auto take = [&](keepalive_cli::OptionReader::Kind kind) {
     if (kind == keepalive_cli::OptionReader::kOperand) {
-      return reader.take_operand("CGROUP_DIR", &dir);
+      return reader.take_operand("CGROUP_DIR", &naming.dir);
     }
     if (reader.is("--pid")) {
-      pid_text = reader.value();
+      naming.pid_text = reader.value();
+    } else if (reader.is("--own-cgroup")) {
+      naming.own = true;
     } else {
       list = true;
     }
@@ -170,7 +199,7 @@ int keepalive_cmd_attach(int argc, char **argv) {
   int status = keepalive_cli::kExitOk;
   if (!reader.read_all(print_attach_help, take, &status)) return status;
   Target target;
-  if (!open_target(kName, dir, pid_text, reader, &target, &status)) return status;
+  if (!open_target(kName, naming, reader, &target, &status)) return status;
   if (list) return list_programs(target);
   keepalive_cli::LoadedConfig loaded = keepalive_cli::load_config(flags);
   const keepalive_config &config = *loaded.config;
@@ -208,19 +237,22 @@ int keepalive_cmd_attach(int argc, char **argv) {
 int keepalive_cmd_detach(int argc, char **argv) {
   constexpr char kName[] = "detach";
   keepalive_cli::OptionReader reader(kName, argc, argv, kDetachOptions, nullptr, "nothing changed");
-  const char *dir = nullptr;
-  const char *pid_text = nullptr;
+  Naming naming;
   auto take = [&](keepalive_cli::OptionReader::Kind kind) {
     if (kind == keepalive_cli::OptionReader::kOperand) {
-      return reader.take_operand("CGROUP_DIR", &dir);
+      return reader.take_operand("CGROUP_DIR", &naming.dir);
     }
-    pid_text = reader.value();  // --pid, the only option
+    if (reader.is("--pid")) {
+      naming.pid_text = reader.value();
+    } else {
+      naming.own = true;  // --own-cgroup
+    }
     return true;
   };
   int status = keepalive_cli::kExitOk;
   if (!reader.read_all(print_detach_help, take, &status)) return status;
   Target target;
-  if (!open_target(kName, dir, pid_text, reader, &target, &status)) return status;
+  if (!open_target(kName, naming, reader, &target, &status)) return status;
   int detached = 0;
   std::string error;
   if (!keepalive_kernel::detach_ours(target.fd.get(), &detached, &error)) {
