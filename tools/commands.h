@@ -7,6 +7,10 @@
 
 #include <sys/types.h>
 
+#include <string>
+#include <vector>
+
+#include "kernel/bpf.h"
 #include "lib/cli.h"
 #include "lib/output.h"
 
@@ -41,5 +45,22 @@ struct ApplyNow {
   const keepalive_config *replaced = nullptr;
 };
 int keepalive_apply_now(const keepalive_config &config, pid_t pid, const ApplyNow &now);
+
+// What `keepalive enable --kernel`, `status` and `disable` reuse of `attach`,
+// with a loaded, valid, enabled configuration.
+// The text our program carries for the cgroup of `pid` (0: in this command's
+// network namespace): the configuration and the kernel's default idle time.
+std::string keepalive_attach_description(const keepalive_config &config, pid_t pid);
+// Whether the kernel takes the program of `config` (compiled and loaded,
+// attached nowhere); false with *error when not.
+bool keepalive_attach_check(const keepalive_config &config, std::string *error);
+// `keepalive attach` to the cgroup at `path`, opened as `cgroup_fd` (`pid`:
+// the process that named it, or 0), errors said as `command`'s; its exit status.
+int keepalive_attach_to(const char *command, const keepalive_config &config,
+                        const std::string &path, int cgroup_fd, pid_t pid);
+// `keepalive attach --list`'s lines for that cgroup, and the programs listed;
+// false, said, when they cannot be listed.
+bool keepalive_attach_list(const std::string &path, int cgroup_fd,
+                           std::vector<keepalive_kernel::Attached> *attached);
 
 #endif  // KEEPALIVE_TOOLS_COMMANDS_H

@@ -26,6 +26,10 @@ namespace {
 
 using keepalive_cli::UniqueFd;
 
+constexpr char kTooLarge[] =
+    "the configuration is too large for one sock_ops program (its rules' items reach past "
+    "32767 instructions)";
+
 const std::vector<keepalive_cli::Option> kAttachOptions = {
     {"--pid", "PID", "the cgroup of this process (its 0:: line of /proc/PID/cgroup)"},
     {"--own-cgroup", nullptr,
@@ -146,36 +150,82 @@ std::string describe(const keepalive_config &config, int kernel_idle_s) {
   return text;
 }
 
-int list_programs(const Target &target) {
-  std::vector<keepalive_kernel::Attached> attached;
-  std::string error;
-  if (!keepalive_kernel::attached_programs(target.fd.get(), &attached, &error)) {
-    keepalive_cli::print_error("attach", error);
-    return keepalive_cli::kExitFailure;
-  }
-  printf("%s: %zu sock_ops program%s\n", target.path.c_str(), attached.size(),
-         attached.size() == 1 ? "" : "s");
-  for (const auto &program : attached) {
-    printf("  id %u %s%s%s\n", program.id,
-           program.name.empty() ? "(unnamed)" : program.name.c_str(),
-           program.ours ? ": " : " (not ours)", program.description.c_str());
-  }
-  return keepalive_cli::kExitOk;
-}
-
-// The kernel's default idle time where the cgroup's connections live.
-int kernel_idle_for(const Target &target) {
+// The kernel's default idle time where the cgroup's connections live: in
+// the network namespace of `pid`, or of this command when 0.
+int kernel_idle_for(pid_t pid) {
   keepalive_kernel_defaults defaults{};
   std::string error;
   auto read = [&defaults] { keepalive_read_kernel_defaults(&defaults); };
-  if (target.pid == 0 || !keepalive_cli::in_network_namespace(
-                             target.pid, "to read its kernel defaults", read, &error)) {
+  if (pid == 0 ||
+      !keepalive_cli::in_network_namespace(pid, "to read its kernel defaults", read, &error)) {
     read();
   }
   return defaults.idle_s;
 }
 
+// The program of `config` for the cgroup of `pid` (0: this command's
+// namespace), with its description; empty, said, when it is too large.
+std::vector<bpf_insn> compile_for(const char *command, const keepalive_config &config, pid_t pid,
+                                  std::string *description) {
+  const int kernel_idle_s = kernel_idle_for(pid);
+  *description = describe(config, kernel_idle_s);
+  std::vector<bpf_insn> program =
+      keepalive_kernel::compile_sockops(config, kernel_idle_s, *description);
+  if (program.empty()) {
+    keepalive_cli::print_error(command, std::string(kTooLarge) + "; nothing changed");
+  }
+  return program;
+}
+
 }  // namespace
+
+bool keepalive_attach_list(const std::string &path, int cgroup_fd,
+                           std::vector<keepalive_kernel::Attached> *attached) {
+  std::string error;
+  if (!keepalive_kernel::attached_programs(cgroup_fd, attached, &error)) {
+    keepalive_cli::print_error("attach", error);
+    return false;
+  }
+  printf("%s: %zu sock_ops program%s\n", path.c_str(), attached->size(),
+         attached->size() == 1 ? "" : "s");
+  for (const auto &program : *attached) {
+    printf("  id %u %s%s%s\n", program.id,
+           program.name.empty() ? "(unnamed)" : program.name.c_str(),
+           program.ours ? ": " : " (not ours)", program.description.c_str());
+  }
+  return true;
+}
+
+std::string keepalive_attach_description(const keepalive_config &config, pid_t pid) {
+  return describe(config, kernel_idle_for(pid)).substr(0, keepalive_kernel::kMaxDescription);
+}
+
+bool keepalive_attach_check(const keepalive_config &config, std::string *error) {
+  const int kernel_idle_s = kernel_idle_for(0);
+  const std::vector<bpf_insn> program =
+      keepalive_kernel::compile_sockops(config, kernel_idle_s, describe(config, kernel_idle_s));
+  if (program.empty()) {
+    *error = kTooLarge;
+    return false;
+  }
+  return keepalive_kernel::program_loads(program, error);
+}
+
+int keepalive_attach_to(const char *command, const keepalive_config &config,
+                        const std::string &path, int cgroup_fd, pid_t pid) {
+  std::string description;
+  const std::vector<bpf_insn> program = compile_for(command, config, pid, &description);
+  if (program.empty()) return keepalive_cli::kExitUsage;
+  bool replaced = false;
+  std::string error;
+  if (!keepalive_kernel::attach_program(cgroup_fd, program, &replaced, &error)) {
+    keepalive_cli::print_error(command, error + "; nothing changed");
+    return keepalive_cli::kExitFailure;
+  }
+  printf("%s %s: %s (%zu instructions)\n", replaced ? "replaced our program on" : "attached to",
+         path.c_str(), description.c_str(), program.size());
+  return keepalive_cli::kExitOk;
+}
 
 int keepalive_cmd_attach(int argc, char **argv) {
   constexpr char kName[] = "attach";
@@ -200,7 +250,12 @@ int keepalive_cmd_attach(int argc, char **argv) {
   if (!reader.read_all(print_attach_help, take, &status)) return status;
   Target target;
   if (!open_target(kName, naming, reader, &target, &status)) return status;
-  if (list) return list_programs(target);
+  if (list) {
+    std::vector<keepalive_kernel::Attached> attached;
+    return keepalive_attach_list(target.path, target.fd.get(), &attached)
+               ? keepalive_cli::kExitOk
+               : keepalive_cli::kExitFailure;
+  }
   keepalive_cli::LoadedConfig loaded = keepalive_cli::load_config(flags);
   const keepalive_config &config = *loaded.config;
   if (!config.valid) {
@@ -213,25 +268,7 @@ int keepalive_cmd_attach(int argc, char **argv) {
                                "program attached before); nothing changed");
     return keepalive_cli::kExitUsage;
   }
-  const int kernel_idle_s = kernel_idle_for(target);
-  const std::string description = describe(config, kernel_idle_s);
-  const std::vector<bpf_insn> program =
-      keepalive_kernel::compile_sockops(config, kernel_idle_s, description);
-  if (program.empty()) {
-    keepalive_cli::print_error(kName,
-                               "the configuration is too large for one sock_ops program (its "
-                               "rules' items reach past 32767 instructions); nothing changed");
-    return keepalive_cli::kExitUsage;
-  }
-  bool replaced = false;
-  std::string error;
-  if (!keepalive_kernel::attach_program(target.fd.get(), program, &replaced, &error)) {
-    keepalive_cli::print_error(kName, error + "; nothing changed");
-    return keepalive_cli::kExitFailure;
-  }
-  printf("%s %s: %s (%zu instructions)\n", replaced ? "replaced our program on" : "attached to",
-         target.path.c_str(), description.c_str(), program.size());
-  return keepalive_cli::kExitOk;
+  return keepalive_attach_to(kName, config, target.path, target.fd.get(), target.pid);
 }
 
 int keepalive_cmd_detach(int argc, char **argv) {

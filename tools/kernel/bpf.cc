@@ -211,6 +211,10 @@ bool attach_program(int cgroup_fd, const std::vector<bpf_insn> &program, bool *r
   return true;
 }
 
+bool program_loads(const std::vector<bpf_insn> &program, std::string *error) {
+  return load(program, error).valid();
+}
+
 bool detach_ours(int cgroup_fd, int *detached, std::string *error) {
   *detached = 0;
   std::vector<Attached> attached;

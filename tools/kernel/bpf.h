@@ -40,6 +40,10 @@ bool attached_programs(int cgroup_fd, std::vector<Attached> *out, std::string *e
 bool attach_program(int cgroup_fd, const std::vector<bpf_insn> &program, bool *replaced,
                     std::string *error);
 
+// Loads `program` and lets it go, attached nowhere: whether the kernel (its
+// verifier, the caller's privileges) takes it; false with the reason.
+bool program_loads(const std::vector<bpf_insn> &program, std::string *error);
+
 // Detaches every program of ours from the cgroup, and nothing else.
 bool detach_ours(int cgroup_fd, int *detached, std::string *error);
 

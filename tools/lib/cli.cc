@@ -243,6 +243,16 @@ std::vector<std::string> describe_warnings(const keepalive_config &config) {
   return lines;
 }
 
+std::string own_executable(std::string *error) {
+  char exe[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0) {
+    *error = std::string("cannot read /proc/self/exe: ") + strerror(errno);
+    return "";
+  }
+  return std::string(exe, static_cast<size_t>(n));
+}
+
 std::string locate_library(std::string *error) {
   std::string path;
   const char *override_path = getenv("KEEPALIVE_LIBRARY");
@@ -253,15 +263,11 @@ std::string locate_library(std::string *error) {
     }
     return path;
   }
-  char exe[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (n <= 0) {
-    *error = std::string("cannot read /proc/self/exe to find the library: ") + strerror(errno) +
-             "; set KEEPALIVE_LIBRARY=/path/to/" KEEPALIVE_LIBRARY_FILE;
+  std::string dir = own_executable(error);
+  if (dir.empty()) {
+    *error += " (to find the library); set KEEPALIVE_LIBRARY=/path/to/" KEEPALIVE_LIBRARY_FILE;
     return "";
   }
-  exe[n] = '\0';
-  std::string dir(exe);
   dir.resize(dir.rfind('/') + 1);
   std::string expected = dir + KEEPALIVE_BIN_TO_LIB_DIR "/" KEEPALIVE_LIBRARY_FILE;
   if (!normalize_file_path(expected, &path)) {

@@ -125,6 +125,9 @@ void print_invalid_configuration(std::string_view subcommand, std::string_view c
 // The configuration's warnings, one line each, as the library prints them.
 std::vector<std::string> describe_warnings(const keepalive_config &config);
 
+// This command's own file, absolute (/proc/self/exe); "" with *error set.
+std::string own_executable(std::string *error);
+
 // Finds libkeepalive.so: $KEEPALIVE_LIBRARY when set, else the library
 // installed beside the command (<dir of /proc/self/exe>/<bin→lib>/libkeepalive.so).
 // Returns an absolute, normalized path, or "" with *error set.
