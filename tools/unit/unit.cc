@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "kernel/bpf.h"
 #include "lib/cli.h"
 #include "lib/figures.h"
 #include "lib/files.h"
@@ -60,10 +61,17 @@ constexpr keepalive_cli::Option kReload = {
 constexpr keepalive_cli::Option kDryRun = {"--dry-run", nullptr,
                                            "show what would be done, change nothing"};
 const std::vector<keepalive_cli::Option> kEnableOptions = {
+    {"--kernel", nullptr,
+     "kernel mode: no LD_PRELOAD; an ExecStartPre=+ line runs `keepalive attach "
+     "--own-cgroup` before each start, which attaches the configuration to the service's "
+     "cgroup as a sock_ops BPF program (every TCP connection of the service, also of "
+     "static, Go and musl programs)"},
     {"--now", nullptr,
      "also set the running service now, as `keepalive apply PID --listeners` does: its "
      "connections, and its listening sockets for the connections it accepts from now on; "
-     "sockets that carry the values of the drop-in this one replaces move to the new ones"},
+     "sockets that carry the values of the drop-in this one replaces move to the new ones. "
+     "With --kernel: attach to its cgroup, as `keepalive attach --pid PID` does (connections "
+     "open already keep their settings: `keepalive apply PID` sets those)"},
     {"--override", nullptr,
      "with --now: also set the sockets whose timings the program chose itself, as "
      "`keepalive apply --override` does"},
@@ -78,7 +86,9 @@ const std::vector<keepalive_cli::Option> kDisableOptions = {
     {"--now", nullptr,
      "also give back the running process's sockets: those whose keepalive values are "
      "exactly what the drop-in's configuration set get the kernel's defaults for those "
-     "values; SO_KEEPALIVE stays on; sockets with other values are left as they are"},
+     "values; SO_KEEPALIVE stays on; sockets with other values are left as they are. A "
+     "drop-in of `keepalive enable --kernel`: detach our program from the process's cgroup, "
+     "as `keepalive detach --pid PID` does (connections keep their settings)"},
     {"--force", nullptr,
      "remove UNIT.service.d/keepalive.conf also when `keepalive enable` did not write it "
      "(without, such a file is shown and kept)"},
@@ -94,8 +104,9 @@ const std::vector<keepalive_cli::Option> kStatusOptions = {
 
 void print_enable_help() {
   std::string text =
-      "Usage: keepalive enable UNIT [FLAGS] [--now [--override] [--exact-listeners]]\n"
-      "                        [--pid PID] [--unit-dir DIR] [--reload] [--dry-run]\n"
+      "Usage: keepalive enable UNIT [FLAGS] [--kernel] [--now [--override]\n"
+      "                        [--exact-listeners]] [--pid PID] [--unit-dir DIR]\n"
+      "                        [--reload] [--dry-run]\n"
       "Makes systemd start service UNIT with libkeepalive. Validates the configuration\n"
       "as `keepalive check` does (FLAGS over the KEEPALIVE_* environment; invalid:\n"
       "exit 2, nothing written), then writes the drop-in UNIT.service.d/keepalive.conf:\n"
@@ -103,6 +114,10 @@ void print_enable_help() {
       "Environment= line per KEEPALIVE_* variable. A drop-in written before is\n"
       "replaced, and the difference shown. systemd reads it after\n"
       "`systemctl daemon-reload`, at the service's next start.\n"
+      "With --kernel the drop-in sets no LD_PRELOAD: the same Environment= lines,\n"
+      "and ExecStartPre=+ with this command's `keepalive attach --own-cgroup`, which\n"
+      "reads them and attaches the configuration to the service's cgroup as a\n"
+      "sock_ops BPF program before each start (see `keepalive help attach`).\n"
       "\n"
       "FLAGS:\n";
   text += keepalive_cli::ConfigFlags::usage();
@@ -111,7 +126,8 @@ void print_enable_help() {
       "\n"
       "Exit status: 0 done; 1 the drop-in could not be written, a later file keeps it\n"
       "from taking effect (named), or --now could not set every socket; 2 usage error\n"
-      "or invalid configuration (nothing written); 3 --now cannot reach the process\n"
+      "or invalid configuration, or with --kernel one the kernel refuses (nothing\n"
+      "written); 3 --now cannot reach the process, or with --kernel its cgroup\n"
       "(nothing written).\n"
       "\n"
       "Example: sudo keepalive enable prosody --idle 270 --now\n";
@@ -143,14 +159,18 @@ void print_status_help() {
       "configuration does (as `keepalive check`), and, when the service's main process\n"
       "is known, whether it has libkeepalive loaded (as `keepalive inspect`) and what\n"
       "`keepalive enable --now` would still change on its sockets (as `keepalive apply\n"
-      "--listeners --dry-run`).\n"
+      "--listeners --dry-run`). For a drop-in of `keepalive enable --kernel`: the\n"
+      "command its ExecStartPre= runs, and the sock_ops programs of the process's\n"
+      "cgroup (as `keepalive attach --pid PID --list`).\n"
       "\n"
       "Options:\n";
   text += keepalive_cli::options_help(kStatusOptions);
   text +=
       "\n"
-      "Exit status: 0 the drop-in is there, valid, in effect, and its library exists;\n"
-      "1 it is not (or the process could not be inspected); 2 usage error.\n";
+      "Exit status: 0 the drop-in is there, valid, in effect, and its library exists\n"
+      "(kernel mode: its command exists, and with a known process our program is\n"
+      "attached to its cgroup with the drop-in's configuration); 1 it is not (or the\n"
+      "process could not be inspected); 2 usage error.\n";
   fputs(text.c_str(), stdout);
 }
 
@@ -161,6 +181,7 @@ struct Options {
   pid_t pid = 0;  // --pid, 0 when not given
   bool now = false, reload = false, dry_run = false, override = false, exact_listeners = false;
   bool force = false;
+  bool kernel = false;  // enable --kernel
 };
 
 // Records one of the subcommand's options; false after a usage error.
@@ -179,6 +200,7 @@ bool take_option(const keepalive_cli::OptionReader &reader, Options *options) {
   options->exact_listeners = options->exact_listeners || reader.is("--exact-listeners");
   options->reload = options->reload || reader.is("--reload");
   options->force = options->force || reader.is("--force");
+  options->kernel = options->kernel || reader.is("--kernel");
   options->dry_run = options->dry_run || reader.is("--dry-run");
   return true;
 }
@@ -199,9 +221,9 @@ bool parse_arguments(const char *name, const std::vector<keepalive_cli::Option> 
   if (options->pid != 0 && !options->now && strcmp(name, "status") != 0) {
     return reader.usage_error("--pid goes with --now");
   }
-  if ((options->override || options->exact_listeners) && !options->now) {
+  if ((options->override || options->exact_listeners) && (!options->now || options->kernel)) {
     return reader.usage_error(std::string(options->override ? "--override" : "--exact-listeners") +
-                              " goes with --now");
+                              " goes with --now, not with --kernel");
   }
   options->unit = keepalive_cli::service_unit_name(unit);
   if (options->unit.empty()) {
@@ -274,24 +296,31 @@ pid_t main_pid(const Options &options, std::string *error) {
   return pid;
 }
 
-// --now: the main process, found and reachable (its sockets can be listed,
-// which needs ptrace access) before anything is written or removed. 0 with
-// *error set, and *status the exit status (2: none given or known, 3: not
-// reachable), otherwise.
-pid_t reachable_main_pid(const Options &options, std::string *error, int *status) {
-  pid_t pid = main_pid(options, error);
-  if (pid == 0) {
-    *status = keepalive_cli::kExitUsage;
-    return 0;
+// The running service --now acts on: its main process and, in kernel mode,
+// its cgroup.
+struct Running {
+  pid_t pid = 0;
+  std::string cgroup;
+  keepalive_cli::UniqueFd cgroup_fd;
+};
+
+// --now: the main process, found and reachable before anything is written
+// or removed: in kernel mode its cgroup opened, else its sockets listed
+// (which needs ptrace access). False with *error set, and *status the exit
+// status (2: none given or known, 3: not reachable), otherwise.
+bool reach_running(const Options &options, bool kernel, Running *running, std::string *error,
+                   int *status) {
+  running->pid = main_pid(options, error);
+  *status = running->pid == 0 ? keepalive_cli::kExitUsage : keepalive_cli::kExitNoProcess;
+  if (running->pid == 0) return false;
+  if (kernel) {
+    return keepalive_kernel::cgroup_of_process(running->pid, &running->cgroup, error) &&
+           keepalive_kernel::open_cgroup(running->cgroup, &running->cgroup_fd, error);
   }
   keepalive_cli::TargetProcess target;
   std::vector<TcpSocket> sockets;
   keepalive_cli::Unexamined unexamined;
-  if (!target.open(pid, error) || !target.read_tcp_sockets(&sockets, &unexamined, error)) {
-    *status = keepalive_cli::kExitNoProcess;
-    return 0;
-  }
-  return pid;
+  return target.open(running->pid, error) && target.read_tcp_sockets(&sockets, &unexamined, error);
 }
 
 std::string drop_in_dir(const Options &options) {
@@ -340,11 +369,23 @@ constexpr char kMark[] = "# Written by `keepalive enable ";
 
 bool written_by_enable(const std::string &text) { return text.rfind(kMark, 0) == 0; }
 
-// `preload`: LD_PRELOAD's value as written (the unit's specifiers kept).
-std::string drop_in_text(const Options &options, const std::string &preload) {
+// What a kernel-mode drop-in says of itself, after the mark.
+constexpr char kKernelComment[] =
+    "# Kernel mode: before each start, ExecStartPre= runs `keepalive attach --own-cgroup` with\n"
+    "# full privileges (the +). It reads the KEEPALIVE_* lines below and attaches them to the\n"
+    "# service's cgroup as a sock_ops BPF program: every TCP connection of the service's\n"
+    "# processes gets the settings when it is established, without LD_PRELOAD (static, Go and\n"
+    "# musl programs too). When it cannot attach, the service does not start (the journal says\n"
+    "# why).\n";
+
+// `line`: the drop-in's means, the Environment= line of LD_PRELOAD (the
+// unit's specifiers kept) or, in kernel mode, the ExecStartPre= line.
+std::string drop_in_text(const Options &options, const std::string &line) {
   std::string text = kMark + options.unit + "`.\n# Explained by `keepalive status " + options.unit +
-                     "`, removed by `keepalive disable " + options.unit + "`.\n[Service]\n";
-  text += "Environment=" + keepalive_cli::systemd_quote("LD_PRELOAD=" + preload) + "\n";
+                     "`, removed by `keepalive disable " + options.unit + "`.\n";
+  if (options.kernel) text += kKernelComment;
+  text += "[Service]\n";
+  if (!options.kernel) text += line + "\n";
   for (const char *variable : keepalive_cli::configuration_variables()) {
     const char *value = options.flags.value(variable);
     if (value == nullptr) continue;
@@ -353,7 +394,38 @@ std::string drop_in_text(const Options &options, const std::string &preload) {
                                          keepalive_cli::specifier_escape(value)) +
             "\n";
   }
+  if (options.kernel) text += line + "\n";
   return text;
+}
+
+// Kernel mode: the ExecStartPre= value that runs this command's `attach
+// --own-cgroup` with full privileges (+), its absolute path written for an
+// Exec line (% doubled for the specifiers; in double quotes when it has a
+// space); "" (said) when the path cannot be written there: systemd refuses
+// an executable's path with a quote, a backslash or a control character,
+// and expands $ in an Exec line's arguments but not in its path.
+std::string attach_command(const char *name) {
+  std::string error;
+  const std::string self = keepalive_cli::own_executable(&error);
+  if (self.empty() || access(self.c_str(), X_OK) != 0) {
+    print_error(name, (self.empty() ? error : self + ": " + strerror(errno)) + "; nothing written");
+    return "";
+  }
+  auto unsafe = [](char c) {
+    return strchr("$\"'\\\x7f", c) != nullptr || static_cast<unsigned char>(c) < 0x20;
+  };
+  if (std::any_of(self.begin(), self.end(), unsafe)) {
+    print_error(name, "this command's path " + self +
+                          " has a $, a quote, a backslash or a control character, which an "
+                          "ExecStartPre= line cannot hold; install it elsewhere; nothing "
+                          "written");
+    return "";
+  }
+  std::string word = keepalive_cli::specifier_escape(self);
+  if (word.find(' ') != std::string::npos) {
+    word = keepalive_cli::systemd_quote(word);
+  }
+  return "+" + word + " attach --own-cgroup";
 }
 
 }  // namespace
@@ -427,13 +499,42 @@ void warn_about_environment_files(const keepalive_cli::UnitEnvironment &environm
   }
 }
 
-// Loads the configuration as `check` does: nullptr, said, when it is invalid.
+// Kernel mode's own checks of a valid configuration, before anything is
+// written: it has a program to attach (not off), which the kernel takes
+// (loaded once, attached nowhere) when this command may load one; false,
+// said, when not.
+bool kernel_takes(const char *name, const keepalive_config &config) {
+  if (!config.enabled) {
+    print_error(name,
+                "--kernel: KEEPALIVE=off leaves nothing to attach: `keepalive attach` would "
+                "fail, and the service would not start; nothing written");
+    return false;
+  }
+  if (geteuid() != 0) {
+    puts(
+        "Note: not root: whether the kernel takes the program is known when it is attached, "
+        "at the service's start.");
+    return true;
+  }
+  std::string error;
+  if (!keepalive_attach_check(config, &error)) {
+    print_error(name, "--kernel: " + error + "; the service would not start; nothing written");
+    return false;
+  }
+  return true;
+}
+
+// Loads the configuration as `check` does: nullptr, said, when it is invalid
+// (or, in kernel mode, when the kernel would not take it).
 std::unique_ptr<keepalive_config> valid_config(const char *name, const Options &options) {
   keepalive_cli::LoadedConfig loaded = keepalive_cli::load_config(options.flags);
-  if (loaded.config->valid) return std::move(loaded.config);
-  keepalive_cli::print_invalid_configuration(name, "nothing written", *loaded.config,
-                                             options.flags);
-  return nullptr;
+  if (!loaded.config->valid) {
+    keepalive_cli::print_invalid_configuration(name, "nothing written", *loaded.config,
+                                               options.flags);
+    return nullptr;
+  }
+  if (options.kernel && !kernel_takes(name, *loaded.config)) return nullptr;
+  return std::move(loaded.config);
 }
 
 // This command's library, as LD_PRELOAD can hold it; "" (said) when none.
@@ -481,17 +582,40 @@ bool install_drop_in(const char *name, const Options &options, const std::string
   return true;
 }
 
-// The KEEPALIVE_* variables and LD_PRELOAD entries of our drop-in.
+// The KEEPALIVE_* variables and LD_PRELOAD entries of our drop-in, and in
+// kernel mode the command its ExecStartPre= runs.
 struct DropIn {
   bool present = false;
   std::string path, text;
   keepalive_cli::UnitEnvironment environment;
+  std::string attach_command;  // "": no kernel mode
+  bool kernel() const { return !attach_command.empty(); }
 };
 
+// The command of the drop-in's `ExecStartPre=+COMMAND attach --own-cgroup`
+// (kernel mode), as systemd reads it; "" when it has no such line.
+std::string attach_command_of(const std::string &text, const std::string &unit) {
+  for (const auto &[key, value] : keepalive_cli::service_assignments(text)) {
+    std::vector<std::string> words;
+    if (key != "ExecStartPre" || value.rfind('+', 0) != 0 ||
+        !keepalive_cli::systemd_split(value.substr(1), &words) || words.size() != 3 ||
+        words[1] != "attach" || words[2] != "--own-cgroup") {
+      continue;
+    }
+    std::string command;
+    if (keepalive_cli::resolve_specifiers(words[0], unit, &command)) return command;
+  }
+  return "";
+}
+
 DropIn read_drop_in(const Options &options) {
-  DropIn drop_in{false, drop_in_path(options), "", keepalive_cli::UnitEnvironment(options.unit)};
+  DropIn drop_in{false, drop_in_path(options), "", keepalive_cli::UnitEnvironment(options.unit),
+                 ""};
   drop_in.present = keepalive_cli::read_file(drop_in.path, &drop_in.text);
-  if (drop_in.present) drop_in.environment.add_file(drop_in.path, drop_in.text);
+  if (drop_in.present) {
+    drop_in.environment.add_file(drop_in.path, drop_in.text);
+    drop_in.attach_command = attach_command_of(drop_in.text, options.unit);
+  }
   return drop_in;
 }
 
@@ -507,6 +631,51 @@ keepalive_cli::LoadedConfig drop_in_config(const DropIn &drop_in,
   }
   flags->use_environment(std::move(variables));
   return keepalive_cli::load_config(*flags);
+}
+
+// The drop-in enable writes, built on the unit as systemd reads it without
+// ours (at `path`); `means`: the library to preload, or in kernel mode the
+// ExecStartPre= command. *defeated: what keeps it from taking effect, warned.
+std::string enable_text(const Options &options, const std::string &path, const std::string &means,
+                        std::vector<std::string> *defeated) {
+  const keepalive_cli::UnitFiles files = unit_files(options, path);
+  const keepalive_cli::UnitEnvironment environment = keepalive_cli::unit_environment(files);
+  if (files.unit_file.empty()) {
+    printf(
+        "Note: no file for %s in %s or the usual directories; the drop-in applies once the "
+        "unit is installed.\n",
+        options.unit.c_str(), options.unit_dir.c_str());
+  }
+  const std::string line =
+      options.kernel
+          ? "ExecStartPre=" + means
+          : "Environment=" + keepalive_cli::systemd_quote("LD_PRELOAD=" +
+                                                          preload_value(files, environment, means));
+  warn_about_environment_files(environment);
+  const std::string text = drop_in_text(options, line);
+  *defeated = what_defeats(files, path, text);
+  for (const std::string &each : *defeated) printf("Warning: %s.\n", each.c_str());
+  return text;
+}
+
+// Kernel mode's --now: `keepalive attach --pid PID` with the same
+// configuration, on the cgroup found before anything was written.
+int attach_now(const keepalive_config &config, const Options &options, const Running &running) {
+  printf("\n--now: keepalive attach --pid %d%s\n", static_cast<int>(running.pid),
+         options.dry_run ? " (dry run)" : "");
+  if (options.dry_run) {
+    printf("Would attach the configuration to %s.\n", running.cgroup.c_str());
+    return keepalive_cli::kExitOk;
+  }
+  const int status =
+      keepalive_attach_to("enable", config, running.cgroup, running.cgroup_fd.get(), running.pid);
+  if (status == keepalive_cli::kExitOk) {
+    printf(
+        "Connections open already keep their settings: the program acts when a connection is "
+        "established (`keepalive apply %d` sets the open ones).\n",
+        static_cast<int>(running.pid));
+  }
+  return status;
 }
 
 // --now: `keepalive apply PID --listeners` with the same configuration;
@@ -539,30 +708,18 @@ int keepalive_cmd_enable(int argc, char **argv) {
   }
   std::unique_ptr<keepalive_config> config = valid_config(kName, options);
   if (config == nullptr) return keepalive_cli::kExitUsage;
-  pid_t pid = 0;
+  Running running;
   std::string error;
-  if (options.now && (pid = reachable_main_pid(options, &error, &status)) == 0) {
+  if (options.now && !reach_running(options, options.kernel, &running, &error, &status)) {
     print_error(kName, "--now: " + error + "; nothing written");
     return status;
   }
-  std::string library = library_to_preload(kName);
-  if (library.empty()) return keepalive_cli::kExitFailure;
-
-  // The unit as systemd reads it without our drop-in: what ours builds on.
+  // Kernel mode: the command; else the library to preload.
+  const std::string means = options.kernel ? attach_command(kName) : library_to_preload(kName);
+  if (means.empty()) return keepalive_cli::kExitFailure;
   const std::string path = drop_in_path(options);
-  const keepalive_cli::UnitFiles files = unit_files(options, path);
-  const keepalive_cli::UnitEnvironment environment = keepalive_cli::unit_environment(files);
-  if (files.unit_file.empty()) {
-    printf(
-        "Note: no file for %s in %s or the usual directories; the drop-in applies once the "
-        "unit is installed.\n",
-        options.unit.c_str(), options.unit_dir.c_str());
-  }
-  std::string preload = preload_value(files, environment, library);
-  warn_about_environment_files(environment);
-  const std::string text = drop_in_text(options, preload);
-  const std::vector<std::string> defeated = what_defeats(files, path, text);
-  for (const std::string &line : defeated) printf("Warning: %s.\n", line.c_str());
+  std::vector<std::string> defeated;
+  const std::string text = enable_text(options, path, means, &defeated);
   // Read before it is replaced: its values on a socket are ours (--now).
   keepalive_cli::ConfigFlags earlier_flags;
   keepalive_cli::LoadedConfig earlier;
@@ -580,7 +737,9 @@ int keepalive_cmd_enable(int argc, char **argv) {
     puts("The running service is unchanged: restart it, or run this again with --now.");
     return written;
   }
-  const int now = apply_now(*config, options, pid, replaces ? earlier.config.get() : nullptr);
+  const int now = options.kernel ? attach_now(*config, options, running)
+                                 : apply_now(*config, options, running.pid,
+                                             replaces ? earlier.config.get() : nullptr);
   return now != keepalive_cli::kExitOk ? now : written;
 }
 
@@ -684,22 +843,40 @@ void print_unit_environment(const keepalive_cli::UnitFiles &files) {
   fputs(out.c_str(), stdout);
 }
 
-// status with a drop-in: it, its library, what defeats it, the unit's files
+// Whether the library the drop-in preloads exists; said.
+bool library_found(const DropIn &drop_in) {
+  const auto *preload = drop_in.environment.find("LD_PRELOAD");
+  bool found = false;
+  for (const std::string &entry :
+       keepalive_cli::preload_entries(preload != nullptr ? preload->value : "")) {
+    if (!is_keepalive_library(entry)) continue;
+    found = access(entry.c_str(), R_OK) == 0;
+    printf("Library: %s (%s)\n", entry.c_str(),
+           found ? "present" : "MISSING: ld.so would only warn, and preload nothing");
+  }
+  return found;
+}
+
+// Kernel mode: whether the command of the drop-in's ExecStartPre= exists; said.
+bool command_found(const DropIn &drop_in) {
+  printf(
+      "Kernel mode: ExecStartPre= attaches the configuration to the service's cgroup before "
+      "each start (no LD_PRELOAD).\n");
+  const bool found = access(drop_in.attach_command.c_str(), X_OK) == 0;
+  printf("Command: %s (%s)\n", drop_in.attach_command.c_str(),
+         found ? "present" : "MISSING: the service would not start");
+  return found;
+}
+
+// status with a drop-in: it, its library (or command), what defeats it, the unit's files
 // and environment, its configuration; kExitOk when all is well.
 int explain_drop_in(const Options &options, const DropIn &drop_in,
                     const keepalive_cli::UnitFiles &files) {
   int result = keepalive_cli::kExitOk;
   printf("%s: drop-in %s\n%s", options.unit.c_str(), drop_in.path.c_str(), drop_in.text.c_str());
-  const auto *preload = drop_in.environment.find("LD_PRELOAD");
-  bool library_found = false;
-  for (const std::string &entry :
-       keepalive_cli::preload_entries(preload != nullptr ? preload->value : "")) {
-    if (!is_keepalive_library(entry)) continue;
-    library_found = access(entry.c_str(), R_OK) == 0;
-    printf("Library: %s (%s)\n", entry.c_str(),
-           library_found ? "present" : "MISSING: ld.so would only warn, and preload nothing");
+  if (!(drop_in.kernel() ? command_found(drop_in) : library_found(drop_in))) {
+    result = keepalive_cli::kExitFailure;
   }
-  if (!library_found) result = keepalive_cli::kExitFailure;
   for (const std::string &line : what_defeats(files, drop_in.path, drop_in.text)) {
     printf("Not in effect: %s.\n", line.c_str());
     result = keepalive_cli::kExitFailure;
@@ -714,6 +891,86 @@ int explain_drop_in(const Options &options, const DropIn &drop_in,
   return result;
 }
 
+// disable --now: the sockets that carry exactly the drop-in's values get
+// the kernel's defaults back.
+int reset_now(const DropIn &drop_in, const Options &options, pid_t pid) {
+  keepalive_cli::ConfigFlags no_flags;
+  keepalive_cli::LoadedConfig loaded = drop_in_config(drop_in, &no_flags);
+  if (!loaded.config->valid || !loaded.config->enabled) {
+    puts(
+        "--now: the drop-in's configuration is invalid or off: it set no socket, none is "
+        "reset.");
+    return keepalive_cli::kExitOk;
+  }
+  printf(
+      "\n--now: the sockets with exactly the drop-in's values get the kernel defaults back "
+      "(SO_KEEPALIVE stays on); the library stays loaded until the service restarts.\n");
+  return unit_pass("disable", pid, *loaded.config,
+                   options.dry_run ? PassMode::kPredictReset : PassMode::kReset);
+}
+
+// Kernel mode's disable --now: `keepalive detach --pid PID`, on the cgroup
+// found before anything was removed.
+int detach_now(const Options &options, const Running &running) {
+  printf("\n--now: keepalive detach --pid %d%s\n", static_cast<int>(running.pid),
+         options.dry_run ? " (dry run)" : "");
+  if (options.dry_run) {
+    printf("Would detach our program from %s.\n", running.cgroup.c_str());
+    return keepalive_cli::kExitOk;
+  }
+  int detached = 0;
+  std::string error;
+  if (!keepalive_kernel::detach_ours(running.cgroup_fd.get(), &detached, &error)) {
+    print_error("disable", error);
+    return keepalive_cli::kExitFailure;
+  }
+  printf("%s: %s; connections keep the settings they have.\n", running.cgroup.c_str(),
+         detached == 0 ? "no program of ours was attached" : "detached our program");
+  return keepalive_cli::kExitOk;
+}
+
+// Kernel mode's status of the running process: the sock_ops programs of its
+// cgroup; kExitOk when ours is there with the drop-in's configuration.
+int attached_status(const Options &options, const DropIn &drop_in, pid_t pid) {
+  printf(
+      "\nRunning process %d: its cgroup's sock_ops programs, as `keepalive attach --pid %d "
+      "--list` shows them:\n",
+      static_cast<int>(pid), static_cast<int>(pid));
+  std::string cgroup, error;
+  keepalive_cli::UniqueFd fd;
+  std::vector<keepalive_kernel::Attached> attached;
+  if (!keepalive_kernel::cgroup_of_process(pid, &cgroup, &error) ||
+      !keepalive_kernel::open_cgroup(cgroup, &fd, &error)) {
+    printf("Not known: %s.\n", error.c_str());
+    return keepalive_cli::kExitFailure;
+  }
+  if (!keepalive_attach_list(cgroup, fd.get(), &attached)) return keepalive_cli::kExitFailure;
+  keepalive_cli::ConfigFlags no_flags;
+  keepalive_cli::LoadedConfig loaded = drop_in_config(drop_in, &no_flags);
+  if (!loaded.config->enabled) return keepalive_cli::kExitFailure;  // said above
+  const std::string wanted = keepalive_attach_description(*loaded.config, pid);
+  auto ours = std::find_if(attached.begin(), attached.end(),
+                           [](const keepalive_kernel::Attached &each) { return each.ours; });
+  const std::string again = "restart the service, or run `keepalive enable " + options.unit +
+                            " --kernel --now` with the drop-in's flags";
+  if (ours == attached.end()) {
+    printf("Not in effect: no program of ours is attached to %s (%s).\n", cgroup.c_str(),
+           again.c_str());
+    return keepalive_cli::kExitFailure;
+  }
+  if (ours->description != wanted) {
+    printf(
+        "Not in effect: our program carries another configuration than the drop-in's (%s): "
+        "%s.\n",
+        wanted.c_str(), again.c_str());
+    return keepalive_cli::kExitFailure;
+  }
+  puts(
+      "Ours carries the drop-in's configuration: every connection of the cgroup established "
+      "since it was attached has its settings.");
+  return keepalive_cli::kExitOk;
+}
+
 }  // namespace
 
 int keepalive_cmd_disable(int argc, char **argv) {
@@ -724,13 +981,13 @@ int keepalive_cmd_disable(int argc, char **argv) {
                        &status)) {
     return status;
   }
-  pid_t pid = 0;
+  DropIn drop_in = read_drop_in(options);
+  Running running;
   std::string error;
-  if (options.now && (pid = reachable_main_pid(options, &error, &status)) == 0) {
+  if (options.now && !reach_running(options, drop_in.kernel(), &running, &error, &status)) {
     print_error(kName, "--now: " + error + "; nothing removed");
     return status;
   }
-  DropIn drop_in = read_drop_in(options);
   if (!drop_in.present) {
     printf("%s: no drop-in %s, nothing to remove.\n", options.unit.c_str(), drop_in.path.c_str());
     return keepalive_cli::kExitOk;
@@ -755,22 +1012,13 @@ int keepalive_cmd_disable(int argc, char **argv) {
   }
   reload(kName, options);
   if (!options.now) {
-    puts("The running service is unchanged: it keeps libkeepalive until it is restarted.");
+    puts(drop_in.kernel() ? "The running service is unchanged: our program stays on its cgroup "
+                            "until the service is restarted."
+                          : "The running service is unchanged: it keeps libkeepalive until it "
+                            "is restarted.");
     return keepalive_cli::kExitOk;
   }
-  keepalive_cli::ConfigFlags no_flags;
-  keepalive_cli::LoadedConfig loaded = drop_in_config(drop_in, &no_flags);
-  if (!loaded.config->valid || !loaded.config->enabled) {
-    puts(
-        "--now: the drop-in's configuration is invalid or off: it set no socket, none is "
-        "reset.");
-    return keepalive_cli::kExitOk;
-  }
-  printf(
-      "\n--now: the sockets with exactly the drop-in's values get the kernel defaults back "
-      "(SO_KEEPALIVE stays on); the library stays loaded until the service restarts.\n");
-  return unit_pass(kName, pid, *loaded.config,
-                   options.dry_run ? PassMode::kPredictReset : PassMode::kReset);
+  return drop_in.kernel() ? detach_now(options, running) : reset_now(drop_in, options, running.pid);
 }
 
 int keepalive_cmd_status(int argc, char **argv) {
@@ -796,6 +1044,11 @@ int keepalive_cmd_status(int argc, char **argv) {
   if (pid == 0) {
     printf("\nRunning process: unknown (%s).\n", error.c_str());
     return result;
+  }
+  if (drop_in.kernel()) {
+    return attached_status(options, drop_in, pid) == keepalive_cli::kExitOk
+               ? result
+               : keepalive_cli::kExitFailure;
   }
   printf("\nRunning process, as `keepalive inspect %d` shows it:\n", static_cast<int>(pid));
   fflush(stdout);
