@@ -9,15 +9,18 @@ namespace (no systemd runs here: its PID is given with --pid), its phone
 connections' keepalive timers read with `ss -tnoe`.
 
 Run by CTest (tests/tools/CMakeLists.txt), one test class per CTest test:
-    drop_in_test.py EnableTest|HelpTest|DisableStatusTest|SystemdOracleTest|ProsodyNowTest
+    drop_in_test.py EnableTest|HelpTest|DisableStatusTest|SystemdOracleTest|ProsodyNowTest|
+                    KernelDropInTest
 Environment: LIBKEEPALIVE_COMMAND (the built bin/keepalive), LIBKEEPALIVE_TEST_PRELOAD
 (the built library), LIBKEEPALIVE_TEST_SETSOCKOPT_FAULT (preloaded into the command to
-hide one descriptor from it). With LIBKEEPALIVE_E2E_REQUIRED=1 (CI) a missing prerequisite
+hide one descriptor from it), LIBKEEPALIVE_TEST_RAW_PEER (kernel_test's static peer, for
+KernelDropInTest). With LIBKEEPALIVE_E2E_REQUIRED=1 (CI) a missing prerequisite
 (root, systemd, prosody) fails instead of skipping.
 """
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -27,6 +30,8 @@ import unittest
 
 from command_testlib import (COMMAND, KERNEL_CNT, KERNEL_INTVL, TIMEOUT, clean_env, keepalive,
                              keepalive_timer_seconds, main, require)
+import kernel_test
+from kernel_test import RAW_PEER, make_cgroup, process_in
 
 LIBRARY = os.path.abspath(os.environ["LIBKEEPALIVE_TEST_PRELOAD"])
 SETSOCKOPT_FAULT = os.environ["LIBKEEPALIVE_TEST_SETSOCKOPT_FAULT"]
@@ -501,6 +506,169 @@ class DisableStatusTest(unittest.TestCase):
         result = keepalive("status", "prosody", "--unit-dir", directory)
         self.assertEqual(result.returncode, 1)
         self.assertIn("Library: /nonexistent/libkeepalive.so (MISSING", result.stdout)
+
+
+def exec_start_pre(output, unit):
+    """The ExecStartPre= command lines of UNIT in `systemd --test`'s dump, each
+    split as the dump quotes it (shell quoting)."""
+    block = [block for block in output.split("\n\t-> Unit ") if block.startswith(f"{unit}:\n")]
+    return [shlex.split(line) for line in
+            re.findall(r"\t-> ExecStartPre:\n\t+Command Line: (.*)\n", block[0])]
+
+
+class KernelDropInTest(unittest.TestCase):
+    """`enable --kernel`: the drop-in's ExecStartPre=+ line runs `keepalive attach
+    --own-cgroup`, read back by systemd and run as systemd would run it inside a
+    cgroup of the test (kernel_test.make_cgroup); status and disable on a
+    process in that cgroup, with our program attached or not."""
+
+    def setUp(self):
+        self.home, self.cgroup = make_cgroup(self)
+        self.directory = unit_dir(self)
+        write(os.path.join(self.directory, "svc.service"),
+              service("Environment=LD_PRELOAD=/usr/lib/liba.so\n"))
+        self.drop_in = drop_in(self.directory, "svc.service")
+
+    def keepalive_unit(self, *args, **kwargs):
+        return keepalive(*args, "--unit-dir", self.directory, **kwargs)
+
+    def listed(self, pid):
+        result = keepalive("attach", "--pid", str(pid), "--list")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        return result.stdout
+
+    def test_systemd_reads_the_drop_in_and_its_command_attaches_in_the_cgroup(self):
+        result = self.keepalive_unit("enable", "svc", "--kernel", "--idle", "123", "--cnt", "4",
+                                     "--user-timeout", "9s")
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn("# Kernel mode: before each start, ExecStartPre= runs", result.stdout)
+        text = read(self.drop_in)
+        self.assertTrue(text.startswith("# Written by `keepalive enable svc.service`."), text)
+        self.assertTrue(text.endswith(
+            f"\nExecStartPre=+{os.path.realpath(COMMAND)} attach --own-cgroup\n"), text)
+        self.assertNotIn("LD_PRELOAD=", text)
+        verify(self, self.directory, "svc.service")
+        lines, output = systemd_dump(self, self.directory, "svc.service")
+        environment = lines["Environment"]
+        # The unit's own LD_PRELOAD as the unit has it: none of ours.
+        self.assertEqual(environment, ["LD_PRELOAD=/usr/lib/liba.so", "KEEPALIVE_IDLE=123",
+                                       "KEEPALIVE_CNT=4", "KEEPALIVE_USER_TIMEOUT=9s"])
+        commands = exec_start_pre(output, "svc.service")
+        self.assertEqual(commands, [[os.path.realpath(COMMAND), "attach", "--own-cgroup"]])
+        # Run as systemd runs it: in the service's cgroup, with its environment.
+        env = clean_env(**dict(v.split("=", 1) for v in environment if v.startswith("KEEPALIVE")))
+        attached = subprocess.run(
+            ["sh", "-c", f'echo $$ > {self.cgroup}/cgroup.procs && exec "$0" "$@"',
+             *commands[0]], env=env, capture_output=True, text=True, timeout=TIMEOUT)
+        self.assertEqual(attached.returncode, 0, attached.stderr)
+        self.addCleanup(keepalive, "detach", self.cgroup)
+        self.assertIn(f"attached to {self.cgroup}: global idle=123s", attached.stdout)
+        peer = subprocess.run(
+            ["sh", "-c", f'echo $$ > {self.cgroup}/cgroup.procs && exec "$0"', RAW_PEER],
+            env=clean_env(), capture_output=True, text=True, timeout=TIMEOUT)
+        ours = f"1 123 {min(123, KERNEL_INTVL)} 4 9000"
+        self.assertEqual(peer.stdout, f"client {ours}\nserver {ours}\n", peer.stderr)
+
+    def test_an_odd_path_is_read_back_and_one_systemd_cannot_hold_is_refused(self):
+        odd = os.path.join(self.directory, "b%n x;y")
+        os.mkdir(odd)
+        os.chmod(odd, 0o755)
+        shutil.copy(COMMAND, odd)
+        command = os.path.join(odd, os.path.basename(COMMAND))
+        result = keepalive("enable", "svc", "--kernel", "--unit-dir", self.directory,
+                           command=command)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        verify(self, self.directory, "svc.service")
+        _, output = systemd_dump(self, self.directory, "svc.service")
+        self.assertEqual(exec_start_pre(output, "svc.service"), [[command, "attach", "--own-cgroup"]])
+        self.assertIn(f"Command: {command} (present)",
+                      self.keepalive_unit("status", "svc", command=command).stdout)
+        dollar = os.path.join(self.directory, "a$b")
+        os.mkdir(dollar)
+        shutil.copy(COMMAND, dollar)
+        before = read(self.drop_in)
+        result = keepalive("enable", "svc", "--kernel", "--idle", "60", "--unit-dir",
+                           self.directory, command=os.path.join(dollar, "keepalive"))
+        self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+        self.assertIn("has a $, a quote, a backslash or a control character", result.stderr)
+        self.assertEqual(read(self.drop_in), before)
+
+    def test_status_lists_the_cgroups_programs_and_disable_removes_the_drop_in(self):
+        pid = process_in(self, self.cgroup)
+        result = self.keepalive_unit("enable", "svc", "--kernel", "--idle", "123")
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        status = self.keepalive_unit("status", "svc")
+        self.assertEqual(status.returncode, 0, status.stdout + status.stderr)
+        self.assertIn(f"Command: {os.path.realpath(COMMAND)} (present)", status.stdout)
+        self.assertNotIn("Library:", status.stdout)
+        # Nothing attached: not in effect.
+        status = self.keepalive_unit("status", "svc", "--pid", str(pid))
+        self.assertEqual(status.returncode, 1, status.stdout + status.stderr)
+        self.assertIn(f"{self.cgroup}: 0 sock_ops programs\n", status.stdout)
+        self.assertIn(f"Not in effect: no program of ours is attached to {self.cgroup}",
+                      status.stdout)
+        # The test's own attach, with the drop-in's configuration: in effect.
+        self.assertEqual(keepalive("attach", self.cgroup, "--idle", "123").returncode, 0)
+        self.addCleanup(keepalive, "detach", self.cgroup)
+        status = self.keepalive_unit("status", "svc", "--pid", str(pid))
+        self.assertEqual(status.returncode, 0, status.stdout + status.stderr)
+        self.assertIn(f"{self.cgroup}: 1 sock_ops program\n", status.stdout)
+        self.assertIn(": global idle=123s", status.stdout)
+        self.assertIn("Ours carries the drop-in's configuration", status.stdout)
+        # Another configuration attached: not in effect.
+        self.assertEqual(keepalive("attach", self.cgroup, "--idle", "124").returncode, 0)
+        status = self.keepalive_unit("status", "svc", "--pid", str(pid))
+        self.assertEqual(status.returncode, 1, status.stdout + status.stderr)
+        self.assertIn("Not in effect: our program carries another configuration", status.stdout)
+
+        result = self.keepalive_unit("disable", "svc", "--now", "--pid", str(pid), "--dry-run")
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn(f"Would detach our program from {self.cgroup}.", result.stdout)
+        self.assertIn(": global idle=124s", self.listed(pid))
+        result = self.keepalive_unit("disable", "svc", "--now", "--pid", str(pid))
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn(f"Removed {self.drop_in}", result.stdout)
+        self.assertIn(f"{self.cgroup}: detached our program", result.stdout)
+        self.assertFalse(os.path.exists(self.drop_in))
+        self.assertIn("0 sock_ops programs\n", self.listed(pid))
+
+    def test_now_attaches_to_the_main_process_cgroup(self):
+        pid = process_in(self, self.cgroup)
+        self.addCleanup(keepalive, "detach", self.cgroup)
+        result = self.keepalive_unit("enable", "svc", "--kernel", "--idle", "123", "--now",
+                                     "--pid", str(pid))
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn(f"--now: keepalive attach --pid {pid}\nattached to {self.cgroup}: "
+                      "global idle=123s", result.stdout)
+        self.assertIn("Connections open already keep their settings", result.stdout)
+        self.assertIn(": global idle=123s", self.listed(pid))
+        status = self.keepalive_unit("status", "svc", "--pid", str(pid))
+        self.assertEqual(status.returncode, 0, status.stdout + status.stderr)
+        result = self.keepalive_unit("enable", "svc", "--kernel", "--idle", "124", "--now",
+                                     "--pid", str(pid))
+        self.assertIn(f"replaced our program on {self.cgroup}: global idle=124s", result.stdout)
+        self.assertIn("1 sock_ops program\n", self.listed(pid))
+
+    def test_what_kernel_mode_cannot_do_writes_nothing(self):
+        gone = subprocess.Popen(["true"])
+        gone.wait()
+        # (flags, environment, exit status, message; the usage error says no more)
+        cases = [
+            ((), clean_env(KEEPALIVE="off"), 2, "--kernel: KEEPALIVE=off leaves nothing to attach"),
+            (("--idle", "100", "--rules", kernel_test.KernelModeTest.large_rules(24)), None, 2,
+             "--kernel: the kernel refused the program"),
+            (("--now", "--pid", str(gone.pid)), None, 3, f"no such process {gone.pid}"),
+            (("--now", "--override", "--pid", "1"), None, 2,
+             "--override goes with --now, not with --kernel"),
+        ]
+        for args, env, status, message in cases:
+            with self.subTest(args=args[:2]):
+                result = self.keepalive_unit("enable", "svc", "--kernel", *args, env=env)
+                self.assertEqual(result.returncode, status, result.stdout + result.stderr)
+                self.assertIn(message, result.stderr)
+                if "--override" not in args:
+                    self.assertIn("; nothing written\n", result.stderr)
+                self.assertFalse(os.path.exists(self.drop_in))
 
 
 def service(lines=""):

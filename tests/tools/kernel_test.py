@@ -110,20 +110,42 @@ def own_cgroup(mount):
     return mount
 
 
+def make_cgroup(test):
+    """A new child of this process's cgroup v2 directory (on a cgroup2 mount
+    of the test's own when none is mounted), removed when the test ends:
+    (this process's cgroup, the child). Needs root, else the test is skipped."""
+    require_root(test, "to load BPF programs and move processes between cgroups")
+    mount = cgroup2_mount()
+    if mount is None:
+        mount = tempfile.mkdtemp(prefix="ka-cgroup2-")
+        test.addCleanup(os.rmdir, mount)
+        mounted = subprocess.run(["mount", "-t", "cgroup2", "none", mount],
+                                 capture_output=True, text=True)
+        require(test, mounted.returncode != 0 and f"cannot mount cgroup2: {mounted.stderr}")
+        test.addCleanup(subprocess.run, ["umount", mount])
+    home = own_cgroup(mount)
+    cgroup = tempfile.mkdtemp(prefix="ka-kernel-", dir=home)
+    test.addCleanup(os.rmdir, cgroup)
+    return home, cgroup
+
+
+def process_in(test, cgroup):
+    """A process (sleep) moved into `cgroup` before it runs, ended when the
+    test ends: its PID, once /proc shows it there."""
+    sleeper = subprocess.Popen(["sh", "-c", f'echo $$ > {cgroup}/cgroup.procs && exec sleep 60'])
+    test.addCleanup(sleeper.wait)
+    test.addCleanup(sleeper.kill)
+    for _ in range(100):
+        with open(f"/proc/{sleeper.pid}/cgroup") as f:
+            if os.path.basename(cgroup) in f.read():
+                break
+        time.sleep(0.05)
+    return sleeper.pid
+
+
 class KernelModeTest(unittest.TestCase):
     def setUp(self):
-        require_root(self, "to load BPF programs and move processes between cgroups")
-        self.mount = cgroup2_mount()
-        if self.mount is None:
-            self.mount = tempfile.mkdtemp(prefix="ka-cgroup2-")
-            self.addCleanup(os.rmdir, self.mount)
-            mounted = subprocess.run(["mount", "-t", "cgroup2", "none", self.mount],
-                                     capture_output=True, text=True)
-            require(self, mounted.returncode != 0 and f"cannot mount cgroup2: {mounted.stderr}")
-            self.addCleanup(subprocess.run, ["umount", self.mount])
-        self.home = own_cgroup(self.mount)
-        self.cgroup = tempfile.mkdtemp(prefix="ka-kernel-", dir=self.home)
-        self.addCleanup(os.rmdir, self.cgroup)
+        self.home, self.cgroup = make_cgroup(self)
 
     def attach(self, *args):
         result = keepalive("attach", self.cgroup, *args)
@@ -336,16 +358,8 @@ class KernelModeTest(unittest.TestCase):
 
     def test_pid_names_the_process_cgroup(self):
         self.attach("--idle", "123")
-        sleeper = subprocess.Popen(["sh", "-c", f'echo $$ > {self.cgroup}/cgroup.procs && '
-                                    "exec sleep 30"])
-        self.addCleanup(sleeper.wait)
-        self.addCleanup(sleeper.kill)
-        for _ in range(100):
-            with open(f"/proc/{sleeper.pid}/cgroup") as f:
-                if os.path.basename(self.cgroup) in f.read():
-                    break
-            time.sleep(0.05)
-        listed = keepalive("attach", "--pid", str(sleeper.pid), "--list")
+        pid = process_in(self, self.cgroup)
+        listed = keepalive("attach", "--pid", str(pid), "--list")
         self.assertEqual(listed.returncode, 0, listed.stderr)
         self.assertTrue(listed.stdout.startswith(self.cgroup + ": 1 sock_ops program"),
                         listed.stdout)
