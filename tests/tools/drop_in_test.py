@@ -512,8 +512,9 @@ def exec_start_pre(output, unit):
     """The ExecStartPre= command lines of UNIT in `systemd --test`'s dump, each
     split as the dump quotes it (shell quoting)."""
     block = [block for block in output.split("\n\t-> Unit ") if block.startswith(f"{unit}:\n")]
-    return [shlex.split(line) for line in
-            re.findall(r"\t-> ExecStartPre:\n\t+Command Line: (.*)\n", block[0])]
+    found = re.search(r"\t-> ExecStartPre:\n((?:\t\t\tCommand Line: .*\n)+)", block[0])
+    return [shlex.split(line.split(": ", 1)[1]) for line in
+            (found.group(1).splitlines() if found else [])]
 
 
 class KernelDropInTest(unittest.TestCase):
