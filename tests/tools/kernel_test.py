@@ -364,6 +364,36 @@ class KernelModeTest(unittest.TestCase):
         self.assertTrue(listed.stdout.startswith(self.cgroup + ": 1 sock_ops program"),
                         listed.stdout)
 
+    def test_inspect_shows_the_programs_that_apply(self):
+        # Ours on the cgroup and on its parent's child: both apply to a
+        # process in the child, nearest first; none to this test process.
+        child = os.path.join(self.cgroup, "child")
+        os.mkdir(child)
+        self.addCleanup(os.rmdir, child)
+        self.attach("--idle", "123")
+        attached = keepalive("attach", child, "--idle", "77")
+        self.assertEqual(attached.returncode, 0, attached.stderr)
+        self.addCleanup(keepalive, "detach", child)
+        sleeper = subprocess.Popen(["sh", "-c", f'echo $$ > {child}/cgroup.procs && exec sleep 30'])
+        self.addCleanup(sleeper.wait)
+        self.addCleanup(sleeper.kill)
+        for _ in range(100):
+            with open(f"/proc/{sleeper.pid}/cgroup") as f:
+                if "/child" in f.read():
+                    break
+            time.sleep(0.05)
+        report = json.loads(keepalive("inspect", str(sleeper.pid), "--json").stdout)
+        self.assertEqual([(k["cgroup"], k["configuration"].split(";")[0])
+                          for k in report["kernel_mode"]],
+                         [(child, f"global idle=77s intvl={min(77, KERNEL_INTVL)}s cnt=kernel "
+                                  "user_timeout=kernel"),
+                          (self.cgroup, f"global idle=123s intvl={min(123, KERNEL_INTVL)}s "
+                                        "cnt=kernel user_timeout=kernel")])
+        text = keepalive("inspect", str(sleeper.pid)).stdout
+        self.assertIn(f" on {child}: global idle=77s", text)
+        mine = json.loads(keepalive("inspect", str(os.getpid()), "--json").stdout)
+        self.assertEqual(mine["kernel_mode"], [])
+
     def test_own_cgroup_is_the_commands_own(self):
         # As a service's ExecStartPre=+ runs it: inside the cgroup, and in a
         # delegated unit's .control subgroup, which stands for its parent.

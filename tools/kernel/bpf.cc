@@ -178,6 +178,28 @@ bool attached_programs(int cgroup_fd, std::vector<Attached> *out, std::string *e
   return true;
 }
 
+bool programs_applying_to(pid_t pid, std::vector<Applying> *out, std::string *error) {
+  out->clear();
+  std::string path;
+  if (!cgroup_of_process(pid, &path, error)) return false;
+  for (;;) {
+    UniqueFd fd;
+    std::vector<Attached> attached;
+    if (!open_cgroup(path, &fd, error)) return false;
+    if (!attached_programs(fd.get(), &attached, error)) return false;
+    for (const Attached &program : attached) {
+      if (program.ours) out->push_back({path, program});
+    }
+    // Up to the hierarchy's root: the parent is cgroup2 too, else stop.
+    const size_t slash = path.find_last_of('/');
+    if (slash == std::string::npos || slash == 0) return true;
+    const std::string parent = path.substr(0, slash);
+    struct statfs fs {};
+    if (statfs(parent.c_str(), &fs) != 0 || fs.f_type != CGROUP2_SUPER_MAGIC) return true;
+    path = parent;
+  }
+}
+
 bool attach_program(int cgroup_fd, const std::vector<bpf_insn> &program, bool *replaced,
                     std::string *error) {
   std::vector<Attached> attached;

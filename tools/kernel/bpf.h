@@ -32,6 +32,16 @@ struct Attached {
 };
 bool attached_programs(int cgroup_fd, std::vector<Attached> *out, std::string *error);
 
+// Our programs that apply to the connections of process `pid`: those on
+// its cgroup and on each ancestor up to the hierarchy's root, nearest
+// first, with the directory each is attached to. False (with *error) when it
+// cannot be told: no cgroup v2, or listing needs root.
+struct Applying {
+  std::string cgroup;
+  Attached program;
+};
+bool programs_applying_to(pid_t pid, std::vector<Applying> *out, std::string *error);
+
 // Loads `program` and attaches it to the cgroup beside the programs there
 // (BPF_F_ALLOW_MULTI); when one of ours is attached already, the new one
 // takes its place in one step (BPF_F_REPLACE): no connection meets neither.

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "kernel/bpf.h"
 #include "lib/cli.h"
 #include "lib/options.h"
 #include "lib/output.h"
@@ -82,6 +83,10 @@ struct ProcessFacts {
   std::string obstacle;  // why the library cannot reach its sockets, or ""
   keepalive_cli::Unexamined unexamined;
   keepalive_cli::PassOptions pass;  // the kernel's defaults, read once for left_alone_reason
+  // Kernel mode: our sock_ops programs on its cgroup or an ancestor.
+  bool kernel_read = false;
+  std::vector<keepalive_kernel::Applying> kernel;
+  std::string kernel_error;
 };
 
 // Why libkeepalive (loaded, with a valid configuration) leaves this socket
@@ -193,6 +198,10 @@ std::string text_report(pid_t pid, const ProcessFacts &facts, const std::vector<
   if (!facts.obstacle.empty()) {
     out += "Out of the library's reach: " + facts.program + " " + facts.obstacle + ".\n";
   }
+  for (const keepalive_kernel::Applying &applying : facts.kernel) {
+    out += "Kernel mode: sock_ops program " + std::to_string(applying.program.id) + " on " +
+           applying.cgroup + ": " + applying.program.description + "\n";
+  }
   out += environment_text(facts);
   if (facts.config != nullptr && !facts.libraries.empty()) out += configuration_text(*facts.config);
   if (facts.config != nullptr) {
@@ -288,6 +297,26 @@ void sockets_json(JsonWriter *json, const ProcessFacts &facts,
   json->end_array();
 }
 
+// "kernel_mode": our sock_ops programs that apply to its connections, or
+// null and "kernel_mode_error" when that cannot be told (not root).
+void kernel_json(JsonWriter *json, const ProcessFacts &facts) {
+  json->key("kernel_mode");
+  if (!facts.kernel_read) {
+    json->null();
+    json->field("kernel_mode_error", facts.kernel_error);
+    return;
+  }
+  json->begin_array();
+  for (const keepalive_kernel::Applying &applying : facts.kernel) {
+    json->begin_object();
+    json->field("cgroup", applying.cgroup);
+    json->field("program_id", static_cast<long long>(applying.program.id));
+    json->field("configuration", applying.program.description);
+    json->end_object();
+  }
+  json->end_array();
+}
+
 std::string json_report(pid_t pid, const ProcessFacts &facts, const std::vector<TcpSocket> &sockets,
                         bool summary) {
   JsonWriter json;
@@ -298,6 +327,7 @@ std::string json_report(pid_t pid, const ProcessFacts &facts, const std::vector<
   environment_json(&json, facts);
   configuration_json(&json, facts);
   program_json(&json, facts);
+  kernel_json(&json, facts);
   keepalive_cli::unexamined_json(&json, facts.unexamined);
   sockets_json(&json, facts, sockets, summary);
   json.end_object();
@@ -378,6 +408,8 @@ int keepalive_inspect_report(pid_t pid, bool json, keepalive_cli::Detail detail)
     facts.program_facts = keepalive_cli::read_program_facts(program.get());
     facts.obstacle = keepalive_cli::library_obstacle(facts.program_facts);
   }
+  facts.kernel_read =
+      keepalive_kernel::programs_applying_to(pid, &facts.kernel, &facts.kernel_error);
   const bool summary = keepalive_cli::use_summary(detail, sockets.size());
   std::string report =
       json ? json_report(pid, facts, sockets, summary) : text_report(pid, facts, sockets, summary);
