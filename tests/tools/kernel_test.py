@@ -15,7 +15,8 @@ the cgroup of the process that makes it) with connections from 127.0.0.1,
 and connects to three listeners outside (127.0.0.1, 127.0.0.2, ::1).
 Reach: raw_peer.c, linked statically with glibc (built by CMake) and with
 musl (musl-gcc, by the test), makes its sockets with raw system calls: no
-preload reaches it, the program does.
+preload reaches it, the program does; so does go_peer.go (go_test.py's), whose
+own 15 s wins where Go sets it, as a program's own setsockopt always does.
 Environment: LIBKEEPALIVE_COMMAND, LIBKEEPALIVE_TEST_PRELOAD (the library),
 LIBKEEPALIVE_TEST_RAW_PEER (raw_peer, static), LIBKEEPALIVE_TEST_SOURCE_DIR.
 """
@@ -31,6 +32,7 @@ import textwrap
 import time
 import unittest
 
+from go_test import Peer, build_go_peer
 from command_testlib import (COMMAND, KERNEL_CNT, KERNEL_IDLE, KERNEL_INTVL, PYTHON, TIMEOUT, clean_env,
                              keepalive, main, require, require_root)
 
@@ -290,6 +292,26 @@ class KernelModeTest(unittest.TestCase):
                 self.attach("--idle", "123", "--intvl", "11", "--cnt", "4", "--user-timeout", "9s")
                 self.assertEqual(self.in_cgroup(program),
                                  "client 1 123 11 4 9000\nserver 1 123 11 4 9000\n")
+
+    def test_a_go_program_gets_the_settings_where_it_sets_none(self):
+        directory = tempfile.mkdtemp(prefix="ka-go-")
+        self.addCleanup(shutil.rmtree, directory)
+        program, missing = build_go_peer(directory)
+        require(self, missing)
+        self.attach("--idle", "123", "--intvl", "11", "--cnt", "4")
+        enter = ["sh", "-c", f'echo $$ > {self.cgroup}/cgroup.procs && exec "$0" "$@"', program]
+        # Go's keepalive off (KeepAlive: -1): every connection gets ours.
+        peer = Peer(self, enter + ["-keepalive=off"])
+        self.assertEqual(peer.accept("in")["options"], [1, 123, 11, 4])
+        self.assertEqual(peer.dial("out")["options"], [1, 123, 11, 4])
+        peer.stop()
+        # By default Go sets 15 s itself after accept and dial: its own
+        # values win, ours stay where it sets none (the count).
+        peer = Peer(self, enter)
+        for options in (peer.accept("in")["options"], peer.dial("out")["options"]):
+            self.assertEqual(options[:3], [1, 15, 15])
+            self.assertEqual(options[3], 4)
+        peer.stop()
 
     def test_own_timings_are_left_alone(self):
         # The client sets TCP_KEEPIDLE 600 before connect(): left alone, as
