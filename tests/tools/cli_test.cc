@@ -108,6 +108,8 @@ TEST(JsonQuote, EscapesWhatJsonRequires) {
   EXPECT_EQ(json_quote("line\nnext\ttab"), "\"line\\nnext\\ttab\"");
   EXPECT_EQ(json_quote(std::string("nul\0x", 5)), "\"nul\\u0000x\"");
   EXPECT_EQ(json_quote("\x1b[0m"), "\"\\u001b[0m\"");
+  // DEL is a control byte too (a terminal would act on it); '~' is not.
+  EXPECT_EQ(json_quote("del\x7f~"), "\"del\\u007f~\"");
   // Valid UTF-8 passes through; a stray byte becomes U+00XX.
   EXPECT_EQ(json_quote("caf\xc3\xa9"), "\"caf\xc3\xa9\"");
   EXPECT_EQ(json_quote("bad\xff"), "\"bad\\u00ff\"");

@@ -92,6 +92,23 @@ class CheckTest(unittest.TestCase):
                 self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
                 kernel = parse_json(self, result.stdout)["kernel_defaults"]
                 self.assertEqual((kernel["idle_s"], kernel["from_proc"]), (idle_s, from_proc))
+        # An interval or a count that cannot be read: the kernel's documented
+        # default stands in for it, and the report says the values are not
+        # all the kernel's.
+        for sysctl, key, fallback in (("tcp_keepalive_intvl", "intvl_s", 75),
+                                      ("tcp_keepalive_probes", "cnt", 9)):
+            with self.subTest(sysctl=sysctl), tempfile.TemporaryDirectory() as directory:
+                fake = os.path.join(directory, sysctl)
+                with open(fake, "w") as f:
+                    f.write("none\n")
+                result = subprocess.run(
+                    ["unshare", "-m", "sh", "-c",
+                     f'mount --bind "$1" /proc/sys/net/ipv4/{sysctl} && exec "$2" check --json',
+                     "sh", fake, COMMAND],
+                    capture_output=True, text=True, timeout=TIMEOUT, env=clean_env())
+                self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+                kernel = parse_json(self, result.stdout)["kernel_defaults"]
+                self.assertEqual((kernel[key], kernel["from_proc"]), (fallback, False))
 
     def test_prosody_rules_text(self):
         result = keepalive("check", "--idle", "270", "--rules", PROSODY_RULES)
