@@ -33,8 +33,9 @@ import time
 import unittest
 
 from go_test import Peer, build_go_peer
-from command_testlib import (COMMAND, KERNEL_CNT, KERNEL_IDLE, KERNEL_INTVL, PYTHON, TIMEOUT, clean_env,
-                             keepalive, main, require, require_root)
+from apply_test import as_nobody
+from command_testlib import (COMMAND, KERNEL_CNT, KERNEL_IDLE, KERNEL_INTVL, PYTHON, TIMEOUT,
+                             clean_env, copy_of_command, keepalive, main, require, require_root)
 
 LIBRARY = os.environ["LIBKEEPALIVE_TEST_PRELOAD"]
 RAW_PEER = os.environ["LIBKEEPALIVE_TEST_RAW_PEER"]
@@ -148,6 +149,7 @@ def process_in(test, cgroup):
 class KernelModeTest(unittest.TestCase):
     def setUp(self):
         self.home, self.cgroup = make_cgroup(self)
+        os.chmod(self.cgroup, 0o755)  # others may open it: their refusal is the kernel\'s
 
     def attach(self, *args):
         result = keepalive("attach", self.cgroup, *args)
@@ -352,7 +354,7 @@ class KernelModeTest(unittest.TestCase):
         # 24 of each: more paths than the verifier explores (1 million
         # instructions); refused, with its reason, and nothing attached.
         result = keepalive("attach", self.cgroup, "--idle", "100", "--rules", self.large_rules(24))
-        self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
+        self.assertEqual(result.returncode, 3, result.stdout + result.stderr)
         self.assertIn("the kernel refused the program: Argument list too long (verifier: BPF "
                       "program is too large.", result.stderr)
         listed = keepalive("attach", self.cgroup, "--list")
@@ -372,6 +374,12 @@ class KernelModeTest(unittest.TestCase):
             result = keepalive(*args)
             self.assertEqual(result.returncode, status, f"{args}: {result.stderr}")
             self.assertIn(message, result.stderr, args)
+        # Not root: the reason, exit 3, nothing changed.
+        for args in (["attach", self.cgroup, "--idle", "100"], ["detach", self.cgroup]):
+            result = keepalive(*args, prefix=as_nobody(), command=copy_of_command(self))
+            self.assertEqual(result.returncode, 3, result.stderr)
+            self.assertIn("kernel mode needs root (CAP_BPF, CAP_NET_ADMIN); nothing changed",
+                          result.stderr)
         result = keepalive("attach", self.cgroup, env=clean_env(KEEPALIVE="off"))
         self.assertEqual(result.returncode, 2, result.stderr)
         self.assertIn("KEEPALIVE=off: nothing to attach", result.stderr)

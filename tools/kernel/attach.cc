@@ -4,8 +4,9 @@
 // gets its settings when established — without a preload, so also static
 // programs, Go, musl and setuid programs.
 //
-// Exit 0 done (or --list), 1 the kernel refused, 2 usage or invalid
-// configuration (nothing changed), 3 no such process or cgroup.
+// Exit 0 done (or --list), 2 usage or invalid configuration, 3 kernel mode
+// cannot be used here (no such process or cgroup, not root, the kernel
+// refuses the program); nothing changed but on 0.
 
 #include <stdio.h>
 #include <unistd.h>
@@ -62,8 +63,9 @@ void print_attach_help() {
       "its program and is left alone; the default is read when attaching (in the\n"
       "network namespace of --pid): attach again after changing it.\n"
       "\n"
-      "Exit status: 0 attached (or --list), 1 the kernel refused, 2 usage error or an\n"
-      "invalid configuration (nothing changed), 3 no such process or cgroup.\n"
+      "Exit status: 0 attached (or --list), 2 usage error or an invalid configuration,\n"
+      "3 no such process or cgroup, not root, or the kernel refuses the program (the\n"
+      "reason is shown); nothing changed but on 0.\n"
       "\n"
       "Example: keepalive attach /sys/fs/cgroup/system.slice/prosody.service --idle 270\n";
   fputs(text.c_str(), stdout);
@@ -78,8 +80,8 @@ void print_detach_help() {
   text += keepalive_cli::options_help(kDetachOptions);
   text +=
       "\n"
-      "Exit status: 0 detached (or none was attached), 1 the kernel refused, 2 usage\n"
-      "error, 3 no such process or cgroup.\n";
+      "Exit status: 0 detached (or none was attached), 2 usage error, 3 no such\n"
+      "process or cgroup, not root, or the kernel refuses.\n";
   fputs(text.c_str(), stdout);
 }
 
@@ -254,7 +256,7 @@ int keepalive_cmd_attach(int argc, char **argv) {
     std::vector<keepalive_kernel::Attached> attached;
     return keepalive_attach_list(target.path, target.fd.get(), &attached)
                ? keepalive_cli::kExitOk
-               : keepalive_cli::kExitFailure;
+               : keepalive_cli::kExitNoProcess;
   }
   keepalive_cli::LoadedConfig loaded = keepalive_cli::load_config(flags);
   const keepalive_config &config = *loaded.config;
@@ -268,7 +270,9 @@ int keepalive_cmd_attach(int argc, char **argv) {
                                "program attached before); nothing changed");
     return keepalive_cli::kExitUsage;
   }
-  return keepalive_attach_to(kName, config, target.path, target.fd.get(), target.pid);
+  // A refusal by the kernel: kernel mode cannot be used here (exit 3).
+  const int attached = keepalive_attach_to(kName, config, target.path, target.fd.get(), target.pid);
+  return attached == keepalive_cli::kExitFailure ? keepalive_cli::kExitNoProcess : attached;
 }
 
 int keepalive_cmd_detach(int argc, char **argv) {
@@ -293,8 +297,8 @@ int keepalive_cmd_detach(int argc, char **argv) {
   int detached = 0;
   std::string error;
   if (!keepalive_kernel::detach_ours(target.fd.get(), &detached, &error)) {
-    keepalive_cli::print_error(kName, error);
-    return keepalive_cli::kExitFailure;
+    keepalive_cli::print_error(kName, error + "; nothing changed");
+    return keepalive_cli::kExitNoProcess;
   }
   printf("%s: %s\n", target.path.c_str(),
          detached == 0 ? "no program of ours was attached" : "detached our program");

@@ -86,7 +86,7 @@ UniqueFd load(const std::vector<bpf_insn> &program, std::string *error) {
   log.resize(strlen(log.c_str()));
   *error = std::string("the kernel refused the program: ") + strerror(first_errno);
   if (!log.empty()) *error += " (verifier: " + last_line(log) + ")";
-  if (first_errno == EPERM) *error += "; loading BPF programs needs root (CAP_BPF)";
+  if (first_errno == EPERM) *error += "; loading BPF programs needs root (CAP_BPF, CAP_NET_ADMIN)";
   return UniqueFd();
 }
 
@@ -159,6 +159,7 @@ bool attached_programs(int cgroup_fd, std::vector<Attached> *out, std::string *e
   attr.query.prog_cnt = static_cast<uint32_t>(ids.size());
   if (bpf(BPF_PROG_QUERY, &attr) != 0) {
     *error = errno_text("listing the cgroup's sock_ops programs (BPF_PROG_QUERY)");
+    if (errno == EPERM) *error += "; kernel mode needs root (CAP_BPF, CAP_NET_ADMIN)";
     return false;
   }
   ids.resize(attr.query.prog_cnt);
