@@ -39,6 +39,7 @@ from command_testlib import (COMMAND, KERNEL_CNT, KERNEL_IDLE, KERNEL_INTVL, PYT
 
 LIBRARY = os.environ["LIBKEEPALIVE_TEST_PRELOAD"]
 RAW_PEER = os.environ["LIBKEEPALIVE_TEST_RAW_PEER"]
+FOREIGN = os.environ["LIBKEEPALIVE_TEST_FOREIGN_SOCKOPS"]
 RAW_PEER_SOURCE = os.path.join(os.environ["LIBKEEPALIVE_TEST_SOURCE_DIR"], "tests", "tools",
                                "raw_peer.c")
 
@@ -322,6 +323,24 @@ class KernelModeTest(unittest.TestCase):
         self.assertEqual(self.in_cgroup(RAW_PEER, "600"),
                          f"client 0 600 {KERNEL_INTVL} {KERNEL_CNT} 0\n"
                          f"server 1 123 11 {KERNEL_CNT} 0\n")
+
+    def test_others_programs_stay(self):
+        # Someone else's program on the cgroup stays through our attach,
+        # replace and detach; theirs and ours both run.
+        subprocess.run([FOREIGN, "attach", self.cgroup], check=True, timeout=TIMEOUT)
+        self.addCleanup(subprocess.run, [FOREIGN, "detach", self.cgroup], timeout=TIMEOUT)
+        self.attach("--idle", "123")
+        self.attach("--idle", "124")
+        listed = keepalive("attach", self.cgroup, "--list").stdout
+        self.assertIn("2 sock_ops programs\n", listed)
+        self.assertRegex(listed, r"id \d+ other \(not ours\)")
+        ours = f"1 124 {min(124, KERNEL_INTVL)} {KERNEL_CNT} 0"
+        self.assertEqual(self.in_cgroup(RAW_PEER), f"client {ours}\nserver {ours}\n")
+        detached = keepalive("detach", self.cgroup)
+        self.assertEqual(detached.returncode, 0, detached.stderr)
+        listed = keepalive("attach", self.cgroup, "--list").stdout
+        self.assertIn("1 sock_ops program\n", listed)
+        self.assertRegex(listed, r"id \d+ other \(not ours\)")
 
     def test_a_process_outside_the_cgroup_is_untouched(self):
         self.attach("--idle", "123")
