@@ -8,12 +8,19 @@
 // silence arrives, and ss shows keepalive timers on both ends. The control, through its own NAT, is
 // the same pair not followed: its message is lost.
 //
+// KernelMode.AttachedStaticServerAndClientSurviveTheNat is the same pair
+// in kernel mode instead: both programs run in a cgroup of the test's own
+// with `keepalive attach DIR --idle 1` attached before they start.
+//
 // Prerequisites, loud skips (failures with LIBKEEPALIVE_E2E_REQUIRED=1) and
 // cleanup on every exit path come from cgnat_harness.h.
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -39,6 +46,47 @@ std::optional<std::string> static_peer_unavailable() {
   if (gcc.status != 0) return "gcc -static failed (needs gcc and libc6-dev):\n" + gcc.output;
   return std::nullopt;
 }
+
+// A cgroup v2 directory of the test's own, below the test process's cgroup,
+// on a cgroup2 mount in a scratch directory (`ip netns exec` mounts a fresh
+// /sys, where the host's cgroup mounts are not seen); removed, with the mount,
+// at the end. `enter` is the prefix of a command that runs inside it.
+struct KernelCgroup {
+  std::string mount_point, dir;
+  Strings enter;
+
+  // Why it cannot be made, or nullopt.
+  std::optional<std::string> make() {
+    char scratch[] = "/tmp/ka-e2e-cgroup2-XXXXXX";
+    if (mkdtemp(scratch) == nullptr) return std::string("mkdtemp failed");
+    mount_point = scratch;
+    if (mount("none", scratch, "cgroup2", 0, nullptr) != 0) {
+      rmdir(scratch);
+      mount_point.clear();
+      return std::string("cannot mount cgroup2 (needs root and a kernel with cgroup v2)");
+    }
+    std::ifstream own("/proc/self/cgroup");
+    std::string line, relative = "/";
+    while (std::getline(own, line)) {
+      if (line.rfind("0::", 0) == 0) relative = line.substr(3);
+    }
+    dir = mount_point + (relative == "/" ? "" : relative) + "/ka-e2e-kernel-" +
+          std::to_string(getpid());
+    if (mkdir(dir.c_str(), 0755) != 0) return "cannot make " + dir;
+    enter = {"/bin/sh", "-c", "echo $$ > " + dir + "/cgroup.procs && exec \"$0\" \"$@\""};
+    return std::nullopt;
+  }
+  ~KernelCgroup() {
+    if (!dir.empty()) {
+      run_command({program("keepalive"), "detach", dir});
+      rmdir(dir.c_str());
+    }
+    if (!mount_point.empty()) {
+      umount(mount_point.c_str());
+      rmdir(mount_point.c_str());
+    }
+  }
+};
 
 // A static server and its raw-syscall client through their own NAT, each
 // followed (or not) from its namespace.
@@ -66,18 +114,24 @@ struct Pair {
   }
 };
 
-void start_pair(const std::string &tag, bool followed, Pair *p) {
+// `enter`: a prefix that runs both programs in a cgroup (kernel mode), or
+// empty.
+void start_pair(const std::string &tag, bool followed, Pair *p, const Strings &enter = {}) {
   p->nat = std::make_unique<Nat>(tag, kNatTimeout);
   ASSERT_TRUE(p->nat->up()) << "cgnat up " << p->nat->name() << " failed:\n" << p->nat->up_output();
+  auto in_cgroup = [&enter](Strings command) {
+    command.insert(command.begin(), enter.begin(), enter.end());
+    return command;
+  };
   p->server = std::make_unique<Process>(
-      tag + " server",
-      p->nat->exec("s", {},
-                   {static_peer_path(), "server", kServerAddress, kServerPort, seconds(kSilence)}));
+      tag + " server", p->nat->exec("s", {},
+                                    in_cgroup({static_peer_path(), "server", kServerAddress,
+                                               kServerPort, seconds(kSilence)})));
   ASSERT_TRUE(p->server->wait_for_output("listening", kStartupTimeout)) << p->transcript();
   p->client = std::make_unique<Process>(
       tag + " client", p->nat->exec("c", {},
-                                    {static_peer_path(), "client", kServerAddress, kServerPort,
-                                     seconds(kClientWait)}));
+                                    in_cgroup({static_peer_path(), "client", kServerAddress,
+                                               kServerPort, seconds(kClientWait)})));
   ASSERT_TRUE(p->client->wait_for_output("ready", kStartupTimeout)) << p->transcript();
   if (followed) {
     p->server_follower = p->follow(nullptr, *p->server);
@@ -142,6 +196,41 @@ TEST_F(FollowTest, StaticServerAndRawConnectClientSurviveTheNat) {
             << " s of silence through a NAT that forgets after " << kNatTimeout
             << " s; not followed, it was lost.\nserver follower:\n"
             << followed.server_follower->out();
+}
+
+}  // namespace
+}  // namespace cgnat_harness
+
+namespace cgnat_harness {
+namespace {
+
+class KernelMode : public FollowTest {};
+
+TEST_F(KernelMode, AttachedStaticServerAndClientSurviveTheNat) {
+  KernelCgroup cgroup;
+  E2E_REQUIRE_OR_SKIP(cgroup.make(), "a cgroup2 mount of the test's own", "root, cgroup v2");
+  CommandResult attached = run_command({program("keepalive"), "attach", cgroup.dir, "--idle", "1"});
+  ASSERT_EQ(attached.status, 0) << attached.output;
+  Pair kernel, control;
+  ASSERT_NO_FATAL_FAILURE(start_pair("kernel", false, &kernel, cgroup.enter));
+  ASSERT_NO_FATAL_FAILURE(start_pair("kcontrol", false, &control));
+
+  std::string server_ss = connection_sockets(*kernel.nat, "s");
+  std::string client_ss = connection_sockets(*kernel.nat, "c");
+  EXPECT_NE(server_ss.find("timer:(keepalive,"), std::string::npos) << server_ss;
+  EXPECT_NE(client_ss.find("timer:(keepalive,"), std::string::npos) << client_ss;
+  EXPECT_EQ(connection_sockets(*control.nat, "s").find("timer:(keepalive,"), std::string::npos)
+      << "the control has keepalive on";
+  EXPECT_EQ(client_verdict(*kernel.client), "message_received")
+      << "in kernel mode, the static server's connection should have kept its NAT mapping\n"
+      << attached.output << kernel.transcript();
+  EXPECT_EQ(client_verdict(*control.client), "nothing_received")
+      << "outside the cgroup, the message must be lost (else the emulated NAT does not forget)\n"
+      << control.transcript();
+  std::cout << attached.output << "ss -tnoe, server's namespace:\n"
+            << server_ss << "kernel mode: the static server's message arrived after " << kSilence
+            << " s of silence through a NAT that forgets after " << kNatTimeout
+            << " s; outside the cgroup, it was lost.\n";
 }
 
 }  // namespace
