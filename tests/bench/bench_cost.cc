@@ -18,6 +18,8 @@
 //              the loopback exception naming 127.0.0.2,::1 (the benchmark's
 //              clients, from 127.0.0.1, stand for phones): the listener
 //              carries the port's values, no accepted socket is an exception;
+//   kernel   — no preload: `keepalive attach` with the options on the cgroup
+//              the benchmark and its processes run in (root only);
 //   options* rules16* peer* prosody* — the same with a candidate build of the library
 //              (--candidate), to measure a proposed change in the same run.
 // The listening socket is shared by all runs; it is reset to the kernel's
@@ -62,6 +64,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -185,9 +188,12 @@ double machine_busy_s() {
 
 struct Variant {
   std::string name;
-  std::string library;           // empty: not preloaded
-  std::vector<std::string> env;  // the KEEPALIVE_* variables
+  std::string library;              // empty: not preloaded
+  std::vector<std::string> env;     // the KEEPALIVE_* variables
+  std::vector<std::string> attach;  // kernel mode: `keepalive attach` flags (not preloaded)
   bool preloaded() const { return !library.empty(); }
+  bool kernel() const { return !attach.empty(); }
+  bool baseline() const { return !preloaded() && !kernel(); }
 };
 
 std::vector<std::string> options_env() {
@@ -213,7 +219,7 @@ std::string prosody_rules(unsigned port) {
 }
 
 std::vector<Variant> make_variants(const std::string &library, const std::string &candidate,
-                                   unsigned port) {
+                                   unsigned port, bool kernel) {
   std::string rules16 = "KEEPALIVE_RULES=" + keepalive_bench::port_rules(kRuleCount, port);
   std::vector<Variant> variants = {
       {"without", "", {}},
@@ -222,6 +228,7 @@ std::vector<Variant> make_variants(const std::string &library, const std::string
       {"rules16", library, with(options_env(), rules16)},
       {"peer", library, with(options_env(), std::string("KEEPALIVE_RULES=") + kPeerRule)},
       {"prosody", library, with(options_env(), "KEEPALIVE_RULES=" + prosody_rules(port))}};
+  if (kernel) variants.push_back({"kernel", "", {}, options_env()});
   if (!candidate.empty()) {
     variants.push_back({"options*", candidate, options_env()});
     variants.push_back({"rules16*", candidate, with(options_env(), rules16)});
@@ -282,6 +289,12 @@ class Bench {
 
   bool has_strace() const { return !strace_.empty(); }
   unsigned port() const { return port_; }
+  // Kernel mode: the command that attaches, and the cgroup this process and
+  // its children are in.
+  void use_kernel_mode(std::string keepalive, std::string cgroup) {
+    keepalive_ = std::move(keepalive);
+    cgroup_ = std::move(cgroup);
+  }
 
   // Runs server and client to completion; fails the benchmark if one fails.
   Run run(const Variant &variant, long connections, Probe probe, bool exchange = false) {
@@ -305,6 +318,7 @@ class Bench {
       client = under_strace(client, env, result.client_strace, probe);
       env = without_preload(env);
     }
+    if (variant.kernel()) keepalive({"attach", cgroup_}, variant.attach);
     int out[2];
     if (pipe2(out, O_CLOEXEC) != 0) fail("pipe");
     double start = now_s(), busy_start = machine_busy_s();
@@ -325,6 +339,7 @@ class Bench {
       }
     }
     result.wall_s = now_s() - start;
+    if (variant.kernel()) keepalive({"detach", cgroup_}, {});
     double foreign_s = machine_busy_s() - busy_start - result.cpu_s;
     result.others = std::max(0.0, foreign_s / (result.wall_s * ncpus()));
     // The reports are a few lines: they fit the pipe, so reading after the
@@ -392,6 +407,25 @@ class Bench {
     return argv;
   }
 
+  // `keepalive ARGS` with `env` (the configuration) and nothing else; its
+  // output discarded unless it fails.
+  void keepalive(std::vector<std::string> args, const std::vector<std::string> &env) const {
+    args.insert(args.begin(), keepalive_);
+    int out[2];
+    if (pipe2(out, O_CLOEXEC) != 0) fail("pipe");
+    pid_t pid = spawn(args, env, out[1]);
+    close(out[1]);
+    std::string output;
+    char buf[4096];
+    for (ssize_t got; (got = read(out[0], buf, sizeof buf)) > 0;) output.append(buf, got);
+    close(out[0]);
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      errno = 0;
+      fail("keepalive " + args[1] + " failed: " + output);
+    }
+  }
+
   std::string temporary_path() {
     char path[] = "/tmp/ka-bench-strace-XXXXXX";
     int fd = mkstemp(path);
@@ -419,7 +453,7 @@ class Bench {
     return pid;
   }
 
-  std::string churn_, alloc_counter_, strace_;
+  std::string churn_, alloc_counter_, strace_, keepalive_, cgroup_;
   int listener_ = -1, shared_fd_ = -1;
   unsigned port_ = 0;
   long *shared_ = nullptr;
@@ -469,6 +503,7 @@ TimeFigures measure_time(Bench &bench, const std::vector<Variant> &variants, lon
   TimeFigures figures;
   std::map<std::string, std::vector<double>> cpu_per_connection;
   std::vector<double> others, pauses;
+  std::map<std::string, std::string> carried;  // the last connection's keepalive, per variant
   size_t count = variants.size();
   for (int round = 0; round < rounds; ++round) {
     std::map<std::string, Run> runs;
@@ -486,7 +521,13 @@ TimeFigures measure_time(Bench &bench, const std::vector<Variant> &variants, lon
       pauses.push_back(static_cast<double>(field(r.output, "flow side=client", "pauses")) /
                        static_cast<double>(n));
       cpu_per_connection[v.name].push_back(r.cpu_s / static_cast<double>(n) * 1e6);
-      if (!v.preloaded()) continue;
+      carried[v.name] = "server SO_KEEPALIVE " +
+                        std::to_string(field(r.output, "keepalive side=server", "on")) + " idle " +
+                        std::to_string(field(r.output, "keepalive side=server", "idle")) +
+                        ", client SO_KEEPALIVE " +
+                        std::to_string(field(r.output, "keepalive side=client", "on")) + " idle " +
+                        std::to_string(field(r.output, "keepalive side=client", "idle"));
+      if (v.baseline()) continue;
       figures.cpu_ratio[v.name].push_back(r.cpu_s / base.cpu_s);
       figures.wall_ratio[v.name].push_back(r.wall_s / base.wall_s);
       figures.extra_cpu_us[v.name].push_back((r.cpu_s - base.cpu_s) / static_cast<double>(n) * 1e6);
@@ -496,6 +537,8 @@ TimeFigures measure_time(Bench &bench, const std::vector<Variant> &variants, lon
   }
   printf("other work on the machine during these runs: %s %%\n", spread(others, "%.0f").c_str());
   printf("client flow-control pauses per connection: %s\n", spread(pauses, "%.4f").c_str());
+  printf("what each variant's last connection carried (read by the churn processes):\n");
+  for (const Variant &v : variants) printf("  %-8s %s\n", v.name.c_str(), carried[v.name].c_str());
   printf("CPU per connection, both processes (us):\n");
   for (const Variant &v : variants) {
     printf("  %-8s %s\n", v.name.c_str(), spread(cpu_per_connection[v.name], "%.2f").c_str());
@@ -503,7 +546,7 @@ TimeFigures measure_time(Bench &bench, const std::vector<Variant> &variants, lon
   const std::vector<double> &base = cpu_per_connection[variants[0].name];
   printf("with/without (ratios within each round; spread over the rounds):\n");
   for (const Variant &v : variants) {
-    if (!v.preloaded()) continue;
+    if (v.baseline()) continue;
     const std::vector<double> &cpu = cpu_per_connection[v.name];
     printf("  %-8s CPU ratio %s; fastest runs' ratio %.3f\n", v.name.c_str(),
            spread(figures.cpu_ratio[v.name], "%.3f").c_str(),
@@ -657,7 +700,7 @@ SyscallFigures measure_syscalls(Bench &bench, const std::vector<Variant> &varian
   printf("  without the library: server %.2f calls per connection, client %.2f\n",
          calls_per_connection(base.at("server")), calls_per_connection(base.at("client")));
   for (const Variant &v : variants) {
-    if (!v.preloaded()) continue;
+    if (v.baseline()) continue;
     for (const char *side : kSides) {
       figures[v.name][side] = extra_calls(counts[v.name][side], base.at(side));
       print_extra(v.name, side, figures[v.name][side]);
@@ -691,7 +734,7 @@ std::map<std::string, double> measure_allocations(Bench &bench,
           "whole process %ld\n",
           v.name.c_str(), side, per, kAllocationConnections, rest,
           field(run.output, prefix, "first"), field(run.output, prefix, "process"));
-      if (!v.preloaded()) {
+      if (v.baseline()) {
         base[side] = per;
       } else {
         extra[v.name] = std::max(extra[v.name], per - base[side]);
@@ -745,19 +788,24 @@ void print_targets(const std::vector<Variant> &variants, const TimeFigures &bare
   printf("  options  median CPU ratio, 512-byte exchange %.3f <= %.2f: %s\n", ratio,
          kTargetCpuRatioExchange, met(ratio <= kTargetCpuRatioExchange));
   for (const Variant &v : variants) {
-    if (!v.preloaded()) continue;
+    if (v.baseline()) continue;
     auto found = syscalls.find(v.name);
     if (found == syscalls.end()) {
       printf("  %-8s extra syscalls per connection: not measured (no strace)\n", v.name.c_str());
     } else {
       double server = found->second.at("server").total, client = found->second.at("client").total;
       const bool peer_rules = v.name.rfind("peer", 0) == 0 || v.name.rfind("prosody", 0) == 0;
-      const int target = peer_rules ? kTargetServerCallsWithPeerRules : kTargetServerCalls;
+      const int target = v.kernel()   ? 0
+                         : peer_rules ? kTargetServerCallsWithPeerRules
+                                      : kTargetServerCalls;
       printf("  %-8s server: extra syscalls per accepted socket %.2f <= %d%s: %s\n", v.name.c_str(),
              server, target, v.name.rfind("peer", 0) == 0 ? " (every socket an exception)" : "",
              met(server <= target));
       bool by_destination = v.name.rfind("rules16", 0) == 0;
-      if (!peer_rules) {  // theirs: the options with a peer to read, or off
+      if (v.kernel()) {
+        printf("  %-8s client: extra syscalls per connected socket %.2f <= 0: %s\n", v.name.c_str(),
+               client, met(client <= 0));
+      } else if (!peer_rules) {  // theirs: the options with a peer to read, or off
         printf(
             "  %-8s client: extra syscalls per connected socket %.2f <= %d (%d options + 1): %s\n",
             v.name.c_str(), client, kTargetClientCalls, kOptionsSet,
@@ -771,6 +819,63 @@ void print_targets(const std::vector<Variant> &variants, const TimeFigures &bare
   }
   printf("  decision < 100 ns with 64 rules: see the bench_core test (ka_bench_core)\n");
 }
+
+// Kernel mode's cgroup: this process moves into a cgroup of its own (so do
+// the listener, made next, and the churn processes it starts), and the
+// kernel variant attaches the program there for its runs only. Back where
+// it was, and the directory removed, at the end. Needs root and a cgroup2
+// mount; `why` says what is missing.
+struct KernelCgroup {
+  std::string home, dir, why;
+
+  explicit KernelCgroup(const std::string &keepalive) {
+    if (keepalive.empty()) {
+      why = "no --keepalive command given";
+      return;
+    }
+    if (geteuid() != 0) {
+      why = "needs root";
+      return;
+    }
+    std::string mount_point, relative = "/";
+    std::istringstream mounts(read_file("/proc/self/mountinfo"));
+    for (std::string line; std::getline(mounts, line) && mount_point.empty();) {
+      std::istringstream fields(line);
+      std::string field, point;
+      for (int i = 0; i < 5 && fields >> field; ++i) point = field;
+      while (fields >> field && field != "-") {
+      }
+      if (fields >> field && field == "cgroup2") mount_point = point;
+    }
+    std::istringstream cgroups(read_file("/proc/self/cgroup"));
+    for (std::string line; std::getline(cgroups, line);) {
+      if (line.rfind("0::", 0) == 0) relative = line.substr(3);
+    }
+    if (mount_point.empty()) {
+      why = "no cgroup2 mount";
+      return;
+    }
+    home = mount_point + (relative == "/" ? "" : relative);
+    dir = home + "/ka-bench-" + std::to_string(getpid());
+    if (mkdir(dir.c_str(), 0755) != 0 || !move_here(dir)) {
+      why = "cannot make and enter " + dir + ": " + strerror(errno);
+      rmdir(dir.c_str());
+      dir.clear();
+    }
+  }
+  KernelCgroup(const KernelCgroup &) = delete;
+  KernelCgroup &operator=(const KernelCgroup &) = delete;
+  ~KernelCgroup() {
+    if (dir.empty()) return;
+    move_here(home);
+    rmdir(dir.c_str());
+  }
+  static bool move_here(const std::string &cgroup) {
+    std::ofstream procs(cgroup + "/cgroup.procs");
+    procs << getpid() << std::flush;
+    return static_cast<bool>(procs);
+  }
+};
 
 std::string find_in_path(const char *name) {
   const char *path = getenv("PATH");
@@ -790,7 +895,7 @@ const char *env_or(const char *name, const char *fallback) {
 }  // namespace
 
 int main(int argc, char **argv) {
-  std::string library, churn, alloc_counter;
+  std::string library, churn, alloc_counter, keepalive;
   std::string candidate = env_or("LIBKEEPALIVE_BENCH_CANDIDATE", "");
   int rounds = atoi(env_or("LIBKEEPALIVE_BENCH_ROUNDS", "7"));
   double seconds = atof(env_or("LIBKEEPALIVE_BENCH_SECONDS", "2.5"));
@@ -805,6 +910,8 @@ int main(int argc, char **argv) {
       churn = argv[i + 1];
     } else if (flag == "--alloc-counter") {
       alloc_counter = argv[i + 1];
+    } else if (flag == "--keepalive") {
+      keepalive = argv[i + 1];
     } else if (flag == "--candidate") {
       candidate = argv[i + 1];
     } else if (flag == "--rounds") {
@@ -820,7 +927,8 @@ int main(int argc, char **argv) {
     fprintf(stderr,
             "usage: ka_bench_cost --library <libkeepalive.so> --churn <ka_bench_churn> "
             "--alloc-counter <libka_alloc_counter.so> [--candidate <libkeepalive.so>] "
-            "[--rounds R] [--seconds S] [--check-allocations]\n");
+            "[--keepalive <keepalive command>] [--rounds R] [--seconds S] "
+            "[--check-allocations]\n");
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
@@ -833,8 +941,11 @@ int main(int argc, char **argv) {
   if (!candidate.empty()) printf("candidate (variants marked *): %s\n", candidate.c_str());
   printf("load average at start: %s\n", load_average().c_str());
 
+  KernelCgroup cgroup(keepalive);  // before the listener: it belongs to the cgroup
   Bench bench(churn, alloc_counter, find_in_path("strace"));
-  std::vector<Variant> variants = make_variants(library, candidate, bench.port());
+  if (cgroup.why.empty()) bench.use_kernel_mode(keepalive, cgroup.dir);
+  std::vector<Variant> variants =
+      make_variants(library, candidate, bench.port(), cgroup.why.empty());
   if (check_allocations) {
     // The test form (CTest bench_allocations): the exact figure, asserted.
     std::map<std::string, double> allocations = measure_allocations(bench, variants);
@@ -852,6 +963,12 @@ int main(int argc, char **argv) {
       kRuleCount, keepalive_bench::port_rules(kRuleCount, bench.port()).c_str());
   printf("peer: options + KEEPALIVE_RULES=%s\n", kPeerRule);
   printf("prosody: options + KEEPALIVE_RULES=%s\n", prosody_rules(bench.port()).c_str());
+  if (cgroup.why.empty()) {
+    printf("kernel: no preload; `keepalive attach` with the options on the cgroup %s\n",
+           cgroup.dir.c_str());
+  } else {
+    printf("kernel: SKIPPED (%s)\n", cgroup.why.c_str());
+  }
   fflush(stdout);
 
   long n = calibrate(bench, variants[0], seconds, false);

@@ -28,6 +28,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,6 +157,18 @@ void report_memory(const char *side) {
       side, vmrss, rss_anon, size, rss, pss, private_dirty);
 }
 
+// "keepalive side=SIDE on=0|1 idle=N": what the last connection carried, so
+// that the driver sees each variant configured it (two getsockopt calls, on
+// one connection of each run, in every variant).
+void report_keepalive(const char *side, int fd) {
+  int on = -1, idle = -1;
+  socklen_t len = sizeof on;
+  getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, &len);
+  len = sizeof idle;
+  getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, &len);
+  printf("keepalive side=%s on=%d idle=%d\n", side, on, idle);
+}
+
 void run_server(int listener, Shared *shared, long connections, bool exchange) {
   AllocationProbe allocations;
   char buf[kExchangeBytes];
@@ -174,6 +187,7 @@ void run_server(int listener, Shared *shared, long connections, bool exchange) {
       transfer(fd, buf, sizeof buf, false);
       transfer(fd, buf, sizeof buf, true);
     }
+    if (i == connections - 1) report_keepalive("server", fd);
     close(fd);
     __atomic_store_n(&shared->accepted, i + 1, __ATOMIC_RELEASE);
     if (i == 0) allocations.first_done();
@@ -231,6 +245,7 @@ void run_client(unsigned port, Shared *shared, long connections, bool exchange) 
       wait_accepted(shared, 0);
     }
   }
+  report_keepalive("client", open_fds[(connections - 1) % kWindow]);
   for (long i = connections > kWindow ? connections - kWindow : 0; i < connections; ++i) {
     wait_accepted(shared, i);
     close_with_reset(open_fds[i % kWindow]);
