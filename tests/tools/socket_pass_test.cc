@@ -14,6 +14,7 @@
 
 #include <set>
 #include <string>
+#include <tuple>
 
 #include "lib/output.h"
 #include "lib/socket_report.h"
@@ -182,6 +183,27 @@ TEST(Predict, OverrideReplacesThePrograms15sButNeverSwitchesKeepaliveOff) {
   EXPECT_EQ(describe_socket(config, established(7200, 5222), options).action, Action::kWouldSet);
   TcpSocket ours = established(270, 5222);
   EXPECT_EQ(describe_socket(config, ours, options).action, Action::kWouldSet);
+}
+
+// What --dry-run shows after: every value the decision sets, the socket's
+// own for the others.
+TEST(Predict, AfterHasTheValuesTheDecisionSetsAndKeepsTheOthers) {
+  const keepalive_config config =
+      load("270", "in port=5222 idle=100 cnt=3 user_timeout=9s; in port=5223 idle=100");
+  TcpSocket with_timeout = established(7200, 5222);
+  with_timeout.keepalive.enable = 0;
+  with_timeout.keepalive.user_timeout_ms = 5000;
+  const Outcome set = describe_socket(config, with_timeout, predict());
+  EXPECT_EQ(set.action, Action::kWouldSet);
+  EXPECT_EQ(
+      std::make_tuple(set.after.enable, set.after.idle_s, set.after.cnt, set.after.user_timeout_ms),
+      std::make_tuple(1, 100, 3, 9000LL));
+  TcpSocket other_port = with_timeout;
+  other_port.local = ipv4("127.0.0.1", 5223);
+  const Outcome kept = describe_socket(config, other_port, predict());
+  EXPECT_EQ(std::make_tuple(kept.after.enable, kept.after.idle_s, kept.after.cnt,
+                            kept.after.user_timeout_ms),
+            std::make_tuple(1, 100, 9, 5000LL));
 }
 
 TcpSocket listening(uint16_t port) {
