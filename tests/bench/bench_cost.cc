@@ -188,9 +188,9 @@ double machine_busy_s() {
 
 struct Variant {
   std::string name;
-  std::string library;              // empty: not preloaded
-  std::vector<std::string> env;     // the KEEPALIVE_* variables
-  std::vector<std::string> attach;  // kernel mode: `keepalive attach` flags (not preloaded)
+  std::string library;                   // empty: not preloaded
+  std::vector<std::string> env;          // the KEEPALIVE_* variables
+  std::vector<std::string> attach = {};  // kernel mode: `keepalive attach` environment
   bool preloaded() const { return !library.empty(); }
   bool kernel() const { return !attach.empty(); }
   bool baseline() const { return !preloaded() && !kernel(); }

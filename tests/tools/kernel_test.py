@@ -32,14 +32,11 @@ import textwrap
 import time
 import unittest
 
-from go_test import Peer, build_go_peer
-from apply_test import as_nobody
 from command_testlib import (COMMAND, KERNEL_CNT, KERNEL_IDLE, KERNEL_INTVL, PYTHON, TIMEOUT,
                              clean_env, copy_of_command, keepalive, main, require, require_root)
 
 LIBRARY = os.environ["LIBKEEPALIVE_TEST_PRELOAD"]
 RAW_PEER = os.environ["LIBKEEPALIVE_TEST_RAW_PEER"]
-FOREIGN = os.environ["LIBKEEPALIVE_TEST_FOREIGN_SOCKOPS"]
 RAW_PEER_SOURCE = os.path.join(os.environ["LIBKEEPALIVE_TEST_SOURCE_DIR"], "tests", "tools",
                                "raw_peer.c")
 
@@ -297,6 +294,7 @@ class KernelModeTest(unittest.TestCase):
                                  "client 1 123 11 4 9000\nserver 1 123 11 4 9000\n")
 
     def test_a_go_program_gets_the_settings_where_it_sets_none(self):
+        from go_test import Peer, build_go_peer  # its environment: this class's only
         directory = tempfile.mkdtemp(prefix="ka-go-")
         self.addCleanup(shutil.rmtree, directory)
         program, missing = build_go_peer(directory)
@@ -327,8 +325,9 @@ class KernelModeTest(unittest.TestCase):
     def test_others_programs_stay(self):
         # Someone else's program on the cgroup stays through our attach,
         # replace and detach; theirs and ours both run.
-        subprocess.run([FOREIGN, "attach", self.cgroup], check=True, timeout=TIMEOUT)
-        self.addCleanup(subprocess.run, [FOREIGN, "detach", self.cgroup], timeout=TIMEOUT)
+        foreign = os.environ["LIBKEEPALIVE_TEST_FOREIGN_SOCKOPS"]
+        subprocess.run([foreign, "attach", self.cgroup], check=True, timeout=TIMEOUT)
+        self.addCleanup(subprocess.run, [foreign, "detach", self.cgroup], timeout=TIMEOUT)
         self.attach("--idle", "123")
         self.attach("--idle", "124")
         listed = keepalive("attach", self.cgroup, "--list").stdout
@@ -394,6 +393,7 @@ class KernelModeTest(unittest.TestCase):
             self.assertEqual(result.returncode, status, f"{args}: {result.stderr}")
             self.assertIn(message, result.stderr, args)
         # Not root: the reason, exit 3, nothing changed.
+        from apply_test import as_nobody  # its environment: this class's only
         for args in (["attach", self.cgroup, "--idle", "100"], ["detach", self.cgroup]):
             result = keepalive(*args, prefix=as_nobody(), command=copy_of_command(self))
             self.assertEqual(result.returncode, 3, result.stderr)
