@@ -429,8 +429,11 @@ class DisableStatusTest(unittest.TestCase):
         result = keepalive("status", "prosody", "--unit-dir", directory)
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
         self.assertIn(f"Library: {LIBRARY} (present)", result.stdout)
-        # The drop-in's configuration, explained by `check` itself.
+        # The drop-in's configuration, explained by `check` itself, under a
+        # heading that says so.
         check = keepalive("check", "--rules", RULES)
+        self.assertIn("\nConfiguration in the drop-in, as `keepalive check` explains it:\n"
+                      "Configuration is valid.\n", result.stdout)
         self.assertIn(check.stdout.split("Log:", 1)[1], result.stdout)
         self.assertIn("Running process: unknown", result.stdout)
 
