@@ -336,6 +336,14 @@ class Round {
   Contact *contact_;
   const double run_start_;
   std::vector<Probe> probes_;
+  // time_left's worst case of the later rounds, when computed and after how
+  // many losses.
+  struct WorstCase {
+    double at = -1;
+    long long later_ms = 0;
+    size_t losses = 0;
+  };
+  mutable WorstCase worst_;
 };
 
 // The round's first progress line: its probes and when they end.
@@ -676,7 +684,17 @@ std::string Round::time_left() const {
                      : set_up + static_cast<double>(probe.idle_ms + settings_.grace_ms) / 1000;
     round_end = std::max(round_end, end);
   }
-  long long later = keepalive_natprobe::later_rounds_ms(report_->trials, pending, settings_);
+  // The worst case plays every timeout still possible (tens of ms with 64
+  // probes): again after a loss or a second, else the last one, less the
+  // time since (it stays an upper bound).
+  const size_t losses = static_cast<size_t>(
+      std::count_if(report_->trials.begin(), report_->trials.end(),
+                    [](const Trial &trial) { return trial.outcome != Outcome::kSurvived; }));
+  if (worst_.at < 0 || now - worst_.at >= 1 || losses != worst_.losses) {
+    worst_ = {now, keepalive_natprobe::later_rounds_ms(report_->trials, pending, settings_),
+              losses};
+  }
+  const long long later = std::max(0LL, worst_.later_ms - to_ms(now - worst_.at));
   long long left_ms = to_ms(round_end - now) + later;
   long long expected_ms = to_ms(round_end - now) + keepalive_natprobe::expected_later_rounds_ms(
                                                        report_->trials, pending, settings_);
