@@ -217,11 +217,6 @@ void configure_listener(const keepalive_config *cfg, int listener,
   }
 }
 
-bool same_values(const keepalive_settings &a, const keepalive_settings &b) {
-  return a.enable == b.enable && a.idle_s == b.idle_s && a.intvl_s == b.intvl_s && a.cnt == b.cnt &&
-         a.user_timeout_ms == b.user_timeout_ms;
-}
-
 // An accepted socket whose idle time is `idle_s`, not the kernel's: when it
 // carries what configure_listener set (the decision for any peer) and a
 // peer= rule decides its peer otherwise, it gets its own decision, changing

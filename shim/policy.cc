@@ -75,6 +75,11 @@ bool peer_rule_names(const keepalive_config *cfg, const keepalive_socket_facts *
   return false;
 }
 
+bool same_values(const keepalive_settings &a, const keepalive_settings &b) {
+  return a.enable == b.enable && a.idle_s == b.idle_s && a.intvl_s == b.intvl_s && a.cnt == b.cnt &&
+         a.user_timeout_ms == b.user_timeout_ms;
+}
+
 }  // namespace keepalive
 
 extern "C" {
